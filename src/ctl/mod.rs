@@ -1,0 +1,1 @@
+//! ctl — the operator's control socket (in progress)

@@ -1,0 +1,43 @@
+//! Datapath actions: what a megaflow does to the packets it matches.
+//!
+//! These are the fast path's actions, already translated from OpenFlow by ofproto: every
+//! decision that depends on the packet was made at translation time (with the fields it
+//! looked at added to the megaflow mask), so executing them needs no lookups.
+
+use crate::netdev::DpPortNo;
+
+/// One datapath action. A list of them runs in order; a list with no `Output` drops.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum DpAction {
+    /// Send a copy of the packet, as it is at this point, out of a port.
+    Output(DpPortNo),
+    SetEthSrc([u8; 6]),
+    SetEthDst([u8; 6]),
+    /// IPv4 source address; the IPv4 and TCP/UDP checksums are updated.
+    SetIpv4Src([u8; 4]),
+    /// IPv4 destination address; the IPv4 and TCP/UDP checksums are updated.
+    SetIpv4Dst([u8; 4]),
+    /// IPv6 source address; the TCP/UDP/ICMPv6 checksum is updated.
+    SetIpv6Src([u8; 16]),
+    /// IPv6 destination address; the TCP/UDP/ICMPv6 checksum is updated.
+    SetIpv6Dst([u8; 16]),
+    /// DSCP (the upper 6 bits of the IPv4 TOS / IPv6 traffic class), ECN kept.
+    SetIpDscp(u8),
+    /// IPv4 TTL / IPv6 hop limit.
+    SetIpTtl(u8),
+    /// Decrement IPv4 TTL / IPv6 hop limit; a packet whose TTL would reach 0 is dropped.
+    DecIpTtl,
+    /// TCP/UDP/SCTP source port; the L4 checksum is updated.
+    SetTpSrc(u16),
+    /// TCP/UDP/SCTP destination port; the L4 checksum is updated.
+    SetTpDst(u16),
+    /// Push an 802.1Q (0x8100) or 802.1ad (0x88a8) tag with this TCI (VLAN_PRESENT bit ignored).
+    PushVlan {
+        tpid: u16,
+        tci: u16,
+    },
+    /// Pop the outermost VLAN tag (no-op without one).
+    PopVlan,
+    /// Rewrite the outermost tag's TCI (no-op without a tag).
+    SetVlanTci(u16),
+}

@@ -1,0 +1,18 @@
+//! datapath — the per-core fast path.
+//!
+//! Each poll thread ([`pmd`]) owns its [`Umem`](crate::netdev::Umem), its exact-match cache
+//! ([`emc`]) and its counters; it runs rx batch → [`extract`] key → EMC → megaflow
+//! [`classifier`] → [`actions`] → batched tx per port. Megaflows are shared by every poll
+//! thread, read lock-free, and published by the control thread as new versions
+//! ([`megaflow`]): when `MegaflowTable::publish` returns, no poll thread can use an older
+//! version. Misses become [`Upcall`](upcall::Upcall)s on a bounded queue (full => drop and
+//! count); the poll thread never blocks on the slow path.
+//! Calls: `netdev`, `packet`. Threads: poll threads + the control thread. No `unsafe`.
+
+pub mod actions;
+pub mod classifier;
+pub mod emc;
+pub mod execute;
+pub mod extract;
+pub mod flow;
+pub mod megaflow;

@@ -1,0 +1,1 @@
+//! ofproto — the slow path (in progress)
