@@ -77,7 +77,7 @@ impl std::fmt::Debug for FlowKey {
         let mut d = f.debug_struct("FlowKey");
         macro_rules! nz {
             ($($field:ident),*) => {$(
-                if self.$field != Zeroable::zeroed() { d.field(stringify!($field), &self.$field); }
+                if bytemuck::bytes_of(&self.$field).iter().any(|&b| b != 0) { d.field(stringify!($field), &self.$field); }
             )*};
         }
         nz!(
