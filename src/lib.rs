@@ -14,3 +14,4 @@ pub mod datapath;
 pub mod netdev;
 pub mod ofproto;
 pub mod packet;
+pub mod pktgen;

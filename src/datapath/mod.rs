@@ -16,3 +16,6 @@ pub mod execute;
 pub mod extract;
 pub mod flow;
 pub mod megaflow;
+pub mod dpif;
+pub mod pmd;
+pub mod upcall;

@@ -1,1 +1,2 @@
 //! ofproto — the slow path (in progress)
+pub mod bridge;

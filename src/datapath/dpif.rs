@@ -1,0 +1,1 @@
+//! The datapath interface (in progress)

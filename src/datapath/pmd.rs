@@ -1,0 +1,1 @@
+//! Poll threads (in progress)

@@ -1,0 +1,1 @@
+//! Upcalls (in progress)
