@@ -3,15 +3,23 @@
 //! Layers, dependencies pointing down only (see `docs/architecture.md`):
 //!
 //! ```text
-//! ctl (operator socket) ─┐
-//! ofproto (slow path: flow tables, translation) → datapath (per-core fast path) → netdev (ports)
+//! ofproto (slow path: OpenFlow tables, translation, the bridge's control thread)
+//!    ↓ megaflows (published RCU-style)        ↑ upcalls (bounded queue)
+//! datapath (per-core fast path: key extraction, EMC, megaflow classifier, actions)
+//!    ↓
+//! netdev (ports: AF_XDP with the XDP program from bpf/, in-memory)
 //! ```
 //! Wire formats live apart and do no I/O: [`packet`] (header views and builders).
+//! Around them: [`ctl`] (the operator's socket), [`run`] (assembling a switch from options),
+//! [`pktgen`] (traffic generator and sink), [`demo`] and [`netns`] (test hosts).
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod ctl;
 pub mod datapath;
+pub mod demo;
 pub mod netdev;
+pub mod netns;
 pub mod ofproto;
 pub mod packet;
 pub mod pktgen;
+pub mod run;

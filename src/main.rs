@@ -1,3 +1,213 @@
-fn main() {
-    println!("xdpswitch (in progress)");
+//! The `xdpswitch` command: run a switch, talk to a running one, run the demo, generate
+//! traffic. Errors print as one line (`xdpswitch: error: ...`) and exit with status 1.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use xdpswitch::datapath::dpif::DatapathConfig;
+use xdpswitch::netdev::afxdp::XdpMode;
+use xdpswitch::ofproto::bridge::BridgeConfig;
+use xdpswitch::run::RunOptions;
+
+#[derive(Parser)]
+#[command(name = "xdpswitch", version, about = "A userspace OpenFlow switch on AF_XDP sockets")]
+struct Cli {
+    /// Log level (error, warn, info, debug, trace) or a tracing filter.
+    #[arg(long, global = true, default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Auto,
+    Native,
+    Generic,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a switch over network interfaces (ports are numbered 1, 2, ... in order).
+    Run {
+        /// An interface to switch between (repeat for each port).
+        #[arg(long = "port", value_name = "IFACE", required = true)]
+        ports: Vec<String>,
+        /// Rules in `ovs-ofctl add-flows` syntax, one per line.
+        #[arg(long, value_name = "FILE")]
+        flows: Option<PathBuf>,
+        /// Poll threads (one per core).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        cores: u16,
+        /// The control socket for `xdpswitch ctl`.
+        #[arg(long, default_value = xdpswitch::ctl::DEFAULT_PATH)]
+        ctl: PathBuf,
+        /// How to attach the XDP program: native first with generic fallback (auto), or forced.
+        #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
+        xdp_mode: ModeArg,
+        /// Exact-match cache entries per poll thread (power of two); 0 disables the cache.
+        #[arg(long, default_value_t = 8192)]
+        emc_entries: usize,
+        /// Insert into the exact-match cache one time in N (OVS: 100).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+        emc_insert_inv_prob: u32,
+        /// Upcall queue bound (misses beyond it are dropped and counted).
+        #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+        upcall_queue: u32,
+        /// Most megaflows at once.
+        #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u32).range(1..))]
+        max_megaflows: u32,
+        /// Seconds an unused megaflow stays installed.
+        #[arg(long, default_value_t = 10)]
+        max_idle: u64,
+    },
+    /// Send a command to a running switch (`list-commands` lists them).
+    Ctl {
+        /// The switch's control socket.
+        #[arg(long, default_value = xdpswitch::ctl::DEFAULT_PATH)]
+        ctl: PathBuf,
+        /// Answer in JSON where the command supports it.
+        #[arg(long)]
+        json: bool,
+        /// The command and its arguments.
+        #[arg(required = true, trailing_var_arg = true)]
+        argv: Vec<String>,
+    },
+    /// Build two namespaces joined by the switch, send real traffic through it, print the rate.
+    Demo {
+        /// Seconds of traffic.
+        #[arg(long, default_value_t = 5)]
+        duration: u64,
+        /// Frame size in bytes (60..=1518).
+        #[arg(long, default_value_t = 64)]
+        size: u32,
+        /// Poll threads.
+        #[arg(long, default_value_t = 1)]
+        cores: u16,
+    },
+    /// A bare AF_XDP forwarder between two interfaces (no classification): the baseline the
+    /// switch is measured against.
+    Fwd {
+        #[arg(long = "port", value_name = "IFACE", num_args = 1, required = true)]
+        ports: Vec<String>,
+        /// Stop after this many seconds (default: until Ctrl-C).
+        #[arg(long)]
+        duration: Option<u64>,
+        #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
+        xdp_mode: ModeArg,
+    },
+    /// Traffic generator and sink for benchmarks.
+    #[command(subcommand)]
+    Pktgen(xdpswitch::pktgen::PktgenCmd),
+}
+
+fn mode(m: ModeArg) -> XdpMode {
+    match m {
+        ModeArg::Auto => XdpMode::Auto,
+        ModeArg::Native => XdpMode::Native,
+        ModeArg::Generic => XdpMode::Generic,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    match real_main(cli.cmd) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xdpswitch: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Cmd::Run {
+            ports,
+            flows,
+            cores,
+            ctl,
+            xdp_mode,
+            emc_entries,
+            emc_insert_inv_prob,
+            upcall_queue,
+            max_megaflows,
+            max_idle,
+        } => {
+            if emc_entries != 0 && !emc_entries.is_power_of_two() {
+                anyhow::bail!("--emc-entries {emc_entries}: must be 0 or a power of two");
+            }
+            let opts = RunOptions {
+                ports,
+                flows,
+                flow_text: None,
+                ctl_path: ctl,
+                xdp_mode: mode(xdp_mode),
+                datapath: DatapathConfig {
+                    n_pmds: cores as usize,
+                    emc_entries,
+                    emc_insert_inv_prob,
+                    upcall_queue: upcall_queue as usize,
+                    max_megaflows: max_megaflows as usize,
+                    ..DatapathConfig::default()
+                },
+                bridge: BridgeConfig { megaflow_max_idle: Duration::from_secs(max_idle), ..BridgeConfig::default() },
+            };
+            xdpswitch::run::run(&opts)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Ctl { ctl, json, argv } => {
+            let r = xdpswitch::ctl::call(&ctl, &argv, json)?;
+            if r.ok {
+                print!("{}", r.body);
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("xdpswitch ctl: {}", r.body.trim_end());
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        Cmd::Demo { duration, size, cores } => {
+            xdpswitch::demo::run(&xdpswitch::demo::DemoOptions { duration, size, cores: cores as usize })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Fwd { ports, duration, xdp_mode } => {
+            fwd(&ports, duration, mode(xdp_mode))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Pktgen(cmd) => {
+            xdpswitch::pktgen::run(cmd)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn fwd(ports: &[String], duration: Option<u64>, xdp_mode: XdpMode) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if ports.len() != 2 {
+        anyhow::bail!("--port: the forwarder takes exactly two interfaces");
+    }
+    let cfg = xdpswitch::netdev::afxdp::AfXdpConfig { mode: xdp_mode, ..Default::default() };
+    let a = xdpswitch::netdev::afxdp::AfXdpPort::open(&ports[0], &cfg).with_context(|| format!("--port {}", ports[0]))?;
+    let b = xdpswitch::netdev::afxdp::AfXdpPort::open(&ports[1], &cfg).with_context(|| format!("--port {}", ports[1]))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    if let Some(d) = duration {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(d));
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
+    let stats = xdpswitch::netdev::bare::forward(&a, &b, &stop)?;
+    println!("{stats:?}");
+    Ok(())
 }

@@ -1,1 +1,258 @@
-//! The datapath interface (in progress)
+//! [`Datapath`]: the control thread's handle on the fast path (the role of OVS's dpif).
+//!
+//! It owns the ports, the shared megaflow table (the writer side) and the poll threads. Queue
+//! `q` of every port is served by poll thread `q % n_pmds`, so each thread has its own socket
+//! on every port with enough queues, all in the thread's one UMEM: forwarding between those
+//! ports never copies. A thread that must transmit on a port it has no queue of (a port with
+//! fewer queues than poll threads) drops and counts (`tx_no_port`); `start` warns about it.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+
+use super::actions::DpAction;
+use super::emc::ExactMatchCache;
+use super::megaflow::MegaflowTable;
+use super::pmd::{Pmd, PmdQueue, PmdStats, PmdStatsSnapshot};
+use super::upcall::{Execute, Upcall};
+use crate::netdev::{self, DpPortNo, Port, PortStats, Umem};
+
+/// Tunables of the fast path.
+#[derive(Clone, Debug)]
+pub struct DatapathConfig {
+    /// Number of poll threads.
+    pub n_pmds: usize,
+    /// Exact-match cache entries per poll thread (a power of two); 0 turns the EMC off.
+    pub emc_entries: usize,
+    /// Insert into the EMC one time in this many (OVS: 100); 1 = always.
+    pub emc_insert_inv_prob: u32,
+    /// Bound of the upcall queue (misses beyond it are dropped and counted).
+    pub upcall_queue: usize,
+    /// Bound of each poll thread's execute queue.
+    pub exec_queue: usize,
+    /// Most megaflows at once.
+    pub max_megaflows: usize,
+    /// UMEM chunks per queue a poll thread serves.
+    pub chunks_per_queue: u32,
+}
+
+impl Default for DatapathConfig {
+    fn default() -> Self {
+        DatapathConfig {
+            n_pmds: 1,
+            emc_entries: 8192,
+            emc_insert_inv_prob: 100,
+            upcall_queue: 4096,
+            exec_queue: 4096,
+            max_megaflows: 200_000,
+            chunks_per_queue: 4096 + 1024,
+        }
+    }
+}
+
+/// Errors from building the datapath.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Netdev(#[from] netdev::Error),
+    #[error("allocating a UMEM of {chunks} chunks: {source}")]
+    Umem {
+        chunks: u32,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("port number {0} is used twice")]
+    DuplicatePortNo(DpPortNo),
+    #[error("port number {0} is out of range (1..=65535)")]
+    BadPortNo(DpPortNo),
+    #[error("--cores must be at least 1")]
+    NoPmds,
+    #[error("starting poll thread {pmd}: {source}")]
+    Spawn {
+        pmd: usize,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A port of the datapath.
+#[derive(Clone)]
+pub struct DpPort {
+    pub no: DpPortNo,
+    pub port: Arc<dyn Port>,
+}
+
+struct PmdHandle {
+    thread: Option<JoinHandle<()>>,
+    stats: Arc<PmdStats>,
+    exec_tx: Sender<Execute>,
+    /// (port, queue) pairs this thread serves.
+    queues: Vec<(DpPortNo, u32)>,
+}
+
+/// The fast path, seen from the control thread.
+pub struct Datapath {
+    ports: Vec<DpPort>,
+    megaflows: MegaflowTable,
+    pmds: Vec<PmdHandle>,
+    upcall_rx: Receiver<Upcall>,
+    stop: Arc<AtomicBool>,
+    epoch: Instant,
+    baseline: Vec<PmdStatsSnapshot>,
+}
+
+impl Datapath {
+    /// Opens every queue of every port, builds one UMEM per poll thread, starts the threads.
+    pub fn start(cfg: &DatapathConfig, ports: Vec<DpPort>) -> Result<Datapath, Error> {
+        if cfg.n_pmds == 0 {
+            return Err(Error::NoPmds);
+        }
+        let mut max_no = 0u32;
+        for (i, p) in ports.iter().enumerate() {
+            if p.no.0 == 0 || p.no.0 > u16::MAX as u32 {
+                return Err(Error::BadPortNo(p.no));
+            }
+            if ports[..i].iter().any(|q| q.no == p.no) {
+                return Err(Error::DuplicatePortNo(p.no));
+            }
+            max_no = max_no.max(p.no.0);
+        }
+        let mut slot_of = vec![0u16; max_no as usize + 1];
+        for (i, p) in ports.iter().enumerate() {
+            slot_of[p.no.0 as usize] = i as u16 + 1;
+        }
+        let megaflows = MegaflowTable::new(cfg.n_pmds, cfg.max_megaflows);
+        let (upcall_tx, upcall_rx) = bounded(cfg.upcall_queue.max(1));
+        let stop = Arc::new(AtomicBool::new(false));
+        let epoch = Instant::now();
+        let mut built = Vec::new();
+        for id in 0..cfg.n_pmds {
+            let mut assigned = Vec::new();
+            for (slot, p) in ports.iter().enumerate() {
+                for qid in (0..p.port.n_queues()).filter(|q| *q as usize % cfg.n_pmds == id) {
+                    assigned.push((slot, qid));
+                }
+            }
+            let chunks = cfg.chunks_per_queue * (assigned.len() as u32).max(1);
+            let mut umem = Umem::new(chunks).map_err(|source| Error::Umem { chunks, source })?;
+            let mut queues = Vec::with_capacity(assigned.len());
+            let mut tx_queue_of = vec![None; ports.len()];
+            for (slot, qid) in assigned {
+                let queue = ports[slot].port.open_queue(qid, &mut umem)?;
+                tx_queue_of[slot].get_or_insert(queues.len());
+                queues.push(PmdQueue { port_slot: slot, port_no: ports[slot].no, qid, queue });
+            }
+            for (slot, tx) in tx_queue_of.iter().enumerate() {
+                if tx.is_none() && !queues.is_empty() {
+                    tracing::warn!(
+                        pmd = id,
+                        port = ports[slot].port.name(),
+                        "port has fewer queues than poll threads: packets this thread sends to it are dropped (use --cores <= queues)"
+                    );
+                }
+            }
+            let (exec_tx, exec_rx) = bounded(cfg.exec_queue.max(1));
+            let stats = Arc::new(PmdStats::default());
+            let emc = (cfg.emc_entries > 0)
+                .then(|| ExactMatchCache::new(cfg.emc_entries, cfg.emc_insert_inv_prob));
+            let served = queues.iter().map(|q| (q.port_no, q.qid)).collect::<Vec<_>>();
+            let pmd = Pmd {
+                id,
+                umem,
+                queues,
+                tx_queue_of,
+                slot_of: slot_of.clone(),
+                emc,
+                reader: megaflows.reader(),
+                stats: stats.clone(),
+                upcall_tx: upcall_tx.clone(),
+                exec_rx,
+                stop: stop.clone(),
+                epoch,
+            };
+            built.push((pmd, PmdHandle { thread: None, stats, exec_tx, queues: served }));
+        }
+        let mut pmds = Vec::with_capacity(built.len());
+        for (pmd, mut handle) in built {
+            let id = pmd.id;
+            let thread = std::thread::Builder::new()
+                .name(format!("pmd{id}"))
+                .spawn(move || pmd.run())
+                .map_err(|source| Error::Spawn { pmd: id, source })?;
+            handle.thread = Some(thread);
+            pmds.push(handle);
+        }
+        let baseline = pmds.iter().enumerate().map(|(i, _)| PmdStatsSnapshot { pmd: i, ..Default::default() }).collect();
+        Ok(Datapath { ports, megaflows, pmds, upcall_rx, stop, epoch, baseline })
+    }
+
+    /// The ports, in the order given.
+    pub fn ports(&self) -> &[DpPort] {
+        &self.ports
+    }
+    /// Number of poll threads.
+    pub fn n_pmds(&self) -> usize {
+        self.pmds.len()
+    }
+    /// The (port, queue) pairs poll thread `pmd` serves.
+    pub fn pmd_queues(&self, pmd: usize) -> &[(DpPortNo, u32)] {
+        &self.pmds[pmd].queues
+    }
+    /// Milliseconds since the datapath started: the clock of megaflow `used` times.
+    pub fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+    /// The megaflow table (writer side). Changes take effect at `publish()`.
+    pub fn megaflows(&mut self) -> &mut MegaflowTable {
+        &mut self.megaflows
+    }
+    /// The megaflow table, read-only.
+    pub fn megaflows_ref(&self) -> &MegaflowTable {
+        &self.megaflows
+    }
+    /// Misses from every poll thread.
+    pub fn upcalls(&self) -> &Receiver<Upcall> {
+        &self.upcall_rx
+    }
+    /// Asks poll thread `pmd` to run `actions` on `packet`. `false` when its queue is full.
+    pub fn execute(&self, pmd: usize, in_port: DpPortNo, packet: Vec<u8>, actions: Arc<[DpAction]>) -> bool {
+        let pmd = pmd.min(self.pmds.len() - 1);
+        match self.pmds[pmd].exec_tx.try_send(Execute { in_port, packet, actions }) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+    /// Counters of every poll thread since the last `clear_pmd_stats`.
+    pub fn pmd_stats(&self) -> Vec<PmdStatsSnapshot> {
+        self.pmds.iter().enumerate().map(|(i, p)| p.stats.snapshot(i).since(&self.baseline[i])).collect()
+    }
+    /// Starts the poll-thread counters from zero (a baseline; the counters keep running).
+    pub fn clear_pmd_stats(&mut self) {
+        self.baseline = self.pmds.iter().enumerate().map(|(i, p)| p.stats.snapshot(i)).collect();
+    }
+    /// Counters of every port.
+    pub fn port_stats(&self) -> Vec<(DpPortNo, String, &'static str, String, PortStats)> {
+        self.ports
+            .iter()
+            .map(|p| (p.no, p.port.name().to_string(), p.port.kind(), p.port.describe(), p.port.stats()))
+            .collect()
+    }
+    /// Stops the poll threads and waits for them (they hand their frames back first).
+    pub fn shutdown(&mut self) {
+        self.stop.store(true, Relaxed);
+        for p in &mut self.pmds {
+            if let Some(t) = p.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+impl Drop for Datapath {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -282,3 +282,99 @@ mod tests {
         assert_eq!(FlowMask::exact().0.pad0, 0);
     }
 }
+
+/// Prints the fields of `key` that `mask` selects, `ovs-ofctl`-style (`field=value[/mask]`),
+/// for `dump-megaflows` and logs. A catch-all mask prints as `(any)`.
+pub fn format_masked(key: &FlowKey, mask: &FlowMask) -> String {
+    use std::fmt::Write;
+    let m = &mask.0;
+    let mut s = String::new();
+    let mut put = |name: &str, v: String, full: bool, mv: String| {
+        if !s.is_empty() {
+            s.push(',');
+        }
+        if full {
+            let _ = write!(s, "{name}={v}");
+        } else {
+            let _ = write!(s, "{name}={v}/{mv}");
+        }
+    };
+    let mac = |a: &[u8; 6]| a.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+    let v6 = |a: &[u8; 16]| std::net::Ipv6Addr::from(*a).to_string();
+    let is_v6 = key.dl_type == 0x86dd;
+    macro_rules! num {
+        ($f:ident, $name:expr, $fmt:expr) => {
+            if m.$f != 0 {
+                let full = m.$f == !0;
+                put($name, format!($fmt, key.$f), full, format!($fmt, m.$f));
+            }
+        };
+    }
+    num!(in_port, "in_port", "{}");
+    if m.dl_src != [0; 6] {
+        put("dl_src", mac(&key.dl_src), m.dl_src == [0xff; 6], mac(&m.dl_src));
+    }
+    if m.dl_dst != [0; 6] {
+        put("dl_dst", mac(&key.dl_dst), m.dl_dst == [0xff; 6], mac(&m.dl_dst));
+    }
+    num!(dl_type, "dl_type", "{:#06x}");
+    num!(vlan_tci, "vlan_tci", "{:#06x}");
+    if m.nw_src != [0; 16] {
+        if is_v6 {
+            put("ipv6_src", v6(&key.nw_src), m.nw_src == [0xff; 16], v6(&m.nw_src));
+        } else {
+            let (k, mm) = (key.ipv4_src(), mask.0.ipv4_src());
+            put("nw_src", std::net::Ipv4Addr::from(k).to_string(), mm == [255; 4], std::net::Ipv4Addr::from(mm).to_string());
+        }
+    }
+    if m.nw_dst != [0; 16] {
+        if is_v6 {
+            put("ipv6_dst", v6(&key.nw_dst), m.nw_dst == [0xff; 16], v6(&m.nw_dst));
+        } else {
+            let (k, mm) = (key.ipv4_dst(), mask.0.ipv4_dst());
+            put("nw_dst", std::net::Ipv4Addr::from(k).to_string(), mm == [255; 4], std::net::Ipv4Addr::from(mm).to_string());
+        }
+    }
+    num!(nw_proto, "nw_proto", "{}");
+    num!(nw_tos, "nw_tos", "{}");
+    num!(nw_ttl, "nw_ttl", "{}");
+    num!(nw_frag, "nw_frag", "{}");
+    num!(tp_src, "tp_src", "{}");
+    num!(tp_dst, "tp_dst", "{}");
+    num!(tcp_flags, "tcp_flags", "{:#05x}");
+    num!(tun_id, "tun_id", "{:#x}");
+    num!(metadata, "metadata", "{:#x}");
+    if m.arp_sha != [0; 6] {
+        put("arp_sha", mac(&key.arp_sha), m.arp_sha == [0xff; 6], mac(&m.arp_sha));
+    }
+    if m.arp_tha != [0; 6] {
+        put("arp_tha", mac(&key.arp_tha), m.arp_tha == [0xff; 6], mac(&m.arp_tha));
+    }
+    if m.nd_target != [0; 16] {
+        put("nd_target", v6(&key.nd_target), m.nd_target == [0xff; 16], v6(&m.nd_target));
+    }
+    num!(ipv6_label, "ipv6_label", "{:#x}");
+    num!(mpls_lse, "mpls_lse", "{:#x}");
+    if s.is_empty() {
+        s.push_str("(any)");
+    }
+    s
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+
+    #[test]
+    fn prints_selected_fields() {
+        let mut k = FlowKey { in_port: 1, dl_type: 0x0800, tp_dst: 53, nw_proto: 17, ..Default::default() };
+        k.nw_dst[..4].copy_from_slice(&[10, 0, 0, 2]);
+        let mut m = FlowMask::catchall();
+        assert_eq!(format_masked(&k, &m), "(any)");
+        m.0.in_port = !0;
+        m.0.dl_type = !0;
+        m.0.nw_dst[..3].copy_from_slice(&[255; 3]);
+        m.0.nw_proto = !0;
+        assert_eq!(format_masked(&k, &m), "in_port=1,dl_type=0x0800,nw_dst=10.0.0.2/255.255.255.0,nw_proto=17");
+    }
+}

@@ -1,1 +1,393 @@
-//! Poll threads (in progress)
+//! Poll-mode threads: one per core, each owning a [`Umem`], the queues it serves, an
+//! exact-match cache and its counters.
+//!
+//! One round: receive a batch from each queue → extract keys → EMC → megaflow classifier →
+//! execute actions into per-port transmit batches → (misses: copy to an upcall) → run the
+//! execute requests the slow path sent back → transmit every pending batch → let each queue
+//! reclaim completions and refill. A thread spins while there is work and, after a run of
+//! empty rounds, sleeps in `poll()` on its sockets so a 2-core machine keeps a core for the
+//! kernel (busy-polling every core starved veth NAPI here).
+//!
+//! Hot-path rules: no allocation (batches and per-port vectors are sized at start), no locks,
+//! no logging; counters are single-writer.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use super::emc::ExactMatchCache;
+use super::execute::{execute, OutputSink};
+use super::extract::{extract, DropReason};
+use super::flow::FlowKey;
+use super::megaflow::{Megaflow, MegaflowReader};
+use super::upcall::{Execute, Upcall, UpcallKind};
+use crate::netdev::{wait_readable, Counter, DpPortNo, Frame, Queue, Umem, Wakeup};
+
+/// Frames taken from one queue in one go (AF_XDP rings hand them out in bursts).
+pub const BATCH: usize = 64;
+/// Empty rounds in a row before a poll thread goes to sleep.
+const SPIN_ROUNDS: u32 = 2000;
+/// How long a sleeping poll thread waits before it looks at its queues again anyway.
+const SLEEP_MS: i32 = 5;
+
+/// Counters of one poll thread. Written only by that thread; read by anyone.
+#[derive(Default, Debug)]
+#[repr(align(64))]
+pub struct PmdStats {
+    pub iterations: Counter,
+    pub rx_packets: Counter,
+    pub rx_bytes: Counter,
+    pub emc_hits: Counter,
+    pub megaflow_hits: Counter,
+    pub misses: Counter,
+    pub upcalls: Counter,
+    /// Misses whose upcall found the queue full: dropped.
+    pub upcall_dropped: Counter,
+    /// Packets run from the slow path's execute requests.
+    pub executed: Counter,
+    /// Outputs to a port this thread has no transmit queue on: dropped.
+    pub tx_no_port: Counter,
+    /// Packets dropped while executing actions (TTL expired, no free frame for a copy).
+    pub action_dropped: Counter,
+    /// Packets whose actions had no output.
+    pub no_output: Counter,
+    /// Malformed frames, by reason (see [`DropReason`]).
+    pub malformed: [Counter; DropReason::COUNT],
+    pub busy_ns: Counter,
+    pub idle_ns: Counter,
+    pub sleeps: Counter,
+}
+
+/// A plain copy of [`PmdStats`], for operators.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PmdStatsSnapshot {
+    pub pmd: usize,
+    pub iterations: u64,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub emc_hits: u64,
+    pub megaflow_hits: u64,
+    pub misses: u64,
+    pub upcalls: u64,
+    pub upcall_dropped: u64,
+    pub executed: u64,
+    pub tx_no_port: u64,
+    pub action_dropped: u64,
+    pub no_output: u64,
+    pub malformed: Vec<(&'static str, u64)>,
+    pub busy_ns: u64,
+    pub idle_ns: u64,
+    pub sleeps: u64,
+}
+
+impl PmdStats {
+    pub fn snapshot(&self, pmd: usize) -> PmdStatsSnapshot {
+        PmdStatsSnapshot {
+            pmd,
+            iterations: self.iterations.get(),
+            rx_packets: self.rx_packets.get(),
+            rx_bytes: self.rx_bytes.get(),
+            emc_hits: self.emc_hits.get(),
+            megaflow_hits: self.megaflow_hits.get(),
+            misses: self.misses.get(),
+            upcalls: self.upcalls.get(),
+            upcall_dropped: self.upcall_dropped.get(),
+            executed: self.executed.get(),
+            tx_no_port: self.tx_no_port.get(),
+            action_dropped: self.action_dropped.get(),
+            no_output: self.no_output.get(),
+            malformed: DropReason::ALL.iter().map(|r| (r.name(), self.malformed[*r as usize].get())).collect(),
+            busy_ns: self.busy_ns.get(),
+            idle_ns: self.idle_ns.get(),
+            sleeps: self.sleeps.get(),
+        }
+    }
+}
+
+impl PmdStatsSnapshot {
+    /// `self - base`, counter by counter (for `pmd-stats-clear` baselines).
+    pub fn since(&self, base: &PmdStatsSnapshot) -> PmdStatsSnapshot {
+        let d = |a: u64, b: u64| a.wrapping_sub(b);
+        PmdStatsSnapshot {
+            pmd: self.pmd,
+            iterations: d(self.iterations, base.iterations),
+            rx_packets: d(self.rx_packets, base.rx_packets),
+            rx_bytes: d(self.rx_bytes, base.rx_bytes),
+            emc_hits: d(self.emc_hits, base.emc_hits),
+            megaflow_hits: d(self.megaflow_hits, base.megaflow_hits),
+            misses: d(self.misses, base.misses),
+            upcalls: d(self.upcalls, base.upcalls),
+            upcall_dropped: d(self.upcall_dropped, base.upcall_dropped),
+            executed: d(self.executed, base.executed),
+            tx_no_port: d(self.tx_no_port, base.tx_no_port),
+            action_dropped: d(self.action_dropped, base.action_dropped),
+            no_output: d(self.no_output, base.no_output),
+            malformed: self
+                .malformed
+                .iter()
+                .zip(&base.malformed)
+                .map(|((n, a), (_, b))| (*n, d(*a, *b)))
+                .collect(),
+            busy_ns: d(self.busy_ns, base.busy_ns),
+            idle_ns: d(self.idle_ns, base.idle_ns),
+            sleeps: d(self.sleeps, base.sleeps),
+        }
+    }
+}
+
+/// One queue a poll thread serves.
+pub(crate) struct PmdQueue {
+    pub port_slot: usize,
+    pub port_no: DpPortNo,
+    pub qid: u32,
+    pub queue: Box<dyn Queue>,
+}
+
+/// Everything a poll thread owns. Built by the control thread, then moved into the thread.
+pub(crate) struct Pmd {
+    pub id: usize,
+    pub umem: Umem,
+    pub queues: Vec<PmdQueue>,
+    /// For each port slot, the queue (index into `queues`) this thread transmits on.
+    pub tx_queue_of: Vec<Option<usize>>,
+    /// Port number → port slot + 1 (0: no such port).
+    pub slot_of: Vec<u16>,
+    pub emc: Option<ExactMatchCache>,
+    pub reader: MegaflowReader,
+    pub stats: Arc<PmdStats>,
+    pub upcall_tx: Sender<Upcall>,
+    pub exec_rx: Receiver<Execute>,
+    pub stop: Arc<AtomicBool>,
+    pub epoch: Instant,
+}
+
+/// Where executed packets go: the per-port transmit batches of this thread.
+struct Outputs<'a> {
+    slot_of: &'a [u16],
+    pending: &'a mut [Vec<Frame>],
+    unroutable: &'a mut Vec<Frame>,
+}
+
+impl OutputSink for Outputs<'_> {
+    #[inline]
+    fn output(&mut self, port: DpPortNo, frame: Frame) {
+        match self.slot_of.get(port.0 as usize) {
+            Some(&s) if s != 0 => self.pending[s as usize - 1].push(frame),
+            _ => self.unroutable.push(frame),
+        }
+    }
+}
+
+/// Per-thread scratch state that lives across rounds (allocated once).
+struct Scratch {
+    batch: Vec<Frame>,
+    pending: Vec<Vec<Frame>>,
+    unroutable: Vec<Frame>,
+    key: FlowKey,
+    fds: Vec<std::os::fd::RawFd>,
+    must_nap: bool,
+}
+
+impl Pmd {
+    /// The poll loop; returns when `stop` is set, after handing every frame back.
+    pub(crate) fn run(mut self) {
+        let n_ports = self.tx_queue_of.len();
+        // Room for a few rounds of fan-out so the vectors never grow on the hot path.
+        let per_port = BATCH * (self.queues.len() + 1) * 4;
+        let mut s = Scratch {
+            batch: Vec::with_capacity(BATCH),
+            pending: (0..n_ports).map(|_| Vec::with_capacity(per_port)).collect(),
+            unroutable: Vec::with_capacity(per_port),
+            key: FlowKey::default(),
+            fds: Vec::new(),
+            must_nap: false,
+        };
+        for q in &self.queues {
+            match q.queue.wakeup() {
+                Wakeup::Fd(fd) => s.fds.push(fd),
+                Wakeup::Nap => s.must_nap = true,
+            }
+        }
+        let mut idle_rounds = 0u32;
+        let mut last = Instant::now();
+        while !self.stop.load(Relaxed) {
+            let mut work = 0;
+            for qi in 0..self.queues.len() {
+                let n = self.queues[qi].queue.recv(&mut self.umem, &mut s.batch, BATCH);
+                if n > 0 {
+                    work += n;
+                    self.process(qi, &mut s);
+                }
+            }
+            work += self.run_executes(&mut s);
+            self.flush(&mut s);
+            for q in &mut self.queues {
+                q.queue.maintain(&mut self.umem);
+            }
+            self.stats.iterations.add(1);
+            let now = Instant::now();
+            let dt = now.duration_since(last).as_nanos() as u64;
+            last = now;
+            if work > 0 {
+                self.stats.busy_ns.add(dt);
+                idle_rounds = 0;
+            } else {
+                self.stats.idle_ns.add(dt);
+                idle_rounds += 1;
+                if idle_rounds >= SPIN_ROUNDS {
+                    self.sleep(&s);
+                    idle_rounds = 0;
+                    let now = Instant::now();
+                    self.stats.idle_ns.add(now.duration_since(last).as_nanos() as u64);
+                    last = now;
+                }
+            }
+        }
+        self.shutdown(&mut s);
+    }
+
+    fn sleep(&self, s: &Scratch) {
+        self.stats.sleeps.add(1);
+        if s.must_nap || s.fds.is_empty() {
+            std::thread::sleep(Duration::from_micros(200));
+        } else {
+            // An error here (EBADF) would be a bug in port teardown order; nap instead of spin.
+            if wait_readable(&s.fds, SLEEP_MS).is_err() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    /// Classifies and forwards one received batch (in `s.batch`).
+    fn process(&mut self, qi: usize, s: &mut Scratch) {
+        let in_port = self.queues[qi].port_no;
+        let core = self.id;
+        let now_ms = self.epoch.elapsed().as_millis() as u64;
+        let Pmd { umem, emc, reader, stats, slot_of, upcall_tx, .. } = self;
+        let Scratch { batch, pending, unroutable, key, .. } = s;
+        let mut out = Outputs { slot_of, pending, unroutable };
+        stats.rx_packets.add(batch.len() as u64);
+        let mut rx_bytes = 0u64;
+        reader.with(|cls| {
+            for frame in batch.drain(..) {
+                let len = frame.len() as u64;
+                rx_bytes += len;
+                if let Err(reason) = extract(umem.data(&frame), in_port.0, key) {
+                    stats.malformed[reason as usize].add(1);
+                    umem.free(frame);
+                    continue;
+                }
+                let hash = key.hash();
+                if let Some(mf) = emc.as_mut().and_then(|e| e.lookup(key, hash)) {
+                    stats.emc_hits.add(1);
+                    forward(mf, frame, len, core, now_ms, umem, &mut out, stats);
+                    continue;
+                }
+                if let Some(mf) = cls.lookup(key) {
+                    stats.megaflow_hits.add(1);
+                    if let Some(e) = emc.as_mut() {
+                        e.insert(key, hash, mf);
+                    }
+                    forward(mf, frame, len, core, now_ms, umem, &mut out, stats);
+                    continue;
+                }
+                stats.misses.add(1);
+                let up = Upcall { kind: UpcallKind::Miss, pmd: core, key: *key, packet: umem.data(&frame).to_vec() };
+                umem.free(frame);
+                match upcall_tx.try_send(up) {
+                    Ok(()) => stats.upcalls.add(1),
+                    Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                        stats.upcall_dropped.add(1)
+                    }
+                }
+            }
+        });
+        stats.rx_bytes.add(rx_bytes);
+    }
+
+    /// Runs packets the slow path sent back. Returns how many.
+    fn run_executes(&mut self, s: &mut Scratch) -> usize {
+        let mut n = 0;
+        while n < BATCH {
+            let Ok(ex) = self.exec_rx.try_recv() else { break };
+            n += 1;
+            self.stats.executed.add(1);
+            let Some(frame) = self.umem.frame_from(&ex.packet) else {
+                self.stats.action_dropped.add(1);
+                continue;
+            };
+            let mut out = Outputs { slot_of: &self.slot_of, pending: &mut s.pending, unroutable: &mut s.unroutable };
+            let outcome = execute(&ex.actions, frame, &mut self.umem, &mut out);
+            count_outcome(&self.stats, outcome);
+        }
+        n
+    }
+
+    /// Transmits every pending batch.
+    fn flush(&mut self, s: &mut Scratch) {
+        for (slot, frames) in s.pending.iter_mut().enumerate() {
+            if frames.is_empty() {
+                continue;
+            }
+            match self.tx_queue_of[slot] {
+                Some(qi) => {
+                    self.queues[qi].queue.send(&mut self.umem, frames);
+                }
+                None => {
+                    self.stats.tx_no_port.add(frames.len() as u64);
+                    for f in frames.drain(..) {
+                        self.umem.free(f);
+                    }
+                }
+            }
+        }
+        if !s.unroutable.is_empty() {
+            self.stats.tx_no_port.add(s.unroutable.len() as u64);
+            for f in s.unroutable.drain(..) {
+                self.umem.free(f);
+            }
+        }
+    }
+
+    fn shutdown(&mut self, s: &mut Scratch) {
+        for frames in s.pending.iter_mut() {
+            for f in frames.drain(..) {
+                self.umem.free(f);
+            }
+        }
+        for q in &mut self.queues {
+            q.queue.release(&mut self.umem);
+        }
+        // Queues (sockets) go before the Umem they are bound to.
+        self.queues.clear();
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn forward(
+    mf: &Megaflow,
+    frame: Frame,
+    len: u64,
+    core: usize,
+    now_ms: u64,
+    umem: &mut Umem,
+    out: &mut Outputs<'_>,
+    stats: &PmdStats,
+) {
+    mf.record(core, 1, len, now_ms);
+    let outcome = execute(&mf.actions, frame, umem, out);
+    count_outcome(stats, outcome);
+}
+
+#[inline]
+fn count_outcome(stats: &PmdStats, outcome: super::execute::ExecResult) {
+    use super::execute::ExecResult;
+    match outcome {
+        ExecResult::Sent => {}
+        ExecResult::NoOutput => stats.no_output.add(1),
+        _ => stats.action_dropped.add(1),
+    }
+}

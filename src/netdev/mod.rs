@@ -14,12 +14,14 @@
 
 pub mod afxdp;
 pub mod mem;
+mod poll;
 mod umem;
 
 use std::fmt;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+pub use poll::wait_readable;
 pub use umem::{Frame, Umem, CHUNK_SIZE, FRAME_HEADROOM};
 
 /// The datapath's number for a port; in a single bridge it equals the OpenFlow port number.

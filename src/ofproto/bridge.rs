@@ -1,1 +1,404 @@
-//! The bridge: the control thread that owns ofproto state and the datapath (in progress)
+//! The bridge: one control thread owns the OpenFlow pipeline and the datapath handle.
+//!
+//! It turns upcalls into megaflows (translate the key, install `(masked key, mask, actions)`,
+//! publish, send the packet back to be forwarded), credits megaflow counters to the rules they
+//! came from, retires idle megaflows, and answers operator calls from the ctl socket. All of
+//! ofproto's state is touched only here, so its semantics need no locks.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, tick, Receiver};
+
+use super::rule::{PortNames, RuleId};
+use super::table::Pipeline;
+use super::xlate::translate;
+use crate::ctl::{Call, Response};
+use crate::datapath::actions::DpAction;
+use crate::datapath::dpif::Datapath;
+use crate::datapath::flow::format_masked;
+use crate::datapath::megaflow::{FlowStats, MegaflowId};
+use crate::datapath::upcall::Upcall;
+use crate::netdev::DpPortNo;
+
+/// Upcalls handled before the megaflows they produced are published together.
+const UPCALL_BATCH: usize = 256;
+
+/// Tunables of the slow path.
+#[derive(Clone, Debug)]
+pub struct BridgeConfig {
+    /// A megaflow unused this long is removed (OVS: `max-idle`, 10 s).
+    pub megaflow_max_idle: Duration,
+    /// How often counters are credited to rules and idle megaflows retired.
+    pub revalidate_interval: Duration,
+}
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        BridgeConfig { megaflow_max_idle: Duration::from_secs(10), revalidate_interval: Duration::from_millis(500) }
+    }
+}
+
+/// What the bridge remembers about each megaflow it installed.
+struct Installed {
+    rules: Vec<RuleId>,
+    /// Counters already credited to `rules`.
+    credited: FlowStats,
+}
+
+/// Slow-path counters.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct BridgeStats {
+    pub upcalls: u64,
+    pub megaflows_installed: u64,
+    pub megaflow_table_full: u64,
+    pub megaflows_expired: u64,
+    pub execute_dropped: u64,
+}
+
+/// One OpenFlow switch: its pipeline, its ports, its datapath.
+pub struct Bridge {
+    name: String,
+    cfg: BridgeConfig,
+    pipeline: Pipeline,
+    ports: PortNames,
+    port_nos: Vec<u32>,
+    dp: Datapath,
+    installed: HashMap<MegaflowId, Installed>,
+    stats: BridgeStats,
+    started: Instant,
+    exit: bool,
+}
+
+impl Bridge {
+    /// A bridge over a running datapath with `pipeline` already loaded.
+    pub fn new(name: &str, cfg: BridgeConfig, pipeline: Pipeline, ports: PortNames, dp: Datapath) -> Bridge {
+        let port_nos = dp.ports().iter().map(|p| p.no.0).collect();
+        Bridge {
+            name: name.to_string(),
+            cfg,
+            pipeline,
+            ports,
+            port_nos,
+            dp,
+            installed: HashMap::new(),
+            stats: BridgeStats::default(),
+            started: Instant::now(),
+            exit: false,
+        }
+    }
+
+    /// Milliseconds since the bridge started: the clock handed to the pipeline.
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Serves upcalls, operator calls and timers until `stop` is set or `exit` is called.
+    pub fn run(&mut self, calls: &Receiver<Call>, stop: &AtomicBool) {
+        let upcalls = self.dp.upcalls().clone();
+        let ticker = tick(self.cfg.revalidate_interval.min(Duration::from_millis(200)));
+        let mut last_revalidate = Instant::now();
+        while !stop.load(Relaxed) && !self.exit {
+            select! {
+                recv(upcalls) -> up => if let Ok(up) = up { self.handle_upcalls(up, &upcalls) },
+                recv(calls) -> call => if let Ok(call) = call {
+                    let response = self.handle_call(&call);
+                    let _ = call.reply.send(response);
+                },
+                recv(ticker) -> _ => {}
+            }
+            if last_revalidate.elapsed() >= self.cfg.revalidate_interval {
+                self.revalidate();
+                last_revalidate = Instant::now();
+            }
+        }
+    }
+
+    /// Stops the poll threads (they release their frames), then the ports go with `self`.
+    pub fn shutdown(&mut self) {
+        self.dp.shutdown();
+    }
+
+    /// Handles `first` and whatever else is queued (up to a batch), then publishes once.
+    pub fn handle_upcalls(&mut self, first: Upcall, queue: &Receiver<Upcall>) {
+        let mut pending = Vec::with_capacity(16);
+        let mut next = Some(first);
+        let mut n = 0;
+        while let Some(up) = next.take() {
+            self.stats.upcalls += 1;
+            let t = translate(&self.pipeline, &up.key, &self.port_nos);
+            let actions: Arc<[DpAction]> = t.actions.into();
+            let now = self.now();
+            for r in &t.rules {
+                self.pipeline.credit(*r, 1, up.packet.len() as u64, now);
+            }
+            match self.dp.megaflows().insert(up.key, t.mask, actions.to_vec().into_boxed_slice(), 0) {
+                Ok(mf) => {
+                    self.installed.entry(mf.id).or_insert_with(|| {
+                        self.stats.megaflows_installed += 1;
+                        Installed { rules: t.rules.to_vec(), credited: FlowStats::default() }
+                    });
+                }
+                Err(_) => self.stats.megaflow_table_full += 1,
+            }
+            pending.push((up.pmd, DpPortNo(up.key.in_port), up.packet, actions));
+            n += 1;
+            if n < UPCALL_BATCH {
+                next = queue.try_recv().ok();
+            }
+        }
+        // Make the new megaflows visible before the packets that caused them go out, so the
+        // packets that follow them take the fast path.
+        self.dp.megaflows().publish();
+        for (pmd, in_port, packet, actions) in pending {
+            if !self.dp.execute(pmd, in_port, packet, actions) {
+                self.stats.execute_dropped += 1;
+            }
+        }
+    }
+
+    /// Credits megaflow counters to their rules and retires megaflows idle too long.
+    pub fn revalidate(&mut self) {
+        let now_dp = self.dp.now_ms();
+        let now = self.now();
+        let max_idle = self.cfg.megaflow_max_idle.as_millis() as u64;
+        let mut expired = Vec::new();
+        for mf in self.dp.megaflows_ref().iter() {
+            let st = mf.stats();
+            if let Some(inst) = self.installed.get_mut(&mf.id) {
+                let dp = st.packets.saturating_sub(inst.credited.packets);
+                let db = st.bytes.saturating_sub(inst.credited.bytes);
+                if dp > 0 {
+                    for r in &inst.rules {
+                        self.pipeline.credit(*r, dp, db, now);
+                    }
+                    inst.credited = st;
+                }
+            }
+            let last_use = if st.packets == 0 { mf.created_ms() } else { st.used_ms };
+            if now_dp.saturating_sub(last_use) > max_idle {
+                expired.push(mf.id);
+            }
+        }
+        if !expired.is_empty() {
+            for id in &expired {
+                self.dp.megaflows().remove(*id);
+                self.installed.remove(id);
+            }
+            self.stats.megaflows_expired += expired.len() as u64;
+            self.dp.megaflows().publish();
+        }
+    }
+
+    fn handle_call(&mut self, call: &Call) -> Response {
+        match call.command.name {
+            "ofproto/dump-flows" => {
+                self.revalidate();
+                let now = self.now();
+                let mut s = String::new();
+                for line in self.pipeline.dump(&self.ports, now) {
+                    s.push_str(&line);
+                    s.push('\n');
+                }
+                Response::ok(s)
+            }
+            "dpctl/dump-flows" => Response::ok(self.dump_megaflows(call.json)),
+            "datapath/pmd-stats-show" => Response::ok(self.pmd_stats(call.json)),
+            "datapath/pmd-stats-clear" => {
+                self.dp.clear_pmd_stats();
+                Response::ok("")
+            }
+            "datapath/pmd-rxq-show" => {
+                let mut s = String::new();
+                for pmd in 0..self.dp.n_pmds() {
+                    let _ = writeln!(s, "pmd thread {pmd}:");
+                    for (no, q) in self.dp.pmd_queues(pmd) {
+                        let _ = writeln!(s, "  port: {:<16} queue-id: {q}", self.ports.name(no.0).unwrap_or("?"));
+                    }
+                }
+                Response::ok(s)
+            }
+            "netdev/show" => Response::ok(self.dump_ports(call.json)),
+            "exit" => {
+                self.exit = true;
+                Response::ok("")
+            }
+            other => Response::err(format!("{other}: not served by bridge {}", self.name)),
+        }
+    }
+
+    fn dump_megaflows(&self, json: bool) -> String {
+        let now = self.dp.now_ms();
+        let mut rows = Vec::new();
+        for mf in self.dp.megaflows_ref().iter() {
+            let st = mf.stats();
+            let used = if st.packets == 0 {
+                "never".to_string()
+            } else {
+                format!("{:.3}s", now.saturating_sub(st.used_ms) as f64 / 1000.0)
+            };
+            rows.push((format_masked(&mf.key, &mf.mask), st, used, format_actions(&mf.actions)));
+        }
+        if json {
+            let v: Vec<_> = rows
+                .iter()
+                .map(|(m, st, used, a)| {
+                    serde_json::json!({"match": m, "packets": st.packets, "bytes": st.bytes, "used": used, "actions": a})
+                })
+                .collect();
+            return serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
+        }
+        let mut s = String::new();
+        for (m, st, used, a) in rows {
+            let _ = writeln!(s, "{m}, packets:{}, bytes:{}, used:{used}, actions:{a}", st.packets, st.bytes);
+        }
+        s
+    }
+
+    fn pmd_stats(&self, json: bool) -> String {
+        let stats = self.dp.pmd_stats();
+        if json {
+            return serde_json::to_string_pretty(&serde_json::json!({"pmds": stats, "slow_path": self.stats}))
+                .unwrap_or_default()
+                + "\n";
+        }
+        let mut s = String::new();
+        for st in &stats {
+            let queues: Vec<String> = self
+                .dp
+                .pmd_queues(st.pmd)
+                .iter()
+                .map(|(no, q)| format!("{}/{q}", self.ports.name(no.0).unwrap_or("?")))
+                .collect();
+            let rx = st.rx_packets.max(1) as f64;
+            let pct = |n: u64| 100.0 * n as f64 / rx;
+            let total_ns = (st.busy_ns + st.idle_ns).max(1);
+            let _ = writeln!(s, "pmd thread {} (queues: {}):", st.pmd, queues.join(" "));
+            let _ = writeln!(s, "  packets received:   {}", st.rx_packets);
+            let _ = writeln!(s, "  emc hits:           {} ({:.1}%)", st.emc_hits, pct(st.emc_hits));
+            let _ = writeln!(s, "  megaflow hits:      {} ({:.1}%)", st.megaflow_hits, pct(st.megaflow_hits));
+            let _ = writeln!(s, "  misses:             {} ({:.1}%)", st.misses, pct(st.misses));
+            let _ = writeln!(s, "  upcalls:            {} (dropped: {})", st.upcalls, st.upcall_dropped);
+            let _ = writeln!(s, "  executed for slow path: {}", st.executed);
+            let malformed: u64 = st.malformed.iter().map(|(_, n)| n).sum();
+            let _ = write!(s, "  malformed dropped:  {malformed}");
+            for (name, n) in st.malformed.iter().filter(|(_, n)| *n > 0) {
+                let _ = write!(s, " {name}={n}");
+            }
+            s.push('\n');
+            let _ = writeln!(
+                s,
+                "  action drops:       {} (no output: {}, no tx queue: {})",
+                st.action_dropped, st.no_output, st.tx_no_port
+            );
+            let _ = writeln!(
+                s,
+                "  busy:               {:.1}% of {:.3} s, sleeps: {}",
+                100.0 * st.busy_ns as f64 / total_ns as f64,
+                total_ns as f64 / 1e9,
+                st.sleeps
+            );
+            if st.rx_packets > 0 {
+                let ns = st.busy_ns as f64 / st.rx_packets as f64;
+                let _ = writeln!(
+                    s,
+                    "  per packet:         {:.1} ns busy time, ~{:.0} cycles at {:.2} GHz",
+                    ns,
+                    ns * cpu_ghz(),
+                    cpu_ghz()
+                );
+            }
+        }
+        let sp = &self.stats;
+        let _ = writeln!(
+            s,
+            "slow path: upcalls {}, megaflows installed {} (now {}), expired {}, table full {}, execute dropped {}",
+            sp.upcalls,
+            sp.megaflows_installed,
+            self.dp.megaflows_ref().len(),
+            sp.megaflows_expired,
+            sp.megaflow_table_full,
+            sp.execute_dropped
+        );
+        s
+    }
+
+    fn dump_ports(&self, json: bool) -> String {
+        let ports = self.dp.port_stats();
+        if json {
+            let v: Vec<_> = ports
+                .iter()
+                .map(|(no, name, kind, desc, st)| {
+                    serde_json::json!({"port": no.0, "name": name, "type": kind, "attach": desc, "stats": st})
+                })
+                .collect();
+            return serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
+        }
+        let mut s = String::new();
+        for (no, name, kind, desc, st) in ports {
+            let _ = writeln!(s, "port {no}: {name} (type {kind}{}{desc})", if desc.is_empty() { "" } else { ", " });
+            let _ = writeln!(s, "  rx pkts={} bytes={}", st.rx_packets, st.rx_bytes);
+            let _ = writeln!(s, "  tx pkts={} bytes={} dropped={}", st.tx_packets, st.tx_bytes, st.tx_dropped);
+            let _ = writeln!(
+                s,
+                "  xdp rx_dropped={} rx_invalid_descs={} rx_ring_full={} rx_fill_ring_empty={} tx_invalid_descs={} tx_ring_empty={}",
+                st.xdp_rx_dropped,
+                st.xdp_rx_invalid_descs,
+                st.xdp_rx_ring_full,
+                st.xdp_rx_fill_ring_empty,
+                st.xdp_tx_invalid_descs,
+                st.xdp_tx_ring_empty
+            );
+        }
+        s
+    }
+}
+
+/// `output:2,set_eth_dst(...)`-style text for datapath actions.
+pub fn format_actions(actions: &[DpAction]) -> String {
+    if actions.is_empty() {
+        return "drop".to_string();
+    }
+    let mac = |a: &[u8; 6]| a.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+    actions
+        .iter()
+        .map(|a| match a {
+            DpAction::Output(p) => format!("{}", p.0),
+            DpAction::SetEthSrc(m) => format!("set(eth_src={})", mac(m)),
+            DpAction::SetEthDst(m) => format!("set(eth_dst={})", mac(m)),
+            DpAction::SetIpv4Src(a) => format!("set(ipv4_src={})", std::net::Ipv4Addr::from(*a)),
+            DpAction::SetIpv4Dst(a) => format!("set(ipv4_dst={})", std::net::Ipv4Addr::from(*a)),
+            DpAction::SetIpv6Src(a) => format!("set(ipv6_src={})", std::net::Ipv6Addr::from(*a)),
+            DpAction::SetIpv6Dst(a) => format!("set(ipv6_dst={})", std::net::Ipv6Addr::from(*a)),
+            DpAction::SetIpDscp(d) => format!("set(ip_dscp={d})"),
+            DpAction::SetIpTtl(t) => format!("set(ip_ttl={t})"),
+            DpAction::DecIpTtl => "dec_ttl".to_string(),
+            DpAction::SetTpSrc(p) => format!("set(tp_src={p})"),
+            DpAction::SetTpDst(p) => format!("set(tp_dst={p})"),
+            DpAction::PushVlan { tpid, tci } => format!("push_vlan(tpid={tpid:#06x},tci={tci:#06x})"),
+            DpAction::PopVlan => "pop_vlan".to_string(),
+            DpAction::SetVlanTci(t) => format!("set(vlan_tci={t:#06x})"),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The CPU clock in GHz, from /proc/cpuinfo (for "cycles per packet"); 1.0 when unknown.
+fn cpu_ghz() -> f64 {
+    static GHZ: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *GHZ.get_or_init(|| {
+        std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("cpu MHz"))
+                    .and_then(|l| l.split(':').nth(1))
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+            })
+            .map(|mhz| mhz / 1000.0)
+            .unwrap_or(1.0)
+    })
+}

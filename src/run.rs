@@ -1,0 +1,152 @@
+//! `xdpswitch run`: assembles a switch from its options — ports, flow file, datapath, bridge,
+//! control socket — and serves until stopped. Errors name what is wrong in one line.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use crate::ctl;
+use crate::datapath::dpif::{Datapath, DatapathConfig, DpPort};
+use crate::netdev::afxdp::{AfXdpConfig, AfXdpPort, XdpMode};
+use crate::netdev::{DpPortNo, Port};
+use crate::ofproto::bridge::{Bridge, BridgeConfig};
+use crate::ofproto::rule::PortNames;
+use crate::ofproto::table::Pipeline;
+
+/// Everything `xdpswitch run` needs to know.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Interface names, numbered 1, 2, ... in this order.
+    pub ports: Vec<String>,
+    /// A file of rules in `ovs-ofctl add-flows` syntax.
+    pub flows: Option<PathBuf>,
+    /// Rules given inline (one per line), after those of `flows`.
+    pub flow_text: Option<String>,
+    pub ctl_path: PathBuf,
+    pub xdp_mode: XdpMode,
+    pub datapath: DatapathConfig,
+    pub bridge: BridgeConfig,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            ports: Vec::new(),
+            flows: None,
+            flow_text: None,
+            ctl_path: PathBuf::from(ctl::DEFAULT_PATH),
+            xdp_mode: XdpMode::Auto,
+            datapath: DatapathConfig::default(),
+            bridge: BridgeConfig::default(),
+        }
+    }
+}
+
+/// Loads the pipeline from the flow file and inline rules; errors name the file, line and field.
+pub fn load_pipeline(opts: &RunOptions, names: &PortNames) -> anyhow::Result<Pipeline> {
+    let mut pipeline = Pipeline::new();
+    if let Some(path) = &opts.flows {
+        let text = std::fs::read_to_string(path).with_context(|| format!("--flows {}", path.display()))?;
+        pipeline.add_flows_from_str(&text, names, 0).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))?;
+    }
+    if let Some(text) = &opts.flow_text {
+        pipeline.add_flows_from_str(text, names, 0).map_err(|e| anyhow::anyhow!("flows:{e}"))?;
+    }
+    Ok(pipeline)
+}
+
+/// Checks the port list and numbers the ports 1, 2, ...
+pub fn port_names(ports: &[String]) -> anyhow::Result<PortNames> {
+    if ports.is_empty() {
+        bail!("--port: give at least one interface");
+    }
+    let mut names = PortNames::new();
+    for (i, p) in ports.iter().enumerate() {
+        if p.is_empty() || p.len() > 15 || p.contains(['/', ' ', ':']) {
+            bail!("--port {p:?}: not a valid interface name");
+        }
+        if ports[..i].contains(p) {
+            bail!("--port {p}: given twice");
+        }
+        names.insert(p, i as u32 + 1);
+    }
+    Ok(names)
+}
+
+/// A switch built and ready to serve.
+pub struct Switch {
+    bridge: Bridge,
+    calls: crossbeam_channel::Receiver<ctl::Call>,
+    _server: ctl::Server,
+}
+
+impl Switch {
+    /// Validates everything, opens the ports, starts the poll threads and the ctl socket.
+    pub fn build(opts: &RunOptions) -> anyhow::Result<Switch> {
+        let names = port_names(&opts.ports)?;
+        let pipeline = load_pipeline(opts, &names)?;
+        let cfg = AfXdpConfig { mode: opts.xdp_mode, ..AfXdpConfig::default() };
+        let mut ports = Vec::new();
+        for (i, name) in opts.ports.iter().enumerate() {
+            let port = AfXdpPort::open(name, &cfg).with_context(|| format!("--port {name}"))?;
+            ports.push(DpPort { no: DpPortNo(i as u32 + 1), port: Arc::new(port) as Arc<dyn Port> });
+        }
+        Self::with_ports(opts, names, pipeline, ports)
+    }
+
+    /// Builds a switch over ports opened by the caller (in-memory ports in tests).
+    pub fn with_ports(
+        opts: &RunOptions,
+        names: PortNames,
+        pipeline: Pipeline,
+        ports: Vec<DpPort>,
+    ) -> anyhow::Result<Switch> {
+        let dp = Datapath::start(&opts.datapath, ports).context("starting the datapath")?;
+        let (tx, calls) = crossbeam_channel::bounded(16);
+        let server = ctl::Server::start(&opts.ctl_path, tx)
+            .with_context(|| format!("--ctl {}", opts.ctl_path.display()))?;
+        let bridge = Bridge::new("br0", opts.bridge.clone(), pipeline, names, dp);
+        Ok(Switch { bridge, calls, _server: server })
+    }
+
+    /// Serves until `stop` is set (or `ctl exit`), then stops the poll threads.
+    pub fn serve(mut self, stop: &AtomicBool) {
+        self.bridge.run(&self.calls, stop);
+        self.bridge.shutdown();
+    }
+}
+
+/// `xdpswitch run`: builds the switch and serves until SIGINT/SIGTERM.
+pub fn run(opts: &RunOptions) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    let switch = Switch::build(opts)?;
+    tracing::info!(
+        ports = ?opts.ports,
+        cores = opts.datapath.n_pmds,
+        ctl = %opts.ctl_path.display(),
+        "xdpswitch running; stop with Ctrl-C"
+    );
+    switch.serve(&stop);
+    if stop.load(Relaxed) {
+        tracing::info!("stopped by signal; ports released");
+    }
+    Ok(())
+}
+
+/// Waits until the ctl socket at `path` answers (for tests and the demo).
+pub fn wait_for_ctl(path: &Path, timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if ctl::call(path, &["version".to_string()], false).is_ok_and(|r| r.ok) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
