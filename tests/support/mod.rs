@@ -1,0 +1,294 @@
+//! Shared pieces of the end-to-end tests: running the switch binary, sending and receiving
+//! real traffic inside namespaces with small Python programs (the stock interpreter).
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub use xdpswitch::netns::{has_xdp, is_root, neighbours, Host};
+
+/// Skips (returns true) when not root, saying why.
+pub fn skip_unless_root() -> bool {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces, XDP)");
+        return true;
+    }
+    false
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A short unique tag for names: `<letter><pid%100000><seq>`.
+pub fn tag(letter: char) -> String {
+    format!("{letter}{}{}", std::process::id() % 100_000, SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+/// `n` hosts `198.18.0.{1..n}/24`, each a namespace with a veth into the root namespace.
+pub fn hosts(n: usize, queues: u32) -> Vec<Host> {
+    let t = tag('x');
+    (0..n)
+        .map(|i| {
+            Host::create(&format!("xs-{t}-{i}"), &format!("xs{t}s{i}"), &format!("198.18.0.{}/24", i + 1), queues)
+                .expect("creating a test host")
+        })
+        .collect()
+}
+
+/// A running `xdpswitch run`; stopped with SIGTERM on drop, after which its ports must have
+/// no XDP program left.
+pub struct SwitchProc {
+    pub child: Option<Child>,
+    pub ctl: PathBuf,
+    pub ports: Vec<String>,
+    _flows: tempfile_path::TempPath,
+}
+
+mod tempfile_path {
+    /// A file removed on drop.
+    pub struct TempPath(pub std::path::PathBuf);
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_xdpswitch")
+}
+
+impl SwitchProc {
+    /// Starts the switch over `ports` with `flows` and extra arguments; waits for its socket.
+    pub fn start(ports: &[&str], flows: &str, extra: &[&str]) -> SwitchProc {
+        let t = tag('s');
+        let flow_path = std::env::temp_dir().join(format!("xs-{t}.flows"));
+        std::fs::write(&flow_path, flows).unwrap();
+        let ctl = std::env::temp_dir().join(format!("xs-{t}.ctl"));
+        let mut cmd = Command::new(bin());
+        cmd.arg("run").arg("--flows").arg(&flow_path).arg("--ctl").arg(&ctl).args(extra);
+        for p in ports {
+            cmd.args(["--port", p]);
+        }
+        let child = cmd.stdin(Stdio::null()).spawn().expect("starting xdpswitch");
+        let sw = SwitchProc {
+            child: Some(child),
+            ctl,
+            ports: ports.iter().map(|s| s.to_string()).collect(),
+            _flows: tempfile_path::TempPath(flow_path),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if sw.try_ctl(&["version"]).is_some() {
+                return sw;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("xdpswitch did not come up");
+    }
+
+    fn try_ctl(&self, argv: &[&str]) -> Option<String> {
+        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        xdpswitch::ctl::call(&self.ctl, &argv, false).ok().filter(|r| r.ok).map(|r| r.body)
+    }
+
+    /// Runs a ctl command and returns its text (panics on failure).
+    pub fn ctl(&self, argv: &[&str]) -> String {
+        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        let r = xdpswitch::ctl::call(&self.ctl, &argv, false).expect("ctl call");
+        assert!(r.ok, "ctl {argv:?} failed: {}", r.body);
+        r.body
+    }
+
+    /// Runs a ctl command with `--json` and parses the answer.
+    pub fn ctl_json(&self, argv: &[&str]) -> serde_json::Value {
+        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        let r = xdpswitch::ctl::call(&self.ctl, &argv, true).expect("ctl call");
+        assert!(r.ok, "ctl {argv:?} failed: {}", r.body);
+        serde_json::from_str(&r.body).expect("json answer")
+    }
+
+    /// Stops the switch with SIGTERM and returns its exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("xdpswitch did not stop on SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for SwitchProc {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let st = self.stop();
+            if !std::thread::panicking() {
+                assert!(st.success(), "xdpswitch exited with {st}");
+            }
+        }
+        if !std::thread::panicking() {
+            for p in &self.ports {
+                assert!(!has_xdp(p), "{p} still has an XDP program after the switch stopped");
+            }
+        }
+    }
+}
+
+/// Python: receive up to `count` UDP datagrams on `port` (timeout `secs`), print
+/// `src_ip src_port len` per datagram.
+pub fn udp_receiver(host: &Host, port: u16, count: usize, secs: f64) -> Child {
+    let code = format!(
+        "import socket,sys\n\
+         s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+         s.bind(('0.0.0.0',{port}))\n\
+         s.settimeout({secs})\n\
+         print('ready',flush=True)\n\
+         n=0\n\
+         try:\n\
+         \x20 while n<{count}:\n\
+         \x20   d,a=s.recvfrom(4096); n+=1; print(a[0],a[1],len(d),flush=True)\n\
+         except socket.timeout:\n\
+         \x20 pass\n"
+    );
+    let mut child = host
+        .command("python3")
+        .args(["-c", &code])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3 receiver");
+    // Wait for "ready" so the socket is bound before anything is sent.
+    use std::io::BufRead;
+    let stdout = child.stdout.take().unwrap();
+    let mut reader = std::io::BufReader::new(stdout);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    // Hand the rest of stdout back through a thread that collects it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
+        let _ = tx.send(rest);
+    });
+    RECEIVERS.with(|r| r.borrow_mut().push((child.id(), rx)));
+    child
+}
+
+thread_local! {
+    static RECEIVERS: std::cell::RefCell<Vec<(u32, std::sync::mpsc::Receiver<String>)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Waits for a receiver started with [`udp_receiver`] and returns its lines.
+pub fn receiver_lines(mut child: Child) -> Vec<String> {
+    let id = child.id();
+    let _ = child.wait();
+    let rx = RECEIVERS.with(|r| {
+        let mut r = r.borrow_mut();
+        let i = r.iter().position(|(pid, _)| *pid == id).expect("a receiver");
+        r.remove(i).1
+    });
+    rx.recv().unwrap_or_default().lines().map(|s| s.to_string()).collect()
+}
+
+/// Python: send `count` UDP datagrams of `len` bytes from `sport` (0 = any) to `dst:dport`.
+pub fn udp_send(host: &Host, dst: &str, dport: u16, sport: u16, count: usize, len: usize) {
+    let code = format!(
+        "import socket\n\
+         s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+         s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+         s.bind(('0.0.0.0',{sport}))\n\
+         for i in range({count}): s.sendto(bytes({len}),('{dst}',{dport}))\n"
+    );
+    host.exec(&["python3", "-c", &code]).expect("python3 sender");
+}
+
+/// Python: send raw Ethernet frames (hex strings) out of `eth0`.
+pub fn raw_send(host: &Host, frames_hex: &[String]) {
+    let list = frames_hex.iter().map(|h| format!("'{h}'")).collect::<Vec<_>>().join(",");
+    let code = format!(
+        "import socket\n\
+         s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\n\
+         s.bind(('eth0',0))\n\
+         for h in [{list}]: s.send(bytes.fromhex(h))\n"
+    );
+    host.exec(&["python3", "-c", &code]).expect("python3 raw sender");
+}
+
+/// Python: capture frames on `eth0` for `secs` seconds whose EtherType (after an optional
+/// VLAN tag) is IPv4 and IP protocol is UDP; prints each frame as hex, one per line.
+pub fn udp_capture(host: &Host, secs: f64) -> Child {
+    let code = format!(
+        "import socket,time\n\
+         s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.htons(3))\n\
+         s.bind(('eth0',0))\n\
+         s.settimeout(0.2)\n\
+         print('ready',flush=True)\n\
+         end=time.time()+{secs}\n\
+         while time.time()<end:\n\
+         \x20 try:\n\
+         \x20   d,a=s.recvfrom(4096)\n\
+         \x20 except socket.timeout:\n\
+         \x20   continue\n\
+         \x20 if a[2]==socket.PACKET_OUTGOING: continue\n\
+         \x20 print(d.hex(),flush=True)\n"
+    );
+    let mut child = host
+        .command("python3")
+        .args(["-c", &code])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 capture");
+    use std::io::BufRead;
+    let stdout = child.stdout.take().unwrap();
+    let mut reader = std::io::BufReader::new(stdout);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
+        let _ = tx.send(rest);
+    });
+    RECEIVERS.with(|r| r.borrow_mut().push((child.id(), rx)));
+    child
+}
+
+/// Decodes hex to bytes.
+pub fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap()).collect()
+}
+
+/// A MAC in `aa:bb:...` form as bytes.
+pub fn mac_bytes(mac: &str) -> [u8; 6] {
+    let mut out = [0u8; 6];
+    for (o, p) in out.iter_mut().zip(mac.split(':')) {
+        *o = u8::from_str_radix(p, 16).unwrap();
+    }
+    out
+}
+
+/// Reads `n_packets=N` of the dump-flows line containing `needle`.
+pub fn n_packets(dump: &str, needle: &str) -> u64 {
+    let line = dump.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("no rule {needle:?} in:\n{dump}"));
+    line.split([',', ' '])
+        .find_map(|f| f.trim().strip_prefix("n_packets="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no n_packets in {line:?}"))
+}
+
+/// Sums a field over every poll thread in `pmd-stats --json`.
+pub fn pmd_sum(stats: &serde_json::Value, field: &str) -> u64 {
+    stats["pmds"].as_array().unwrap().iter().map(|p| p[field].as_u64().unwrap_or(0)).sum()
+}
