@@ -7,7 +7,8 @@
 //! What is parsed (as OVS's `miniflow_extract`, with one VLAN slot): Ethernet II (802.3
 //! length frames get `dl_type` 0x05ff), one 802.1Q/802.1ad tag (a second tag stops parsing
 //! with `dl_type` = its TPID), ARP/RARP (Ethernet/IPv4), IPv4 (options skipped, fragments),
-//! IPv6 (extension headers skipped, at most [`MAX_EXT_HEADERS`]), TCP, UDP, SCTP, ICMP,
+//! IPv6 (extension headers skipped, at most
+//! [`MAX_EXT_HEADERS`](crate::packet::ipv6::MAX_EXT_HEADERS)), TCP, UDP, SCTP, ICMP,
 //! ICMPv6 with neighbor discovery. Frames too short for a header they claim are dropped;
 //! Ethernet padding after the IP length is ignored.
 
@@ -15,7 +16,7 @@ use bytemuck::Zeroable;
 
 use super::flow::{FlowKey, FRAG_ANY, FRAG_LATER, VLAN_PRESENT};
 use crate::packet::ethernet::{self, ether_type, is_vlan_tpid};
-use crate::packet::ipv6::{self, MAX_EXT_HEADERS};
+use crate::packet::ipv6;
 use crate::packet::{arp, icmp, ip_proto, ipv4, sctp, tcp, udp, vlan};
 
 /// Why [`extract`] refused a frame. `as usize` indexes a `[Counter; DropReason::COUNT]`.
@@ -519,8 +520,7 @@ mod tests {
             let mut k = FlowKey::zeroed();
             let r = extract(&f[..cut], 1, &mut k);
             prop_assert_eq!(k.in_port, 1);
-            let mut again = FlowKey::default();
-            again.tp_src = 99;
+            let mut again = FlowKey { tp_src: 99, ..Default::default() };
             prop_assert_eq!(extract(&f[..cut], 1, &mut again), r);
             prop_assert_eq!(again, k);
         }
