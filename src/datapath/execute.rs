@@ -379,3 +379,385 @@ fn set_port(d: &mut [u8], field: usize, port: u16) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datapath::extract::extract;
+    use crate::datapath::flow::FlowKey;
+    use crate::packet::build::{
+        self, EthSpec, Icmp4EchoSpec, Icmp6EchoSpec, Tcp4Spec, Tcp6Spec, Udp4Spec, Udp6Spec,
+    };
+    use proptest::prelude::*;
+
+    fn run(actions: &[DpAction], bytes: &[u8]) -> (ExecResult, Vec<(DpPortNo, Vec<u8>)>) {
+        let mut umem = Umem::new(8).unwrap();
+        let frame = umem.frame_from(bytes).unwrap();
+        let mut sink = Vec::new();
+        let r = execute(actions, frame, &mut umem, &mut sink);
+        let out = sink
+            .into_iter()
+            .map(|(p, f)| {
+                let b = umem.data(&f).to_vec();
+                umem.free(f);
+                (p, b)
+            })
+            .collect();
+        assert_eq!(umem.n_free(), 8);
+        (r, out)
+    }
+
+    /// Runs `actions` + `Output(1)` and returns the one output frame.
+    fn apply(actions: &[DpAction], bytes: &[u8]) -> Vec<u8> {
+        let mut a = actions.to_vec();
+        a.push(DpAction::Output(DpPortNo(1)));
+        let (r, mut out) = run(&a, bytes);
+        assert_eq!((r.sent, r.dropped), (1, None));
+        out.pop().unwrap().1
+    }
+
+    fn key(f: &[u8]) -> FlowKey {
+        let mut k = FlowKey::default();
+        extract(f, 0, &mut k).unwrap();
+        k
+    }
+
+    /// Checksums in `f` equal a full recompute.
+    fn assert_checksums(f: &[u8]) {
+        let mut g = f.to_vec();
+        build::fill_checksums(&mut g);
+        assert_eq!(f, &g[..], "incremental checksums differ from a full recompute");
+    }
+
+    fn udp4() -> Vec<u8> {
+        build::udp4(&Udp4Spec::default())
+    }
+
+    #[test]
+    fn eth_addresses() {
+        let f = apply(&[DpAction::SetEthSrc([9; 6]), DpAction::SetEthDst([8; 6])], &udp4());
+        let k = key(&f);
+        assert_eq!((k.dl_src, k.dl_dst), ([9; 6], [8; 6]));
+        assert_eq!(f[12..], udp4()[12..]);
+    }
+
+    #[test]
+    fn ipv4_addresses_all_l4() {
+        let frames = [
+            udp4(),
+            build::tcp4(&Tcp4Spec::default()),
+            build::icmp4_echo(&Icmp4EchoSpec::default()),
+            build::udp4(&Udp4Spec { vlan: Some(7), ..Default::default() }),
+        ];
+        for f in frames {
+            let g =
+                apply(&[DpAction::SetIpv4Src([192, 168, 1, 1]), DpAction::SetIpv4Dst([172, 16, 0, 9])], &f);
+            let k = key(&g);
+            assert_eq!((k.ipv4_src(), k.ipv4_dst()), ([192, 168, 1, 1], [172, 16, 0, 9]));
+            assert_checksums(&g);
+        }
+    }
+
+    #[test]
+    fn udp4_zero_checksum_stays_zero() {
+        let mut f = udp4();
+        build::poke16(&mut f, 40, 0);
+        let g = apply(&[DpAction::SetIpv4Src([1, 2, 3, 4]), DpAction::SetTpDst(99)], &f);
+        assert_eq!(be16(&g, 40), 0);
+        assert_checksums(&g);
+    }
+
+    #[test]
+    fn ipv6_addresses_all_l4() {
+        let frames = [
+            build::udp6(&Udp6Spec::default()),
+            build::tcp6(&Tcp6Spec::default()),
+            build::icmp6_echo(&Icmp6EchoSpec::default()),
+        ];
+        for f in frames {
+            let g = apply(&[DpAction::SetIpv6Src([7; 16]), DpAction::SetIpv6Dst([0xfe; 16])], &f);
+            let k = key(&g);
+            assert_eq!((k.nw_src, k.nw_dst), ([7; 16], [0xfe; 16]));
+            assert_checksums(&g);
+        }
+    }
+
+    #[test]
+    fn dscp_ttl_keep_ecn() {
+        let mut f = udp4();
+        f[15] = 0x03; // ECN CE
+        build::fill_checksums(&mut f);
+        let g = apply(&[DpAction::SetIpDscp(46), DpAction::SetIpTtl(9), DpAction::DecIpTtl], &f);
+        let k = key(&g);
+        assert_eq!((k.nw_tos, k.nw_ttl), (46 << 2 | 3, 8));
+        assert_checksums(&g);
+        let f6 = build::udp6(&Udp6Spec { tclass: 0x01, ..Default::default() });
+        let g = apply(&[DpAction::SetIpDscp(10), DpAction::DecIpTtl], &f6);
+        let k = key(&g);
+        assert_eq!((k.nw_tos, k.nw_ttl), (10 << 2 | 1, 63));
+        assert_checksums(&g);
+    }
+
+    #[test]
+    fn dec_ttl_drops_at_one() {
+        for f in [build::udp4(&Udp4Spec { ttl: 1, ..Default::default() }), {
+            let mut s = Udp6Spec::default();
+            s.hop_limit = 0;
+            build::udp6(&s)
+        }] {
+            let (r, out) =
+                run(&[DpAction::Output(DpPortNo(5)), DpAction::DecIpTtl, DpAction::Output(DpPortNo(1))], &f);
+            assert_eq!(r, ExecResult { sent: 1, copy_failed: 0, dropped: Some(ExecDrop::TtlExpired) });
+            assert_eq!(out.len(), 1);
+            assert_eq!(out[0], (DpPortNo(5), f));
+        }
+        // Non-IP passes.
+        let arp = build::arp_request([2; 6], [1; 4], [2; 4], None);
+        assert_eq!(apply(&[DpAction::DecIpTtl], &arp), arp);
+    }
+
+    #[test]
+    fn ports_tcp_udp_sctp() {
+        for f in [
+            udp4(),
+            build::tcp4(&Tcp4Spec::default()),
+            build::udp6(&Udp6Spec::default()),
+            build::tcp6(&Tcp6Spec::default()),
+        ] {
+            let g = apply(&[DpAction::SetTpSrc(7777), DpAction::SetTpDst(8888)], &f);
+            let k = key(&g);
+            assert_eq!((k.tp_src, k.tp_dst), (7777, 8888));
+            assert_checksums(&g);
+        }
+        let f = build::sctp4(&EthSpec::default(), [1; 4], [2; 4], 1, 2, 16);
+        let g = apply(&[DpAction::SetTpSrc(3), DpAction::SetTpDst(4)], &f);
+        assert_eq!((key(&g).tp_src, key(&g).tp_dst), (3, 4));
+        assert_checksums(&g);
+    }
+
+    #[test]
+    fn missing_headers_are_ignored() {
+        let arp = build::arp_request([2; 6], [1; 4], [2; 4], Some(3));
+        let acts = [
+            DpAction::SetTpSrc(1),
+            DpAction::SetIpv4Src([9; 4]),
+            DpAction::SetIpv6Dst([9; 16]),
+            DpAction::SetIpDscp(3),
+            DpAction::SetIpTtl(3),
+        ];
+        assert_eq!(apply(&acts, &arp), arp);
+        let v6 = build::udp6(&Udp6Spec::default());
+        assert_eq!(apply(&[DpAction::SetIpv4Dst([1; 4])], &v6), v6);
+        let icmp = build::icmp4_echo(&Icmp4EchoSpec::default());
+        assert_eq!(apply(&[DpAction::SetTpDst(5)], &icmp), icmp);
+        assert_eq!(apply(&[DpAction::PopVlan, DpAction::SetVlanTci(5)], &v6), v6);
+        let tiny = [1u8, 2, 3];
+        assert_eq!(apply(&acts, &tiny), tiny);
+        assert_eq!(apply(&[DpAction::PushVlan { tpid: 0x8100, tci: 1 }], &tiny), tiny);
+    }
+
+    #[test]
+    fn later_fragment_keeps_l4() {
+        let mut f = udp4();
+        build::set_ipv4_frag(&mut f, 10);
+        let g = apply(&[DpAction::SetTpSrc(1), DpAction::SetIpv4Src([3; 4])], &f);
+        assert_eq!(g[34..], f[34..]);
+        assert!(checksum::verify(&g[14..34]));
+        assert_eq!(key(&g).ipv4_src(), [3; 4]);
+    }
+
+    #[test]
+    fn push_pop_round_trip() {
+        let f = udp4();
+        let g = apply(&[DpAction::PushVlan { tpid: 0x8100, tci: 0x3000 | 42 }], &f);
+        assert_eq!(g.len(), f.len() + 4);
+        let k = key(&g);
+        assert_eq!((k.vlan_tci, k.dl_type, k.tp_src), (0x2000 | 42 | VLAN_PRESENT, 0x0800, 1024));
+        assert_eq!(be16(&g, 14), 0x2000 | 42); // VLAN_PRESENT not on the wire
+                                               // Set fields still find L3 behind the tag.
+        let h = apply(&[DpAction::SetVlanTci(7), DpAction::SetIpv4Dst([4; 4]), DpAction::PopVlan], &g);
+        assert_eq!(key(&h).ipv4_dst(), [4; 4]);
+        assert_checksums(&h);
+        assert_eq!(apply(&[DpAction::PopVlan], &g), f);
+        // Double push: 802.1ad outside 802.1Q; pops undo in order.
+        let acts = [DpAction::PushVlan { tpid: 0x8100, tci: 5 }, DpAction::PushVlan { tpid: 0x88a8, tci: 6 }];
+        let q = apply(&acts, &f);
+        let k = key(&q);
+        assert_eq!((k.vlan_tci, k.dl_type), (6 | VLAN_PRESENT, 0x8100));
+        assert_eq!(apply(&[DpAction::PopVlan, DpAction::PopVlan], &q), f);
+    }
+
+    #[test]
+    fn outputs_copy_until_the_last() {
+        let f = udp4();
+        let acts = [
+            DpAction::Output(DpPortNo(1)),
+            DpAction::SetEthDst([7; 6]),
+            DpAction::Output(DpPortNo(2)),
+            DpAction::Output(DpPortNo(3)),
+            DpAction::SetEthDst([8; 6]), // after the last output: not run, nobody sees it
+        ];
+        let mut umem = Umem::new(4).unwrap();
+        let frame = umem.frame_from(&f).unwrap();
+        let orig_addr = frame.addr();
+        let mut sink = Vec::new();
+        let r = execute(&acts, frame, &mut umem, &mut sink);
+        assert_eq!(r, ExecResult { sent: 3, copy_failed: 0, dropped: None });
+        let ports: Vec<_> = sink.iter().map(|(p, _)| p.0).collect();
+        assert_eq!(ports, [1, 2, 3]);
+        assert_eq!(sink[2].1.addr(), orig_addr, "the last output moves the original frame");
+        assert_eq!(umem.data(&sink[0].1), &f[..]);
+        assert_eq!(umem.data(&sink[1].1)[..6], [7; 6]);
+        assert_eq!(umem.data(&sink[2].1)[..6], [7; 6]);
+        for (_, fr) in sink {
+            umem.free(fr);
+        }
+        assert_eq!(umem.n_free(), 4);
+    }
+
+    #[test]
+    fn empty_pool_skips_copies_and_no_output_frees() {
+        let mut umem = Umem::new(1).unwrap();
+        let frame = umem.frame_from(&udp4()).unwrap();
+        let mut sink = Vec::new();
+        let acts = [DpAction::Output(DpPortNo(1)), DpAction::Output(DpPortNo(2))];
+        let r = execute(&acts, frame, &mut umem, &mut sink);
+        assert_eq!(r, ExecResult { sent: 1, copy_failed: 1, dropped: None });
+        assert_eq!(sink.len(), 1);
+        umem.free(sink.pop().unwrap().1);
+        let frame = umem.frame_from(&udp4()).unwrap();
+        let r = execute(&[DpAction::SetTpSrc(1)], frame, &mut umem, &mut sink);
+        assert_eq!(r.dropped, Some(ExecDrop::NoOutput));
+        assert_eq!(umem.n_free(), 1);
+        for (i, d) in ExecDrop::ALL.iter().enumerate() {
+            assert_eq!(*d as usize, i);
+            assert!(!d.name().is_empty());
+        }
+    }
+
+    fn frame_strategy() -> impl Strategy<Value = Vec<u8>> {
+        (0usize..9, any::<u16>(), any::<u16>(), 0usize..64, prop::option::of(0u16..0x1000), any::<[u8; 4]>())
+            .prop_map(|(which, sport, dport, payload_len, vlan, ip)| {
+                let u4 = Udp4Spec { sport, dport, payload_len, vlan, src_ip: ip, ..Default::default() };
+                let u6 = Udp6Spec { sport, dport, payload_len, vlan, ..Default::default() };
+                let eth = EthSpec { vlan, ..Default::default() };
+                match which {
+                    0 => build::udp4(&u4),
+                    1 => build::tcp4(&Tcp4Spec { ip: u4, flags: sport & 0xfff }),
+                    2 => build::icmp4_echo(&Icmp4EchoSpec { eth, payload_len, ..Default::default() }),
+                    3 => build::udp6(&u6),
+                    4 => build::tcp6(&Tcp6Spec { ip: u6, flags: dport & 0xfff }),
+                    5 => build::icmp6_echo(&Icmp6EchoSpec { eth, payload_len, ..Default::default() }),
+                    6 => build::sctp4(&eth, ip, [1; 4], sport, dport, payload_len),
+                    7 => {
+                        let mut f = build::udp4(&u4);
+                        let at = if vlan.is_some() { 44 } else { 40 };
+                        build::poke16(&mut f, at, 0);
+                        f
+                    }
+                    _ => build::arp_request([2; 6], ip, [3; 4], vlan),
+                }
+            })
+    }
+
+    fn set_action() -> impl Strategy<Value = DpAction> {
+        prop_oneof![
+            any::<[u8; 6]>().prop_map(DpAction::SetEthSrc),
+            any::<[u8; 6]>().prop_map(DpAction::SetEthDst),
+            any::<[u8; 4]>().prop_map(DpAction::SetIpv4Src),
+            any::<[u8; 4]>().prop_map(DpAction::SetIpv4Dst),
+            any::<[u8; 16]>().prop_map(DpAction::SetIpv6Src),
+            any::<[u8; 16]>().prop_map(DpAction::SetIpv6Dst),
+            any::<u8>().prop_map(DpAction::SetIpDscp),
+            (2u8..=255).prop_map(DpAction::SetIpTtl),
+            any::<u16>().prop_map(DpAction::SetTpSrc),
+            any::<u16>().prop_map(DpAction::SetTpDst),
+            any::<u16>().prop_map(DpAction::SetVlanTci),
+        ]
+    }
+
+    fn any_action() -> impl Strategy<Value = DpAction> {
+        prop_oneof![
+            3 => set_action(),
+            2 => (0u32..4).prop_map(|p| DpAction::Output(DpPortNo(p))),
+            1 => Just(DpAction::DecIpTtl),
+            1 => (prop_oneof![Just(0x8100u16), Just(0x88a8)], any::<u16>())
+                .prop_map(|(tpid, tci)| DpAction::PushVlan { tpid, tci }),
+            1 => Just(DpAction::PopVlan),
+        ]
+    }
+
+    proptest! {
+        /// Incremental checksum updates equal a full recompute, and the key shows the values.
+        #[test]
+        fn set_fields_keep_checksums(f in frame_strategy(), acts in prop::collection::vec(set_action(), 1..6)) {
+            let g = apply(&acts, &f);
+            let mut full = g.clone();
+            build::fill_checksums(&mut full);
+            prop_assert_eq!(&g, &full);
+            let k = key(&g);
+            let before = key(&f);
+            let is_ip = matches!(before.dl_type, 0x0800 | 0x86dd);
+            let has_ports = matches!(before.nw_proto, 6 | 17 | 132) && is_ip;
+            let last = |f: &dyn Fn(&DpAction) -> bool| acts.iter().rev().find(|a| f(a)).cloned();
+            if let Some(DpAction::SetEthSrc(m)) = last(&|a| matches!(a, DpAction::SetEthSrc(_))) {
+                prop_assert_eq!(k.dl_src, m);
+            }
+            if let Some(DpAction::SetEthDst(m)) = last(&|a| matches!(a, DpAction::SetEthDst(_))) {
+                prop_assert_eq!(k.dl_dst, m);
+            }
+            if let Some(DpAction::SetTpSrc(p)) = last(&|a| matches!(a, DpAction::SetTpSrc(_))) {
+                prop_assert_eq!(k.tp_src, if has_ports { p } else { before.tp_src });
+            }
+            if let Some(DpAction::SetTpDst(p)) = last(&|a| matches!(a, DpAction::SetTpDst(_))) {
+                prop_assert_eq!(k.tp_dst, if has_ports { p } else { before.tp_dst });
+            }
+            if let Some(DpAction::SetIpv4Dst(a)) = last(&|a| matches!(a, DpAction::SetIpv4Dst(_))) {
+                if before.dl_type == 0x0800 {
+                    prop_assert_eq!(k.ipv4_dst(), a);
+                }
+            }
+            if let Some(DpAction::SetIpv6Src(a)) = last(&|a| matches!(a, DpAction::SetIpv6Src(_))) {
+                if before.dl_type == 0x86dd {
+                    prop_assert_eq!(k.nw_src, a);
+                }
+            }
+            if let Some(DpAction::SetIpTtl(t)) = last(&|a| matches!(a, DpAction::SetIpTtl(_))) {
+                prop_assert_eq!(k.nw_ttl, if is_ip { t } else { 0 });
+            }
+            if let Some(DpAction::SetIpDscp(d)) = last(&|a| matches!(a, DpAction::SetIpDscp(_))) {
+                if is_ip {
+                    prop_assert_eq!(k.nw_tos, ((d & 0x3f) << 2) | (before.nw_tos & 3));
+                }
+            }
+            if let Some(DpAction::SetVlanTci(t)) = last(&|a| matches!(a, DpAction::SetVlanTci(_))) {
+                if before.vlan_tci != 0 {
+                    prop_assert_eq!(k.vlan_tci, t | VLAN_PRESENT);
+                }
+            }
+        }
+
+        /// Every frame ends with the sink or back in the pool, whatever the actions.
+        #[test]
+        fn frames_are_never_lost(
+            f in frame_strategy(), acts in prop::collection::vec(any_action(), 0..10), n_chunks in 1u32..4,
+        ) {
+            let mut umem = Umem::new(n_chunks).unwrap();
+            let frame = umem.frame_from(&f).unwrap();
+            let mut sink = Vec::new();
+            let r = execute(&acts, frame, &mut umem, &mut sink);
+            prop_assert_eq!(r.sent as usize, sink.len());
+            let n_out = acts.iter().filter(|a| matches!(a, DpAction::Output(_))).count();
+            if r.dropped.is_none() {
+                prop_assert_eq!(r.sent + r.copy_failed, n_out as u32);
+            }
+            for (_, fr) in sink {
+                // Outputs are well formed enough to extract or be refused, never panic.
+                let mut k = FlowKey::default();
+                let _ = extract(umem.data(&fr), 0, &mut k);
+                umem.free(fr);
+            }
+            prop_assert_eq!(umem.n_free(), n_chunks as usize);
+        }
+    }
+}
