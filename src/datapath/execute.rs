@@ -500,11 +500,10 @@ mod tests {
 
     #[test]
     fn dec_ttl_drops_at_one() {
-        for f in [build::udp4(&Udp4Spec { ttl: 1, ..Default::default() }), {
-            let mut s = Udp6Spec::default();
-            s.hop_limit = 0;
-            build::udp6(&s)
-        }] {
+        for f in [
+            build::udp4(&Udp4Spec { ttl: 1, ..Default::default() }),
+            build::udp6(&Udp6Spec { hop_limit: 0, ..Default::default() }),
+        ] {
             let (r, out) =
                 run(&[DpAction::Output(DpPortNo(5)), DpAction::DecIpTtl, DpAction::Output(DpPortNo(1))], &f);
             assert_eq!(r, ExecResult { sent: 1, copy_failed: 0, dropped: Some(ExecDrop::TtlExpired) });
