@@ -634,6 +634,20 @@ mod tests {
         }
     }
 
+    #[test]
+    fn push_without_headroom_drops() {
+        let f = udp4();
+        let push = DpAction::PushVlan { tpid: 0x8100, tci: 1 };
+        let room = crate::netdev::FRAME_HEADROOM as usize / vlan::TAG_LEN;
+        let mut acts = vec![push.clone(); room];
+        let g = apply(&acts, &f);
+        assert_eq!(g.len(), f.len() + room * 4);
+        acts.push(push);
+        acts.push(DpAction::Output(DpPortNo(1)));
+        let (r, out) = run(&acts, &f);
+        assert_eq!((r.dropped, out.len()), (Some(ExecDrop::Malformed), 0));
+    }
+
     fn frame_strategy() -> impl Strategy<Value = Vec<u8>> {
         (0usize..9, any::<u16>(), any::<u16>(), 0usize..64, prop::option::of(0u16..0x1000), any::<[u8; 4]>())
             .prop_map(|(which, sport, dport, payload_len, vlan, ip)| {
