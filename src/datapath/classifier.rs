@@ -483,3 +483,202 @@ mod tests {
         });
     }
 }
+
+/// The classifier (alone, and behind an exact-match cache) against a naive linear scan.
+#[cfg(test)]
+mod reference_tests {
+    use super::*;
+    use crate::datapath::emc::{EmcConfig, ExactMatchCache};
+    use crate::datapath::megaflow::{MegaflowId, MegaflowTable};
+    use proptest::prelude::*;
+
+    /// An OpenFlow-like rule from a small field space (so rules overlap a lot).
+    #[derive(Clone, Debug)]
+    struct Rule {
+        key: FlowKey,
+        mask: FlowMask,
+    }
+
+    fn rule_strategy() -> impl Strategy<Value = Rule> {
+        (
+            proptest::option::of(1u32..=4),
+            proptest::option::of(prop_oneof![Just(0x800u16), Just(0x86dd)]),
+            proptest::option::of(prop_oneof![Just(6u8), Just(17)]),
+            proptest::option::of(1u16..=4),
+            proptest::option::of((
+                prop_oneof![Just(8usize), Just(16), Just(24), Just(32)],
+                0u8..2,
+                0u8..2,
+                0u8..2,
+            )),
+        )
+            .prop_map(|(port, dl_type, proto, tp_dst, dst)| {
+                let mut key = FlowKey::default();
+                let mut mask = FlowMask::catchall();
+                if let Some(p) = port {
+                    key.in_port = p;
+                    mask.0.in_port = !0;
+                }
+                if let Some(t) = dl_type {
+                    key.dl_type = t;
+                    mask.0.dl_type = !0;
+                }
+                if let Some(p) = proto {
+                    key.nw_proto = p;
+                    mask.0.nw_proto = !0;
+                }
+                if let Some(t) = tp_dst {
+                    key.tp_dst = t;
+                    mask.0.tp_dst = !0;
+                }
+                if let Some((len, a, b, c)) = dst {
+                    key.nw_dst[..4].copy_from_slice(&[10, a, b, c]);
+                    for byte in mask.0.nw_dst[..len / 8].iter_mut() {
+                        *byte = 0xff;
+                    }
+                }
+                Rule { key: key.masked(&mask), mask }
+            })
+    }
+
+    fn packet_strategy() -> impl Strategy<Value = FlowKey> {
+        (
+            1u32..=4,
+            prop_oneof![Just(0x800u16), Just(0x86dd)],
+            prop_oneof![Just(6u8), Just(17)],
+            1u16..=4,
+            0u16..3,
+            0u8..2,
+            0u8..2,
+            0u8..2,
+        )
+            .prop_map(|(in_port, dl_type, nw_proto, tp_dst, tp_src, a, b, c)| {
+                let mut k = FlowKey { in_port, dl_type, nw_proto, tp_dst, tp_src, ..Default::default() };
+                k.nw_dst[..4].copy_from_slice(&[10, a, b, c]);
+                k
+            })
+    }
+
+    /// The rule a priority-ordered linear scan picks, and the mask of every field it looked at.
+    fn translate(rules: &[Rule], pkt: &FlowKey) -> (Option<usize>, FlowMask) {
+        let mut mask = FlowMask::catchall();
+        for (i, r) in rules.iter().enumerate() {
+            mask = mask.union(&r.mask);
+            if pkt.matches_masked(&r.mask, &r.key) {
+                return (Some(i), mask);
+            }
+        }
+        (None, mask)
+    }
+
+    fn overlaps(a: &Megaflow, key: &FlowKey, mask: &FlowMask) -> bool {
+        let (ka, ma, kb, mb) = (a.key.words(), a.mask.0.words(), key.words(), mask.0.words());
+        (0..ka.len()).all(|i| (ka[i] ^ kb[i]) & ma[i] & mb[i] == 0)
+    }
+
+    /// Ofproto's job: add the megaflow for `pkt` unless it overlaps one already there.
+    fn install(t: &mut MegaflowTable, rules: &[Rule], pkt: &FlowKey) {
+        let (rule, mask) = translate(rules, pkt);
+        let key = pkt.masked(&mask);
+        let clash = t.iter().any(|mf| overlaps(mf, &key, &mask) && (mf.mask != mask || mf.key != key));
+        if !clash {
+            t.insert(key, mask, Box::new([]), rule.map_or(u64::MAX, |r| r as u64)).unwrap();
+        }
+    }
+
+    fn reference(t: &MegaflowTable, pkt: &FlowKey) -> Option<MegaflowId> {
+        let hits: Vec<_> = t.iter().filter(|mf| mf.matches(pkt)).map(|mf| mf.id).collect();
+        assert!(hits.len() <= 1, "overlapping megaflows {hits:?}");
+        hits.first().copied()
+    }
+
+    fn check(
+        t: &MegaflowTable,
+        r: &mut crate::datapath::megaflow::MegaflowReader,
+        rules: &[Rule],
+        emc: &mut ExactMatchCache,
+        ranking: &mut SubtableRanking,
+        pkts: &[FlowKey],
+    ) -> Result<(), TestCaseError> {
+        let want: Vec<_> = pkts.iter().map(|p| reference(t, p)).collect();
+        r.with(|v| {
+            prop_assert_eq!(v.len(), t.len());
+            prop_assert_eq!(v.n_subtables(), t.n_subtables());
+            for (p, w) in pkts.iter().zip(&want) {
+                let got = v.lookup(p);
+                prop_assert_eq!(got.map(|m| m.id), *w, "single lookup of {:?}", p);
+                if let Some(mf) = got {
+                    let (rule, _) = translate(rules, p);
+                    prop_assert_eq!(mf.cookie, rule.map_or(u64::MAX, |r| r as u64));
+                }
+            }
+            for chunk in pkts.chunks(32) {
+                let mut out = [None; 32];
+                v.lookup_batch(chunk, &mut out, ranking);
+                for (i, p) in chunk.iter().enumerate() {
+                    prop_assert_eq!(out[i].map(|m| m.id), reference(t, p), "batch lookup of {:?}", p);
+                }
+            }
+            // Twice through EMC -> classifier -> EMC insert, as a poll thread does.
+            for _ in 0..2 {
+                for chunk in pkts.chunks(32) {
+                    let hashes: Vec<u32> = chunk.iter().map(|k| k.hash()).collect();
+                    let mut out = [None; 32];
+                    emc.lookup_batch(chunk, &hashes, &mut out);
+                    let from_emc: Vec<bool> = out.iter().map(|o| o.is_some()).collect();
+                    v.lookup_batch(chunk, &mut out[..chunk.len()], ranking);
+                    let mut to_insert = Vec::new();
+                    for (i, p) in chunk.iter().enumerate() {
+                        prop_assert_eq!(out[i].map(|m| m.id), reference(t, p), "EMC path for {:?}", p);
+                        if let Some(mf) = out[i] {
+                            if !from_emc[i] {
+                                to_insert.push((i, Arc::clone(mf)));
+                            }
+                        }
+                    }
+                    for (i, mf) in to_insert {
+                        emc.maybe_insert(&chunk[i], hashes[i], &mf);
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+        #[test]
+        fn classifier_matches_linear_scan(
+            rules in proptest::collection::vec(rule_strategy(), 1..12),
+            pkts in proptest::collection::vec(packet_strategy(), 1..80),
+            probes in proptest::collection::vec(packet_strategy(), 1..80),
+            removals in proptest::collection::vec(any::<prop::sample::Index>(), 0..12),
+            emc_on in any::<bool>(),
+        ) {
+            let mut t = MegaflowTable::new(1, 10_000);
+            let mut r = t.reader();
+            let cfg = if emc_on { EmcConfig { entries: 64, insert_inv_prob: 1 } } else { EmcConfig::disabled() };
+            let mut emc = ExactMatchCache::new(cfg);
+            let mut ranking = SubtableRanking::new(3);
+            for p in &pkts {
+                install(&mut t, &rules, p);
+            }
+            t.publish();
+            let all: Vec<FlowKey> = pkts.iter().chain(&probes).copied().collect();
+            check(&t, &mut r, &rules, &mut emc, &mut ranking, &all)?;
+            // Remove some, publish, re-check (the EMC still holds the removed ones).
+            let ids: Vec<MegaflowId> = t.iter().map(|m| m.id).collect();
+            for ix in &removals {
+                t.remove(ids[ix.index(ids.len())]);
+            }
+            t.publish();
+            check(&t, &mut r, &rules, &mut emc, &mut ranking, &all)?;
+            // Ofproto fills the holes again (now from the probes too).
+            for p in &all {
+                install(&mut t, &rules, p);
+            }
+            t.publish();
+            check(&t, &mut r, &rules, &mut emc, &mut ranking, &all)?;
+        }
+    }
+}
