@@ -433,6 +433,95 @@ mod tests {
         assert!(r.with(|v| v.lookup(&key_port(1)).is_none()));
     }
 
+    /// A poll thread looks up one key (EMC in front) while the control thread keeps
+    /// inserting, removing and publishing megaflows for it: once `publish` has returned, the
+    /// removed megaflow must never be seen again, by the classifier or the EMC.
+    #[test]
+    fn removed_flow_never_seen_after_publish() {
+        use crate::datapath::classifier::SubtableRanking;
+        use crate::datapath::emc::{EmcConfig, ExactMatchCache};
+        use std::sync::atomic::AtomicU64;
+
+        let mut t = MegaflowTable::new(2, 100);
+        let _idle_reader = t.reader(); // never enters: must not hold up publish
+        let mut r = t.reader();
+        let dead_published = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let k = key_port(1);
+        let reader = {
+            let (dead_published, stop) = (Arc::clone(&dead_published), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut emc = ExactMatchCache::new(EmcConfig { entries: 64, insert_inv_prob: 1 });
+                let mut ranking = SubtableRanking::new(4);
+                let (mut seen, mut lookups) = (0u64, 0u64);
+                while !stop.load(Ordering::Acquire) {
+                    let dead = dead_published.load(Ordering::SeqCst);
+                    let found = r.with(|v| {
+                        let got = emc.lookup(&k, k.hash()).map(|m| (Arc::clone(m), true)).or_else(|| {
+                            let mut out = [None];
+                            v.lookup_batch(&[k], &mut out, &mut ranking);
+                            out[0].map(|m| (Arc::clone(m), false))
+                        });
+                        if let Some((mf, _)) = &got {
+                            assert!(mf.id.0 > dead, "{} seen after its removal was published", mf.id);
+                            mf.record(1, 1, 64, 0);
+                        }
+                        got
+                    });
+                    lookups += 1;
+                    if let Some((mf, from_emc)) = found {
+                        seen += 1;
+                        if !from_emc {
+                            emc.maybe_insert(&k, k.hash(), &mf);
+                        }
+                    }
+                }
+                (seen, lookups)
+            })
+        };
+        let masks = [mask_port(), FlowMask::exact(), FlowMask::catchall()];
+        for round in 0..3000 {
+            let mf = t.insert(k, masks[round % masks.len()], Box::new([]), round as u64).unwrap();
+            t.publish();
+            if round % 8 == 0 {
+                std::thread::yield_now();
+            }
+            assert!(t.remove(mf.id));
+            t.publish();
+            dead_published.store(mf.id.0, Ordering::SeqCst);
+        }
+        stop.store(true, Ordering::Release);
+        let (seen, lookups) = reader.join().expect("reader saw a removed megaflow");
+        assert!(lookups > 0);
+        eprintln!("reader: {lookups} lookups, {seen} hits");
+    }
+
+    /// `publish` returns only once no reader is inside an older version (with a single
+    /// left-right publish this test fails).
+    #[test]
+    fn publish_waits_for_readers_inside_old_version() {
+        let mut t = MegaflowTable::new(1, 10);
+        let a = t.insert(key_port(1), mask_port(), Box::new([]), 0).unwrap();
+        t.publish();
+        let mut r = t.reader();
+        let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+        let left = Arc::new(AtomicBool::new(false));
+        let left2 = Arc::clone(&left);
+        let h = std::thread::spawn(move || {
+            r.with(|v| {
+                assert!(v.lookup(&key_port(1)).is_some());
+                entered_tx.send(()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                left2.store(true, Ordering::SeqCst);
+            });
+        });
+        entered_rx.recv().unwrap();
+        t.remove(a.id);
+        t.publish();
+        assert!(left.load(Ordering::SeqCst), "publish returned while a reader was in the old version");
+        h.join().unwrap();
+    }
+
     #[test]
     fn reader_is_send() {
         fn is_send<T: Send>() {}
