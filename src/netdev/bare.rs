@@ -104,7 +104,7 @@ fn run(qa: &mut dyn Queue, qb: &mut dyn Queue, umem: &mut Umem, stop: &AtomicBoo
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
             idle = IDLE_SPINS / 2;
-        } else if idle % 16 == 0 {
+        } else if idle.is_multiple_of(16) {
             std::thread::yield_now();
         }
     }

@@ -328,7 +328,7 @@ impl Queue for AfXdpQueue {
             let _ = sys::kick_rx(self.sock.fd());
         }
         self.ticks = self.ticks.wrapping_add(1);
-        if self.ticks % STATS_EVERY == 0 {
+        if self.ticks.is_multiple_of(STATS_EVERY) {
             self.refresh_stats();
         }
     }

@@ -58,12 +58,12 @@ impl<T: Pod> Ring<T> {
         }
         let len = area.len() as u64;
         for o in [off.producer, off.consumer, off.flags] {
-            if o % 4 != 0 || o + 4 > len {
+            if !o.is_multiple_of(4) || o + 4 > len {
                 return Err(bad("index offset out of bounds"));
             }
         }
         let desc_end = off.desc + size as u64 * std::mem::size_of::<T>() as u64;
-        if off.desc % std::mem::align_of::<T>() as u64 != 0 || desc_end > len {
+        if !off.desc.is_multiple_of(std::mem::align_of::<T>() as u64) || desc_end > len {
             return Err(bad("descriptors out of bounds"));
         }
         let base = area.ptr();

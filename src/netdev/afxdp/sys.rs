@@ -207,6 +207,9 @@ pub struct Mmap {
 // SAFETY: the mapping is plain memory owned by this value; which threads may touch which
 // bytes is decided by the ring protocol on top (each ring is used by one owner thread).
 unsafe impl Send for Mmap {}
+// SAFETY: `&Mmap` only exposes the address and length; every access to the bytes goes
+// through the ring protocol (atomics for indices, ownership hand-over for slots).
+unsafe impl Sync for Mmap {}
 
 impl Mmap {
     /// Maps `len` bytes of `fd` at page offset `offset`, shared and populated.
@@ -239,6 +242,10 @@ impl Mmap {
     /// Length of the mapping in bytes.
     pub fn len(&self) -> usize {
         self.len
+    }
+    /// Whether the mapping is empty (never, for a successful map).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 
