@@ -276,3 +276,46 @@ fn clear_errors() {
     // Nothing was attached to lo by the failed open.
     assert!(!sh(&["ip", "-d", "link", "show", "dev", "lo"]).contains("prog/xdp"));
 }
+
+/// Helper for `detached_when_process_dies`: run in a child process, holds a port open.
+#[test]
+#[ignore = "helper run by detached_when_process_dies in a child process"]
+fn helper_hold_port() {
+    let Ok(ifname) = std::env::var("XS_AFX_HOLD_IF") else { return };
+    let port = AfXdpPort::open(&ifname, &AfXdpConfig::default()).expect("open");
+    let mut umem = Umem::new(afxdp::chunks_needed(1, &AfXdpConfig::default())).unwrap();
+    let _q = port.open_queue(0, &mut umem).expect("queue");
+    println!("ready");
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+#[test]
+fn detached_when_process_dies() {
+    require_root!();
+    let net = Net::new("k", 1);
+    let exe = std::env::current_exe().unwrap();
+    let mut child = Command::new(exe)
+        .args(["--exact", "helper_hold_port", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("XS_AFX_HOLD_IF", &net.root_if[0])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let mut ready = false;
+    while std::io::BufRead::read_line(&mut out, &mut line).unwrap_or(0) > 0 {
+        if line.contains("ready") {
+            ready = true;
+            break;
+        }
+        line.clear();
+    }
+    let attached = net.xdp_attached(0);
+    child.kill().unwrap(); // SIGKILL: no destructors run
+    child.wait().unwrap();
+    assert!(ready, "helper did not get ready");
+    assert!(attached, "helper did not attach");
+    // The bpf_link fd closed with the process: the program is gone.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!net.xdp_attached(0), "XDP program survived its process");
+}
