@@ -13,6 +13,7 @@
 //! a frame received on one port can be transmitted on another without a copy.
 
 pub mod afxdp;
+pub mod bare;
 pub mod mem;
 mod poll;
 mod umem;

@@ -1,0 +1,358 @@
+//! [`AfXdpPort`]: a network interface driven through AF_XDP, and [`AfXdpQueue`]: one socket.
+
+use std::sync::{Arc, Mutex};
+
+use super::socket::{SocketParams, XskSocket};
+use super::sys::{self, XdpDesc};
+use super::xdp::XdpProgram;
+use super::{AfXdpConfig, BindMode};
+use crate::netdev::{Error, Frame, Port, PortStats, Queue, QueueStats, Umem, Wakeup};
+
+/// How often (in `maintain` calls) a queue refreshes the kernel's `XDP_STATISTICS`.
+const STATS_EVERY: u32 = 1024;
+/// The fill ring is topped up only when at least this many slots are free (amortizes the
+/// index store), or when it runs low.
+const FILL_BATCH: u32 = 32;
+
+/// A network interface whose receive queues are steered to AF_XDP sockets.
+///
+/// Opening attaches the XDP program; dropping the port detaches it (the interface then works
+/// as before). Queues may outlive the port, but receive nothing once it is gone.
+pub struct AfXdpPort {
+    name: String,
+    ifindex: u32,
+    n_queues: u32,
+    mac: [u8; 6],
+    cfg: AfXdpConfig,
+    prog: Mutex<XdpProgram>,
+    /// Whether sockets ended up zero-copy; known once the first queue is bound.
+    zerocopy: Mutex<Option<bool>>,
+    queues: Mutex<Vec<Arc<QueueStats>>>,
+}
+
+impl std::fmt::Debug for AfXdpPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AfXdpPort").field("name", &self.name).field("ifindex", &self.ifindex).finish()
+    }
+}
+
+fn sys_err<'a>(name: &'a str, op: &'static str) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| Error::Sys { name: name.to_string(), op, source }
+}
+
+/// Number of receive queues of `name`, from `/sys/class/net/NAME/queues/rx-*`.
+fn count_rx_queues(name: &str) -> std::io::Result<u32> {
+    let dir = std::fs::read_dir(format!("/sys/class/net/{name}/queues"))?;
+    let n = dir.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("rx-")).count();
+    Ok(n.max(1) as u32)
+}
+
+fn read_mac(name: &str) -> [u8; 6] {
+    let mut mac = [0u8; 6];
+    if let Ok(s) = std::fs::read_to_string(format!("/sys/class/net/{name}/address")) {
+        for (m, part) in mac.iter_mut().zip(s.trim().split(':')) {
+            *m = u8::from_str_radix(part, 16).unwrap_or(0);
+        }
+    }
+    mac
+}
+
+fn check_ring_sizes(name: &str, cfg: &AfXdpConfig) -> Result<(), Error> {
+    for (what, n) in
+        [("rx", cfg.rx_size), ("tx", cfg.tx_size), ("fill", cfg.fill_size), ("completion", cfg.comp_size)]
+    {
+        if !n.is_power_of_two() {
+            return Err(Error::Sys {
+                name: name.to_string(),
+                op: what,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "ring size must be a power of two",
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+impl AfXdpPort {
+    /// Opens interface `ifname`: counts its queues and attaches the XDP program (native mode
+    /// first unless `cfg` says otherwise). No socket exists until [`Port::open_queue`].
+    pub fn open(ifname: &str, cfg: &AfXdpConfig) -> Result<AfXdpPort, Error> {
+        let ifindex =
+            sys::if_nametoindex(ifname).ok_or_else(|| Error::NoSuchInterface { name: ifname.to_string() })?;
+        check_ring_sizes(ifname, cfg)?;
+        let prog = XdpProgram::attach(ifname, ifindex, cfg.xdp_mode)?;
+        let n_queues =
+            count_rx_queues(ifname).map_err(sys_err(ifname, "count queues"))?.min(prog.max_queues());
+        Ok(AfXdpPort {
+            name: ifname.to_string(),
+            ifindex,
+            n_queues,
+            mac: read_mac(ifname),
+            cfg: cfg.clone(),
+            prog: Mutex::new(prog),
+            zerocopy: Mutex::new(None),
+            queues: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The interface index.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// The configuration the port was opened with.
+    pub fn config(&self) -> &AfXdpConfig {
+        &self.cfg
+    }
+
+    fn open_socket(&self, qid: u32, umem: &mut Umem) -> Result<XskSocket, Error> {
+        let mut p = SocketParams {
+            ifindex: self.ifindex,
+            qid,
+            rx_size: self.cfg.rx_size,
+            tx_size: self.cfg.tx_size,
+            fill_size: self.cfg.fill_size,
+            comp_size: self.cfg.comp_size,
+            zerocopy: self.cfg.bind_mode != BindMode::Copy,
+        };
+        // Once one socket of this port fell back to copy mode, don't ask for zero-copy again.
+        if *self.zerocopy.lock().unwrap_or_else(|e| e.into_inner()) == Some(false)
+            && self.cfg.bind_mode == BindMode::Auto
+        {
+            p.zerocopy = false;
+        }
+        match XskSocket::open(&p, umem) {
+            Ok(s) => Ok(s),
+            Err(e)
+                if p.zerocopy
+                    && self.cfg.bind_mode == BindMode::Auto
+                    && matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EINVAL)) =>
+            {
+                tracing::debug!(port = %self.name, qid, error = %e, "zero-copy bind refused, using copy mode");
+                p.zerocopy = false;
+                XskSocket::open(&p, umem).map_err(sys_err(&self.name, "AF_XDP socket"))
+            }
+            Err(e) => Err(sys_err(&self.name, "AF_XDP socket")(e)),
+        }
+    }
+}
+
+impl Port for AfXdpPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> &'static str {
+        "afxdp"
+    }
+    fn n_queues(&self) -> u32 {
+        self.n_queues
+    }
+
+    fn open_queue(&self, qid: u32, umem: &mut Umem) -> Result<Box<dyn Queue>, Error> {
+        if qid >= self.n_queues {
+            return Err(Error::NoSuchQueue { name: self.name.clone(), qid, n_queues: self.n_queues });
+        }
+        if umem.n_free() == 0 {
+            return Err(Error::UmemExhausted { needed: self.cfg.fill_size as usize, available: 0 });
+        }
+        let mut sock = self.open_socket(qid, umem)?;
+        if let Some(budget) = self.cfg.tx_skb_budget {
+            match sock.set_tx_skb_budget(budget) {
+                Ok(set) => tracing::debug!(port = %self.name, qid, budget, set, "XDP_MAX_TX_SKB_BUDGET"),
+                Err(e) => tracing::warn!(port = %self.name, qid, error = %e, "XDP_MAX_TX_SKB_BUDGET"),
+            }
+        }
+        *self.zerocopy.lock().unwrap_or_else(|e| e.into_inner()) = Some(sock.is_zerocopy());
+        // Frames for the kernel to receive into, before the socket can get any traffic.
+        refill(&mut sock, umem, 0);
+        self.prog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_socket(qid, sock.fd())
+            .map_err(|e| Error::Xdp { name: self.name.clone(), reason: format!("xsks_map[{qid}]: {e}") })?;
+        let stats = Arc::new(QueueStats::default());
+        self.queues.lock().unwrap_or_else(|e| e.into_inner()).push(stats.clone());
+        tracing::info!(port = %self.name, qid, zerocopy = sock.is_zerocopy(), shared = !sock.registered, "AF_XDP queue open");
+        Ok(Box::new(AfXdpQueue { sock, stats, qid, ticks: 0 }))
+    }
+
+    fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    fn stats(&self) -> PortStats {
+        let mut s = PortStats::default();
+        for q in self.queues.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            s.accumulate(q);
+        }
+        s
+    }
+
+    fn describe(&self) -> String {
+        let mode = self.prog.lock().unwrap_or_else(|e| e.into_inner()).attached().as_str();
+        let copy = match *self.zerocopy.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(true) => "zero-copy",
+            Some(false) => "copy",
+            None => "not bound",
+        };
+        let q = if self.n_queues == 1 { "queue" } else { "queues" };
+        format!("{mode}, {copy}, {} {q}", self.n_queues)
+    }
+}
+
+/// Tops up the fill ring from the free list when at least `min_free` slots are free.
+fn refill(sock: &mut XskSocket, umem: &mut Umem, min_free: u32) {
+    let free = sock.fill.free(sock.fill.size());
+    if free == 0 || free < min_free {
+        return;
+    }
+    let n = sock.fill.reserve(free.min(umem.n_free() as u32));
+    let mut i = 0;
+    while i < n {
+        match umem.alloc_chunk() {
+            Some(addr) => sock.fill.write(i, addr),
+            None => break,
+        }
+        i += 1;
+    }
+    sock.fill.submit(i);
+}
+
+/// One AF_XDP socket: a receive queue of the port and a transmit path, owned by one poll
+/// thread together with the [`Umem`] it was opened with.
+pub struct AfXdpQueue {
+    sock: XskSocket,
+    stats: Arc<QueueStats>,
+    qid: u32,
+    ticks: u32,
+}
+
+impl AfXdpQueue {
+    /// The queue id this socket is bound to.
+    pub fn qid(&self) -> u32 {
+        self.qid
+    }
+
+    fn drain_completions(&mut self, umem: &mut Umem) {
+        let n = self.sock.comp.peek(self.sock.comp.size());
+        for i in 0..n {
+            umem.free_addr(self.sock.comp.read(i));
+        }
+        self.sock.comp.release(n);
+    }
+
+    fn kick_tx(&mut self) {
+        if let Err(e) = sys::kick_tx(self.sock.fd()) {
+            match e.raw_os_error() {
+                Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS | libc::ENETDOWN) => {}
+                _ => tracing::debug!(qid = self.qid, error = %e, "TX kick failed"),
+            }
+        }
+    }
+
+    fn refresh_stats(&self) {
+        if let Ok(s) = self.sock.statistics() {
+            let q = &self.stats;
+            q.xdp_rx_dropped.set(s.rx_dropped);
+            q.xdp_rx_invalid_descs.set(s.rx_invalid_descs);
+            q.xdp_tx_invalid_descs.set(s.tx_invalid_descs);
+            q.xdp_rx_ring_full.set(s.rx_ring_full);
+            q.xdp_rx_fill_ring_empty.set(s.rx_fill_ring_empty_descs);
+            q.xdp_tx_ring_empty.set(s.tx_ring_empty_descs);
+        }
+    }
+}
+
+impl Queue for AfXdpQueue {
+    fn recv(&mut self, umem: &mut Umem, batch: &mut Vec<Frame>, max: usize) -> usize {
+        let n = self.sock.rx.peek(max.min(u32::MAX as usize) as u32);
+        if n == 0 {
+            return 0;
+        }
+        let mut bytes = 0u64;
+        for i in 0..n {
+            let d = self.sock.rx.read(i);
+            bytes += d.len as u64;
+            batch.push(Frame::from_desc(d.addr, d.len));
+        }
+        self.sock.rx.release(n);
+        self.stats.rx_packets.add(n as u64);
+        self.stats.rx_bytes.add(bytes);
+        refill(&mut self.sock, umem, FILL_BATCH);
+        n as usize
+    }
+
+    fn send(&mut self, umem: &mut Umem, frames: &mut Vec<Frame>) -> usize {
+        if frames.is_empty() {
+            return 0;
+        }
+        let want = frames.len().min(u32::MAX as usize) as u32;
+        if self.sock.tx.free(want) < want {
+            // The kernel may be stalled on a full completion ring: drain it and kick.
+            self.drain_completions(umem);
+            self.kick_tx();
+        }
+        let n = self.sock.tx.reserve(want);
+        let mut bytes = 0u64;
+        for (i, f) in frames.drain(..n as usize).enumerate() {
+            bytes += f.len() as u64;
+            // The frame's ownership moves to the TX ring (and comes back via completion).
+            self.sock.tx.write(i as u32, XdpDesc { addr: f.addr(), len: f.len() as u32, options: 0 });
+        }
+        self.sock.tx.submit(n);
+        let dropped = frames.len() as u64;
+        for f in frames.drain(..) {
+            umem.free(f);
+        }
+        self.stats.tx_packets.add(n as u64);
+        self.stats.tx_bytes.add(bytes);
+        if dropped > 0 {
+            self.stats.tx_dropped.add(dropped);
+        }
+        if n > 0 && self.sock.tx.needs_wakeup() {
+            self.kick_tx();
+        }
+        n as usize
+    }
+
+    fn maintain(&mut self, umem: &mut Umem) {
+        self.drain_completions(umem);
+        // Copy mode sends at most the skb budget per kick: kick again while TX has work.
+        if self.sock.tx.needs_wakeup() && self.sock.tx.pending() > 0 {
+            self.kick_tx();
+        }
+        refill(&mut self.sock, umem, FILL_BATCH);
+        if self.sock.fill.needs_wakeup() && self.sock.rx.available(1) == 0 {
+            let _ = sys::kick_rx(self.sock.fd());
+        }
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.ticks.is_multiple_of(STATS_EVERY) {
+            self.refresh_stats();
+        }
+    }
+
+    fn wakeup(&self) -> Wakeup {
+        Wakeup::Fd(self.sock.fd())
+    }
+
+    fn release(&mut self, umem: &mut Umem) {
+        self.drain_completions(umem);
+        let n = self.sock.rx.peek(self.sock.rx.size());
+        for i in 0..n {
+            umem.free_addr(self.sock.rx.read(i).addr);
+        }
+        self.sock.rx.release(n);
+        self.refresh_stats();
+        // Later sockets of this Umem must not name our fd once it is closed: the next one
+        // registers the area again (a second kernel UMEM over the same pages is fine).
+        if umem.registered_by == Some(self.sock.fd()) {
+            umem.registered_by = None;
+        }
+    }
+
+    fn stats(&self) -> &Arc<QueueStats> {
+        &self.stats
+    }
+}
