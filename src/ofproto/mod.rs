@@ -1,2 +1,4 @@
 //! ofproto — the slow path (in progress)
 pub mod bridge;
+pub mod rule;
+pub mod syntax;
