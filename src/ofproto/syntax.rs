@@ -9,7 +9,7 @@ use std::net::Ipv6Addr;
 
 use crate::datapath::flow::{FlowKey, FlowMask, VLAN_PCP_SHIFT, VLAN_PRESENT, VLAN_VID_MASK};
 
-use super::rule::{ofpp, FlowSpec, Match, OfAction, PortNames, TableId, N_TABLES};
+use super::rule::{ofpp, FlowSpec, Match, OfAction, PortNames, TableId, N_TABLES, TABLE_ALL};
 
 /// Why one field of a flow could not be parsed: `"{field}: {reason}"`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -70,7 +70,7 @@ const TCP_FLAGS_MASK: u16 = 0x0fff;
 /// `n_bytes`, `idle_age` and `hard_age` are ignored (as OVS does), so `dump-flows` output
 /// parses back.
 pub fn parse_flow(line: &str, ports: &PortNames) -> Result<FlowSpec, SyntaxError> {
-    let (spec, actions) = parse_flow_inner(line, ports)?;
+    let (spec, actions) = parse_flow_inner(line, ports, false)?;
     if actions.is_none() {
         return err("actions", "must be specified (use actions=drop to drop)");
     }
@@ -78,8 +78,9 @@ pub fn parse_flow(line: &str, ports: &PortNames) -> Result<FlowSpec, SyntaxError
 }
 
 /// Parses a flow that selects rules (for `del-flows`/`mod-flows`): like [`parse_flow`] but
-/// `actions=` is optional, `cookie=V/M` selects by cookie, and `out_port=` is read (returned
-/// second, [`ofpp::ANY`] if absent).
+/// `actions=` is optional, `cookie=V/M` selects by cookie, the table defaults to (and may be)
+/// [`TABLE_ALL`] as in `ovs-ofctl del-flows`, and `out_port=` is read (returned second,
+/// [`ofpp::ANY`] if absent).
 pub fn parse_flow_selector(line: &str, ports: &PortNames) -> Result<(FlowSpec, u32), SyntaxError> {
     let mut out_port = ofpp::ANY;
     let mut rest = String::new();
@@ -95,7 +96,7 @@ pub fn parse_flow_selector(line: &str, ports: &PortNames) -> Result<(FlowSpec, u
         rest.push_str("actions=");
         rest.push_str(a);
     }
-    let (spec, _) = parse_flow_inner(&rest, ports)?;
+    let (spec, _) = parse_flow_inner(&rest, ports, true)?;
     Ok((spec, out_port))
 }
 
@@ -138,9 +139,16 @@ fn set_bytes(key: &mut [u8], mask: &mut [u8], v: &[u8], m: &[u8]) {
     }
 }
 
-fn parse_flow_inner(line: &str, ports: &PortNames) -> Result<(FlowSpec, Option<()>), SyntaxError> {
+fn parse_flow_inner(
+    line: &str,
+    ports: &PortNames,
+    selector: bool,
+) -> Result<(FlowSpec, Option<()>), SyntaxError> {
     let (toks, actions) = split_match_tokens(line);
     let mut spec = FlowSpec::default();
+    if selector {
+        spec.table = TABLE_ALL;
+    }
     let mut b = MatchBuilder { key: FlowKey::default(), mask: FlowMask::catchall() };
     // Fields that need prerequisites, checked once the whole match is known.
     let mut needs: Vec<(&str, Prereq)> = Vec::new();
@@ -164,7 +172,7 @@ fn parse_flow_inner(line: &str, ports: &PortNames) -> Result<(FlowSpec, Option<(
         };
         match name {
             "table" => {
-                let t = parse_uint(name, v, 254)? as TableId;
+                let t = parse_uint(name, v, if selector { 255 } else { 254 })? as TableId;
                 spec.table = t;
             }
             "priority" => spec.priority = parse_uint(name, v, 0xffff)? as u16,
@@ -315,7 +323,7 @@ fn parse_flow_inner(line: &str, ports: &PortNames) -> Result<(FlowSpec, Option<(
     let Some(text) = actions else { return Ok((spec, None)) };
     let (acts, goto) = parse_actions(text, ports)?;
     if let Some(t) = goto {
-        if t <= spec.table {
+        if t <= spec.table && spec.table != TABLE_ALL {
             return err("goto_table", format!("table {t} is not after this flow's table {}", spec.table));
         }
     }
@@ -865,7 +873,7 @@ mod tests {
     #[test]
     fn selector_reads_out_port() {
         let (s, out) = parse_flow_selector("cookie=0x1/0x1,out_port=2,in_port=1", &ports()).unwrap();
-        assert_eq!((s.cookie, s.cookie_mask, out), (1, 1, 2));
+        assert_eq!((s.cookie, s.cookie_mask, out, s.table), (1, 1, 2, TABLE_ALL));
     }
 
     proptest! {
