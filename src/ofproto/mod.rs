@@ -32,6 +32,7 @@ pub mod xlate;
 pub use rule::{ofpp, FlowMod, FlowModCommand, FlowSpec, Match, OfAction, PortNames, TableId};
 pub use syntax::{parse_flow, parse_flow_selector, SyntaxError};
 pub use table::{Changes, FlowFileError, FlowTable, Pipeline, Rule, RuleId};
+pub use xlate::{translate, Translation, XlateError};
 
 /// Errors from applying a flow-mod.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
