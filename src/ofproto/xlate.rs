@@ -311,3 +311,244 @@ impl Ctx<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datapath::flow::VLAN_PCP_SHIFT;
+    use crate::ofproto::rule::{FlowMod, FlowSpec, Match, PortNames};
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    const PORTS: &[u32] = &[1, 2, 3];
+
+    fn pipeline(text: &str) -> Pipeline {
+        let names: PortNames = [("p1", 1), ("p2", 2), ("p3", 3), ("p9", 9)].into_iter().collect();
+        let mut p = Pipeline::new();
+        p.add_flows_from_str(text, &names, Duration::ZERO).unwrap();
+        p
+    }
+
+    fn udp(in_port: u32, vlan_tci: u16) -> FlowKey {
+        let mut k = FlowKey {
+            in_port,
+            dl_type: ETH_IP,
+            nw_proto: IPPROTO_UDP,
+            vlan_tci,
+            nw_ttl: 64,
+            ..Default::default()
+        };
+        k.nw_dst[..4].copy_from_slice(&[10, 0, 0, 2]);
+        k
+    }
+
+    fn out(p: u32) -> DpAction {
+        DpAction::Output(DpPortNo(p))
+    }
+
+    #[test]
+    fn vlan_push_set_pop() {
+        let p = pipeline("actions=mod_vlan_vid:7,output:2,strip_vlan,output:3");
+        let t = translate(&p, &udp(1, 0), PORTS);
+        assert_eq!(
+            t.actions,
+            vec![DpAction::PushVlan { tpid: 0x8100, tci: 7 }, out(2), DpAction::PopVlan, out(3)]
+        );
+        assert_eq!(t.mask.0.vlan_tci, VLAN_PRESENT);
+        let tagged = VLAN_PRESENT | (5 << VLAN_PCP_SHIFT) | 9;
+        let t = translate(&p, &udp(1, tagged), PORTS);
+        assert_eq!(
+            t.actions,
+            vec![DpAction::SetVlanTci((5 << VLAN_PCP_SHIFT) | 7), out(2), DpAction::PopVlan, out(3)]
+        );
+        assert_eq!(t.mask.0.vlan_tci, VLAN_PRESENT | VLAN_PCP_MASK);
+        let p = pipeline("actions=strip_vlan,output:2");
+        assert_eq!(translate(&p, &udp(1, 0), PORTS).actions, vec![out(2)]);
+    }
+
+    #[test]
+    fn outputs_flood_and_in_port() {
+        let p = pipeline("in_port=1,actions=output:1,output:2,output:9\nin_port=2,actions=in_port,FLOOD\nin_port=3,actions=ALL");
+        let t = translate(&p, &udp(1, 0), PORTS);
+        assert_eq!(t.actions, vec![out(2)]);
+        assert_eq!(t.mask.0.in_port, !0);
+        assert_eq!(translate(&p, &udp(2, 0), PORTS).actions, vec![out(2), out(1), out(3)]);
+        assert_eq!(translate(&p, &udp(3, 0), PORTS).actions, vec![out(1), out(2)]);
+        // Miss = drop.
+        let t = translate(&p, &udp(4, 0), PORTS);
+        assert_eq!((t.actions.len(), t.rules.len(), t.error), (0, 0, None));
+    }
+
+    #[test]
+    fn l3_l4_sets_check_the_packet() {
+        let p = pipeline("actions=mod_nw_src:1.2.3.4,mod_tp_dst:99,mod_nw_tos:8,dec_ttl,output:2");
+        let t = translate(&p, &udp(1, 0), PORTS);
+        assert_eq!(
+            t.actions,
+            vec![
+                DpAction::SetIpv4Src([1, 2, 3, 4]),
+                DpAction::SetTpDst(99),
+                DpAction::SetIpDscp(2),
+                DpAction::DecIpTtl,
+                out(2)
+            ]
+        );
+        assert_eq!((t.mask.0.dl_type, t.mask.0.nw_proto, t.mask.0.nw_ttl), (!0, !0, !0));
+        let arp = FlowKey { in_port: 1, dl_type: 0x0806, nw_proto: 1, ..Default::default() };
+        assert_eq!(translate(&p, &arp, PORTS).actions, vec![out(2)]);
+        let mut dying = udp(1, 0);
+        dying.nw_ttl = 1;
+        assert_eq!(translate(&p, &dying, PORTS).actions.len(), 3);
+    }
+
+    #[test]
+    fn goto_resubmit_metadata_and_errors() {
+        let p = pipeline(
+            "table=0,actions=set_field:0x5->metadata,goto_table:1\n\
+             table=1,metadata=0x5,actions=output:2,resubmit(,2)\n\
+             table=2,actions=output:3\n",
+        );
+        let t = translate(&p, &udp(1, 0), PORTS);
+        assert_eq!(t.actions, vec![out(2), out(3)]);
+        assert_eq!(t.rules.len(), 3);
+        let p = pipeline("in_port=1,actions=output:2,NORMAL\nin_port=2,actions=resubmit(,0)\nin_port=3,actions=resubmit(1)");
+        let t = translate(&p, &udp(1, 0), PORTS);
+        assert_eq!((t.actions.len(), t.error), (0, Some(XlateError::Unsupported { action: "NORMAL" })));
+        assert_eq!(translate(&p, &udp(2, 0), PORTS).error, Some(XlateError::TooDeep));
+        // resubmit(1): looked up as in_port=1, but still the real ingress port for outputs.
+        assert_eq!(
+            translate(&p, &udp(3, 0), PORTS).error,
+            Some(XlateError::Unsupported { action: "NORMAL" })
+        );
+        let text: String = (0..14)
+            .map(|t| format!("table={t},actions=resubmit(,{}),resubmit(,{})\n", t + 1, t + 1))
+            .collect();
+        let p = pipeline(&text);
+        assert_eq!(translate(&p, &udp(1, 0), PORTS).error, Some(XlateError::TooManyLookups));
+    }
+
+    fn arb_action() -> impl Strategy<Value = OfAction> {
+        prop_oneof![
+            (1u32..5).prop_map(OfAction::Output),
+            Just(OfAction::InPort),
+            Just(OfAction::Flood),
+            Just(OfAction::All),
+            Just(OfAction::SetIpv4Src([1, 1, 1, 1])),
+            Just(OfAction::SetIpv6Dst([2; 16])),
+            Just(OfAction::SetNwTos(8)),
+            Just(OfAction::SetNwTtl(5)),
+            Just(OfAction::DecTtl),
+            Just(OfAction::SetTpSrc(9)),
+            Just(OfAction::SetTpDst(1)),
+            Just(OfAction::PushVlan(0x8100)),
+            (0u16..3).prop_map(OfAction::SetVlanVid),
+            (0u8..2).prop_map(OfAction::SetVlanPcp),
+            Just(OfAction::StripVlan),
+            (0u64..2).prop_map(OfAction::SetMetadata),
+            (prop::option::of(1u32..4), prop::option::of(0u8..3))
+                .prop_map(|(in_port, table)| OfAction::Resubmit { in_port, table }),
+            Just(OfAction::Normal),
+        ]
+    }
+
+    fn arb_key() -> impl Strategy<Value = FlowKey> {
+        (
+            (1u32..5, prop::sample::select(vec![ETH_IP, ETH_IPV6, 0x0806])),
+            prop::sample::select(vec![0u16, 0x1000, 0x1001, 0x3001, 0x2002]),
+            prop::sample::select(vec![IPPROTO_TCP, IPPROTO_UDP, 1]),
+            prop::sample::select(vec![0u8, 1, 2, 64]),
+            (0u16..3, 0u64..2, 0u8..4, prop::sample::select(vec![0u8, 1, 0x11])),
+        )
+            .prop_map(
+                |((in_port, dl_type), vlan_tci, nw_proto, nw_ttl, (tp_dst, metadata, nw_frag, nw_tos))| {
+                    FlowKey {
+                        in_port,
+                        dl_type,
+                        vlan_tci,
+                        nw_proto,
+                        nw_ttl,
+                        tp_dst,
+                        metadata,
+                        nw_frag,
+                        nw_tos,
+                        ..Default::default()
+                    }
+                },
+            )
+    }
+
+    fn arb_spec() -> impl Strategy<Value = FlowSpec> {
+        (
+            arb_key(),
+            prop::collection::vec(any::<bool>(), 8),
+            0u16..3,
+            0u8..3,
+            prop::collection::vec(arb_action(), 0..4),
+            prop::option::of(1u8..3),
+        )
+            .prop_map(|(k, pick, priority, table, actions, goto)| {
+                let mut m = FlowMask::catchall();
+                let f = &mut m.0;
+                if pick[0] {
+                    f.in_port = !0;
+                }
+                if pick[1] {
+                    f.dl_type = !0;
+                }
+                if pick[2] {
+                    f.vlan_tci = if pick[7] { !0 } else { VLAN_PRESENT };
+                }
+                if pick[3] {
+                    f.nw_proto = !0;
+                }
+                if pick[4] {
+                    f.nw_ttl = !0;
+                }
+                if pick[5] {
+                    f.tp_dst = !0;
+                }
+                if pick[6] {
+                    f.metadata = !0;
+                }
+                if pick[7] {
+                    f.nw_tos = 0x03;
+                }
+                FlowSpec {
+                    table,
+                    priority,
+                    matches: Match::new(k, m),
+                    actions,
+                    goto_table: goto.filter(|&g| g > table),
+                    ..FlowSpec::default()
+                }
+            })
+    }
+
+    fn agree(p: &FlowKey, q: &FlowKey, mask: &FlowMask) -> FlowKey {
+        let mut out = *q;
+        for ((o, a), m) in out.words_mut().iter_mut().zip(p.words()).zip(mask.0.words()) {
+            *o = (*o & !m) | (a & m);
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+        #[test]
+        fn translation_mask_is_sound(specs in prop::collection::vec(arb_spec(), 0..12),
+                                     pkts in prop::collection::vec((arb_key(), arb_key()), 1..20)) {
+            let mut p = Pipeline::new();
+            for s in specs {
+                p.apply(FlowMod::add(s), Duration::ZERO).unwrap();
+            }
+            for (k, q) in &pkts {
+                let t = translate(&p, k, PORTS);
+                let q = agree(k, q, &t.mask);
+                let t2 = translate(&p, &q, PORTS);
+                prop_assert_eq!(&t.actions, &t2.actions, "{:?} vs {:?} under {:?}", k, q, t.mask);
+                prop_assert_eq!(&t.rules, &t2.rules);
+                prop_assert_eq!(&t.error, &t2.error);
+            }
+        }
+    }
+}
