@@ -1,2 +1,54 @@
-//! ofproto — the slow path (in progress)
+//! ofproto — the slow path: OpenFlow tables and translation (first slice).
+//!
+//! **Owns:** the OpenFlow [`Pipeline`] (tables `0..255` of [`Rule`]s, each a priority-aware
+//! tuple-space classifier; flow-mods; per-rule counters and timeouts), the `ovs-ofctl` flow
+//! syntax ([`syntax`]) and translation ([`xlate`]): packet key → datapath actions plus the
+//! megaflow mask of every field the decision depended on.
+//! **Threads:** one control thread owns all of it (`&mut` for changes, `&` for lookups and
+//! translation); nothing here locks, spawns or blocks, and time is passed in as `now`.
+//! **Calls:** `datapath` (types: [`FlowKey`](crate::datapath::flow::FlowKey),
+//! [`FlowMask`](crate::datapath::flow::FlowMask), [`DpAction`](crate::datapath::actions::DpAction))
+//! and `packet`. No `unsafe`.
+//!
+//! Public surface for the bridge:
+//! - [`Pipeline::new`], [`Pipeline::add_flows_from_str`]`(text, &PortNames, now) ->
+//!   Result<usize, FlowFileError>` (all or nothing; error `"{line}: {field}: {reason}"`),
+//! - [`Pipeline::apply`]`(FlowMod, now) -> Result<Changes, Error>` (add / modify[-strict] /
+//!   delete[-strict] with cookie mask and `out_port` filter; [`Changes`] lists rules added,
+//!   modified and removed so megaflows can be revalidated),
+//! - [`xlate::translate`]`(&Pipeline, &FlowKey, ports) -> Translation` (actions, mask, rules hit),
+//! - [`Pipeline::credit`]`(rule_id, packets, bytes, now)`, [`Pipeline::expire`]`(now)`,
+//! - [`Pipeline::dump`]`(&PortNames, now) -> Vec<String>` (`ovs-ofctl dump-flows` lines),
+//!   [`Pipeline::n_rules`].
+//! - parsing one line: [`syntax::parse_flow`] (add) and [`syntax::parse_flow_selector`]
+//!   (modify/delete with `out_port=`).
+
 pub mod bridge;
+pub mod rule;
+pub mod syntax;
+pub mod table;
+pub mod xlate;
+
+pub use rule::{ofpp, FlowMod, FlowModCommand, FlowSpec, Match, OfAction, PortNames, TableId};
+pub use syntax::{parse_flow, parse_flow_selector, SyntaxError};
+pub use table::{Changes, FlowFileError, FlowTable, Pipeline, Rule, RuleId};
+pub use xlate::{translate, Translation, XlateError};
+
+/// Errors from applying a flow-mod.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The table does not exist (or is "all" where one table is needed).
+    #[error("table {table}: no such table")]
+    BadTable {
+        /// The table asked for.
+        table: TableId,
+    },
+    /// A goto-table instruction that does not go to a later table.
+    #[error("table {table}: goto_table:{goto} must go to a later table")]
+    BadGoto {
+        /// The rule's table.
+        table: TableId,
+        /// The goto target.
+        goto: TableId,
+    },
+}

@@ -1,0 +1,808 @@
+//! OpenFlow flow tables: [`FlowTable`] (one table: a priority-aware tuple-space
+//! classifier) and [`Pipeline`] (tables `0..N_TABLES`, flow-mods, counters, dump, expiry).
+//!
+//! **Classifier.** Rules are grouped into subtables by mask; each subtable maps the masked
+//! key to the rules with that exact match (sorted by priority, highest first). A lookup
+//! visits subtables in order of their highest priority and stops as soon as no remaining
+//! subtable can beat the best match so far. The mask it returns is the union of the masks of
+//! every subtable it probed: any packet that agrees with the key on those bits probes the
+//! same subtables, finds the same buckets and so gets the same rule (the megaflow mask).
+//!
+//! **Ties.** OpenFlow leaves the winner among overlapping rules of equal priority
+//! unspecified. Here it is always the rule with the lowest [`RuleId`] (the oldest surviving
+//! rule; an `add` that replaces a rule creates a new id).
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::time::Duration;
+
+use crate::datapath::flow::{FlowKey, FlowMask};
+
+use super::rule::{
+    format_actions, ofpp, FlowMod, FlowModCommand, FlowSpec, Match, OfAction, PortNames, TableId, N_TABLES,
+    TABLE_ALL,
+};
+use super::syntax::{parse_flow, SyntaxError};
+use super::Error;
+
+/// A rule's identity, stable for the rule's life (modify keeps it; a replacing add does not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleId(pub u64);
+
+/// One rule of a flow table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// Identity.
+    pub id: RuleId,
+    /// The table it is in.
+    pub table: TableId,
+    /// Priority (higher wins).
+    pub priority: u16,
+    /// Match.
+    pub matches: Match,
+    /// Controller-chosen cookie.
+    pub cookie: u64,
+    /// Seconds without traffic before removal (0 = never).
+    pub idle_timeout: u16,
+    /// Seconds after creation before removal (0 = never).
+    pub hard_timeout: u16,
+    /// Apply-actions.
+    pub actions: Vec<OfAction>,
+    /// Goto-table instruction.
+    pub goto_table: Option<TableId>,
+    /// Packets credited by [`Pipeline::credit`].
+    pub n_packets: u64,
+    /// Bytes credited by [`Pipeline::credit`].
+    pub n_bytes: u64,
+    /// When it was added (the caller's clock, see [`Pipeline`]).
+    pub created: Duration,
+    /// Last time it was added, modified or credited with packets.
+    pub used: Duration,
+}
+
+impl Rule {
+    /// The flow spec this rule was made from (cookie mask 0).
+    pub fn spec(&self) -> FlowSpec {
+        FlowSpec {
+            table: self.table,
+            priority: self.priority,
+            cookie: self.cookie,
+            cookie_mask: 0,
+            idle_timeout: self.idle_timeout,
+            hard_timeout: self.hard_timeout,
+            matches: self.matches,
+            actions: self.actions.clone(),
+            goto_table: self.goto_table,
+        }
+    }
+
+    /// One `ovs-ofctl dump-flows` line (ports as numbers), e.g.
+    /// `cookie=0x0, duration=1.234s, table=0, n_packets=3, n_bytes=180, priority=10,in_port=1 actions=output:2`.
+    pub fn dump_line(&self, now: Duration) -> String {
+        let d = now.saturating_sub(self.created);
+        let mut s = format!(
+            "cookie=0x{:x}, duration={}.{:03}s, table={}, n_packets={}, n_bytes={}, ",
+            self.cookie,
+            d.as_secs(),
+            d.subsec_millis(),
+            self.table,
+            self.n_packets,
+            self.n_bytes
+        );
+        if self.idle_timeout != 0 {
+            s += &format!("idle_timeout={}, ", self.idle_timeout);
+        }
+        if self.hard_timeout != 0 {
+            s += &format!("hard_timeout={}, ", self.hard_timeout);
+        }
+        s += &self.spec().format_match();
+        s += " actions=";
+        s += &format_actions(&self.actions, self.goto_table);
+        s
+    }
+
+    /// Whether the rule outputs to `port` (the flow-mod `out_port` filter; ANY passes all).
+    fn passes_out_port(&self, port: u32) -> bool {
+        port == ofpp::ANY || self.actions.iter().any(|a| a.outputs_to(port))
+    }
+}
+
+/// Hashes a key with the datapath's own key hash (one pass over the words).
+#[derive(Default, Clone, Copy)]
+struct WordHasher(u64);
+
+impl Hasher for WordHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(n as u64);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 ^= self.0 >> 29;
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
+
+/// A key already masked by its subtable's mask.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct MaskedKey(FlowKey);
+
+impl Hash for MaskedKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u32(self.0.hash());
+    }
+}
+
+impl Hash for RuleIdKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0 .0);
+    }
+}
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct RuleIdKey(RuleId);
+
+/// All rules with one mask.
+#[derive(Debug, Default)]
+struct Subtable {
+    mask: FlowMask,
+    /// masked key → (priority, id), highest priority first (priorities distinct per bucket).
+    buckets: FastMap<MaskedKey, Vec<(u16, RuleId)>>,
+    /// priority → number of rules with it.
+    priorities: BTreeMap<u16, u32>,
+    max_priority: u16,
+    n_rules: usize,
+}
+
+impl std::fmt::Debug for MaskedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// One OpenFlow table: rules plus the classifier over them.
+#[derive(Debug, Default)]
+pub struct FlowTable {
+    rules: FastMap<RuleIdKey, Rule>,
+    /// Subtable slots (None = free, reused); indices stay put.
+    subtables: Vec<Option<Subtable>>,
+    free: Vec<usize>,
+    by_mask: HashMap<FlowMask, usize>,
+    /// Live subtable indices, highest `max_priority` first.
+    order: Vec<usize>,
+}
+
+impl std::fmt::Debug for RuleIdKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FlowTable {
+    /// An empty table.
+    pub fn new() -> FlowTable {
+        FlowTable::default()
+    }
+
+    /// Number of rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether the table has no rules.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Number of distinct masks (subtables) — the worst-case number of probes per lookup.
+    pub fn n_subtables(&self) -> usize {
+        self.order.len()
+    }
+
+    /// The rule `id`, if it is in this table.
+    pub fn get(&self, id: RuleId) -> Option<&Rule> {
+        self.rules.get(&RuleIdKey(id))
+    }
+
+    fn get_mut(&mut self, id: RuleId) -> Option<&mut Rule> {
+        self.rules.get_mut(&RuleIdKey(id))
+    }
+
+    /// Every rule, in no particular order.
+    pub fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.values()
+    }
+
+    /// The highest-priority rule matching `key` (ties: lowest [`RuleId`]), and the bits of
+    /// `key` the lookup examined: every packet equal to `key` under that mask gets the same
+    /// answer.
+    pub fn lookup(&self, key: &FlowKey) -> (Option<&Rule>, FlowMask) {
+        let mut examined = FlowMask::catchall();
+        let mut best: Option<(u16, RuleId)> = None;
+        for &i in &self.order {
+            let Some(st) = &self.subtables[i] else { continue };
+            if let Some((bp, _)) = best {
+                if st.max_priority < bp {
+                    break;
+                }
+            }
+            examined = examined.union(&st.mask);
+            if let Some(bucket) = st.buckets.get(&MaskedKey(key.masked(&st.mask))) {
+                if let Some(&(p, id)) = bucket.first() {
+                    let better = match best {
+                        None => true,
+                        Some((bp, bid)) => p > bp || (p == bp && id < bid),
+                    };
+                    if better {
+                        best = Some((p, id));
+                    }
+                }
+            }
+        }
+        (best.and_then(|(_, id)| self.get(id)), examined)
+    }
+
+    /// The rule with exactly this match and priority.
+    pub fn find_strict(&self, m: &Match, priority: u16) -> Option<RuleId> {
+        let st = self.subtables[*self.by_mask.get(m.mask())?].as_ref()?;
+        st.buckets.get(&MaskedKey(*m.key()))?.iter().find(|e| e.0 == priority).map(|e| e.1)
+    }
+
+    /// Inserts `rule`, replacing (and returning) any rule with the same match and priority.
+    pub fn insert(&mut self, rule: Rule) -> Option<Rule> {
+        let old = self.find_strict(&rule.matches, rule.priority).and_then(|id| self.remove(id));
+        let mask = *rule.matches.mask();
+        let idx = match self.by_mask.get(&mask) {
+            Some(&i) => i,
+            None => {
+                let st = Subtable { mask, ..Subtable::default() };
+                let i = match self.free.pop() {
+                    Some(i) => {
+                        self.subtables[i] = Some(st);
+                        i
+                    }
+                    None => {
+                        self.subtables.push(Some(st));
+                        self.subtables.len() - 1
+                    }
+                };
+                self.by_mask.insert(mask, i);
+                self.order.push(i);
+                i
+            }
+        };
+        let Some(st) = self.subtables[idx].as_mut() else { return old };
+        let bucket = st.buckets.entry(MaskedKey(*rule.matches.key())).or_default();
+        let pos = bucket.partition_point(|e| e.0 > rule.priority);
+        bucket.insert(pos, (rule.priority, rule.id));
+        *st.priorities.entry(rule.priority).or_default() += 1;
+        st.n_rules += 1;
+        let changed = st.n_rules == 1 || rule.priority > st.max_priority;
+        st.max_priority = st.max_priority.max(rule.priority);
+        self.rules.insert(RuleIdKey(rule.id), rule);
+        if changed {
+            self.sort_order();
+        }
+        old
+    }
+
+    /// Removes rule `id`.
+    pub fn remove(&mut self, id: RuleId) -> Option<Rule> {
+        let rule = self.rules.remove(&RuleIdKey(id))?;
+        let idx = *self.by_mask.get(rule.matches.mask())?;
+        let Some(st) = self.subtables[idx].as_mut() else { return Some(rule) };
+        let k = MaskedKey(*rule.matches.key());
+        if let Some(bucket) = st.buckets.get_mut(&k) {
+            bucket.retain(|e| e.1 != id);
+            if bucket.is_empty() {
+                st.buckets.remove(&k);
+            }
+        }
+        if let Some(n) = st.priorities.get_mut(&rule.priority) {
+            *n -= 1;
+            if *n == 0 {
+                st.priorities.remove(&rule.priority);
+            }
+        }
+        st.n_rules -= 1;
+        if st.n_rules == 0 {
+            self.subtables[idx] = None;
+            self.free.push(idx);
+            self.by_mask.remove(rule.matches.mask());
+            self.order.retain(|&i| i != idx);
+        } else {
+            let max = st.priorities.keys().next_back().copied().unwrap_or(0);
+            if max != st.max_priority {
+                st.max_priority = max;
+                self.sort_order();
+            }
+        }
+        Some(rule)
+    }
+
+    fn sort_order(&mut self) {
+        let subtables = &self.subtables;
+        // Stable and adaptive: nearly sorted input costs about one pass.
+        self.order.sort_by_key(|&i| std::cmp::Reverse(subtables[i].as_ref().map_or(0, |s| s.max_priority)));
+    }
+}
+
+/// What a flow-mod changed, so the caller can revalidate megaflows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Rules added.
+    pub added: Vec<RuleId>,
+    /// Rules whose instructions changed.
+    pub modified: Vec<RuleId>,
+    /// Rules removed (deleted or replaced), with their final counters.
+    pub removed: Vec<Rule>,
+}
+
+impl Changes {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.modified.is_empty() && self.removed.is_empty()
+    }
+}
+
+/// A flows file line that failed to parse: `"{line}: {source}"` (prefix the file name).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{line}: {source}")]
+pub struct FlowFileError {
+    /// 1-based line number.
+    pub line: usize,
+    /// What was wrong.
+    #[source]
+    pub source: SyntaxError,
+}
+
+/// The OpenFlow pipeline: tables `0..N_TABLES`, owned by the control thread.
+///
+/// Time is passed in as `now`, a [`Duration`] since any fixed epoch the caller picks (e.g.
+/// the bridge's start); nothing here reads a clock.
+#[derive(Debug)]
+pub struct Pipeline {
+    tables: Vec<FlowTable>,
+    table_of: FastMap<RuleIdKey, TableId>,
+    next_id: u64,
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Pipeline::new()
+    }
+}
+
+impl Pipeline {
+    /// Empty tables `0..N_TABLES`.
+    pub fn new() -> Pipeline {
+        Pipeline {
+            tables: (0..N_TABLES).map(|_| FlowTable::new()).collect(),
+            table_of: FastMap::default(),
+            next_id: 1,
+        }
+    }
+
+    /// Table `t` (table 255, "all", is an empty table).
+    pub fn table(&self, t: TableId) -> &FlowTable {
+        static EMPTY: std::sync::OnceLock<FlowTable> = std::sync::OnceLock::new();
+        self.tables.get(t as usize).unwrap_or_else(|| EMPTY.get_or_init(FlowTable::new))
+    }
+
+    /// Total number of rules.
+    pub fn n_rules(&self) -> usize {
+        self.table_of.len()
+    }
+
+    /// The rule `id`.
+    pub fn rule(&self, id: RuleId) -> Option<&Rule> {
+        let t = *self.table_of.get(&RuleIdKey(id))?;
+        self.tables[t as usize].get(id)
+    }
+
+    /// Parses `text` (one flow per line, `#` comments and blank lines skipped) and adds every
+    /// flow, all or nothing: on an error nothing is added. Returns the number of flows.
+    pub fn add_flows_from_str(
+        &mut self,
+        text: &str,
+        ports: &PortNames,
+        now: Duration,
+    ) -> Result<usize, FlowFileError> {
+        let mut specs = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let l = line.trim();
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            specs.push(parse_flow(l, ports).map_err(|source| FlowFileError { line: i + 1, source })?);
+        }
+        let n = specs.len();
+        for spec in specs {
+            // parse_flow only produces valid adds (table < 255, goto to a later table).
+            let _ = self.apply(FlowMod::add(spec), now);
+        }
+        Ok(n)
+    }
+
+    /// Applies a flow-mod (OpenFlow 1.3 semantics: modify never adds; add replaces a rule with
+    /// the same match and priority, counters reset). Returns what changed.
+    pub fn apply(&mut self, fm: FlowMod, now: Duration) -> Result<Changes, Error> {
+        let s = &fm.spec;
+        if let Some(g) = s.goto_table {
+            if s.table == TABLE_ALL && fm.command != FlowModCommand::Add {
+                // Checked per rule below.
+            } else if g <= s.table || g as usize >= N_TABLES {
+                return Err(Error::BadGoto { table: s.table, goto: g });
+            }
+        }
+        let mut changes = Changes::default();
+        match fm.command {
+            FlowModCommand::Add => {
+                if s.table as usize >= N_TABLES {
+                    return Err(Error::BadTable { table: s.table });
+                }
+                let id = RuleId(self.next_id);
+                self.next_id += 1;
+                let rule = Rule {
+                    id,
+                    table: s.table,
+                    priority: s.priority,
+                    matches: s.matches,
+                    cookie: s.cookie,
+                    idle_timeout: s.idle_timeout,
+                    hard_timeout: s.hard_timeout,
+                    actions: fm.spec.actions,
+                    goto_table: fm.spec.goto_table,
+                    n_packets: 0,
+                    n_bytes: 0,
+                    created: now,
+                    used: now,
+                };
+                let t = rule.table;
+                if let Some(old) = self.tables[t as usize].insert(rule) {
+                    self.table_of.remove(&RuleIdKey(old.id));
+                    changes.removed.push(old);
+                }
+                self.table_of.insert(RuleIdKey(id), t);
+                changes.added.push(id);
+            }
+            FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
+                let strict = fm.command == FlowModCommand::ModifyStrict;
+                let ids = self.select(&fm, strict);
+                for &id in &ids {
+                    if let (Some(g), Some(r)) = (s.goto_table, self.rule(id)) {
+                        if g <= r.table {
+                            return Err(Error::BadGoto { table: r.table, goto: g });
+                        }
+                    }
+                }
+                for id in ids {
+                    let t = self.table_of[&RuleIdKey(id)];
+                    if let Some(r) = self.tables[t as usize].get_mut(id) {
+                        r.actions = fm.spec.actions.clone();
+                        r.goto_table = fm.spec.goto_table;
+                        changes.modified.push(id);
+                    }
+                }
+            }
+            FlowModCommand::Delete | FlowModCommand::DeleteStrict => {
+                let ids = self.select(&fm, fm.command == FlowModCommand::DeleteStrict);
+                for id in ids {
+                    if let Some(r) = self.remove(id) {
+                        changes.removed.push(r);
+                    }
+                }
+            }
+        }
+        Ok(changes)
+    }
+
+    fn remove(&mut self, id: RuleId) -> Option<Rule> {
+        let t = self.table_of.remove(&RuleIdKey(id))?;
+        self.tables[t as usize].remove(id)
+    }
+
+    /// The rules a modify/delete selects, ascending by id.
+    fn select(&self, fm: &FlowMod, strict: bool) -> Vec<RuleId> {
+        let s = &fm.spec;
+        let tables: Vec<&FlowTable> = if s.table == TABLE_ALL {
+            self.tables.iter().collect()
+        } else {
+            self.tables.get(s.table as usize).into_iter().collect()
+        };
+        let keep = |r: &Rule| {
+            (r.cookie & s.cookie_mask) == (s.cookie & s.cookie_mask) && r.passes_out_port(fm.out_port)
+        };
+        let mut ids: Vec<RuleId> = Vec::new();
+        for t in tables {
+            if strict {
+                if let Some(r) = t.find_strict(&s.matches, s.priority).and_then(|id| t.get(id)) {
+                    if keep(r) {
+                        ids.push(r.id);
+                    }
+                }
+            } else {
+                ids.extend(t.rules().filter(|r| r.matches.is_within(&s.matches) && keep(r)).map(|r| r.id));
+            }
+        }
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Credits a rule with traffic (from megaflow stats); `used` moves to `now` if
+    /// `packets > 0`. Unknown ids (rule since deleted) are ignored.
+    pub fn credit(&mut self, id: RuleId, packets: u64, bytes: u64, now: Duration) {
+        let Some(&t) = self.table_of.get(&RuleIdKey(id)) else { return };
+        if let Some(r) = self.tables[t as usize].get_mut(id) {
+            r.n_packets += packets;
+            r.n_bytes += bytes;
+            if packets > 0 {
+                r.used = r.used.max(now);
+            }
+        }
+    }
+
+    /// Removes the rules whose idle or hard timeout has passed at `now`.
+    pub fn expire(&mut self, now: Duration) -> Vec<Rule> {
+        let mut dead = Vec::new();
+        for t in &self.tables {
+            for r in t.rules() {
+                let hard = r.hard_timeout != 0
+                    && now.saturating_sub(r.created) >= Duration::from_secs(r.hard_timeout.into());
+                let idle = r.idle_timeout != 0
+                    && now.saturating_sub(r.used) >= Duration::from_secs(r.idle_timeout.into());
+                if hard || idle {
+                    dead.push(r.id);
+                }
+            }
+        }
+        dead.sort_unstable();
+        dead.into_iter().filter_map(|id| self.remove(id)).collect()
+    }
+
+    /// `ovs-ofctl dump-flows` lines: by table, then priority (highest first), then id.
+    /// Ports are printed as numbers (`ports` is reserved for a `--names` style output).
+    pub fn dump(&self, _ports: &PortNames, now: Duration) -> Vec<String> {
+        let mut all: Vec<&Rule> = self.tables.iter().flat_map(|t| t.rules()).collect();
+        all.sort_by_key(|r| (r.table, std::cmp::Reverse(r.priority), r.id));
+        all.into_iter().map(|r| r.dump_line(now)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ports() -> PortNames {
+        [("a", 1), ("b", 2), ("c", 3)].into_iter().collect()
+    }
+    const T0: Duration = Duration::from_secs(100);
+
+    fn add(p: &mut Pipeline, line: &str) -> Changes {
+        p.apply(FlowMod::add(parse_flow(line, &ports()).unwrap()), T0).unwrap()
+    }
+
+    fn sel(cmd: FlowModCommand, line: &str) -> FlowMod {
+        let (spec, out_port) = super::super::syntax::parse_flow_selector(line, &ports()).unwrap();
+        FlowMod { command: cmd, spec, out_port }
+    }
+
+    fn key(in_port: u32, dl_type: u16, src0: u8, tp_dst: u16) -> FlowKey {
+        let mut k = FlowKey { in_port, dl_type, tp_dst, ..Default::default() };
+        k.nw_src[0] = src0;
+        k
+    }
+
+    #[test]
+    fn flow_mods() {
+        let mut p = Pipeline::new();
+        let n = p
+            .add_flows_from_str(
+                "# comment\n\npriority=10,in_port=1 actions=output:2\npriority=5,actions=drop\n\
+                 table=1,cookie=0x11,ip,actions=3\n",
+                &ports(),
+                T0,
+            )
+            .unwrap();
+        assert_eq!((n, p.n_rules()), (3, 3));
+        // Replacing add: new id, counters reset, old rule reported.
+        let first = p.table(0).lookup(&key(1, 0, 0, 0)).0.unwrap().id;
+        p.credit(first, 3, 180, T0 + Duration::from_millis(5));
+        let c = add(&mut p, "priority=10,in_port=1 actions=output:3");
+        assert_eq!(c.removed.len(), 1);
+        assert_eq!((c.removed[0].id, c.removed[0].n_packets), (first, 3));
+        assert_eq!(p.n_rules(), 3);
+        // Modify (non-strict, catch-all selects everything in table 0).
+        let c = p.apply(sel(FlowModCommand::Modify, "table=0,actions=output:1"), T0).unwrap();
+        assert_eq!(c.modified.len(), 2);
+        // Delete with out_port and cookie filters.
+        let c = p.apply(sel(FlowModCommand::Delete, "out_port=3"), T0).unwrap();
+        assert_eq!(c.removed.len(), 1);
+        assert_eq!(c.removed[0].table, 1);
+        assert!(p.apply(sel(FlowModCommand::Delete, "cookie=0x1/0xff"), T0).unwrap().is_empty());
+        // Strict delete needs the exact match and priority.
+        assert!(p.apply(sel(FlowModCommand::DeleteStrict, "in_port=1"), T0).unwrap().is_empty());
+        let c = p.apply(sel(FlowModCommand::DeleteStrict, "priority=10,in_port=1"), T0).unwrap();
+        assert_eq!(c.removed.len(), 1);
+        assert_eq!(p.n_rules(), 1);
+        // Errors: all or nothing.
+        let e =
+            p.add_flows_from_str("actions=1\n\nip,nw_dst=1.2.3.999,actions=1\n", &ports(), T0).unwrap_err();
+        assert_eq!(e.to_string(), r#"3: nw_dst: "1.2.3.999" is not an IPv4 address or prefix"#);
+        assert_eq!(p.n_rules(), 1);
+        let mut bad = FlowMod::add(parse_flow("table=3,actions=1", &ports()).unwrap());
+        bad.spec.goto_table = Some(2);
+        assert_eq!(p.apply(bad, T0), Err(Error::BadGoto { table: 3, goto: 2 }));
+    }
+
+    #[test]
+    fn dump_and_expire() {
+        let mut p = Pipeline::new();
+        add(&mut p, "priority=10,in_port=1 actions=output:2");
+        add(&mut p, "table=2,idle_timeout=5,hard_timeout=60,tcp,tp_dst=80,actions=drop");
+        let id = p.table(0).lookup(&key(1, 0, 0, 0)).0.unwrap().id;
+        p.credit(id, 3, 180, T0 + Duration::from_secs(1));
+        let d = p.dump(&ports(), T0 + Duration::from_millis(1234));
+        assert_eq!(
+            d,
+            vec![
+                "cookie=0x0, duration=1.234s, table=0, n_packets=3, n_bytes=180, priority=10,in_port=1 actions=output:2",
+                "cookie=0x0, duration=1.234s, table=2, n_packets=0, n_bytes=0, idle_timeout=5, hard_timeout=60, \
+                 tcp,tp_dst=80 actions=drop",
+            ]
+        );
+        // Dump lines parse back to the same rules.
+        for (line, r) in d.iter().zip([p.rule(id).unwrap().spec()]) {
+            assert_eq!(parse_flow(line, &ports()).unwrap(), r);
+        }
+        assert!(p.expire(T0 + Duration::from_secs(4)).is_empty());
+        let gone = p.expire(T0 + Duration::from_secs(5));
+        assert_eq!((gone.len(), gone[0].table), (1, 2));
+        assert!(p.expire(T0 + Duration::from_secs(1000)).is_empty());
+        assert_eq!(p.n_rules(), 1);
+    }
+
+    #[test]
+    fn scales_to_100k_rules() {
+        let mut p = Pipeline::new();
+        let mut text = String::new();
+        for i in 0..100_000u32 {
+            text += &format!(
+                "priority={},tcp,nw_src=10.{}.{}.1,nw_dst=10.0.0.2,tp_src={},tp_dst=80,actions=output:2\n",
+                i % 7,
+                (i >> 8) & 0xff,
+                i & 0xff,
+                i % 50_000
+            );
+        }
+        text += "priority=0,actions=drop\n";
+        assert_eq!(p.add_flows_from_str(&text, &ports(), T0).unwrap(), 100_001);
+        assert_eq!(p.table(0).n_subtables(), 2);
+        let mut k = key(1, 0x0800, 10, 80);
+        k.nw_proto = 6;
+        k.nw_src[..4].copy_from_slice(&[10, 1, 2, 1]);
+        k.nw_dst[..4].copy_from_slice(&[10, 0, 0, 2]);
+        k.tp_src = (258 % 50_000) as u16;
+        for _ in 0..10_000 {
+            let (r, _) = p.table(0).lookup(&k);
+            assert_eq!(r.unwrap().priority, (258 % 7) as u16);
+        }
+        let c = p.apply(sel(FlowModCommand::Delete, "tcp"), T0).unwrap();
+        assert_eq!((c.removed.len(), p.n_rules()), (100_000, 1));
+    }
+
+    /// A random rule from a small field space, so rules overlap.
+    fn arb_rule() -> impl Strategy<Value = FlowSpec> {
+        (
+            prop::option::of(0u32..3),
+            prop::option::of(prop::sample::select(vec![0x0800u16, 0x0806])),
+            (0u8..4, prop::sample::select(vec![0u8, 0xff, 0xfe, 0xfc])),
+            (0u16..4, prop::sample::select(vec![0u16, 0xffff, 0xfffe])),
+            0u16..4,
+            0u32..4,
+        )
+            .prop_map(|(in_port, dl_type, (src, src_m), (tp, tp_m), priority, out)| {
+                let mut k = FlowKey::default();
+                let mut m = FlowMask::catchall();
+                if let Some(p) = in_port {
+                    k.in_port = p;
+                    m.0.in_port = !0;
+                }
+                if let Some(t) = dl_type {
+                    k.dl_type = t;
+                    m.0.dl_type = !0;
+                }
+                k.nw_src[0] = src;
+                m.0.nw_src[0] = src_m;
+                k.tp_dst = tp;
+                m.0.tp_dst = tp_m;
+                FlowSpec {
+                    priority,
+                    matches: Match::new(k, m),
+                    actions: vec![OfAction::Output(out)],
+                    ..FlowSpec::default()
+                }
+            })
+    }
+
+    pub(crate) fn arb_key() -> impl Strategy<Value = FlowKey> {
+        (0u32..4, prop::sample::select(vec![0x0800u16, 0x0806, 0x86dd]), 0u8..8, 0u16..8)
+            .prop_map(|(a, b, c, d)| key(a, b, c, d))
+    }
+
+    fn naive(t: &FlowTable, k: &FlowKey) -> Option<RuleId> {
+        t.rules()
+            .filter(|r| r.matches.matches(k))
+            .max_by(|a, b| a.priority.cmp(&b.priority).then(b.id.cmp(&a.id)))
+            .map(|r| r.id)
+    }
+
+    /// `q` with the bits of `p` under `mask`.
+    pub(crate) fn agree(p: &FlowKey, q: &FlowKey, mask: &FlowMask) -> FlowKey {
+        let mut out = *q;
+        for ((o, a), m) in out.words_mut().iter_mut().zip(p.words()).zip(mask.0.words()) {
+            *o = (*o & !m) | (a & m);
+        }
+        out
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Add(FlowSpec),
+        DeleteNth(usize),
+        DeleteWithin(FlowSpec),
+    }
+
+    fn arb_op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => arb_rule().prop_map(Op::Add),
+            2 => any::<usize>().prop_map(Op::DeleteNth),
+            1 => arb_rule().prop_map(Op::DeleteWithin),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+        #[test]
+        fn classifier_matches_linear_scan(ops in prop::collection::vec(arb_op(), 0..60),
+                                          pkts in prop::collection::vec((arb_key(), arb_key()), 1..40)) {
+            let mut p = Pipeline::new();
+            for (i, op) in ops.into_iter().enumerate() {
+                match op {
+                    Op::Add(s) => { p.apply(FlowMod::add(s), T0).unwrap(); }
+                    Op::DeleteNth(n) => {
+                        let mut ids: Vec<RuleId> = p.table(0).rules().map(|r| r.id).collect();
+                        ids.sort();
+                        if !ids.is_empty() {
+                            let r = p.rule(ids[n % ids.len()]).unwrap().spec();
+                            let fm = FlowMod { command: FlowModCommand::DeleteStrict, spec: r, out_port: ofpp::ANY };
+                            prop_assert_eq!(p.apply(fm, T0).unwrap().removed.len(), 1);
+                        }
+                    }
+                    Op::DeleteWithin(s) if i % 3 == 0 => {
+                        let fm = FlowMod { command: FlowModCommand::Delete, spec: s, out_port: ofpp::ANY };
+                        p.apply(fm, T0).unwrap();
+                    }
+                    Op::DeleteWithin(_) => {}
+                }
+                for (k, q) in &pkts {
+                    let t = p.table(0);
+                    let (r, mask) = t.lookup(k);
+                    prop_assert_eq!(r.map(|r| r.id), naive(t, k));
+                    // Soundness of the examined mask.
+                    let q = agree(k, q, &mask);
+                    prop_assert_eq!(t.lookup(&q).0.map(|r| r.id), r.map(|r| r.id));
+                    prop_assert_eq!(naive(t, &q), r.map(|r| r.id));
+                }
+            }
+        }
+    }
+}
