@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: GPL-2.0
+// pktgen.c — XDP "live frames" traffic generator for `xdpswitch pktgen send`.
+//
+// Userspace runs this program with BPF_PROG_RUN + BPF_F_TEST_XDP_LIVE_FRAMES: the kernel
+// builds frames from one template (data_in) and runs the program once per frame. Each
+// run rewrites the fields that vary (source port and source address for flow spreading,
+// lengths for IMIX, an optional timestamp) and returns XDP_TX, which transmits the frame
+// out of the device named by ctx_in.ingress_ifindex (or bpf_redirect to cfg_egress).
+//
+// The frame pages are recycled without being re-initialised, so every field that varies
+// is written with an absolute value and every checksum is computed from a base sum that
+// userspace prepared with those fields zeroed (see src/pktgen/template.rs).
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+#include <linux/tcp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#define STAMP_MAGIC 0x78647067 /* "xdpg" */
+
+// Configuration, set by the loader before load (frozen .rodata: the verifier prunes
+// the branches that a configuration does not take).
+const volatile __u32 cfg_flows = 1;
+const volatile __u32 cfg_port_span = 1;
+const volatile __u32 cfg_ipv6 = 0;
+const volatile __u32 cfg_tcp = 0;
+const volatile __u32 cfg_sport = 1024;
+const volatile __u32 cfg_saddr_lo = 0;
+const volatile __u32 cfg_ip_sum = 0;
+const volatile __u32 cfg_l4_sum = 0;
+const volatile __u32 cfg_l4_csum = 0;
+const volatile __u32 cfg_stamp = 0;
+const volatile __u32 cfg_imix = 0;
+const volatile __u32 cfg_size = 64;
+const volatile __u32 cfg_imix_small = 64;
+const volatile __u32 cfg_imix_medium = 594;
+const volatile __u32 cfg_imix_large = 1518;
+const volatile __u32 cfg_egress = 0;
+
+// Per-CPU generator state; also the "sent" counters userspace reports.
+struct pg_state {
+	__u64 packets;
+	__u64 bytes;
+	__u32 flow;
+	__u32 port;
+	__u32 ip;
+	__u32 imix;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pg_state);
+} pg_stats SEC(".maps");
+
+// IMIX 7:4:1 over a 12-frame cycle, interleaved: S M S M S S M S S M S L.
+// Two bits per slot, slot 0 in the low bits (0 small, 1 medium, 2 large).
+#define IMIX_CYCLE 12
+#define IMIX_PATTERN                                                                   \
+	((0u << 0) | (1u << 2) | (0u << 4) | (1u << 6) | (0u << 8) | (0u << 10) |       \
+	 (1u << 12) | (0u << 14) | (0u << 16) | (1u << 18) | (0u << 20) | (2u << 22))
+
+static __always_inline __u16 csum_fold(__u32 sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+SEC("xdp")
+int pktgen(struct xdp_md *ctx)
+{
+	__u32 key = 0;
+	struct pg_state *st = bpf_map_lookup_elem(&pg_stats, &key);
+	if (!st)
+		return XDP_ABORTED;
+
+	__u32 len = cfg_size;
+	if (cfg_imix) {
+		__u32 slot = st->imix;
+		__u32 code = (IMIX_PATTERN >> (2 * slot)) & 3;
+		st->imix = slot + 1 >= IMIX_CYCLE ? 0 : slot + 1;
+		len = code == 0 ? cfg_imix_small : code == 1 ? cfg_imix_medium : cfg_imix_large;
+		int delta = (int)len - (int)(ctx->data_end - ctx->data);
+		if (delta && bpf_xdp_adjust_tail(ctx, delta))
+			return XDP_ABORTED;
+	}
+
+	// Next flow: flow = ip * port_span + port.
+	__u32 port = st->port, ip = st->ip;
+	if (++st->flow >= cfg_flows) {
+		st->flow = 0;
+		st->port = 0;
+		st->ip = 0;
+	} else if (++st->port >= cfg_port_span) {
+		st->port = 0;
+		st->ip++;
+	}
+
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u32 l3_len = len - ETH_HLEN;
+	__u32 sum_ip, sum_l4 = cfg_l4_sum;
+	__u16 *saddr_lo;
+	void *l4;
+	__u32 l4_len;
+
+	if (cfg_ipv6) {
+		struct ipv6hdr *ip6 = data + ETH_HLEN;
+		if ((void *)(ip6 + 1) > end)
+			return XDP_ABORTED;
+		l4_len = l3_len - sizeof(*ip6);
+		ip6->payload_len = bpf_htons(l4_len);
+		saddr_lo = &ip6->saddr.in6_u.u6_addr16[7];
+		*saddr_lo = bpf_htons(cfg_saddr_lo + ip);
+		l4 = ip6 + 1;
+	} else {
+		struct iphdr *ip4 = data + ETH_HLEN;
+		if ((void *)(ip4 + 1) > end)
+			return XDP_ABORTED;
+		l4_len = l3_len - sizeof(*ip4);
+		ip4->tot_len = bpf_htons(l3_len);
+		saddr_lo = (__u16 *)&ip4->saddr + 1;
+		*saddr_lo = bpf_htons(cfg_saddr_lo + ip);
+		sum_ip = cfg_ip_sum + ip4->tot_len + *saddr_lo;
+		ip4->check = csum_fold(sum_ip);
+		l4 = ip4 + 1;
+	}
+	sum_l4 += *saddr_lo;
+
+	__u8 *payload;
+	__u16 *l4_check;
+	if (cfg_tcp) {
+		struct tcphdr *tcp = l4;
+		if ((void *)(tcp + 1) > end)
+			return XDP_ABORTED;
+		tcp->source = bpf_htons(cfg_sport + port);
+		sum_l4 += tcp->source + bpf_htons(l4_len);
+		l4_check = &tcp->check;
+		payload = (void *)(tcp + 1);
+	} else {
+		struct udphdr *udp = l4;
+		if ((void *)(udp + 1) > end)
+			return XDP_ABORTED;
+		udp->source = bpf_htons(cfg_sport + port);
+		udp->len = bpf_htons(l4_len);
+		sum_l4 += udp->source + udp->len + udp->len;
+		l4_check = &udp->check;
+		payload = (void *)(udp + 1);
+	}
+
+	if (cfg_stamp) {
+		if ((void *)(payload + 16) > end)
+			return XDP_ABORTED;
+		*(__u32 *)payload = bpf_htonl(STAMP_MAGIC);
+		*(__u32 *)(payload + 4) = (__u32)st->packets;
+		*(__u64 *)(payload + 8) = bpf_ktime_get_ns();
+		__u16 *w = (__u16 *)payload;
+#pragma unroll
+		for (int i = 0; i < 8; i++)
+			sum_l4 += w[i];
+	}
+
+	if (cfg_l4_csum) {
+		__u16 check = csum_fold(sum_l4);
+		if (!cfg_tcp && check == 0)
+			check = 0xffff;
+		*l4_check = check;
+	}
+
+	st->packets++;
+	st->bytes += len;
+	if (cfg_egress)
+		return bpf_redirect(cfg_egress, 0);
+	return XDP_TX;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,374 @@
+//! The XDP live-frames generator (the xdp-trafficgen technique).
+//!
+//! `bpf/pktgen.c` is loaded (not attached) and run with `BPF_PROG_RUN` +
+//! `BPF_F_TEST_XDP_LIVE_FRAMES` over a [`Template`]: the kernel runs the program once per
+//! frame and transmits what it returns `XDP_TX` for out of `--dev`. One thread per core,
+//! each pinned, each running its own time slices of `repeat` frames; with `--rate` the
+//! slices are small and paced. What was sent is read from the program's per-CPU counters.
+//!
+//! Transmitting into a veth needs an XDP program on the peer (`pktgen sink` is one);
+//! without it the veth drops every frame (`ndo_xdp_xmit` fails) and nothing arrives.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use aya::maps::PerCpuArray;
+use aya::programs::Xdp;
+use aya::{Ebpf, EbpfLoader};
+
+use super::bpf::{self, MAX_BATCH};
+use super::template::{FrameSpec, MacAddr, Proto, IMIX_SIZES};
+use super::{Error, Mode, SendArgs};
+
+static PKTGEN_OBJ: &[u8] = aya::include_bytes_aligned!("../../bpf/pktgen.o");
+
+/// Frames per `BPF_PROG_RUN` call at full speed (~10 ms at 20 Mpps): large enough that the
+/// per-call setup is noise, small enough to stop promptly and report each second.
+const FULL_SPEED_SLICE: u32 = 1 << 18;
+/// How long a paced slice lasts at most.
+const PACED_INTERVAL: Duration = Duration::from_millis(1);
+
+/// What a generator run sent (from the program's per-CPU counters).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SendReport {
+    /// Interface the frames left through.
+    pub dev: String,
+    /// Generator mode (`live`).
+    pub mode: &'static str,
+    /// `udp` or `tcp`.
+    pub proto: Proto,
+    /// IPv6 instead of IPv4.
+    pub ipv6: bool,
+    /// Frame size in bytes (no FCS), or 0 for IMIX.
+    pub size: usize,
+    /// Distinct flows.
+    pub flows: u32,
+    /// Sending threads (one per core).
+    pub cores: usize,
+    /// Frames sent.
+    pub packets: u64,
+    /// Frame bytes sent (no FCS).
+    pub bytes: u64,
+    /// Wall time of the run.
+    pub seconds: f64,
+    /// Average frames per second.
+    pub pps: f64,
+    /// Average Gbit/s of frame bytes.
+    pub gbps: f64,
+}
+
+/// A validated generator configuration.
+struct Plan {
+    spec: FrameSpec,
+    frame: Vec<u8>,
+    ifindex: u32,
+    size: usize,
+    imix: Option<[usize; 3]>,
+    cpus: Vec<usize>,
+}
+
+fn plan(args: &SendArgs) -> Result<Plan, Error> {
+    if args.mode == Mode::Afxdp {
+        return Err(Error::Unsupported(
+            "--mode afxdp is not implemented yet in pktgen; use --mode live (the default)".into(),
+        ));
+    }
+    if args.flows == 0 {
+        return Err(Error::Invalid("--flows must be at least 1".into()));
+    }
+    if args.cores == 0 {
+        return Err(Error::Invalid("--cores must be at least 1".into()));
+    }
+    if !(1..=MAX_BATCH).contains(&args.batch) {
+        return Err(Error::Invalid(format!("--batch must be 1..={MAX_BATCH}")));
+    }
+    if matches!(args.rate, Some(r) if r <= 0.0) {
+        return Err(Error::Invalid("--rate must be positive".into()));
+    }
+    let iface = bpf::interface(&args.dev)
+        .map_err(|e| Error::Sys { op: "interface lookup", source: e })?
+        .ok_or_else(|| Error::NoSuchInterface(args.dev.clone()))?;
+    let ipv6 =
+        args.ipv6 || args.src_ip.is_some_and(|a| a.is_ipv6()) || args.dst_ip.is_some_and(|a| a.is_ipv6());
+    let default_ip = |n: u8| -> IpAddr {
+        if ipv6 {
+            format!("fd00::{n}").parse().expect("valid address")
+        } else {
+            IpAddr::from([10, 0, 0, n])
+        }
+    };
+    let src_ip = args.src_ip.unwrap_or_else(|| default_ip(1));
+    let dst_ip = args.dst_ip.unwrap_or_else(|| default_ip(2));
+    if src_ip.is_ipv6() != ipv6 || dst_ip.is_ipv6() != ipv6 {
+        return Err(Error::Invalid("--src-ip and --dst-ip must both be IPv4 or both IPv6 (--ipv6)".into()));
+    }
+    let spec = FrameSpec {
+        src_mac: args.src_mac.unwrap_or(MacAddr(iface.mac)),
+        dst_mac: args.dst_mac.unwrap_or(MacAddr([0x02, 0, 0, 0, 0, 0x02])),
+        src_ip,
+        dst_ip,
+        proto: args.proto,
+        src_port: args.src_port,
+        dst_port: args.dst_port,
+    };
+    let min = spec.min_len(args.stamp);
+    // veth (and most NICs) accept up to MTU + Ethernet header + one VLAN tag.
+    let max = iface.mtu as usize + 18;
+    let (size, imix) = if args.imix {
+        let sizes = IMIX_SIZES.map(|s| s.clamp(min, max));
+        (sizes[2], Some(sizes))
+    } else if args.size < min {
+        let what = format!(
+            "{}{}",
+            if ipv6 { "IPv6/" } else { "IPv4/" },
+            if args.proto == Proto::Tcp { "TCP" } else { "UDP" }
+        );
+        let stamp = if args.stamp { " with --stamp" } else { "" };
+        return Err(Error::Invalid(format!(
+            "--size {} is below the minimum {min} for {what}{stamp}",
+            args.size
+        )));
+    } else if args.size > max {
+        return Err(Error::Invalid(format!(
+            "--size {} is above the maximum {max} for {} (MTU {} + 18)",
+            args.size, args.dev, iface.mtu
+        )));
+    } else {
+        (args.size, None)
+    };
+    if u64::from(args.flows) > spec.max_flows() {
+        return Err(Error::Invalid(format!(
+            "--flows {} is more than the {} this source port/address base allows",
+            args.flows,
+            spec.max_flows()
+        )));
+    }
+    let allowed = bpf::allowed_cpus().map_err(|e| Error::Sys { op: "sched_getaffinity", source: e })?;
+    if args.cores > allowed.len() {
+        return Err(Error::Invalid(format!(
+            "--cores {} but only {} CPUs are available",
+            args.cores,
+            allowed.len()
+        )));
+    }
+    let frame = spec.build(size).frame;
+    Ok(Plan { spec, frame, ifindex: iface.ifindex, size, imix, cpus: allowed[..args.cores].to_vec() })
+}
+
+fn load(args: &SendArgs, plan: &Plan) -> Result<Ebpf, Error> {
+    let t = plan.spec.build(plan.size);
+    let spec = &plan.spec;
+    let [small, medium, large] = plan.imix.unwrap_or([plan.size; 3]).map(|s| s as u32);
+    let globals: [(&str, u32); 16] = [
+        ("cfg_flows", args.flows),
+        ("cfg_port_span", spec.port_span()),
+        ("cfg_ipv6", u32::from(spec.is_ipv6())),
+        ("cfg_tcp", u32::from(spec.proto == Proto::Tcp)),
+        ("cfg_sport", u32::from(spec.src_port)),
+        ("cfg_saddr_lo", u32::from(spec.saddr_lo())),
+        ("cfg_ip_sum", u32::from(t.ip_sum)),
+        ("cfg_l4_sum", u32::from(t.l4_sum)),
+        ("cfg_l4_csum", u32::from(t.l4_csum)),
+        ("cfg_stamp", u32::from(args.stamp)),
+        ("cfg_imix", u32::from(plan.imix.is_some())),
+        ("cfg_size", plan.size as u32),
+        ("cfg_imix_small", small),
+        ("cfg_imix_medium", medium),
+        ("cfg_imix_large", large),
+        ("cfg_egress", 0),
+    ];
+    let mut loader = EbpfLoader::new();
+    for (name, value) in &globals {
+        loader.override_global(name, value, true);
+    }
+    let mut ebpf = loader.load(PKTGEN_OBJ).map_err(|e| Error::Bpf(format!("loading bpf/pktgen.o: {e}")))?;
+    let prog: &mut Xdp = ebpf
+        .program_mut("pktgen")
+        .ok_or_else(|| Error::Bpf("bpf/pktgen.o has no program \"pktgen\"".into()))?
+        .try_into()
+        .map_err(|e| Error::Bpf(format!("pktgen: {e}")))?;
+    prog.load().map_err(|e| Error::Bpf(format!("loading XDP program pktgen: {e}")))?;
+    Ok(ebpf)
+}
+
+/// Per-CPU counters of the generator program: (packets, bytes) summed over CPUs.
+fn counters(ebpf: &Ebpf) -> Result<(u64, u64), Error> {
+    let map = ebpf.map("pg_stats").ok_or_else(|| Error::Bpf("no map pg_stats".into()))?;
+    let arr: PerCpuArray<_, [u64; 4]> = PerCpuArray::try_from(map).map_err(|e| Error::Bpf(e.to_string()))?;
+    let values = arr.get(&0, 0).map_err(|e| Error::Bpf(format!("reading pg_stats: {e}")))?;
+    Ok(values.iter().fold((0, 0), |(p, b), v| (p + v[0], b + v[1])))
+}
+
+/// Takes up to `want` frames from the shared `--count` budget.
+fn take_budget(budget: Option<&AtomicU64>, want: u32) -> u32 {
+    let Some(budget) = budget else { return want };
+    let mut took = 0;
+    let _ = budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+        took = left.min(u64::from(want)) as u32;
+        Some(left - u64::from(took))
+    });
+    took
+}
+
+/// Runs the generator until `--duration`, `--count` or `stop`. Prints a progress line per
+/// second to stdout (stderr with `--json`).
+pub fn send(args: &SendArgs, stop: &AtomicBool) -> Result<SendReport, Error> {
+    let plan = plan(args)?;
+    let ebpf = load(args, &plan)?;
+    let prog_fd = {
+        let prog: &Xdp = ebpf
+            .program("pktgen")
+            .ok_or_else(|| Error::Bpf("no program pktgen".into()))?
+            .try_into()
+            .map_err(|e| Error::Bpf(format!("pktgen: {e}")))?;
+        use std::os::fd::{AsFd, AsRawFd};
+        prog.fd().map_err(|e| Error::Bpf(e.to_string()))?.as_fd().as_raw_fd()
+    };
+    let duration = match (args.duration, args.count) {
+        (Some(d), _) => Some(Duration::from_secs_f64(d)),
+        (None, Some(_)) => None,
+        (None, None) => Some(Duration::from_secs(10)),
+    };
+    let budget = args.count.map(AtomicU64::new);
+    let per_thread_rate = args.rate.map(|r| r / plan.cpus.len() as f64);
+    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    let done = AtomicU64::new(0);
+    let start = Instant::now();
+    let deadline = duration.map(|d| start + d);
+    let frame = &plan.frame;
+    let quit = || stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d);
+
+    std::thread::scope(|s| {
+        for &cpu in &plan.cpus {
+            let (budget, failure, done, quit) = (budget.as_ref(), &failure, &done, &quit);
+            s.spawn(move || {
+                let fail = |e: Error| {
+                    failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                    stop.store(true, Ordering::Relaxed);
+                };
+                if let Err(e) = bpf::pin_to_cpu(cpu) {
+                    fail(Error::Sys { op: "sched_setaffinity", source: e });
+                } else {
+                    run_thread(
+                        prog_fd,
+                        frame,
+                        plan.ifindex,
+                        args.batch,
+                        per_thread_rate,
+                        budget,
+                        &quit,
+                        fail,
+                    );
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        progress_loop(&ebpf, args.json, start, || done.load(Ordering::Relaxed) == plan.cpus.len() as u64);
+    });
+    let seconds = start.elapsed().as_secs_f64();
+    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    let (packets, bytes) = counters(&ebpf)?;
+    Ok(SendReport {
+        dev: args.dev.clone(),
+        mode: "live",
+        proto: args.proto,
+        ipv6: plan.spec.is_ipv6(),
+        size: if plan.imix.is_some() { 0 } else { plan.size },
+        flows: args.flows,
+        cores: plan.cpus.len(),
+        packets,
+        bytes,
+        seconds,
+        pps: packets as f64 / seconds,
+        gbps: bytes as f64 * 8.0 / seconds / 1e9,
+    })
+}
+
+/// One sending thread: slices of `BPF_PROG_RUN`, paced if `rate` (frames/s) is given.
+#[allow(clippy::too_many_arguments)]
+fn run_thread(
+    prog_fd: i32,
+    frame: &[u8],
+    ifindex: u32,
+    batch: u32,
+    rate: Option<f64>,
+    budget: Option<&AtomicU64>,
+    quit: &dyn Fn() -> bool,
+    fail: impl Fn(Error),
+) {
+    let (slice, interval) = match rate {
+        Some(r) => {
+            let slice = (r * PACED_INTERVAL.as_secs_f64()).clamp(1.0, f64::from(FULL_SPEED_SLICE)) as u32;
+            (slice, Some(Duration::from_secs_f64(f64::from(slice) / r)))
+        }
+        None => (FULL_SPEED_SLICE, None),
+    };
+    let mut next = Instant::now();
+    let mut first = true;
+    while !quit() {
+        let n = take_budget(budget, slice);
+        if n == 0 {
+            break;
+        }
+        match bpf::xdp_live_run(prog_fd, frame, ifindex, n, batch) {
+            Ok(()) => first = false,
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(e) => {
+                let errno = e.raw_os_error();
+                if first && matches!(errno, Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) | Some(524)) {
+                    fail(Error::Unsupported(format!(
+                        "this kernel refused XDP live-frames mode (BPF_PROG_RUN with \
+                         BPF_F_TEST_XDP_LIVE_FRAMES, Linux >= 5.18): {e}"
+                    )));
+                } else {
+                    fail(Error::Sys { op: "BPF_PROG_RUN", source: e });
+                }
+                return;
+            }
+        }
+        if let Some(interval) = interval {
+            next += interval;
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
+            } else if now - next > Duration::from_millis(100) {
+                next = now; // far behind (descheduled): don't burst to catch up
+            }
+        }
+    }
+}
+
+/// Prints one line per second until `finished()`.
+fn progress_loop(ebpf: &Ebpf, to_stderr: bool, start: Instant, finished: impl Fn() -> bool) {
+    let mut last = (0u64, 0u64);
+    let mut last_t = start;
+    let mut tick = start + Duration::from_secs(1);
+    while !finished() {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = Instant::now();
+        if now < tick {
+            continue;
+        }
+        tick += Duration::from_secs(1);
+        let Ok((p, b)) = counters(ebpf) else { continue };
+        let dt = (now - last_t).as_secs_f64();
+        let line = format!(
+            "{:7.2}s  tx {:8.3} Mpps  {:7.3} Gbit/s  total {}",
+            (now - start).as_secs_f64(),
+            (p - last.0) as f64 / dt / 1e6,
+            (b - last.1) as f64 * 8.0 / dt / 1e9,
+            p
+        );
+        if to_stderr {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+        last = (p, b);
+        last_t = now;
+    }
+}
