@@ -23,7 +23,8 @@ pub struct DemoOptions {
 }
 
 /// The flows of the demo: everything from port 1 to port 2 and back.
-pub const DEMO_FLOWS: &str = "priority=10,in_port=1,actions=output:2\npriority=10,in_port=2,actions=output:1\n";
+pub const DEMO_FLOWS: &str =
+    "priority=10,in_port=1,actions=output:2\npriority=10,in_port=2,actions=output:1\n";
 
 /// Runs the demo and prints what it measured.
 pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
@@ -60,7 +61,13 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
     result
 }
 
-fn traffic(opts: &DemoOptions, a: &Host, b: &Host, ctl_path: &std::path::Path, stop: &AtomicBool) -> anyhow::Result<()> {
+fn traffic(
+    opts: &DemoOptions,
+    a: &Host,
+    b: &Host,
+    ctl_path: &std::path::Path,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
     if !wait_for_ctl(ctl_path, Duration::from_secs(5)) {
         bail!("the switch did not come up");
     }
@@ -70,7 +77,8 @@ fn traffic(opts: &DemoOptions, a: &Host, b: &Host, ctl_path: &std::path::Path, s
         b.sw_if,
         DEMO_FLOWS.trim_end().replace('\n', "\n  ")
     );
-    let ping = a.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", b.addr()]).context("ping through the switch")?;
+    let ping =
+        a.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", b.addr()]).context("ping through the switch")?;
     if let Some(line) = ping.lines().find(|l| l.contains("packets transmitted")) {
         println!("demo: ping 198.18.0.1 -> 198.18.0.2: {line}");
     }
@@ -88,7 +96,10 @@ fn traffic(opts: &DemoOptions, a: &Host, b: &Host, ctl_path: &std::path::Path, s
         .spawn()
         .context("starting the sink")?;
     std::thread::sleep(Duration::from_millis(700));
-    println!("demo: sending {}-byte UDP frames for {secs} s (XDP generator in host a, XDP sink in host b)", opts.size);
+    println!(
+        "demo: sending {}-byte UDP frames for {secs} s (XDP generator in host a, XDP sink in host b)",
+        opts.size
+    );
     let send = a
         .command(&exe)
         .args(["pktgen", "send", "--dev", "eth0", "--size", &opts.size.to_string(), "--flows", "1"])
@@ -101,7 +112,8 @@ fn traffic(opts: &DemoOptions, a: &Host, b: &Host, ctl_path: &std::path::Path, s
     if !send.status.success() {
         bail!("the generator failed: {}", String::from_utf8_lossy(&send.stdout));
     }
-    let sent: serde_json::Value = serde_json::from_slice(&send.stdout).context("reading the generator's report")?;
+    let sent: serde_json::Value =
+        serde_json::from_slice(&send.stdout).context("reading the generator's report")?;
     let got: serde_json::Value = serde_json::from_slice(&sink.stdout).context("reading the sink's report")?;
     let sent_pkts = sent["packets"].as_u64().unwrap_or(0);
     let sent_pps = sent["pps"].as_f64().unwrap_or(0.0);

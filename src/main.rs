@@ -158,7 +158,10 @@ fn real_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
                     max_megaflows: max_megaflows as usize,
                     ..DatapathConfig::default()
                 },
-                bridge: BridgeConfig { megaflow_max_idle: Duration::from_secs(max_idle), ..BridgeConfig::default() },
+                bridge: BridgeConfig {
+                    megaflow_max_idle: Duration::from_secs(max_idle),
+                    ..BridgeConfig::default()
+                },
             };
             xdpswitch::run::run(&opts)?;
             Ok(ExitCode::SUCCESS)
@@ -193,9 +196,11 @@ fn fwd(ports: &[String], duration: Option<u64>, xdp_mode: XdpMode) -> anyhow::Re
     if ports.len() != 2 {
         anyhow::bail!("--port: the forwarder takes exactly two interfaces");
     }
-    let cfg = xdpswitch::netdev::afxdp::AfXdpConfig { mode: xdp_mode, ..Default::default() };
-    let a = xdpswitch::netdev::afxdp::AfXdpPort::open(&ports[0], &cfg).with_context(|| format!("--port {}", ports[0]))?;
-    let b = xdpswitch::netdev::afxdp::AfXdpPort::open(&ports[1], &cfg).with_context(|| format!("--port {}", ports[1]))?;
+    let cfg = xdpswitch::netdev::afxdp::AfXdpConfig { xdp_mode, ..Default::default() };
+    let a = xdpswitch::netdev::afxdp::AfXdpPort::open(&ports[0], &cfg)
+        .with_context(|| format!("--port {}", ports[0]))?;
+    let b = xdpswitch::netdev::afxdp::AfXdpPort::open(&ports[1], &cfg)
+        .with_context(|| format!("--port {}", ports[1]))?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())?;

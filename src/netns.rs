@@ -28,7 +28,9 @@ pub fn is_root() -> bool {
     // Read the effective uid from /proc: no libc call, so no `unsafe` here.
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
@@ -108,7 +110,9 @@ impl Drop for Host {
 
 /// Whether `ifname` (root namespace) has an XDP program attached.
 pub fn has_xdp(ifname: &str) -> bool {
-    sh(&["ip", "-d", "link", "show", "dev", ifname]).map(|s| s.contains(" xdp") || s.contains("prog/xdp")).unwrap_or(false)
+    sh(&["ip", "-d", "link", "show", "dev", ifname])
+        .map(|s| s.contains(" xdp") || s.contains("prog/xdp"))
+        .unwrap_or(false)
 }
 
 /// Static ARP entries both ways, so traffic between hosts needs no ARP round trip.

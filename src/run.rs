@@ -50,10 +50,12 @@ pub fn load_pipeline(opts: &RunOptions, names: &PortNames) -> anyhow::Result<Pip
     let mut pipeline = Pipeline::new();
     if let Some(path) = &opts.flows {
         let text = std::fs::read_to_string(path).with_context(|| format!("--flows {}", path.display()))?;
-        pipeline.add_flows_from_str(&text, names, 0).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))?;
+        pipeline
+            .add_flows_from_str(&text, names, Duration::ZERO)
+            .map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))?;
     }
     if let Some(text) = &opts.flow_text {
-        pipeline.add_flows_from_str(text, names, 0).map_err(|e| anyhow::anyhow!("flows:{e}"))?;
+        pipeline.add_flows_from_str(text, names, Duration::ZERO).map_err(|e| anyhow::anyhow!("flows:{e}"))?;
     }
     Ok(pipeline)
 }
@@ -88,7 +90,7 @@ impl Switch {
     pub fn build(opts: &RunOptions) -> anyhow::Result<Switch> {
         let names = port_names(&opts.ports)?;
         let pipeline = load_pipeline(opts, &names)?;
-        let cfg = AfXdpConfig { mode: opts.xdp_mode, ..AfXdpConfig::default() };
+        let cfg = AfXdpConfig { xdp_mode: opts.xdp_mode, ..AfXdpConfig::default() };
         let mut ports = Vec::new();
         for (i, name) in opts.ports.iter().enumerate() {
             let port = AfXdpPort::open(name, &cfg).with_context(|| format!("--port {name}"))?;

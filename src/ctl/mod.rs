@@ -7,7 +7,7 @@
 //! handler runs on the thread that owns the state (the bridge's control thread), which
 //! receives [`Call`]s on a channel and answers each one.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -108,16 +108,16 @@ pub const COMMANDS: &[Command] = &[
         max_args: 0,
         help: "ports with rx/tx counters and the kernel's AF_XDP drop counters",
     },
+    Command { name: "list-commands", alias: None, usage: "", min_args: 0, max_args: 0, help: "this list" },
+    Command { name: "version", alias: None, usage: "", min_args: 0, max_args: 0, help: "the version" },
     Command {
-        name: "list-commands",
+        name: "exit",
         alias: None,
         usage: "",
         min_args: 0,
         max_args: 0,
-        help: "this list",
+        help: "stop the switch cleanly",
     },
-    Command { name: "version", alias: None, usage: "", min_args: 0, max_args: 0, help: "the version" },
-    Command { name: "exit", alias: None, usage: "", min_args: 0, max_args: 0, help: "stop the switch cleanly" },
 ];
 
 /// Finds a command by name or alias.
@@ -244,9 +244,13 @@ fn dispatch(req: Request, calls: &Sender<Call>) -> Response {
 /// Sends one request to the socket at `path` and returns the answer.
 pub fn call(path: &Path, argv: &[String], json: bool) -> std::io::Result<Response> {
     let stream = UnixStream::connect(path).map_err(|e| {
-        std::io::Error::new(e.kind(), format!("cannot connect to {} ({e}): is xdpswitch running?", path.display()))
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot connect to {} ({e}): is xdpswitch running?", path.display()),
+        )
     })?;
-    let mut req = serde_json::to_vec(&Request { argv: argv.to_vec(), json }).map_err(std::io::Error::other)?;
+    let mut req =
+        serde_json::to_vec(&Request { argv: argv.to_vec(), json }).map_err(std::io::Error::other)?;
     req.push(b'\n');
     (&stream).write_all(&req)?;
     let mut line = String::new();

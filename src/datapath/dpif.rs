@@ -14,7 +14,7 @@ use std::time::Instant;
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
 use super::actions::DpAction;
-use super::emc::ExactMatchCache;
+use super::emc::{EmcConfig, ExactMatchCache};
 use super::megaflow::MegaflowTable;
 use super::pmd::{Pmd, PmdQueue, PmdStats, PmdStatsSnapshot};
 use super::upcall::{Execute, Upcall};
@@ -143,7 +143,7 @@ impl Datapath {
             for (slot, qid) in assigned {
                 let queue = ports[slot].port.open_queue(qid, &mut umem)?;
                 tx_queue_of[slot].get_or_insert(queues.len());
-                queues.push(PmdQueue { port_slot: slot, port_no: ports[slot].no, qid, queue });
+                queues.push(PmdQueue { port_no: ports[slot].no, qid, queue });
             }
             for (slot, tx) in tx_queue_of.iter().enumerate() {
                 if tx.is_none() && !queues.is_empty() {
@@ -156,8 +156,12 @@ impl Datapath {
             }
             let (exec_tx, exec_rx) = bounded(cfg.exec_queue.max(1));
             let stats = Arc::new(PmdStats::default());
-            let emc = (cfg.emc_entries > 0)
-                .then(|| ExactMatchCache::new(cfg.emc_entries, cfg.emc_insert_inv_prob));
+            let emc = (cfg.emc_entries > 0).then(|| {
+                ExactMatchCache::new(EmcConfig {
+                    entries: cfg.emc_entries,
+                    insert_inv_prob: cfg.emc_insert_inv_prob,
+                })
+            });
             let served = queues.iter().map(|q| (q.port_no, q.qid)).collect::<Vec<_>>();
             let pmd = Pmd {
                 id,
@@ -185,7 +189,8 @@ impl Datapath {
             handle.thread = Some(thread);
             pmds.push(handle);
         }
-        let baseline = pmds.iter().enumerate().map(|(i, _)| PmdStatsSnapshot { pmd: i, ..Default::default() }).collect();
+        let baseline =
+            pmds.iter().enumerate().map(|(i, _)| PmdStatsSnapshot { pmd: i, ..Default::default() }).collect();
         Ok(Datapath { ports, megaflows, pmds, upcall_rx, stop, epoch, baseline })
     }
 

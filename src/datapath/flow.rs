@@ -324,7 +324,12 @@ pub fn format_masked(key: &FlowKey, mask: &FlowMask) -> String {
             put("ipv6_src", v6(&key.nw_src), m.nw_src == [0xff; 16], v6(&m.nw_src));
         } else {
             let (k, mm) = (key.ipv4_src(), mask.0.ipv4_src());
-            put("nw_src", std::net::Ipv4Addr::from(k).to_string(), mm == [255; 4], std::net::Ipv4Addr::from(mm).to_string());
+            put(
+                "nw_src",
+                std::net::Ipv4Addr::from(k).to_string(),
+                mm == [255; 4],
+                std::net::Ipv4Addr::from(mm).to_string(),
+            );
         }
     }
     if m.nw_dst != [0; 16] {
@@ -332,7 +337,12 @@ pub fn format_masked(key: &FlowKey, mask: &FlowMask) -> String {
             put("ipv6_dst", v6(&key.nw_dst), m.nw_dst == [0xff; 16], v6(&m.nw_dst));
         } else {
             let (k, mm) = (key.ipv4_dst(), mask.0.ipv4_dst());
-            put("nw_dst", std::net::Ipv4Addr::from(k).to_string(), mm == [255; 4], std::net::Ipv4Addr::from(mm).to_string());
+            put(
+                "nw_dst",
+                std::net::Ipv4Addr::from(k).to_string(),
+                mm == [255; 4],
+                std::net::Ipv4Addr::from(mm).to_string(),
+            );
         }
     }
     num!(nw_proto, "nw_proto", "{}");
@@ -375,6 +385,9 @@ mod format_tests {
         m.0.dl_type = !0;
         m.0.nw_dst[..3].copy_from_slice(&[255; 3]);
         m.0.nw_proto = !0;
-        assert_eq!(format_masked(&k, &m), "in_port=1,dl_type=0x0800,nw_dst=10.0.0.2/255.255.255.0,nw_proto=17");
+        assert_eq!(
+            format_masked(&k, &m),
+            "in_port=1,dl_type=0x0800,nw_dst=10.0.0.2/255.255.255.0,nw_proto=17"
+        );
     }
 }

@@ -11,11 +11,11 @@
 
 pub mod actions;
 pub mod classifier;
+pub mod dpif;
 pub mod emc;
 pub mod execute;
 pub mod extract;
 pub mod flow;
 pub mod megaflow;
-pub mod dpif;
 pub mod pmd;
 pub mod upcall;

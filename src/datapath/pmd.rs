@@ -98,7 +98,10 @@ impl PmdStats {
             tx_no_port: self.tx_no_port.get(),
             action_dropped: self.action_dropped.get(),
             no_output: self.no_output.get(),
-            malformed: DropReason::ALL.iter().map(|r| (r.name(), self.malformed[*r as usize].get())).collect(),
+            malformed: DropReason::ALL
+                .iter()
+                .map(|r| (r.name(), self.malformed[*r as usize].get()))
+                .collect(),
             busy_ns: self.busy_ns.get(),
             idle_ns: self.idle_ns.get(),
             sleeps: self.sleeps.get(),
@@ -127,8 +130,7 @@ impl PmdStatsSnapshot {
             malformed: self
                 .malformed
                 .iter()
-                .zip(&base.malformed)
-                .map(|((n, a), (_, b))| (*n, d(*a, *b)))
+                .map(|(n, a)| (*n, d(*a, base.malformed.iter().find(|(m, _)| m == n).map_or(0, |(_, b)| *b))))
                 .collect(),
             busy_ns: d(self.busy_ns, base.busy_ns),
             idle_ns: d(self.idle_ns, base.idle_ns),
@@ -139,7 +141,6 @@ impl PmdStatsSnapshot {
 
 /// One queue a poll thread serves.
 pub(crate) struct PmdQueue {
-    pub port_slot: usize,
     pub port_no: DpPortNo,
     pub qid: u32,
     pub queue: Box<dyn Queue>,
@@ -288,13 +289,20 @@ impl Pmd {
                 if let Some(mf) = cls.lookup(key) {
                     stats.megaflow_hits.add(1);
                     if let Some(e) = emc.as_mut() {
-                        e.insert(key, hash, mf);
+                        if e.should_insert() {
+                            e.insert(key, hash, mf.clone());
+                        }
                     }
                     forward(mf, frame, len, core, now_ms, umem, &mut out, stats);
                     continue;
                 }
                 stats.misses.add(1);
-                let up = Upcall { kind: UpcallKind::Miss, pmd: core, key: *key, packet: umem.data(&frame).to_vec() };
+                let up = Upcall {
+                    kind: UpcallKind::Miss,
+                    pmd: core,
+                    key: *key,
+                    packet: umem.data(&frame).to_vec(),
+                };
                 umem.free(frame);
                 match upcall_tx.try_send(up) {
                     Ok(()) => stats.upcalls.add(1),
@@ -318,7 +326,8 @@ impl Pmd {
                 self.stats.action_dropped.add(1);
                 continue;
             };
-            let mut out = Outputs { slot_of: &self.slot_of, pending: &mut s.pending, unroutable: &mut s.unroutable };
+            let mut out =
+                Outputs { slot_of: &self.slot_of, pending: &mut s.pending, unroutable: &mut s.unroutable };
             let outcome = execute(&ex.actions, frame, &mut self.umem, &mut out);
             count_outcome(&self.stats, outcome);
         }
@@ -384,10 +393,13 @@ fn forward(
 
 #[inline]
 fn count_outcome(stats: &PmdStats, outcome: super::execute::ExecResult) {
-    use super::execute::ExecResult;
-    match outcome {
-        ExecResult::Sent => {}
-        ExecResult::NoOutput => stats.no_output.add(1),
-        _ => stats.action_dropped.add(1),
+    use super::execute::ExecDrop;
+    if outcome.copy_failed > 0 {
+        stats.action_dropped.add(outcome.copy_failed as u64);
+    }
+    match outcome.dropped {
+        None => {}
+        Some(ExecDrop::NoOutput) => stats.no_output.add(1),
+        Some(_) => stats.action_dropped.add(1),
     }
 }

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, tick, Receiver};
 
-use super::rule::{PortNames, RuleId};
-use super::table::Pipeline;
+use super::rule::PortNames;
+use super::table::{Pipeline, RuleId};
 use super::xlate::translate;
 use crate::ctl::{Call, Response};
 use crate::datapath::actions::DpAction;
@@ -38,7 +38,10 @@ pub struct BridgeConfig {
 
 impl Default for BridgeConfig {
     fn default() -> Self {
-        BridgeConfig { megaflow_max_idle: Duration::from_secs(10), revalidate_interval: Duration::from_millis(500) }
+        BridgeConfig {
+            megaflow_max_idle: Duration::from_secs(10),
+            revalidate_interval: Duration::from_millis(500),
+        }
     }
 }
 
@@ -47,6 +50,8 @@ struct Installed {
     rules: Vec<RuleId>,
     /// Counters already credited to `rules`.
     credited: FlowStats,
+    /// When it was installed (datapath clock, ms): a megaflow never hit ages from here.
+    installed_ms: u64,
 }
 
 /// Slow-path counters.
@@ -91,9 +96,9 @@ impl Bridge {
         }
     }
 
-    /// Milliseconds since the bridge started: the clock handed to the pipeline.
-    fn now(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
+    /// Time since the bridge started: the clock handed to the pipeline.
+    fn now(&self) -> Duration {
+        self.started.elapsed()
     }
 
     /// Serves upcalls, operator calls and timers until `stop` is set or `exit` is called.
@@ -137,9 +142,10 @@ impl Bridge {
             }
             match self.dp.megaflows().insert(up.key, t.mask, actions.to_vec().into_boxed_slice(), 0) {
                 Ok(mf) => {
+                    let installed_ms = self.dp.now_ms();
                     self.installed.entry(mf.id).or_insert_with(|| {
                         self.stats.megaflows_installed += 1;
-                        Installed { rules: t.rules.to_vec(), credited: FlowStats::default() }
+                        Installed { rules: t.rules.to_vec(), credited: FlowStats::default(), installed_ms }
                     });
                 }
                 Err(_) => self.stats.megaflow_table_full += 1,
@@ -168,6 +174,7 @@ impl Bridge {
         let mut expired = Vec::new();
         for mf in self.dp.megaflows_ref().iter() {
             let st = mf.stats();
+            let mut last_use = st.used_ms;
             if let Some(inst) = self.installed.get_mut(&mf.id) {
                 let dp = st.packets.saturating_sub(inst.credited.packets);
                 let db = st.bytes.saturating_sub(inst.credited.bytes);
@@ -177,8 +184,8 @@ impl Bridge {
                     }
                     inst.credited = st;
                 }
+                last_use = last_use.max(inst.installed_ms);
             }
-            let last_use = if st.packets == 0 { mf.created_ms() } else { st.used_ms };
             if now_dp.saturating_sub(last_use) > max_idle {
                 expired.push(mf.id);
             }
@@ -216,7 +223,8 @@ impl Bridge {
                 for pmd in 0..self.dp.n_pmds() {
                     let _ = writeln!(s, "pmd thread {pmd}:");
                     for (no, q) in self.dp.pmd_queues(pmd) {
-                        let _ = writeln!(s, "  port: {:<16} queue-id: {q}", self.ports.name(no.0).unwrap_or("?"));
+                        let _ =
+                            writeln!(s, "  port: {:<16} queue-id: {q}", self.ports.name(no.0).unwrap_or("?"));
                     }
                 }
                 Response::ok(s)
@@ -261,8 +269,10 @@ impl Bridge {
     fn pmd_stats(&self, json: bool) -> String {
         let stats = self.dp.pmd_stats();
         if json {
-            return serde_json::to_string_pretty(&serde_json::json!({"pmds": stats, "slow_path": self.stats}))
-                .unwrap_or_default()
+            return serde_json::to_string_pretty(
+                &serde_json::json!({"pmds": stats, "slow_path": self.stats}),
+            )
+            .unwrap_or_default()
                 + "\n";
         }
         let mut s = String::new();
@@ -339,9 +349,14 @@ impl Bridge {
         }
         let mut s = String::new();
         for (no, name, kind, desc, st) in ports {
-            let _ = writeln!(s, "port {no}: {name} (type {kind}{}{desc})", if desc.is_empty() { "" } else { ", " });
+            let _ = writeln!(
+                s,
+                "port {no}: {name} (type {kind}{}{desc})",
+                if desc.is_empty() { "" } else { ", " }
+            );
             let _ = writeln!(s, "  rx pkts={} bytes={}", st.rx_packets, st.rx_bytes);
-            let _ = writeln!(s, "  tx pkts={} bytes={} dropped={}", st.tx_packets, st.tx_bytes, st.tx_dropped);
+            let _ =
+                writeln!(s, "  tx pkts={} bytes={} dropped={}", st.tx_packets, st.tx_bytes, st.tx_dropped);
             let _ = writeln!(
                 s,
                 "  xdp rx_dropped={} rx_invalid_descs={} rx_ring_full={} rx_fill_ring_empty={} tx_invalid_descs={} tx_ring_empty={}",

@@ -31,8 +31,13 @@ pub fn hosts(n: usize, queues: u32) -> Vec<Host> {
     let t = tag('x');
     (0..n)
         .map(|i| {
-            Host::create(&format!("xs-{t}-{i}"), &format!("xs{t}s{i}"), &format!("198.18.0.{}/24", i + 1), queues)
-                .expect("creating a test host")
+            Host::create(
+                &format!("xs-{t}-{i}"),
+                &format!("xs{t}s{i}"),
+                &format!("198.18.0.{}/24", i + 1),
+                queues,
+            )
+            .expect("creating a test host")
         })
         .collect()
 }
@@ -160,29 +165,7 @@ pub fn udp_receiver(host: &Host, port: u16, count: usize, secs: f64) -> Child {
          except socket.timeout:\n\
          \x20 pass\n"
     );
-    let mut child = host
-        .command("python3")
-        .args(["-c", &code])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("python3 receiver");
-    // Wait for "ready" so the socket is bound before anything is sent.
-    use std::io::BufRead;
-    let stdout = child.stdout.take().unwrap();
-    let mut reader = std::io::BufReader::new(stdout);
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
-    // Hand the rest of stdout back through a thread that collects it.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut rest = String::new();
-        let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
-        let _ = tx.send(rest);
-    });
-    RECEIVERS.with(|r| r.borrow_mut().push((child.id(), rx)));
-    child
+    spawn_reader(host.command("python3").args(["-c", &code]))
 }
 
 thread_local! {
@@ -243,12 +226,38 @@ pub fn udp_capture(host: &Host, secs: f64) -> Child {
          \x20 if a[2]==socket.PACKET_OUTGOING: continue\n\
          \x20 print(d.hex(),flush=True)\n"
     );
-    let mut child = host
-        .command("python3")
-        .args(["-c", &code])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 capture");
+    spawn_reader(host.command("python3").args(["-c", &code]))
+}
+
+/// Python: capture UDP frames on `eth0` for `secs` seconds with the VLAN tag the kernel took
+/// off into metadata (PACKET_AUXDATA); prints `hex tci` per frame (`tci` -1 when untagged).
+pub fn vlan_capture(host: &Host, secs: f64) -> Child {
+    let code = format!(
+        "import socket,time,struct\n\
+         s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.htons(3))\n\
+         s.setsockopt(263,8,1)\n\
+         s.bind(('eth0',0))\n\
+         s.settimeout(0.2)\n\
+         print('ready',flush=True)\n\
+         end=time.time()+{secs}\n\
+         while time.time()<end:\n\
+         \x20 try:\n\
+         \x20   d,anc,fl,a=s.recvmsg(4096,1024)\n\
+         \x20 except socket.timeout:\n\
+         \x20   continue\n\
+         \x20 if a[2]==socket.PACKET_OUTGOING: continue\n\
+         \x20 tci=-1\n\
+         \x20 for lvl,typ,data in anc:\n\
+         \x20   if lvl==263 and typ==8:\n\
+         \x20     st,ln,sn,mac,net,t,tp=struct.unpack('IIIHHHH',data[:20])\n\
+         \x20     if st&16: tci=t\n\
+         \x20 print(d.hex(),tci,flush=True)\n"
+    );
+    spawn_reader(host.command("python3").args(["-c", &code]))
+}
+
+fn spawn_reader(cmd: &mut Command) -> Child {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("python3 reader");
     use std::io::BufRead;
     let stdout = child.stdout.take().unwrap();
     let mut reader = std::io::BufReader::new(stdout);
@@ -263,6 +272,11 @@ pub fn udp_capture(host: &Host, secs: f64) -> Child {
     });
     RECEIVERS.with(|r| r.borrow_mut().push((child.id(), rx)));
     child
+}
+
+/// Hex of bytes.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Decodes hex to bytes.
@@ -281,7 +295,8 @@ pub fn mac_bytes(mac: &str) -> [u8; 6] {
 
 /// Reads `n_packets=N` of the dump-flows line containing `needle`.
 pub fn n_packets(dump: &str, needle: &str) -> u64 {
-    let line = dump.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("no rule {needle:?} in:\n{dump}"));
+    let line =
+        dump.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("no rule {needle:?} in:\n{dump}"));
     line.split([',', ' '])
         .find_map(|f| f.trim().strip_prefix("n_packets="))
         .and_then(|v| v.parse().ok())
