@@ -64,6 +64,9 @@ enum Cmd {
         /// Seconds an unused megaflow stays installed.
         #[arg(long, default_value_t = 10)]
         max_idle: u64,
+        /// CPUs for the poll threads, in order (default: the last CPUs, leaving CPU 0 free).
+        #[arg(long, value_delimiter = ',', value_name = "CPU,...")]
+        pmd_cpus: Vec<usize>,
     },
     /// Send a command to a running switch (`list-commands` lists them).
     Ctl {
@@ -140,9 +143,14 @@ fn real_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
             upcall_queue,
             max_megaflows,
             max_idle,
+            pmd_cpus,
         } => {
             if emc_entries != 0 && !emc_entries.is_power_of_two() {
                 anyhow::bail!("--emc-entries {emc_entries}: must be 0 or a power of two");
+            }
+            let n_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            if let Some(c) = pmd_cpus.iter().find(|&&c| c >= n_cpus) {
+                anyhow::bail!("--pmd-cpus {c}: this machine has CPUs 0..{}", n_cpus - 1);
             }
             let opts = RunOptions {
                 ports,
@@ -156,6 +164,7 @@ fn real_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
                     emc_insert_inv_prob,
                     upcall_queue: upcall_queue as usize,
                     max_megaflows: max_megaflows as usize,
+                    pmd_cpus,
                     ..DatapathConfig::default()
                 },
                 bridge: BridgeConfig {

@@ -37,6 +37,9 @@ pub struct DatapathConfig {
     pub max_megaflows: usize,
     /// UMEM chunks per queue a poll thread serves.
     pub chunks_per_queue: u32,
+    /// CPUs to pin poll threads to, in order; empty = the last CPUs, one each (poll thread 0
+    /// on the highest-numbered CPU), leaving CPU 0 for the kernel and the control thread.
+    pub pmd_cpus: Vec<usize>,
 }
 
 impl Default for DatapathConfig {
@@ -49,6 +52,7 @@ impl Default for DatapathConfig {
             exec_queue: 4096,
             max_megaflows: 200_000,
             chunks_per_queue: 4096 + 1024,
+            pmd_cpus: Vec::new(),
         }
     }
 }
@@ -180,11 +184,18 @@ impl Datapath {
             built.push((pmd, PmdHandle { thread: None, stats, exec_tx, queues: served }));
         }
         let mut pmds = Vec::with_capacity(built.len());
+        let n_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         for (pmd, mut handle) in built {
             let id = pmd.id;
+            let cpu = cfg.pmd_cpus.get(id).copied().unwrap_or(n_cpus - 1 - id % n_cpus);
             let thread = std::thread::Builder::new()
                 .name(format!("pmd{id}"))
-                .spawn(move || pmd.run())
+                .spawn(move || {
+                    if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+                        tracing::warn!(pmd = id, cpu, "could not pin poll thread to its CPU");
+                    }
+                    pmd.run()
+                })
                 .map_err(|source| Error::Spawn { pmd: id, source })?;
             handle.thread = Some(thread);
             pmds.push(handle);
