@@ -30,7 +30,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-XS = os.path.join(ROOT, "target", "release", "xdpswitch")
+XS = os.environ.get("XDPSWITCH_BIN") or os.path.join(ROOT, "target", "release", "xdpswitch")
 ALL_DUTS = ["xdpswitch", "bare", "ovs-afxdp", "ovs-system", "linux-bridge", "xdp-redirect"]
 
 
