@@ -380,6 +380,23 @@ mod tests {
     }
 
     #[test]
+    fn padding_after_ip_length_is_ignored() {
+        let mut f = build::udp6(&Udp6Spec::default());
+        let want = key_of(&f).unwrap();
+        f.extend_from_slice(&[0xee; 20]);
+        assert_eq!(key_of(&f).unwrap(), want);
+        let mut g = build::tcp4(&Tcp4Spec {
+            ip: Udp4Spec { vlan: Some(4), payload_len: 0, ..Default::default() },
+            flags: 0,
+        });
+        assert_eq!(g.len(), 60); // 58 bytes of headers, padded
+        let want = key_of(&g).unwrap();
+        g.extend_from_slice(&[0xee; 20]);
+        assert_eq!(key_of(&g).unwrap(), want);
+        assert_eq!(want.tp_src, 1024);
+    }
+
+    #[test]
     fn ipv6_extension_headers() {
         // hop-by-hop -> destination options (16 bytes) -> UDP
         let mut ext = vec![60, 0, 0, 0, 0, 0, 0, 0];
