@@ -12,14 +12,14 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 use xdpswitch::datapath::actions::DpAction;
 use xdpswitch::datapath::classifier::SubtableRanking;
 use xdpswitch::datapath::emc::{EmcConfig, ExactMatchCache};
 use xdpswitch::datapath::flow::{FlowKey, FlowMask};
-use xdpswitch::datapath::megaflow::{Megaflow, MegaflowTable};
+use xdpswitch::datapath::megaflow::{Megaflow, MegaflowReader, MegaflowTable};
 use xdpswitch::netdev::DpPortNo;
 
 const BATCH: usize = 32;
@@ -116,113 +116,136 @@ fn packet_for(mf: &Megaflow, rng: &mut StdRng) -> FlowKey {
     k
 }
 
-fn bench(c: &mut Criterion) {
-    let mut rng = StdRng::seed_from_u64(7);
+/// Everything the three workloads need, built once.
+struct Setup {
+    emc_pkts: Vec<FlowKey>,
+    emc_reader: MegaflowReader,
+    emc: ExactMatchCache,
+    _emc_table: MegaflowTable,
+    pkts: Vec<FlowKey>,
+    reader: MegaflowReader,
+    _table: MegaflowTable,
+    ranking: SubtableRanking,
+    mixed_emc: ExactMatchCache,
+    to_insert: Vec<(usize, Arc<Megaflow>)>,
+    off: usize,
+    hits: u64,
+    probed: u64,
+}
 
-    // (a) EMC hit path.
-    {
-        let (t, flows) = build_table(1024, &mut rng);
-        let mut r = t.reader();
+impl Setup {
+    fn new() -> Setup {
+        let mut rng = StdRng::seed_from_u64(7);
+        let (emc_table, flows) = build_table(1024, &mut rng);
         let mut emc = ExactMatchCache::new(EmcConfig { entries: 8192, insert_inv_prob: 1 });
         let pkts: Vec<FlowKey> = (0..4096).map(|i| packet_for(&flows[i % flows.len()], &mut rng)).collect();
         for (i, p) in pkts.iter().enumerate() {
             emc.insert(p, p.hash(), Arc::clone(&flows[i % flows.len()]));
         }
-        let hit = pkts.iter().filter(|p| emc.lookup(p, p.hash()).is_some()).count();
-        let mut g = c.benchmark_group("emc_hit");
-        g.throughput(Throughput::Elements(BATCH as u64));
         // Only keys that stayed cached (2-way conflicts evict a few).
-        let pkts: Vec<FlowKey> = pkts.into_iter().filter(|p| emc.lookup(p, p.hash()).is_some()).collect();
-        assert_eq!(pkts.len(), hit);
-        let mut off = 0;
-        g.bench_function("batch32", |b| {
-            b.iter(|| {
-                let keys = &pkts[off..off + BATCH];
-                off = (off + BATCH) % (pkts.len() - BATCH);
-                r.with(|_v| {
-                    let mut hashes = [0u32; BATCH];
-                    for (h, k) in hashes.iter_mut().zip(keys) {
-                        *h = k.hash();
-                    }
-                    let mut out = [None; BATCH];
-                    let n = emc.lookup_batch(keys, &hashes, &mut out);
-                    black_box(&out);
-                    n
-                })
-            })
-        });
-        g.finish();
+        let emc_pkts: Vec<FlowKey> = pkts.into_iter().filter(|p| emc.lookup(p, p.hash()).is_some()).collect();
+
+        let (table, flows) = build_table(10_000, &mut rng);
+        let pkts: Vec<FlowKey> =
+            (0..1 << 16).map(|_| packet_for(&flows[rng.gen_range(0..flows.len())], &mut rng)).collect();
+        Setup {
+            emc_pkts,
+            emc_reader: emc_table.reader(),
+            emc,
+            _emc_table: emc_table,
+            pkts,
+            reader: table.reader(),
+            _table: table,
+            ranking: SubtableRanking::default(),
+            mixed_emc: ExactMatchCache::new(EmcConfig::default()),
+            to_insert: Vec::with_capacity(BATCH),
+            off: 0,
+            hits: 0,
+            probed: 0,
+        }
     }
 
-    // (b) 10 000 megaflows over 8 masks, EMC off.
-    let (t, flows) = build_table(10_000, &mut rng);
-    let pkts: Vec<FlowKey> =
-        (0..1 << 16).map(|_| packet_for(&flows[rng.gen_range(0..flows.len())], &mut rng)).collect();
-    let mut r = t.reader();
-    {
-        let mut ranking = SubtableRanking::default();
-        let mut g = c.benchmark_group("megaflow_10k_8masks_emc_off");
-        g.throughput(Throughput::Elements(BATCH as u64));
-        let mut off = 0;
-        let mut probed = (0u64, 0u64);
-        g.bench_function("batch32", |b| {
-            b.iter(|| {
-                let keys = &pkts[off..off + BATCH];
-                off = (off + BATCH) % (pkts.len() - BATCH);
-                r.with(|v| {
-                    let mut out = [None; BATCH];
-                    let res = v.lookup_batch(keys, &mut out, &mut ranking);
-                    debug_assert_eq!(res.hits as usize, BATCH);
-                    probed.0 += res.hits as u64;
-                    probed.1 += res.subtables_probed as u64;
-                    black_box(&out);
-                })
-            })
-        });
-        g.finish();
-        eprintln!("avg subtables per hit: {:.2}", probed.1 as f64 / probed.0.max(1) as f64);
+    /// (a) A batch of EMC hits.
+    fn emc_hit(&mut self) -> usize {
+        let keys = &self.emc_pkts[self.off..self.off + BATCH];
+        self.off = (self.off + BATCH) % (self.emc_pkts.len() - BATCH);
+        let emc = &self.emc;
+        self.emc_reader.with(|_v| {
+            let mut hashes = [0u32; BATCH];
+            for (h, k) in hashes.iter_mut().zip(keys) {
+                *h = k.hash();
+            }
+            let mut out = [None; BATCH];
+            let n = emc.lookup_batch(keys, &hashes, &mut out);
+            black_box(&out);
+            n
+        })
     }
 
-    // (c) Same table with the EMC in front (8192 entries, 1/100 insertion), 64Ki packets.
-    {
-        let mut ranking = SubtableRanking::default();
-        let mut emc = ExactMatchCache::new(EmcConfig::default());
-        let mut g = c.benchmark_group("megaflow_10k_8masks_emc_on");
-        g.throughput(Throughput::Elements(BATCH as u64));
-        let mut off = 0;
-        let mut to_insert: Vec<(usize, Arc<Megaflow>)> = Vec::with_capacity(BATCH);
-        g.bench_function("batch32", |b| {
-            b.iter(|| {
-                let keys = &pkts[off..off + BATCH];
-                off = (off + BATCH) % (pkts.len() - BATCH);
-                let mut hashes = [0u32; BATCH];
-                for (h, k) in hashes.iter_mut().zip(keys) {
-                    *h = k.hash();
-                }
-                r.with(|v| {
-                    let mut out = [None; BATCH];
-                    emc.lookup_batch(keys, &hashes, &mut out);
-                    let mut from_cls = [false; BATCH];
-                    for (f, o) in from_cls.iter_mut().zip(&out) {
-                        *f = o.is_none();
-                    }
-                    v.lookup_batch(keys, &mut out, &mut ranking);
-                    for (i, o) in out.iter().enumerate() {
-                        if let (true, Some(mf)) = (from_cls[i], o) {
-                            if emc.should_insert() {
-                                to_insert.push((i, Arc::clone(mf)));
-                            }
-                        }
-                    }
-                    black_box(&out);
-                });
-                for (i, mf) in to_insert.drain(..) {
-                    emc.insert(&keys[i], hashes[i], mf);
-                }
-            })
-        });
-        g.finish();
+    /// (b) A batch through the classifier alone.
+    fn classifier(&mut self) {
+        let keys = &self.pkts[self.off..self.off + BATCH];
+        self.off = (self.off + BATCH) % (self.pkts.len() - BATCH);
+        let (ranking, hits, probed) = (&mut self.ranking, &mut self.hits, &mut self.probed);
+        self.reader.with(|v| {
+            let mut out = [None; BATCH];
+            let res = v.lookup_batch(keys, &mut out, ranking);
+            *hits += res.hits as u64;
+            *probed += res.subtables_probed as u64;
+            black_box(&out);
+        })
     }
+
+    /// (c) A batch through EMC, then classifier, then probabilistic EMC insertion.
+    fn mixed(&mut self) {
+        let keys = &self.pkts[self.off..self.off + BATCH];
+        self.off = (self.off + BATCH) % (self.pkts.len() - BATCH);
+        let mut hashes = [0u32; BATCH];
+        for (h, k) in hashes.iter_mut().zip(keys) {
+            *h = k.hash();
+        }
+        let (emc, ranking, to_insert) = (&mut self.mixed_emc, &mut self.ranking, &mut self.to_insert);
+        self.reader.with(|v| {
+            let mut out = [None; BATCH];
+            emc.lookup_batch(keys, &hashes, &mut out);
+            let mut from_cls = [false; BATCH];
+            for (f, o) in from_cls.iter_mut().zip(&out) {
+                *f = o.is_none();
+            }
+            v.lookup_batch(keys, &mut out, ranking);
+            for (i, o) in out.iter().enumerate() {
+                if let (true, Some(mf)) = (from_cls[i], o) {
+                    if emc.should_insert() {
+                        to_insert.push((i, Arc::clone(mf)));
+                    }
+                }
+            }
+            black_box(&out);
+        });
+        for (i, mf) in to_insert.drain(..) {
+            emc.insert(&keys[i], hashes[i], mf);
+        }
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let mut s = Setup::new();
+    let mut g = c.benchmark_group("emc_hit");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.bench_function("batch32", |b| b.iter(|| s.emc_hit()));
+    g.finish();
+
+    s.off = 0;
+    let mut g = c.benchmark_group("megaflow_10k_8masks_emc_off");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.bench_function("batch32", |b| b.iter(|| s.classifier()));
+    g.finish();
+    eprintln!("avg subtables per hit: {:.2}", s.probed as f64 / s.hits.max(1) as f64);
+
+    let mut g = c.benchmark_group("megaflow_10k_8masks_emc_on");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.bench_function("batch32", |b| b.iter(|| s.mixed()));
+    g.finish();
 }
 
 fn config() -> Criterion {
@@ -233,4 +256,32 @@ fn config() -> Criterion {
 }
 
 criterion_group! { name = benches; config = config(); targets = bench }
-criterion_main!(benches);
+
+/// `CLS_LOOP=emc|cls|mixed CLS_BATCHES=n` runs one workload for n batches outside criterion
+/// (for `perf stat -e cycles:u`: cycles per packet don't depend on the machine's load).
+fn main() {
+    if let Ok(w) = std::env::var("CLS_LOOP") {
+        let n: u64 = std::env::var("CLS_BATCHES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+        let mut s = Setup::new();
+        let t0 = std::time::Instant::now();
+        for _ in 0..n {
+            match w.as_str() {
+                "emc" => {
+                    black_box(s.emc_hit());
+                }
+                "cls" => s.classifier(),
+                "mixed" => s.mixed(),
+                "setup" => break,
+                _ => panic!("CLS_LOOP: emc, cls, mixed or setup"),
+            }
+        }
+        let dt = t0.elapsed();
+        eprintln!(
+            "{w}: {n} batches of {BATCH} in {dt:?}: {:.1} ns/pkt",
+            dt.as_nanos() as f64 / (n * BATCH as u64) as f64
+        );
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
