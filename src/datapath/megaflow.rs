@@ -55,7 +55,9 @@ impl fmt::Display for MegaflowId {
 /// Counters of one megaflow, summed over cores.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct FlowStats {
+    /// Packets that hit the megaflow.
     pub packets: u64,
+    /// Their bytes.
     pub bytes: u64,
     /// Last time (caller's clock, ms) a packet hit the megaflow on any core; 0 = never.
     pub used_ms: u64,
@@ -73,17 +75,23 @@ struct CoreSlot {
 /// A datapath flow: packets whose key matches `key` under `mask` run `actions`.
 ///
 /// Built only by [`MegaflowTable::insert`]; immutable afterwards except for its counters and
-/// its dead flag.
+/// its dead flag. Laid out so that what a hit touches (dead flag, actions and counter
+/// pointers) sits in the first cache line; lookups compare keys from the classifier's and
+/// the exact-match cache's own copies.
+#[repr(C, align(64))]
 pub struct Megaflow {
-    pub id: MegaflowId,
-    /// Already masked (`key == key.masked(&mask)`).
-    pub key: FlowKey,
-    pub mask: FlowMask,
+    /// The actions to run on matching packets.
     pub actions: Box<[DpAction]>,
+    stats: Box<[CoreSlot]>,
+    dead: AtomicBool,
+    /// Never reused within a table.
+    pub id: MegaflowId,
     /// Opaque to the datapath: ofproto stores its rule id here.
     pub cookie: u64,
-    dead: AtomicBool,
-    stats: Box<[CoreSlot]>,
+    /// Already masked (`key == key.masked(&mask)`).
+    pub key: FlowKey,
+    /// Which bits of a packet's key are compared.
+    pub mask: FlowMask,
 }
 
 impl fmt::Debug for Megaflow {
@@ -157,6 +165,7 @@ impl Megaflow {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("megaflow table full ({capacity} flows)")]
 pub struct TableFull {
+    /// The table's capacity.
     pub capacity: usize,
 }
 
@@ -387,7 +396,7 @@ mod tests {
         let again = t.insert(key_port(1), mask_port(), Box::new([]), 8).unwrap();
         assert_eq!(again.id, a.id);
         assert_eq!(t.len(), 1);
-        assert_eq!(r.with(|v| v.lookup(&key_port(1)).is_some()), false, "not yet published");
+        assert!(r.with(|v| v.lookup(&key_port(1)).is_none()), "not yet published");
         t.publish();
         assert_eq!(r.with(|v| v.lookup(&key_port(1)).map(|m| m.id)), Some(a.id));
         t.insert(key_port(2), mask_port(), Box::new([]), 0).unwrap();
