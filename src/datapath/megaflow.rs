@@ -288,6 +288,10 @@ impl MegaflowTable {
     /// reader's next lookup sees them and no reader is still inside an older version. Waits at
     /// most for readers currently inside [`MegaflowReader::with`]; idle readers don't delay it.
     pub fn publish(&mut self) {
+        // After a full publish both copies are equal and the log is empty: nothing to wait for.
+        if !self.w.has_pending_operations() {
+            return;
+        }
         // See "Barrier semantics" in the module docs for why twice.
         self.w.publish();
         self.w.publish();
