@@ -29,6 +29,49 @@
 //! cache entries that still point at it stop matching; the classifier copies drop it on the
 //! next publish.
 //!
+//! **A poll thread's batch**, EMC first, then the classifier for the rest, then actions,
+//! then (outside `with`, since cached `Arc`s must be cloned) probabilistic EMC insertion:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use xdpswitch::datapath::classifier::SubtableRanking;
+//! use xdpswitch::datapath::emc::{EmcConfig, ExactMatchCache};
+//! use xdpswitch::datapath::flow::{FlowKey, FlowMask};
+//! use xdpswitch::datapath::megaflow::MegaflowTable;
+//!
+//! let mut table = MegaflowTable::new(1, 1024); // control thread
+//! let mut mask = FlowMask::catchall();
+//! mask.0.in_port = !0;
+//! table.insert(FlowKey { in_port: 1, ..Default::default() }, mask, Box::new([]), 42).unwrap();
+//! table.publish(); // after this, every poll thread sees the flow
+//!
+//! let mut reader = table.reader(); // moved to the poll thread, with:
+//! let (mut emc, mut ranking) = (ExactMatchCache::new(EmcConfig::default()), SubtableRanking::default());
+//! let keys = [FlowKey { in_port: 1, tp_dst: 80, ..Default::default() }; 4];
+//! let hashes = keys.map(|k| k.hash());
+//! let mut to_cache = Vec::new(); // preallocated in a real poll thread
+//! reader.with(|cls| {
+//!     let mut out = [None; 4];
+//!     emc.lookup_batch(&keys, &hashes, &mut out);
+//!     let missed: [bool; 4] = std::array::from_fn(|i| out[i].is_none());
+//!     cls.lookup_batch(&keys, &mut out, &mut ranking);
+//!     for (i, mf) in out.iter().enumerate() {
+//!         match mf {
+//!             Some(mf) => {
+//!                 mf.record(0, 1, 64, 0); // then run mf.actions
+//!                 if missed[i] && emc.should_insert() {
+//!                     to_cache.push((i, Arc::clone(mf)));
+//!                 }
+//!             }
+//!             None => {} // upcall
+//!         }
+//!     }
+//! });
+//! for (i, mf) in to_cache.drain(..) {
+//!     emc.insert(&keys[i], hashes[i], mf);
+//! }
+//! ```
+//!
 //! [`ExactMatchCache`]: super::emc::ExactMatchCache
 
 use std::collections::{BTreeMap, HashMap};
