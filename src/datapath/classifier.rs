@@ -1,6 +1,6 @@
 //! The megaflow classifier: tuple-space search.
 //!
-//! One [`Subtable`] per distinct mask, each a hash table of the megaflows with that mask, keyed
+//! One subtable per distinct mask, each a hash table of the megaflows with that mask, keyed
 //! by the masked key (hashed over only the words the mask selects). Megaflows never overlap (ofproto
 //! guarantees it), so the first subtable that matches has the answer; there are no
 //! priorities. A lookup probes subtables in the order of a [`SubtableRanking`] (most hits
