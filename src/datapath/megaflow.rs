@@ -330,6 +330,7 @@ impl MegaflowTable {
     /// Makes every earlier insert/remove/clear visible to readers. When it returns, every
     /// reader's next lookup sees them and no reader is still inside an older version. Waits at
     /// most for readers currently inside [`MegaflowReader::with`]; idle readers don't delay it.
+    /// Never call it from inside `with` (it would wait for itself forever).
     pub fn publish(&mut self) {
         // After a full publish both copies are equal and the log is empty: nothing to wait for.
         if !self.w.has_pending_operations() {
