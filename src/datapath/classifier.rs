@@ -1,7 +1,7 @@
 //! The megaflow classifier: tuple-space search.
 //!
-//! One [`Subtable`] per distinct mask, each a hash table of the megaflows with that mask, keyed
-//! by the masked key (hash: [`FlowKey::hash_masked`]). Megaflows never overlap (ofproto
+//! One subtable per distinct mask, each a hash table of the megaflows with that mask, keyed
+//! by the masked key (hashed over only the words the mask selects). Megaflows never overlap (ofproto
 //! guarantees it), so the first subtable that matches has the answer; there are no
 //! priorities. A lookup probes subtables in the order of a [`SubtableRanking`] (most hits
 //! first), and [`Classifier::lookup_batch`] works subtable by subtable over a whole rx batch:
@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use hashbrown::HashTable;
 
-use super::flow::{FlowKey, FlowMask};
+use super::flow::{FlowKey, FlowMask, KEY_WORDS};
 use super::megaflow::Megaflow;
 
 /// Keys handled per pass of [`Classifier::lookup_batch`] (larger batches are cut into chunks).
@@ -39,19 +39,97 @@ fn table_hash(h: u32) -> u64 {
     ((h as u64) << 32) | h as u64
 }
 
-/// All megaflows with one mask.
+/// One step of the subtable hash: a folded 64×64→128 multiply (as wyhash/foldhash).
+#[inline(always)]
+fn mix(h: u64, w: u64) -> u64 {
+    let p = (h ^ w) as u128 * 0xa076_1d64_78bd_642f_u128;
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// Hash of `key & mask` over the words `idx` (with mask values `masks`).
+#[inline(always)]
+fn sparse_hash(idx: &[u8], masks: &[u64], key: &FlowKey) -> u32 {
+    let w = key.words();
+    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
+    for (&i, &m) in idx.iter().zip(masks) {
+        h = mix(h, w[(i as usize) % KEY_WORDS] & m);
+    }
+    let h = mix(h, 0xe703_7ed1_a0b4_28db);
+    (h ^ (h >> 32)) as u32
+}
+
+/// Masked key words stored in each entry, so most probes compare without touching the
+/// megaflow itself (a likely cache miss). Masks with more words compare the rest against
+/// the megaflow's key.
+const INLINE_WORDS: usize = 6;
+
+/// A megaflow in a subtable, with its masked words (those the mask selects) inline.
+#[derive(Clone)]
+struct Entry {
+    words: [u64; INLINE_WORDS],
+    mf: Arc<Megaflow>,
+}
+
+/// All megaflows with one mask. Its hash covers only the words the mask selects (a
+/// subtable on `in_port` + `nw_dst` hashes 2 words, not 16); it is private to the subtable.
 #[derive(Clone)]
 struct Subtable {
     /// Stable identity (for rankings across versions).
     id: u32,
     mask: FlowMask,
-    flows: HashTable<Arc<Megaflow>>,
+    /// Number of non-zero mask words.
+    n_words: usize,
+    /// Their indices in the key (first `n_words`).
+    idx: [u8; KEY_WORDS],
+    /// Their mask values (first `n_words`).
+    mask_words: [u64; KEY_WORDS],
+    flows: HashTable<Entry>,
 }
 
 impl Subtable {
+    fn new(id: u32, mask: FlowMask) -> Subtable {
+        let mut idx = [0u8; KEY_WORDS];
+        let mut mask_words = [0u64; KEY_WORDS];
+        let mut n_words = 0;
+        for (i, &m) in mask.0.words().iter().enumerate() {
+            if m != 0 {
+                idx[n_words] = i as u8;
+                mask_words[n_words] = m;
+                n_words += 1;
+            }
+        }
+        Subtable { id, mask, n_words, idx, mask_words, flows: HashTable::new() }
+    }
+
+    /// Hash of `key & mask` over the selected words only.
+    #[inline(always)]
+    fn hash(&self, key: &FlowKey) -> u32 {
+        sparse_hash(&self.idx[..self.n_words], &self.mask_words, key)
+    }
+
+    fn entry(&self, mf: Arc<Megaflow>) -> Entry {
+        let mut words = [0u64; INLINE_WORDS];
+        let k = mf.key.words();
+        for (o, &i) in words.iter_mut().zip(&self.idx[..self.n_words]) {
+            *o = k[i as usize];
+        }
+        Entry { words, mf }
+    }
+
     #[inline(always)]
     fn find(&self, key: &FlowKey, hash: u32) -> Option<&Arc<Megaflow>> {
-        self.flows.find(table_hash(hash), |mf| key.matches_masked(&self.mask, &mf.key))
+        let w = key.words();
+        let n_inline = self.n_words.min(INLINE_WORDS);
+        let (idx, masks) = (&self.idx[..n_inline], &self.mask_words[..n_inline]);
+        self.flows
+            .find(table_hash(hash), |e| {
+                let mut diff = 0u64;
+                for ((&i, &m), &v) in idx.iter().zip(masks).zip(&e.words) {
+                    diff |= (w[(i as usize) % KEY_WORDS] & m) ^ v;
+                }
+                diff == 0 && (self.n_words <= INLINE_WORDS || key.matches_masked(&self.mask, &e.mf.key))
+            })
+            .map(|e| &e.mf)
     }
 }
 
@@ -90,19 +168,17 @@ impl Classifier {
         let pos = match self.subtables.iter().position(|st| st.mask == mf.mask) {
             Some(pos) => pos,
             None => {
-                self.subtables.push(Subtable {
-                    id: self.next_subtable_id,
-                    mask: mf.mask,
-                    flows: HashTable::new(),
-                });
+                self.subtables.push(Subtable::new(self.next_subtable_id, mf.mask));
                 self.next_subtable_id = self.next_subtable_id.wrapping_add(1);
                 self.layout_gen += 1;
                 self.subtables.len() - 1
             }
         };
         let st = &mut self.subtables[pos];
-        let h = table_hash(mf.key.hash());
-        st.flows.insert_unique(h, mf, |m| table_hash(m.key.hash()));
+        let h = table_hash(st.hash(&mf.key));
+        let entry = st.entry(mf);
+        let (idx, masks) = (&st.idx[..st.n_words], &st.mask_words);
+        st.flows.insert_unique(h, entry, |e| table_hash(sparse_hash(idx, masks, &e.mf.key)));
         self.len += 1;
     }
 
@@ -111,7 +187,7 @@ impl Classifier {
     pub fn remove(&mut self, mf: &Megaflow) -> bool {
         let Some(pos) = self.subtables.iter().position(|st| st.mask == mf.mask) else { return false };
         let st = &mut self.subtables[pos];
-        let found = match st.flows.find_entry(table_hash(mf.key.hash()), |m| m.id == mf.id) {
+        let found = match st.flows.find_entry(table_hash(st.hash(&mf.key)), |e| e.mf.id == mf.id) {
             Ok(entry) => {
                 entry.remove();
                 true
@@ -157,13 +233,13 @@ impl Classifier {
 
     /// Every megaflow (unordered).
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Megaflow>> {
-        self.subtables.iter().flat_map(|st| st.flows.iter())
+        self.subtables.iter().flat_map(|st| st.flows.iter().map(|e| &e.mf))
     }
 
     /// Looks up one key, probing subtables in storage order. For the fast path prefer
     /// [`lookup_batch`](Self::lookup_batch).
     pub fn lookup(&self, key: &FlowKey) -> Option<&Arc<Megaflow>> {
-        self.subtables.iter().find_map(|st| st.find(key, key.hash_masked(&st.mask)))
+        self.subtables.iter().find_map(|st| st.find(key, st.hash(key)))
     }
 
     /// Looks up every key whose `out` slot is `None` (slots already `Some`, e.g. exact-match
@@ -209,7 +285,7 @@ impl Classifier {
             let mut m = pending;
             while m != 0 {
                 let i = m.trailing_zeros() as usize;
-                hashes[i] = keys[i].hash_masked(&st.mask);
+                hashes[i] = st.hash(&keys[i]);
                 m &= m - 1;
             }
             // Pass 2: probe.

@@ -47,30 +47,29 @@ impl EmcConfig {
     }
 }
 
-#[derive(Clone, Default)]
-struct Slot {
-    hash: u32,
-    key: FlowKey,
-    flow: Option<Arc<Megaflow>>,
+/// `a == b`, branch-free and inlined (the derived `==` on word arrays calls `memcmp`).
+#[inline(always)]
+fn same_key(a: &FlowKey, b: &FlowKey) -> bool {
+    a.words().iter().zip(b.words()).fold(0u64, |d, (x, y)| d | (x ^ y)) == 0
 }
 
-impl Slot {
-    #[inline(always)]
-    fn get(&self, key: &FlowKey, hash: u32) -> Option<&Arc<Megaflow>> {
-        if self.hash != hash {
-            return None;
-        }
-        let mf = self.flow.as_ref()?;
-        (self.key.words() == key.words() && !mf.is_dead()).then_some(mf)
-    }
-}
+/// A full key on its own two cache lines.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct SlotKey(FlowKey);
 
 /// One poll thread's exact-match cache. See the module docs.
+///
+/// Stored as parallel arrays, so a miss touches only the 4-byte hash of each candidate slot
+/// (`hashes` is 32 KiB for 8192 entries), and a hit then reads the slot's two key lines and
+/// its megaflow.
 pub struct ExactMatchCache {
-    slots: Box<[Slot]>,
-    /// `slots.len() - 1`.
+    hashes: Box<[u32]>,
+    keys: Box<[SlotKey]>,
+    flows: Box<[Option<Arc<Megaflow>>]>,
+    /// Number of slots - 1.
     index_mask: u32,
-    /// log2(slots.len()): the shift that gives the second candidate.
+    /// log2(number of slots): the rotation that gives the second candidate.
     index_bits: u32,
     insert_inv_prob: u32,
     rng: Cell<u64>,
@@ -79,7 +78,7 @@ pub struct ExactMatchCache {
 impl std::fmt::Debug for ExactMatchCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ExactMatchCache")
-            .field("entries", &self.slots.len())
+            .field("entries", &self.hashes.len())
             .field("insert_inv_prob", &self.insert_inv_prob)
             .finish()
     }
@@ -96,7 +95,9 @@ impl ExactMatchCache {
     pub fn new(cfg: EmcConfig) -> Self {
         let n = if cfg.entries == 0 { 0 } else { cfg.entries.max(2).next_power_of_two() };
         ExactMatchCache {
-            slots: (0..n).map(|_| Slot::default()).collect(),
+            hashes: vec![0; n].into_boxed_slice(),
+            keys: vec![SlotKey::default(); n].into_boxed_slice(),
+            flows: (0..n).map(|_| None).collect(),
             index_mask: n.saturating_sub(1) as u32,
             index_bits: n.trailing_zeros(),
             insert_inv_prob: cfg.insert_inv_prob,
@@ -112,12 +113,12 @@ impl ExactMatchCache {
     /// Whether the cache does anything.
     #[inline]
     pub fn is_enabled(&self) -> bool {
-        !self.slots.is_empty()
+        !self.hashes.is_empty()
     }
 
     /// Number of entries (0 when off).
     pub fn capacity(&self) -> usize {
-        self.slots.len()
+        self.hashes.len()
     }
 
     /// Changes the insertion probability (1 in `inv_prob`; 0 = never).
@@ -132,13 +133,29 @@ impl ExactMatchCache {
     }
 
     /// The live megaflow cached for `key` (whose [`FlowKey::hash`] is `hash`), if any.
-    #[inline]
+    #[inline(always)]
     pub fn lookup(&self, key: &FlowKey, hash: u32) -> Option<&Arc<Megaflow>> {
-        if self.slots.is_empty() {
+        if self.hashes.is_empty() {
             return None;
         }
         let [a, b] = self.candidates(hash);
-        self.slots[a].get(key, hash).or_else(|| self.slots[b].get(key, hash))
+        self.get(a, key, hash).or_else(|| self.get(b, key, hash))
+    }
+
+    /// Slot `i`'s megaflow if the slot holds `key` (hash `hash`) and the megaflow is alive.
+    #[inline(always)]
+    fn get(&self, i: usize, key: &FlowKey, hash: u32) -> Option<&Arc<Megaflow>> {
+        if self.hashes[i] != hash {
+            return None;
+        }
+        let mf = self.flows[i].as_ref()?;
+        (same_key(&self.keys[i].0, key) && !mf.is_dead()).then_some(mf)
+    }
+
+    /// Whether slot `i` holds `key`.
+    #[inline(always)]
+    fn holds(&self, i: usize, key: &FlowKey, hash: u32) -> bool {
+        self.hashes[i] == hash && self.flows[i].is_some() && same_key(&self.keys[i].0, key)
     }
 
     /// Looks up each `keys[i]` (hash `hashes[i]`) whose `out[i]` is `None` and fills in hits.
@@ -150,7 +167,7 @@ impl ExactMatchCache {
         hashes: &[u32],
         out: &mut [Option<&'e Arc<Megaflow>>],
     ) -> usize {
-        if self.slots.is_empty() {
+        if self.hashes.is_empty() {
             return 0;
         }
         let mut hits = 0;
@@ -169,7 +186,7 @@ impl ExactMatchCache {
     pub fn should_insert(&self) -> bool {
         match self.insert_inv_prob {
             0 => false,
-            _ if self.slots.is_empty() => false,
+            _ if self.hashes.is_empty() => false,
             1 => true,
             n => {
                 // wyrand: one add and one multiply.
@@ -187,31 +204,25 @@ impl ExactMatchCache {
     /// [`maybe_insert`](Self::maybe_insert)). Replaces the slot already holding `key`, else an
     /// empty or dead slot, else the candidate whose megaflow is older.
     pub fn insert(&mut self, key: &FlowKey, hash: u32, mf: Arc<Megaflow>) {
-        if self.slots.is_empty() {
+        if self.hashes.is_empty() {
             return;
         }
         let [a, b] = self.candidates(hash);
-        let age = |s: &Slot| match &s.flow {
-            None => None,
-            Some(f) if f.is_dead() => None,
-            Some(f) => Some(f.id),
+        // Free (empty or dead) sorts before any live megaflow, then older (smaller id) first.
+        let age = |i: usize| match &self.flows[i] {
+            Some(f) if !f.is_dead() => Some(f.id),
+            _ => None,
         };
-        let victim = if self.slots[a].hash == hash && self.slots[a].key.words() == key.words() {
+        let victim = if self.holds(a, key, hash) {
             a
-        } else if self.slots[b].hash == hash && self.slots[b].key.words() == key.words() {
+        } else if self.holds(b, key, hash) || age(b) < age(a) {
             b
         } else {
-            // `None` (free) sorts before any id; ties keep `a`.
-            if age(&self.slots[b]) < age(&self.slots[a]) {
-                b
-            } else {
-                a
-            }
+            a
         };
-        let slot = &mut self.slots[victim];
-        slot.hash = hash;
-        slot.key = *key;
-        slot.flow = Some(mf);
+        self.hashes[victim] = hash;
+        self.keys[victim] = SlotKey(*key);
+        self.flows[victim] = Some(mf);
     }
 
     /// Inserts with the configured probability; returns whether it did. Clones the `Arc` only
@@ -227,14 +238,14 @@ impl ExactMatchCache {
 
     /// Empties the cache (drops its references to megaflows).
     pub fn clear(&mut self) {
-        for s in self.slots.iter_mut() {
-            *s = Slot::default();
-        }
+        self.hashes.fill(0);
+        self.keys.fill(SlotKey::default());
+        self.flows.fill(None);
     }
 
     /// Number of occupied slots whose megaflow is alive (O(entries), for stats).
     pub fn n_live(&self) -> usize {
-        self.slots.iter().filter(|s| s.flow.as_ref().is_some_and(|f| !f.is_dead())).count()
+        self.flows.iter().filter(|f| f.as_ref().is_some_and(|f| !f.is_dead())).count()
     }
 }
 

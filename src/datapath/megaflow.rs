@@ -29,6 +29,49 @@
 //! cache entries that still point at it stop matching; the classifier copies drop it on the
 //! next publish.
 //!
+//! **A poll thread's batch**, EMC first, then the classifier for the rest, then actions,
+//! then (outside `with`, since cached `Arc`s must be cloned) probabilistic EMC insertion:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use xdpswitch::datapath::classifier::SubtableRanking;
+//! use xdpswitch::datapath::emc::{EmcConfig, ExactMatchCache};
+//! use xdpswitch::datapath::flow::{FlowKey, FlowMask};
+//! use xdpswitch::datapath::megaflow::MegaflowTable;
+//!
+//! let mut table = MegaflowTable::new(1, 1024); // control thread
+//! let mut mask = FlowMask::catchall();
+//! mask.0.in_port = !0;
+//! table.insert(FlowKey { in_port: 1, ..Default::default() }, mask, Box::new([]), 42).unwrap();
+//! table.publish(); // after this, every poll thread sees the flow
+//!
+//! let mut reader = table.reader(); // moved to the poll thread, with:
+//! let (mut emc, mut ranking) = (ExactMatchCache::new(EmcConfig::default()), SubtableRanking::default());
+//! let keys = [FlowKey { in_port: 1, tp_dst: 80, ..Default::default() }; 4];
+//! let hashes = keys.map(|k| k.hash());
+//! let mut to_cache = Vec::new(); // preallocated in a real poll thread
+//! reader.with(|cls| {
+//!     let mut out = [None; 4];
+//!     emc.lookup_batch(&keys, &hashes, &mut out);
+//!     let missed: [bool; 4] = std::array::from_fn(|i| out[i].is_none());
+//!     cls.lookup_batch(&keys, &mut out, &mut ranking);
+//!     for (i, mf) in out.iter().enumerate() {
+//!         match mf {
+//!             Some(mf) => {
+//!                 mf.record(0, 1, 64, 0); // then run mf.actions
+//!                 if missed[i] && emc.should_insert() {
+//!                     to_cache.push((i, Arc::clone(mf)));
+//!                 }
+//!             }
+//!             None => {} // upcall
+//!         }
+//!     }
+//! });
+//! for (i, mf) in to_cache.drain(..) {
+//!     emc.insert(&keys[i], hashes[i], mf);
+//! }
+//! ```
+//!
 //! [`ExactMatchCache`]: super::emc::ExactMatchCache
 
 use std::collections::{BTreeMap, HashMap};
@@ -55,7 +98,9 @@ impl fmt::Display for MegaflowId {
 /// Counters of one megaflow, summed over cores.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct FlowStats {
+    /// Packets that hit the megaflow.
     pub packets: u64,
+    /// Their bytes.
     pub bytes: u64,
     /// Last time (caller's clock, ms) a packet hit the megaflow on any core; 0 = never.
     pub used_ms: u64,
@@ -73,17 +118,23 @@ struct CoreSlot {
 /// A datapath flow: packets whose key matches `key` under `mask` run `actions`.
 ///
 /// Built only by [`MegaflowTable::insert`]; immutable afterwards except for its counters and
-/// its dead flag.
+/// its dead flag. Laid out so that what a hit touches (dead flag, actions and counter
+/// pointers) sits in the first cache line; lookups compare keys from the classifier's and
+/// the exact-match cache's own copies.
+#[repr(C, align(64))]
 pub struct Megaflow {
-    pub id: MegaflowId,
-    /// Already masked (`key == key.masked(&mask)`).
-    pub key: FlowKey,
-    pub mask: FlowMask,
+    /// The actions to run on matching packets.
     pub actions: Box<[DpAction]>,
+    stats: Box<[CoreSlot]>,
+    dead: AtomicBool,
+    /// Never reused within a table.
+    pub id: MegaflowId,
     /// Opaque to the datapath: ofproto stores its rule id here.
     pub cookie: u64,
-    dead: AtomicBool,
-    stats: Box<[CoreSlot]>,
+    /// Already masked (`key == key.masked(&mask)`).
+    pub key: FlowKey,
+    /// Which bits of a packet's key are compared.
+    pub mask: FlowMask,
 }
 
 impl fmt::Debug for Megaflow {
@@ -157,6 +208,7 @@ impl Megaflow {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("megaflow table full ({capacity} flows)")]
 pub struct TableFull {
+    /// The table's capacity.
     pub capacity: usize,
 }
 
@@ -278,7 +330,12 @@ impl MegaflowTable {
     /// Makes every earlier insert/remove/clear visible to readers. When it returns, every
     /// reader's next lookup sees them and no reader is still inside an older version. Waits at
     /// most for readers currently inside [`MegaflowReader::with`]; idle readers don't delay it.
+    /// Never call it from inside `with` (it would wait for itself forever).
     pub fn publish(&mut self) {
+        // After a full publish both copies are equal and the log is empty: nothing to wait for.
+        if !self.w.has_pending_operations() {
+            return;
+        }
         // See "Barrier semantics" in the module docs for why twice.
         self.w.publish();
         self.w.publish();
@@ -387,7 +444,7 @@ mod tests {
         let again = t.insert(key_port(1), mask_port(), Box::new([]), 8).unwrap();
         assert_eq!(again.id, a.id);
         assert_eq!(t.len(), 1);
-        assert_eq!(r.with(|v| v.lookup(&key_port(1)).is_some()), false, "not yet published");
+        assert!(r.with(|v| v.lookup(&key_port(1)).is_none()), "not yet published");
         t.publish();
         assert_eq!(r.with(|v| v.lookup(&key_port(1)).map(|m| m.id)), Some(a.id));
         t.insert(key_port(2), mask_port(), Box::new([]), 0).unwrap();
