@@ -9,7 +9,9 @@ use std::net::Ipv6Addr;
 
 use crate::datapath::flow::{FlowKey, FlowMask, VLAN_PCP_SHIFT, VLAN_PRESENT, VLAN_VID_MASK};
 
-use super::rule::{ofpp, FlowSpec, Match, OfAction, PortNames, TableId, N_TABLES, TABLE_ALL};
+use super::rule::{
+    ofpp, FlowMod, FlowModCommand, FlowSpec, Match, OfAction, PortNames, TableId, N_TABLES, TABLE_ALL,
+};
 
 /// Why one field of a flow could not be parsed: `"{field}: {reason}"`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -98,6 +100,30 @@ pub fn parse_flow_selector(line: &str, ports: &PortNames) -> Result<(FlowSpec, u
     }
     let (spec, _) = parse_flow_inner(&rest, ports, true)?;
     Ok((spec, out_port))
+}
+
+/// Parses the argument of `ovs-ofctl add-flow` / `mod-flows` / `del-flows` (and their
+/// `--strict` forms) into a [`FlowMod`]. Modify requires `actions=`; modify and delete
+/// default to every table and accept `out_port=` and `cookie=V/M`.
+pub fn parse_flow_mod(
+    command: FlowModCommand,
+    line: &str,
+    ports: &PortNames,
+) -> Result<FlowMod, SyntaxError> {
+    match command {
+        FlowModCommand::Add => Ok(FlowMod::add(parse_flow(line, ports)?)),
+        FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
+            if split_match_tokens(line).1.is_none() {
+                return err("actions", "must be specified");
+            }
+            let (spec, out_port) = parse_flow_selector(line, ports)?;
+            Ok(FlowMod { command, spec, out_port })
+        }
+        FlowModCommand::Delete | FlowModCommand::DeleteStrict => {
+            let (spec, out_port) = parse_flow_selector(line, ports)?;
+            Ok(FlowMod { command, spec, out_port })
+        }
+    }
 }
 
 /// Splits a line into its match tokens and the text after `actions=` (if any).
@@ -824,6 +850,10 @@ mod tests {
     fn selector_reads_out_port() {
         let (s, out) = parse_flow_selector("cookie=0x1/0x1,out_port=2,in_port=1", &ports()).unwrap();
         assert_eq!((s.cookie, s.cookie_mask, out, s.table), (1, 1, 2, TABLE_ALL));
+        assert!(parse_flow_mod(FlowModCommand::Modify, "in_port=1", &ports()).is_err());
+        let fm = parse_flow_mod(FlowModCommand::DeleteStrict, "priority=5,in_port=1,out_port=3", &ports())
+            .unwrap();
+        assert_eq!((fm.spec.priority, fm.out_port, fm.spec.table), (5, 3, TABLE_ALL));
     }
 
     proptest! {
