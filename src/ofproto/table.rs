@@ -95,8 +95,12 @@ impl Rule {
         if self.hard_timeout != 0 {
             s += &format!("hard_timeout={}, ", self.hard_timeout);
         }
-        s += &self.spec().format_match();
-        s += " actions=";
+        let m = self.spec().format_match();
+        if !m.is_empty() {
+            s += &m;
+            s.push(' ');
+        }
+        s += "actions=";
         s += &format_actions(&self.actions, self.goto_table);
         s
     }
@@ -648,6 +652,7 @@ mod tests {
         let mut p = Pipeline::new();
         add(&mut p, "priority=10,in_port=1 actions=output:2");
         add(&mut p, "table=2,idle_timeout=5,hard_timeout=60,tcp,tp_dst=80,actions=drop");
+        add(&mut p, "table=3,actions=");
         let id = p.table(0).lookup(&key(1, 0, 0, 0)).0.unwrap().id;
         p.credit(id, 3, 180, T0 + Duration::from_secs(1));
         let d = p.dump(&ports(), T0 + Duration::from_millis(1234));
@@ -657,6 +662,7 @@ mod tests {
                 "cookie=0x0, duration=1.234s, table=0, n_packets=3, n_bytes=180, priority=10,in_port=1 actions=output:2",
                 "cookie=0x0, duration=1.234s, table=2, n_packets=0, n_bytes=0, idle_timeout=5, hard_timeout=60, \
                  tcp,tp_dst=80 actions=drop",
+                "cookie=0x0, duration=1.234s, table=3, n_packets=0, n_bytes=0, actions=drop",
             ]
         );
         // Dump lines parse back to the same rules.
@@ -667,7 +673,7 @@ mod tests {
         let gone = p.expire(T0 + Duration::from_secs(5));
         assert_eq!((gone.len(), gone[0].table), (1, 2));
         assert!(p.expire(T0 + Duration::from_secs(1000)).is_empty());
-        assert_eq!(p.n_rules(), 1);
+        assert_eq!(p.n_rules(), 2);
     }
 
     #[test]
