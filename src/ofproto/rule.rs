@@ -124,7 +124,10 @@ pub enum OfAction {
     /// `ALL`: every port but the ingress port.
     All,
     /// `CONTROLLER[:max_len]`: a packet-in carrying up to `max_len` bytes.
-    Controller { max_len: u16 },
+    Controller {
+        /// Bytes of the packet to send (65535 = all).
+        max_len: u16,
+    },
     /// `LOCAL`: the bridge's local port.
     Local,
     /// `mod_dl_src:MAC`.
@@ -163,7 +166,12 @@ pub enum OfAction {
     SetMetadata(u64),
     /// `resubmit([port],[table])`: look the packet up again in `table` (`None` = the
     /// current table), as if received on `in_port` (`None` = the real ingress port).
-    Resubmit { in_port: Option<u32>, table: Option<TableId> },
+    Resubmit {
+        /// Look up as if received here (`None`: the packet's own ingress port).
+        in_port: Option<u32>,
+        /// The table (`None`: the current one).
+        table: Option<TableId>,
+    },
 }
 
 impl OfAction {

@@ -260,6 +260,7 @@ impl FlowTable {
     }
 
     /// Inserts `rule`, replacing (and returning) any rule with the same match and priority.
+    /// `rule.id` must not be in the table already (ids are unique; [`Pipeline`] allocates them).
     pub fn insert(&mut self, rule: Rule) -> Option<Rule> {
         let old = self.find_strict(&rule.matches, rule.priority).and_then(|id| self.remove(id));
         let mask = *rule.matches.mask();
