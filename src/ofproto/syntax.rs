@@ -699,6 +699,16 @@ fn parse_actions(text: &str, ports: &PortNames) -> Result<(Vec<OfAction>, Option
                 continue;
             }
             _ if lname.starts_with("resubmit") => resubmit_action(a, ports)?,
+            _ if lname.starts_with("controller(") && a.ends_with(')') => {
+                // controller(key=value,...): only max_len is modelled; reason/id are ignored.
+                let mut max_len = 0xffff;
+                for kv in a["controller(".len()..a.len() - 1].split(',') {
+                    if let Some(v) = kv.trim().strip_prefix("max_len=") {
+                        max_len = parse_uint("controller", v, 0xffff)? as u16;
+                    }
+                }
+                OfAction::Controller { max_len }
+            }
             _ if parse_u64(a).is_some() || ports.number(a).is_some() => output_action("output", a, ports)?,
             _ => return err(name, "unknown action"),
         };
@@ -834,6 +844,9 @@ mod tests {
         assert!(e("dl_vlan=4096,actions=drop").starts_with("dl_vlan:"));
         assert!(e("priority=65536,actions=drop").starts_with("priority: \"65536\" is out of range"));
         assert!(e("actions=set_field:1->frob").starts_with("set_field: cannot set field"));
+        assert!(e("actions=controller(max_len=x)").starts_with("controller: \"x\" is not a number"));
+        let c = parse_flow("actions=controller(reason=no_match,max_len=64)", &ports()).unwrap();
+        assert_eq!(c.actions, vec![OfAction::Controller { max_len: 64 }]);
         // tp_dst before tcp is fine: prerequisites are checked on the whole match.
         assert!(parse_flow("tp_dst=80,tcp,actions=drop", &ports()).is_ok());
     }
@@ -865,7 +878,7 @@ mod tests {
         }
 
         #[test]
-        fn never_panics_on_near_valid(s in "(ip|tcp|udp6|arp|in_port|nw_dst|tp_dst|dl_vlan|vlan_tci|tcp_flags|actions|output|resubmit|set_field|[=,:/().0-9a-fx>+-]){0,30}") {
+        fn never_panics_on_near_valid(s in "(ip|tcp|udp6|arp|in_port|nw_dst|tp_dst|dl_vlan|vlan_tci|tcp_flags|actions|output|resubmit|set_field|controller|goto_table|[=,:/().0-9a-fx>+-]){0,30}") {
             if let Ok(spec) = parse_flow(&s, &ports()) {
                 let again = parse_flow(&spec.to_string(), &ports());
                 prop_assert_eq!(Ok(spec), again);
