@@ -440,6 +440,9 @@ impl Pipeline {
     /// the same match and priority, counters reset). Returns what changed.
     pub fn apply(&mut self, fm: FlowMod, now: Duration) -> Result<Changes, Error> {
         let s = &fm.spec;
+        if fm.command == FlowModCommand::Add && s.table as usize >= N_TABLES {
+            return Err(Error::BadTable { table: s.table });
+        }
         if let Some(g) = s.goto_table {
             if s.table == TABLE_ALL && fm.command != FlowModCommand::Add {
                 // Checked per rule below.
@@ -450,9 +453,6 @@ impl Pipeline {
         let mut changes = Changes::default();
         match fm.command {
             FlowModCommand::Add => {
-                if s.table as usize >= N_TABLES {
-                    return Err(Error::BadTable { table: s.table });
-                }
                 let id = RuleId(self.next_id);
                 self.next_id += 1;
                 let rule = Rule {
@@ -489,7 +489,7 @@ impl Pipeline {
                     }
                 }
                 for id in ids {
-                    let t = self.table_of[&RuleIdKey(id)];
+                    let Some(&t) = self.table_of.get(&RuleIdKey(id)) else { continue };
                     if let Some(r) = self.tables[t as usize].get_mut(id) {
                         r.actions = fm.spec.actions.clone();
                         r.goto_table = fm.spec.goto_table;
@@ -645,7 +645,9 @@ mod tests {
         assert_eq!(p.n_rules(), 1);
         let mut bad = FlowMod::add(parse_flow("table=3,actions=1", &ports()).unwrap());
         bad.spec.goto_table = Some(2);
-        assert_eq!(p.apply(bad, T0), Err(Error::BadGoto { table: 3, goto: 2 }));
+        assert_eq!(p.apply(bad.clone(), T0), Err(Error::BadGoto { table: 3, goto: 2 }));
+        bad.spec.table = TABLE_ALL;
+        assert_eq!(p.apply(bad, T0), Err(Error::BadTable { table: TABLE_ALL }));
     }
 
     #[test]
