@@ -20,8 +20,9 @@
 //! - [`Pipeline::credit`]`(rule_id, packets, bytes, now)`, [`Pipeline::expire`]`(now)`,
 //! - [`Pipeline::dump`]`(&PortNames, now) -> Vec<String>` (`ovs-ofctl dump-flows` lines),
 //!   [`Pipeline::n_rules`].
-//! - parsing one line: [`syntax::parse_flow`] (add) and [`syntax::parse_flow_selector`]
-//!   (modify/delete with `out_port=`).
+//! - parsing one line: [`syntax::parse_flow`] (add), [`syntax::parse_flow_mod`] (any
+//!   command, as `ovs-ofctl add-flow`/`mod-flows`/`del-flows` read it) and
+//!   [`syntax::parse_flow_selector`].
 
 pub mod bridge;
 pub mod rule;
@@ -30,7 +31,7 @@ pub mod table;
 pub mod xlate;
 
 pub use rule::{ofpp, FlowMod, FlowModCommand, FlowSpec, Match, OfAction, PortNames, TableId};
-pub use syntax::{parse_flow, parse_flow_selector, SyntaxError};
+pub use syntax::{parse_flow, parse_flow_mod, parse_flow_selector, SyntaxError};
 pub use table::{Changes, FlowFileError, FlowTable, Pipeline, Rule, RuleId};
 pub use xlate::{translate, Translation, XlateError};
 

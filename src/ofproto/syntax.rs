@@ -9,7 +9,9 @@ use std::net::Ipv6Addr;
 
 use crate::datapath::flow::{FlowKey, FlowMask, VLAN_PCP_SHIFT, VLAN_PRESENT, VLAN_VID_MASK};
 
-use super::rule::{ofpp, FlowSpec, Match, OfAction, PortNames, TableId, N_TABLES, TABLE_ALL};
+use super::rule::{
+    ofpp, FlowMod, FlowModCommand, FlowSpec, Match, OfAction, PortNames, TableId, N_TABLES, TABLE_ALL,
+};
 
 /// Why one field of a flow could not be parsed: `"{field}: {reason}"`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -98,6 +100,30 @@ pub fn parse_flow_selector(line: &str, ports: &PortNames) -> Result<(FlowSpec, u
     }
     let (spec, _) = parse_flow_inner(&rest, ports, true)?;
     Ok((spec, out_port))
+}
+
+/// Parses the argument of `ovs-ofctl add-flow` / `mod-flows` / `del-flows` (and their
+/// `--strict` forms) into a [`FlowMod`]. Modify requires `actions=`; modify and delete
+/// default to every table and accept `out_port=` and `cookie=V/M`.
+pub fn parse_flow_mod(
+    command: FlowModCommand,
+    line: &str,
+    ports: &PortNames,
+) -> Result<FlowMod, SyntaxError> {
+    match command {
+        FlowModCommand::Add => Ok(FlowMod::add(parse_flow(line, ports)?)),
+        FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
+            if split_match_tokens(line).1.is_none() {
+                return err("actions", "must be specified");
+            }
+            let (spec, out_port) = parse_flow_selector(line, ports)?;
+            Ok(FlowMod { command, spec, out_port })
+        }
+        FlowModCommand::Delete | FlowModCommand::DeleteStrict => {
+            let (spec, out_port) = parse_flow_selector(line, ports)?;
+            Ok(FlowMod { command, spec, out_port })
+        }
+    }
 }
 
 /// Splits a line into its match tokens and the text after `actions=` (if any).
@@ -232,7 +258,7 @@ fn parse_flow_inner(
             }
             "nw_proto" | "ip_proto" => {
                 set_field!(b, nw_proto, parse_uint(name, v, 0xff)? as u8, 0xff);
-                needs.push((name, Prereq::IpAny));
+                needs.push((name, if name == "nw_proto" { Prereq::IpAnyOrArp } else { Prereq::IpAny }));
             }
             "arp_op" => {
                 set_field!(b, nw_proto, parse_uint(name, v, 0xff)? as u8, 0xff);
@@ -338,6 +364,7 @@ enum Prereq {
     Ipv4,
     Ipv4OrArp,
     IpAny,
+    IpAnyOrArp,
     Ipv6,
     Arp,
     L4,
@@ -355,6 +382,7 @@ impl Prereq {
             Prereq::Ipv4 => (dl == Some(ETH_IP), "ip (dl_type=0x0800)"),
             Prereq::Ipv4OrArp => (matches!(dl, Some(ETH_IP | ETH_ARP | ETH_RARP)), "ip, arp or rarp"),
             Prereq::IpAny => (ip_any, "ip or ipv6"),
+            Prereq::IpAnyOrArp => (ip_any || matches!(dl, Some(ETH_ARP | ETH_RARP)), "ip, ipv6, arp or rarp"),
             Prereq::Ipv6 => (dl == Some(ETH_IPV6), "ipv6 (dl_type=0x86dd)"),
             Prereq::Arp => (matches!(dl, Some(ETH_ARP | ETH_RARP)), "arp or rarp"),
             Prereq::L4 => (
@@ -520,9 +548,20 @@ fn parse_ipv6_masked(field: &str, s: &str) -> Result<([u8; 16], [u8; 16]), Synta
     Ok(((u128::from(a) & m).to_be_bytes(), m.to_be_bytes()))
 }
 
-/// `tcp_flags=V[/M]` or `tcp_flags=+syn-ack...`.
+/// `tcp_flags=V[/M]`, `tcp_flags=syn|ack` (exactly) or `tcp_flags=+syn-ack...` (these bits).
 fn parse_tcp_flags(field: &str, s: &str) -> Result<(u16, u16), SyntaxError> {
     if !s.starts_with(['+', '-']) {
+        if s.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            // `syn|ack`: exactly these flags.
+            let mut v = 0;
+            for name in s.split('|') {
+                match TCP_FLAG_NAMES.iter().find(|f| f.0 == name) {
+                    Some(&(_, bit)) => v |= bit,
+                    None => return err(field, format!("{name:?} is not a TCP flag")),
+                }
+            }
+            return Ok((v, TCP_FLAGS_MASK));
+        }
         let (v, m) = parse_masked(field, s, TCP_FLAGS_MASK as u64)?;
         return Ok((v as u16, m as u16));
     }
@@ -660,6 +699,16 @@ fn parse_actions(text: &str, ports: &PortNames) -> Result<(Vec<OfAction>, Option
                 continue;
             }
             _ if lname.starts_with("resubmit") => resubmit_action(a, ports)?,
+            _ if lname.starts_with("controller(") && a.ends_with(')') => {
+                // controller(key=value,...): only max_len is modelled; reason/id are ignored.
+                let mut max_len = 0xffff;
+                for kv in a["controller(".len()..a.len() - 1].split(',') {
+                    if let Some(v) = kv.trim().strip_prefix("max_len=") {
+                        max_len = parse_uint("controller", v, 0xffff)? as u16;
+                    }
+                }
+                OfAction::Controller { max_len }
+            }
             _ if parse_u64(a).is_some() || ports.number(a).is_some() => output_action("output", a, ports)?,
             _ => return err(name, "unknown action"),
         };
@@ -762,73 +811,10 @@ fn set_field_action(s: &str) -> Result<OfAction, SyntaxError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ofproto::rule::format_actions;
     use proptest::prelude::*;
 
     fn ports() -> PortNames {
         [("eth0", 1), ("eth1", 2), ("p3", 3)].into_iter().collect()
-    }
-
-    fn roundtrip(line: &str) -> FlowSpec {
-        let spec = parse_flow(line, &ports()).unwrap_or_else(|e| panic!("{line}: {e}"));
-        let printed = spec.to_string();
-        let again = parse_flow(&printed, &ports()).unwrap_or_else(|e| panic!("{printed}: {e}"));
-        assert_eq!(spec, again, "{line} -> {printed}");
-        spec
-    }
-
-    #[test]
-    fn parses_and_prints_like_ovs_ofctl() {
-        let s = roundtrip(
-            "priority=10,tcp,in_port=1,nw_dst=10.0.0.0/8,tp_dst=80,dl_vlan=5,actions=mod_vlan_vid:3,output:2",
-        );
-        assert_eq!(s.format_match(), "priority=10,tcp,in_port=1,dl_vlan=5,nw_dst=10.0.0.0/8,tp_dst=80");
-        assert_eq!(format_actions(&s.actions, s.goto_table), "mod_vlan_vid:3,output:2");
-        let s = roundtrip(
-            "table=3,arp,arp_spa=1.2.3.4,arp_op=2,arp_sha=00:00:00:00:00:01/ff:ff:ff:ff:ff:00,dl_vlan=0xffff,\
-             cookie=0x5,idle_timeout=5,dl_src=00:00:00:00:00:02,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,\
-             tun_id=0x5/0xff,metadata=0x3,actions=resubmit(,4),goto_table:5",
-        );
-        assert_eq!(
-            s.format_match(),
-            "arp,tun_id=0x5/0xff,metadata=0x3,vlan_tci=0x0000/0x1fff,dl_src=00:00:00:00:00:02,\
-             dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,arp_spa=1.2.3.4,arp_op=2,arp_sha=00:00:00:00:00:00/ff:ff:ff:ff:ff:00"
-        );
-        assert_eq!((s.table, s.cookie, s.idle_timeout, s.goto_table), (3, 5, 5, Some(5)));
-        let s = roundtrip(
-            "icmp,icmp_type=3,icmp_code=1,nw_tos=4,nw_ecn=1,nw_ttl=3,nw_src=1.2.3.0/255.255.255.0,dl_vlan_pcp=3,\
-             actions=FLOOD,CONTROLLER:100,LOCAL,ALL,NORMAL,in_port,dec_ttl,strip_vlan,mod_vlan_pcp:3,mod_nw_tos:8,\
-             mod_nw_ttl:4,mod_dl_src:00:00:00:00:00:01,mod_nw_src:1.1.1.1,CONTROLLER",
-        );
-        assert_eq!(
-            s.format_match(),
-            "icmp,dl_vlan_pcp=3,nw_src=1.2.3.0/24,nw_tos=4,nw_ecn=1,nw_ttl=3,icmp_type=3,icmp_code=1"
-        );
-        assert_eq!(
-            format_actions(&s.actions, None),
-            "FLOOD,CONTROLLER:100,LOCAL,ALL,NORMAL,IN_PORT,dec_ttl,strip_vlan,mod_vlan_pcp:3,mod_nw_tos:8,\
-             mod_nw_ttl:4,mod_dl_src:00:00:00:00:00:01,mod_nw_src:1.1.1.1,CONTROLLER:65535"
-        );
-        let s = roundtrip("tcp6,ipv6_src=2001:db8::/32,ipv6_label=5,tp_src=0x10/0xfff0,tcp_flags=+syn-ack,vlan_tci=0x1000/0x1000,actions=mod_tp_src:3,set_field:0x5->tun_id,set_field:3->ip_dscp,output:p3");
-        assert_eq!(
-            s.format_match(),
-            "tcp6,vlan_tci=0x1000/0x1000,ipv6_src=2001:db8::/32,ipv6_label=0x00005,tp_src=0x10/0xfff0,tcp_flags=+syn-ack"
-        );
-        assert_eq!(s.actions[3], OfAction::Output(3));
-        assert_eq!(s.actions[2], OfAction::SetNwTos(12));
-        let s = roundtrip("udp,ip_dscp=3,in_port=eth1 actions=1,2,push_vlan:0x8100,pop_vlan,set_field:10.0.0.1->nw_dst,resubmit:3,resubmit(eth0,7)");
-        assert_eq!(s.format_match(), "udp,in_port=2,nw_tos=12");
-        assert_eq!(s.actions.len(), 7);
-        roundtrip("ip,nw_src=10.0.0.0/255.0.255.0,actions=drop");
-        roundtrip("ipv6,ipv6_dst=::1/ffff::ff,actions=set_field:::2->ipv6_dst");
-        roundtrip("tcp,tcp_flags=0x002/0x812,actions=");
-        roundtrip("dl_type=0x88cc,actions=LOCAL");
-        roundtrip("vlan_tci=0x2005/0xefff actions=drop");
-        roundtrip("cookie=0x10/0xff,in_port=LOCAL,actions=drop");
-        // dump-flows output parses back.
-        let d = parse_flow(" cookie=0x0, duration=1.234s, table=0, n_packets=3, n_bytes=180, priority=10,in_port=1 actions=output:2", &ports()).unwrap();
-        assert_eq!((d.priority, d.actions.clone()), (10, vec![OfAction::Output(2)]));
-        assert_eq!(parse_flow("actions=", &ports()).unwrap().actions, vec![]);
     }
 
     #[test]
@@ -858,6 +844,9 @@ mod tests {
         assert!(e("dl_vlan=4096,actions=drop").starts_with("dl_vlan:"));
         assert!(e("priority=65536,actions=drop").starts_with("priority: \"65536\" is out of range"));
         assert!(e("actions=set_field:1->frob").starts_with("set_field: cannot set field"));
+        assert!(e("actions=controller(max_len=x)").starts_with("controller: \"x\" is not a number"));
+        let c = parse_flow("actions=controller(reason=no_match,max_len=64)", &ports()).unwrap();
+        assert_eq!(c.actions, vec![OfAction::Controller { max_len: 64 }]);
         // tp_dst before tcp is fine: prerequisites are checked on the whole match.
         assert!(parse_flow("tp_dst=80,tcp,actions=drop", &ports()).is_ok());
     }
@@ -874,6 +863,10 @@ mod tests {
     fn selector_reads_out_port() {
         let (s, out) = parse_flow_selector("cookie=0x1/0x1,out_port=2,in_port=1", &ports()).unwrap();
         assert_eq!((s.cookie, s.cookie_mask, out, s.table), (1, 1, 2, TABLE_ALL));
+        assert!(parse_flow_mod(FlowModCommand::Modify, "in_port=1", &ports()).is_err());
+        let fm = parse_flow_mod(FlowModCommand::DeleteStrict, "priority=5,in_port=1,out_port=3", &ports())
+            .unwrap();
+        assert_eq!((fm.spec.priority, fm.out_port, fm.spec.table), (5, 3, TABLE_ALL));
     }
 
     proptest! {
@@ -885,7 +878,7 @@ mod tests {
         }
 
         #[test]
-        fn never_panics_on_near_valid(s in "(ip|tcp|udp6|arp|in_port|nw_dst|tp_dst|dl_vlan|vlan_tci|tcp_flags|actions|output|resubmit|set_field|[=,:/().0-9a-fx>+-]){0,30}") {
+        fn never_panics_on_near_valid(s in "(ip|tcp|udp6|arp|in_port|nw_dst|tp_dst|dl_vlan|vlan_tci|tcp_flags|actions|output|resubmit|set_field|controller|goto_table|[=,:/().0-9a-fx>+-]){0,30}") {
             if let Ok(spec) = parse_flow(&s, &ports()) {
                 let again = parse_flow(&spec.to_string(), &ports());
                 prop_assert_eq!(Ok(spec), again);

@@ -95,8 +95,12 @@ impl Rule {
         if self.hard_timeout != 0 {
             s += &format!("hard_timeout={}, ", self.hard_timeout);
         }
-        s += &self.spec().format_match();
-        s += " actions=";
+        let m = self.spec().format_match();
+        if !m.is_empty() {
+            s += &m;
+            s.push(' ');
+        }
+        s += "actions=";
         s += &format_actions(&self.actions, self.goto_table);
         s
     }
@@ -256,6 +260,7 @@ impl FlowTable {
     }
 
     /// Inserts `rule`, replacing (and returning) any rule with the same match and priority.
+    /// `rule.id` must not be in the table already (ids are unique; [`Pipeline`] allocates them).
     pub fn insert(&mut self, rule: Rule) -> Option<Rule> {
         let old = self.find_strict(&rule.matches, rule.priority).and_then(|id| self.remove(id));
         let mask = *rule.matches.mask();
@@ -435,6 +440,9 @@ impl Pipeline {
     /// the same match and priority, counters reset). Returns what changed.
     pub fn apply(&mut self, fm: FlowMod, now: Duration) -> Result<Changes, Error> {
         let s = &fm.spec;
+        if fm.command == FlowModCommand::Add && s.table as usize >= N_TABLES {
+            return Err(Error::BadTable { table: s.table });
+        }
         if let Some(g) = s.goto_table {
             if s.table == TABLE_ALL && fm.command != FlowModCommand::Add {
                 // Checked per rule below.
@@ -445,9 +453,6 @@ impl Pipeline {
         let mut changes = Changes::default();
         match fm.command {
             FlowModCommand::Add => {
-                if s.table as usize >= N_TABLES {
-                    return Err(Error::BadTable { table: s.table });
-                }
                 let id = RuleId(self.next_id);
                 self.next_id += 1;
                 let rule = Rule {
@@ -484,7 +489,7 @@ impl Pipeline {
                     }
                 }
                 for id in ids {
-                    let t = self.table_of[&RuleIdKey(id)];
+                    let Some(&t) = self.table_of.get(&RuleIdKey(id)) else { continue };
                     if let Some(r) = self.tables[t as usize].get_mut(id) {
                         r.actions = fm.spec.actions.clone();
                         r.goto_table = fm.spec.goto_table;
@@ -640,7 +645,9 @@ mod tests {
         assert_eq!(p.n_rules(), 1);
         let mut bad = FlowMod::add(parse_flow("table=3,actions=1", &ports()).unwrap());
         bad.spec.goto_table = Some(2);
-        assert_eq!(p.apply(bad, T0), Err(Error::BadGoto { table: 3, goto: 2 }));
+        assert_eq!(p.apply(bad.clone(), T0), Err(Error::BadGoto { table: 3, goto: 2 }));
+        bad.spec.table = TABLE_ALL;
+        assert_eq!(p.apply(bad, T0), Err(Error::BadTable { table: TABLE_ALL }));
     }
 
     #[test]
@@ -648,6 +655,7 @@ mod tests {
         let mut p = Pipeline::new();
         add(&mut p, "priority=10,in_port=1 actions=output:2");
         add(&mut p, "table=2,idle_timeout=5,hard_timeout=60,tcp,tp_dst=80,actions=drop");
+        add(&mut p, "table=3,actions=");
         let id = p.table(0).lookup(&key(1, 0, 0, 0)).0.unwrap().id;
         p.credit(id, 3, 180, T0 + Duration::from_secs(1));
         let d = p.dump(&ports(), T0 + Duration::from_millis(1234));
@@ -657,6 +665,7 @@ mod tests {
                 "cookie=0x0, duration=1.234s, table=0, n_packets=3, n_bytes=180, priority=10,in_port=1 actions=output:2",
                 "cookie=0x0, duration=1.234s, table=2, n_packets=0, n_bytes=0, idle_timeout=5, hard_timeout=60, \
                  tcp,tp_dst=80 actions=drop",
+                "cookie=0x0, duration=1.234s, table=3, n_packets=0, n_bytes=0, actions=drop",
             ]
         );
         // Dump lines parse back to the same rules.
@@ -667,7 +676,7 @@ mod tests {
         let gone = p.expire(T0 + Duration::from_secs(5));
         assert_eq!((gone.len(), gone[0].table), (1, 2));
         assert!(p.expire(T0 + Duration::from_secs(1000)).is_empty());
-        assert_eq!(p.n_rules(), 1);
+        assert_eq!(p.n_rules(), 2);
     }
 
     #[test]
@@ -690,7 +699,7 @@ mod tests {
         k.nw_proto = 6;
         k.nw_src[..4].copy_from_slice(&[10, 1, 2, 1]);
         k.nw_dst[..4].copy_from_slice(&[10, 0, 0, 2]);
-        k.tp_src = (258 % 50_000) as u16;
+        k.tp_src = 258;
         for _ in 0..10_000 {
             let (r, _) = p.table(0).lookup(&k);
             assert_eq!(r.unwrap().priority, (258 % 7) as u16);
