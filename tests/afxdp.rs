@@ -319,3 +319,121 @@ fn detached_when_process_dies() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(!net.xdp_attached(0), "XDP program survived its process");
 }
+
+/// A 60-byte IPv4/UDP frame to a MAC nobody owns (the sink's stack drops it early).
+fn udp_template(flow: u16) -> Vec<u8> {
+    let mut p = vec![0u8; 60];
+    p[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x02]);
+    p[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
+    p[12..14].copy_from_slice(&[0x08, 0x00]);
+    let ip = &mut p[14..34];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&46u16.to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&[198, 18, 0, 1]);
+    ip[16..20].copy_from_slice(&[198, 18, 0, 2]);
+    let sum = (0..10).map(|i| u16::from_be_bytes([ip[2 * i], ip[2 * i + 1]]) as u32).sum::<u32>();
+    let sum = (sum & 0xffff) + (sum >> 16);
+    ip[10..12].copy_from_slice(&(!((sum & 0xffff) + (sum >> 16)) as u16).to_be_bytes());
+    p[34..36].copy_from_slice(&(1024 + flow).to_be_bytes());
+    p[36..38].copy_from_slice(&9u16.to_be_bytes());
+    p[38..40].copy_from_slice(&26u16.to_be_bytes());
+    p
+}
+
+fn sysfs_counter(ifname: &str, what: &str) -> u64 {
+    std::fs::read_to_string(format!("/sys/class/net/{ifname}/statistics/{what}"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Veth pairs in the root namespace, removed on drop.
+struct Pairs(Vec<String>);
+impl Pairs {
+    fn new(pairs: &[(&str, &str)]) -> Pairs {
+        let mut v = Pairs(Vec::new());
+        for (x, y) in pairs {
+            sh(&["ip", "link", "add", x, "type", "veth", "peer", "name", y]);
+            v.0.push(x.to_string());
+            for i in [x, y] {
+                sh(&["ip", "link", "set", i, "up"]);
+            }
+        }
+        v
+    }
+}
+impl Drop for Pairs {
+    fn drop(&mut self) {
+        for x in &self.0 {
+            let _ = run(&["ip", "link", "del", x]);
+        }
+    }
+}
+
+/// Measures the bare forwarder: generator (AF_XDP TX on veth g) → a ═[forwarder]═ b → sink
+/// (veth s, whose stack drops the frames). Run with
+/// `cargo test --release --test afxdp -- --ignored bench_bare_forwarder --nocapture`.
+#[test]
+#[ignore = "benchmark: run by hand in release mode"]
+fn bench_bare_forwarder() {
+    require_root!();
+    let pid = std::process::id();
+    let (g, a, b, s) = (format!("xbg{pid}"), format!("xba{pid}"), format!("xbb{pid}"), format!("xbs{pid}"));
+    let _pairs = Pairs::new(&[(&g, &a), (&b, &s)]);
+    let cfg = AfXdpConfig::default();
+    let pa = Arc::new(AfXdpPort::open(&a, &cfg).unwrap());
+    let pb = Arc::new(AfXdpPort::open(&b, &cfg).unwrap());
+    let pg = Arc::new(AfXdpPort::open(&g, &cfg).unwrap());
+    let fwd = Forwarder::start(pa.clone(), pb.clone());
+    let stop = Arc::new(AtomicBool::new(false));
+    let (pg2, stop2) = (pg.clone(), stop.clone());
+    let gen = std::thread::spawn(move || {
+        let mut umem = Umem::new(afxdp::chunks_needed(1, &AfXdpConfig::default())).unwrap();
+        let mut q = pg2.open_queue(0, &mut umem).unwrap();
+        let t = udp_template(0);
+        let mut batch = Vec::with_capacity(64);
+        while !stop2.load(Ordering::Relaxed) {
+            q.maintain(&mut umem);
+            while batch.len() < 64 {
+                match umem.frame_from(&t) {
+                    Some(f) => batch.push(f),
+                    None => break,
+                }
+            }
+            q.send(&mut umem, &mut batch);
+        }
+        q.release(&mut umem);
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let mut rates = Vec::new();
+    for _ in 0..3 {
+        let snap = || {
+            (
+                pg.stats().tx_packets,
+                pa.stats().rx_packets,
+                pb.stats().tx_packets,
+                sysfs_counter(&s, "rx_packets"),
+            )
+        };
+        let t0 = std::time::Instant::now();
+        let s0 = snap();
+        std::thread::sleep(Duration::from_secs(5));
+        let s1 = snap();
+        let dt = t0.elapsed().as_secs_f64();
+        let r = |x: u64, y: u64| (y - x) as f64 / dt / 1e6;
+        let rate = (r(s0.0, s1.0), r(s0.1, s1.1), r(s0.2, s1.2), r(s0.3, s1.3));
+        eprintln!(
+            "Mpps: generator tx {:.3}, fwd rx(a) {:.3}, fwd tx(b) {:.3}, sink rx {:.3}",
+            rate.0, rate.1, rate.2, rate.3
+        );
+        rates.push(rate.2);
+    }
+    stop.store(true, Ordering::Relaxed);
+    gen.join().unwrap();
+    let st = fwd.finish();
+    rates.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    eprintln!("bare forwarder ({}): median {:.3} Mpps; {st:?}", pa.describe(), rates[1]);
+    eprintln!("A: {:?}\nB: {:?}", pa.stats(), pb.stats());
+}
