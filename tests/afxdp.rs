@@ -265,6 +265,29 @@ fn multi_queue_sockets_share_one_umem() {
 }
 
 #[test]
+fn reopen_after_registering_socket_closed() {
+    require_root!();
+    let net = Net::new("r", 2);
+    let cfg =
+        AfXdpConfig { rx_size: 256, tx_size: 256, fill_size: 256, comp_size: 256, ..Default::default() };
+    let port = AfXdpPort::open(&net.root_if[0], &cfg).expect("open");
+    let mut umem = Umem::new(afxdp::chunks_needed(2, &cfg)).unwrap();
+    let mut q0 = port.open_queue(0, &mut umem).expect("queue 0 registers");
+    let mut q1 = port.open_queue(1, &mut umem).expect("queue 1 shares");
+    q0.release(&mut umem);
+    drop(q0); // the registering socket is gone; queue 1 still uses the kernel UMEM
+    let mut q0 = port.open_queue(0, &mut umem).expect("queue 0 registers again");
+    let mut q0b = None;
+    // The same queue can't be bound twice while open.
+    if let Ok(q) = port.open_queue(0, &mut umem) {
+        q0b = Some(q);
+    }
+    assert!(q0b.is_none(), "queue 0 bound twice");
+    q0.release(&mut umem);
+    q1.release(&mut umem);
+}
+
+#[test]
 fn clear_errors() {
     require_root!();
     match AfXdpPort::open("xs-nonexist0", &AfXdpConfig::default()) {

@@ -13,6 +13,8 @@ const STATS_EVERY: u32 = 1024;
 /// The fill ring is topped up only when at least this many slots are free (amortizes the
 /// index store), or when it runs low.
 const FILL_BATCH: u32 = 32;
+/// `EBUSY` retries (10 ms apart) when binding a queue that was just closed.
+const BUSY_RETRIES: u32 = 50;
 
 /// A network interface whose receive queues are steered to AF_XDP sockets.
 ///
@@ -123,7 +125,7 @@ impl AfXdpPort {
         {
             p.zerocopy = false;
         }
-        match XskSocket::open(&p, umem) {
+        match open_retrying_busy(&p, umem) {
             Ok(s) => Ok(s),
             Err(e)
                 if p.zerocopy
@@ -132,7 +134,7 @@ impl AfXdpPort {
             {
                 tracing::debug!(port = %self.name, qid, error = %e, "zero-copy bind refused, using copy mode");
                 p.zerocopy = false;
-                XskSocket::open(&p, umem).map_err(sys_err(&self.name, "AF_XDP socket"))
+                open_retrying_busy(&p, umem).map_err(sys_err(&self.name, "AF_XDP socket"))
             }
             Err(e) => Err(sys_err(&self.name, "AF_XDP socket")(e)),
         }
@@ -199,6 +201,21 @@ impl Port for AfXdpPort {
         };
         let q = if self.n_queues == 1 { "queue" } else { "queues" };
         format!("{mode}, {copy}, {} {q}", self.n_queues)
+    }
+}
+
+/// Opens a socket; `EBUSY` is retried for a while, because the kernel releases a closed
+/// socket's hold on its queue in deferred work (reopening a queue right after closing it).
+fn open_retrying_busy(p: &SocketParams, umem: &mut Umem) -> std::io::Result<XskSocket> {
+    let mut tries = 0;
+    loop {
+        match XskSocket::open(p, umem) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < BUSY_RETRIES => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            r => return r,
+        }
     }
 }
 
@@ -345,11 +362,8 @@ impl Queue for AfXdpQueue {
         }
         self.sock.rx.release(n);
         self.refresh_stats();
-        // Later sockets of this Umem must not name our fd once it is closed: the next one
-        // registers the area again (a second kernel UMEM over the same pages is fine).
-        if umem.registered_by == Some(self.sock.fd()) {
-            umem.registered_by = None;
-        }
+        // If this socket registered the Umem, `umem.registered_by` dies with it and the next
+        // socket registers the area again (a second kernel UMEM over the same pages is fine).
     }
 
     fn stats(&self) -> &Arc<QueueStats> {
