@@ -177,7 +177,7 @@ impl Port for AfXdpPort {
         let stats = Arc::new(QueueStats::default());
         self.queues.lock().unwrap_or_else(|e| e.into_inner()).push(stats.clone());
         tracing::info!(port = %self.name, qid, zerocopy = sock.is_zerocopy(), shared = !sock.registered, "AF_XDP queue open");
-        Ok(Box::new(AfXdpQueue { sock, stats, qid, ticks: 0 }))
+        Ok(Box::new(AfXdpQueue { sock, stats, qid, ticks: 0, umem_id: umem.area().0.as_ptr() as usize }))
     }
 
     fn mac(&self) -> [u8; 6] {
@@ -244,12 +244,20 @@ pub struct AfXdpQueue {
     stats: Arc<QueueStats>,
     qid: u32,
     ticks: u32,
+    /// Address of the `Umem` area this socket's rings refer to: every call must pass that
+    /// same `Umem`, or descriptors would name chunks of another pool (checked, cheaply).
+    umem_id: usize,
 }
 
 impl AfXdpQueue {
     /// The queue id this socket is bound to.
     pub fn qid(&self) -> u32 {
         self.qid
+    }
+
+    #[inline]
+    fn check_umem(&self, umem: &Umem) {
+        assert_eq!(umem.area().0.as_ptr() as usize, self.umem_id, "AF_XDP queue used with another Umem");
     }
 
     fn drain_completions(&mut self, umem: &mut Umem) {
@@ -284,6 +292,7 @@ impl AfXdpQueue {
 
 impl Queue for AfXdpQueue {
     fn recv(&mut self, umem: &mut Umem, batch: &mut Vec<Frame>, max: usize) -> usize {
+        self.check_umem(umem);
         let n = self.sock.rx.peek(max.min(u32::MAX as usize) as u32);
         if n == 0 {
             return 0;
@@ -302,6 +311,7 @@ impl Queue for AfXdpQueue {
     }
 
     fn send(&mut self, umem: &mut Umem, frames: &mut Vec<Frame>) -> usize {
+        self.check_umem(umem);
         if frames.is_empty() {
             return 0;
         }
@@ -335,6 +345,7 @@ impl Queue for AfXdpQueue {
     }
 
     fn maintain(&mut self, umem: &mut Umem) {
+        self.check_umem(umem);
         self.drain_completions(umem);
         // Copy mode sends at most the skb budget per kick: kick again while TX has work.
         if self.sock.tx.needs_wakeup() && self.sock.tx.pending() > 0 {
@@ -355,6 +366,7 @@ impl Queue for AfXdpQueue {
     }
 
     fn release(&mut self, umem: &mut Umem) {
+        self.check_umem(umem);
         self.drain_completions(umem);
         let n = self.sock.rx.peek(self.sock.rx.size());
         for i in 0..n {
