@@ -19,7 +19,12 @@ const BUSY_RETRIES: u32 = 50;
 /// A network interface whose receive queues are steered to AF_XDP sockets.
 ///
 /// Opening attaches the XDP program; dropping the port detaches it (the interface then works
-/// as before). Queues may outlive the port, but receive nothing once it is gone.
+/// as before). The program hangs on a bpf_link fd, so a process that dies without running
+/// destructors (Ctrl-C with no handler, SIGKILL, panic=abort) detaches it too: the kernel
+/// closes the fd (tested). Queues may outlive the port, but receive nothing once it is gone.
+///
+/// Frame budget: size each poll thread's [`Umem`] with [`chunks_needed`](super::chunks_needed)
+/// for the queues it serves; a starved fill ring shows up as `xdp_rx_fill_ring_empty`.
 pub struct AfXdpPort {
     name: String,
     ifindex: u32,
