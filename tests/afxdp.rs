@@ -182,6 +182,14 @@ fn udp(net: &Net, from: usize, to: usize) {
     assert!(text.starts_with(&format!("hello-{from}-xxx")), "UDP {from}->{to} not received: {text:?}");
 }
 
+/// utime + stime of this process, in clock ticks (usually 1/100 s).
+fn process_cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
 fn forward_over(tag: &str, mode: XdpMode, expect: &str) {
     let net = Net::new(tag, 1);
     let cfg = AfXdpConfig { xdp_mode: mode, ..Default::default() };
@@ -194,7 +202,13 @@ fn forward_over(tag: &str, mode: XdpMode, expect: &str) {
     ping(&net, 1, "198.18.0.1");
     udp(&net, 0, 1);
     udp(&net, 1, 0);
+    // Idle, the forwarder sleeps in poll(): it must not burn a core.
+    let cpu0 = process_cpu_ticks();
+    std::thread::sleep(Duration::from_secs(1));
+    let idle_ticks = process_cpu_ticks() - cpu0;
+    assert!(idle_ticks < 30, "idle forwarder used {idle_ticks} ticks of CPU in 1 s");
     let stats = fwd.finish();
+    assert!(stats.sleeps > 0);
     assert!(a.describe().starts_with(expect), "describe: {}", a.describe());
     assert!(a.describe().contains("copy, 1 queue"), "describe: {}", a.describe());
     let (sa, sb) = (a.stats(), b.stats());
