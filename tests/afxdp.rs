@@ -411,7 +411,8 @@ impl Drop for Pairs {
 
 /// Measures the bare forwarder: generator (AF_XDP TX on veth g) → a ═[forwarder]═ b → sink
 /// (veth s, whose stack drops the frames). Run with
-/// `cargo test --release --test afxdp -- --ignored bench_bare_forwarder --nocapture`.
+/// `cargo test --release --test afxdp -- --ignored bench_bare_forwarder --nocapture`
+/// (`XS_BENCH_MODE=generic` for generic XDP on the forwarder's ports).
 #[test]
 #[ignore = "benchmark: run by hand in release mode"]
 fn bench_bare_forwarder() {
@@ -419,7 +420,11 @@ fn bench_bare_forwarder() {
     let pid = std::process::id();
     let (g, a, b, s) = (format!("xbg{pid}"), format!("xba{pid}"), format!("xbb{pid}"), format!("xbs{pid}"));
     let _pairs = Pairs::new(&[(&g, &a), (&b, &s)]);
-    let cfg = AfXdpConfig::default();
+    let xdp_mode = match std::env::var("XS_BENCH_MODE").as_deref() {
+        Ok("generic") => XdpMode::Generic,
+        _ => XdpMode::Auto,
+    };
+    let cfg = AfXdpConfig { xdp_mode, ..Default::default() };
     let pa = Arc::new(AfXdpPort::open(&a, &cfg).unwrap());
     let pb = Arc::new(AfXdpPort::open(&b, &cfg).unwrap());
     let pg = Arc::new(AfXdpPort::open(&g, &cfg).unwrap());
