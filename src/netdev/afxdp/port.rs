@@ -172,13 +172,14 @@ impl Port for AfXdpPort {
             }
         }
         *self.zerocopy.lock().unwrap_or_else(|e| e.into_inner()) = Some(sock.is_zerocopy());
-        // Frames for the kernel to receive into, before the socket can get any traffic.
-        refill(&mut sock, umem, 0);
+        // Steer the queue to the socket (only now that it is bound), then give the kernel
+        // frames to receive into. In this order a failed map update loses no frames.
         self.prog
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .set_socket(qid, sock.fd())
             .map_err(|e| Error::Xdp { name: self.name.clone(), reason: format!("xsks_map[{qid}]: {e}") })?;
+        refill(&mut sock, umem, 0);
         let stats = Arc::new(QueueStats::default());
         self.queues.lock().unwrap_or_else(|e| e.into_inner()).push(stats.clone());
         tracing::info!(port = %self.name, qid, zerocopy = sock.is_zerocopy(), shared = !sock.registered, "AF_XDP queue open");
