@@ -302,6 +302,47 @@ fn reopen_after_registering_socket_closed() {
 }
 
 #[test]
+fn mem_port_and_afxdp_port_share_a_pool() {
+    require_root!();
+    let net = Net::new("x", 1);
+    let afx = Arc::new(AfXdpPort::open(&net.root_if[0], &AfXdpConfig::default()).expect("open"));
+    let mem = xdpswitch::netdev::mem::MemPort::new("mem0", 1);
+    mem.capture(true);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (a2, m2, s2) = (afx.clone(), mem.clone(), stop.clone());
+    let t = std::thread::spawn(move || bare::forward(&*a2, &m2, &s2));
+    // Namespace → AF_XDP rx → MemPort tx (captured).
+    let _ = net.exec(0, &["ping", "-c", "2", "-i", "0.2", "-W", "1", "198.18.0.2"]);
+    let sent = mem.take_sent();
+    assert!(sent.iter().any(|p| p.len() >= 42 && p[12..14] == [0x08, 0x06]), "no ARP request captured");
+    // MemPort rx → AF_XDP tx (a frame written by memcpy into the shared pool) → namespace.
+    let rx_path = format!("/sys/class/net/{}/statistics/rx_packets", net.ns_if[0]);
+    let rx = |net: &Net| -> u64 {
+        let out = net.exec(0, &["cat", &rx_path]);
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    let before = rx(&net);
+    let mut frame = vec![0xffu8; 6];
+    frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x77, 0x88, 0xb5]); // local experimental type
+    frame.resize(64, 0xab);
+    for _ in 0..10 {
+        assert!(mem.inject(frame.clone()));
+    }
+    let mut after = before;
+    for _ in 0..100 {
+        after = rx(&net);
+        if after >= before + 10 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let st = t.join().unwrap().unwrap();
+    assert!(after >= before + 10, "namespace saw {} of 10 frames ({st:?})", after - before);
+    assert_eq!(afx.stats().tx_packets, 10);
+}
+
+#[test]
 fn clear_errors() {
     require_root!();
     match AfXdpPort::open("xs-nonexist0", &AfXdpConfig::default()) {
