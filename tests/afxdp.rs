@@ -398,6 +398,39 @@ fn detached_when_process_dies() {
     assert!(!net.xdp_attached(0), "XDP program survived its process");
 }
 
+/// XDP live-frames generator: runs `xdp_tx_bench` (bpf/xsk_redirect.o) with BPF_PROG_RUN and
+/// BPF_F_TEST_XDP_LIVE_FRAMES, so every frame goes out of `ifindex` by XDP_TX
+/// (`ndo_xdp_xmit` into the veth peer, which has our XDP program attached natively).
+fn live_generator(ifindex: u32, stop: &AtomicBool, generated: &std::sync::atomic::AtomicU64) {
+    use aya::programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp};
+    static OBJ: &[u8] = aya::include_bytes_aligned!("../bpf/xsk_redirect.o");
+    let mut ebpf = aya::Ebpf::load(OBJ).expect("load object");
+    let prog: &mut Xdp = ebpf.program_mut("xdp_tx_bench").unwrap().try_into().unwrap();
+    prog.load().expect("load xdp_tx_bench");
+    let frame = udp_template(0);
+    // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex
+    let mut ctx = Vec::new();
+    for v in [0, frame.len() as u32, 0, ifindex, 0, 0] {
+        ctx.extend_from_slice(&v.to_ne_bytes());
+    }
+    const REPEAT: u32 = 1 << 16;
+    while !stop.load(Ordering::Relaxed) {
+        let opts = TestRunOptions {
+            data_in: Some(&frame),
+            ctx_in: Some(&ctx),
+            repeat: REPEAT,
+            attrs: TestRunAttrs::new().xdp_live_frames(64),
+            ..Default::default()
+        };
+        match prog.test_run(opts) {
+            Ok(_) => {
+                generated.fetch_add(REPEAT as u64, Ordering::Relaxed);
+            }
+            Err(e) => panic!("BPF_PROG_RUN live frames: {e}"),
+        }
+    }
+}
+
 /// A 60-byte IPv4/UDP frame to a MAC nobody owns (the sink's stack drops it early).
 fn udp_template(flow: u16) -> Vec<u8> {
     let mut p = vec![0u8; 60];
@@ -453,7 +486,8 @@ impl Drop for Pairs {
 /// Measures the bare forwarder: generator (AF_XDP TX on veth g) → a ═[forwarder]═ b → sink
 /// (veth s, whose stack drops the frames). Run with
 /// `cargo test --release --test afxdp -- --ignored bench_bare_forwarder --nocapture`
-/// (`XS_BENCH_MODE=generic` for generic XDP on the forwarder's ports).
+/// (`XS_BENCH_MODE=generic` for generic XDP on the forwarder's ports; `XS_BENCH_GEN=live`
+/// for an XDP live-frames generator instead of AF_XDP TX, native mode only).
 #[test]
 #[ignore = "benchmark: run by hand in release mode"]
 fn bench_bare_forwarder() {
@@ -468,11 +502,18 @@ fn bench_bare_forwarder() {
     let cfg = AfXdpConfig { xdp_mode, ..Default::default() };
     let pa = Arc::new(AfXdpPort::open(&a, &cfg).unwrap());
     let pb = Arc::new(AfXdpPort::open(&b, &cfg).unwrap());
+    // The generator's port: AF_XDP TX (default), or only the ifindex for live frames.
     let pg = Arc::new(AfXdpPort::open(&g, &cfg).unwrap());
     let fwd = Forwarder::start(pa.clone(), pb.clone());
     let stop = Arc::new(AtomicBool::new(false));
-    let (pg2, stop2) = (pg.clone(), stop.clone());
+    let live = std::env::var("XS_BENCH_GEN").as_deref() == Ok("live");
+    let generated = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (pg2, stop2, gen2) = (pg.clone(), stop.clone(), generated.clone());
     let gen = std::thread::spawn(move || {
+        if live {
+            live_generator(pg2.ifindex(), &stop2, &gen2);
+            return;
+        }
         let mut umem = Umem::new(afxdp::chunks_needed(1, &AfXdpConfig::default())).unwrap();
         let mut q = pg2.open_queue(0, &mut umem).unwrap();
         let t = udp_template(0);
@@ -485,7 +526,7 @@ fn bench_bare_forwarder() {
                     None => break,
                 }
             }
-            q.send(&mut umem, &mut batch);
+            gen2.fetch_add(q.send(&mut umem, &mut batch) as u64, Ordering::Relaxed);
         }
         q.release(&mut umem);
     });
