@@ -423,7 +423,10 @@ fn live_generator(ifindex: u32, stop: &AtomicBool, generated: &std::sync::atomic
             ..Default::default()
         };
         match prog.test_run(opts) {
-            Ok(_) => {
+            Ok(r) => {
+                if std::env::var("XS_BENCH_DEBUG").is_ok() {
+                    eprintln!("live run: {r:?}");
+                }
                 generated.fetch_add(REPEAT as u64, Ordering::Relaxed);
             }
             Err(e) => panic!("BPF_PROG_RUN live frames: {e}"),
@@ -535,7 +538,7 @@ fn bench_bare_forwarder() {
     for _ in 0..3 {
         let snap = || {
             (
-                pg.stats().tx_packets,
+                generated.load(Ordering::Relaxed),
                 pa.stats().rx_packets,
                 pb.stats().tx_packets,
                 sysfs_counter(&s, "rx_packets"),
