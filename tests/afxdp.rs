@@ -182,6 +182,14 @@ fn udp(net: &Net, from: usize, to: usize) {
     assert!(text.starts_with(&format!("hello-{from}-xxx")), "UDP {from}->{to} not received: {text:?}");
 }
 
+/// utime + stime of this process, in clock ticks (usually 1/100 s).
+fn process_cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
 fn forward_over(tag: &str, mode: XdpMode, expect: &str) {
     let net = Net::new(tag, 1);
     let cfg = AfXdpConfig { xdp_mode: mode, ..Default::default() };
@@ -194,7 +202,13 @@ fn forward_over(tag: &str, mode: XdpMode, expect: &str) {
     ping(&net, 1, "198.18.0.1");
     udp(&net, 0, 1);
     udp(&net, 1, 0);
+    // Idle, the forwarder sleeps in poll(): it must not burn a core.
+    let cpu0 = process_cpu_ticks();
+    std::thread::sleep(Duration::from_secs(1));
+    let idle_ticks = process_cpu_ticks() - cpu0;
+    assert!(idle_ticks < 30, "idle forwarder used {idle_ticks} ticks of CPU in 1 s");
     let stats = fwd.finish();
+    assert!(stats.sleeps > 0);
     assert!(a.describe().starts_with(expect), "describe: {}", a.describe());
     assert!(a.describe().contains("copy, 1 queue"), "describe: {}", a.describe());
     let (sa, sb) = (a.stats(), b.stats());
@@ -265,6 +279,70 @@ fn multi_queue_sockets_share_one_umem() {
 }
 
 #[test]
+fn reopen_after_registering_socket_closed() {
+    require_root!();
+    let net = Net::new("r", 2);
+    let cfg =
+        AfXdpConfig { rx_size: 256, tx_size: 256, fill_size: 256, comp_size: 256, ..Default::default() };
+    let port = AfXdpPort::open(&net.root_if[0], &cfg).expect("open");
+    let mut umem = Umem::new(afxdp::chunks_needed(2, &cfg)).unwrap();
+    let mut q0 = port.open_queue(0, &mut umem).expect("queue 0 registers");
+    let mut q1 = port.open_queue(1, &mut umem).expect("queue 1 shares");
+    q0.release(&mut umem);
+    drop(q0); // the registering socket is gone; queue 1 still uses the kernel UMEM
+    let mut q0 = port.open_queue(0, &mut umem).expect("queue 0 registers again");
+    let mut q0b = None;
+    // The same queue can't be bound twice while open.
+    if let Ok(q) = port.open_queue(0, &mut umem) {
+        q0b = Some(q);
+    }
+    assert!(q0b.is_none(), "queue 0 bound twice");
+    q0.release(&mut umem);
+    q1.release(&mut umem);
+}
+
+#[test]
+fn mem_port_and_afxdp_port_share_a_pool() {
+    require_root!();
+    let net = Net::new("x", 1);
+    let afx = Arc::new(AfXdpPort::open(&net.root_if[0], &AfXdpConfig::default()).expect("open"));
+    let mem = xdpswitch::netdev::mem::MemPort::new("mem0", 1);
+    mem.capture(true);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (a2, m2, s2) = (afx.clone(), mem.clone(), stop.clone());
+    let t = std::thread::spawn(move || bare::forward(&*a2, &m2, &s2));
+    // Namespace → AF_XDP rx → MemPort tx (captured).
+    let _ = net.exec(0, &["ping", "-c", "2", "-i", "0.2", "-W", "1", "198.18.0.2"]);
+    let sent = mem.take_sent();
+    assert!(sent.iter().any(|p| p.len() >= 42 && p[12..14] == [0x08, 0x06]), "no ARP request captured");
+    // MemPort rx → AF_XDP tx (a frame written by memcpy into the shared pool) → namespace.
+    let rx_path = format!("/sys/class/net/{}/statistics/rx_packets", net.ns_if[0]);
+    let rx = |net: &Net| -> u64 {
+        let out = net.exec(0, &["cat", &rx_path]);
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    let before = rx(&net);
+    let mut frame = vec![0xffu8; 6];
+    frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x77, 0x88, 0xb5]); // local experimental type
+    frame.resize(64, 0xab);
+    for _ in 0..10 {
+        assert!(mem.inject(frame.clone()));
+    }
+    let mut after = before;
+    for _ in 0..100 {
+        after = rx(&net);
+        if after >= before + 10 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let st = t.join().unwrap().unwrap();
+    assert!(after >= before + 10, "namespace saw {} of 10 frames ({st:?})", after - before);
+    assert_eq!(afx.stats().tx_packets, 10);
+}
+
+#[test]
 fn clear_errors() {
     require_root!();
     match AfXdpPort::open("xs-nonexist0", &AfXdpConfig::default()) {
@@ -318,4 +396,171 @@ fn detached_when_process_dies() {
     // The bpf_link fd closed with the process: the program is gone.
     std::thread::sleep(Duration::from_millis(200));
     assert!(!net.xdp_attached(0), "XDP program survived its process");
+}
+
+/// XDP live-frames generator: runs `xdp_tx_bench` (bpf/xsk_redirect.o) with BPF_PROG_RUN and
+/// BPF_F_TEST_XDP_LIVE_FRAMES, so every frame goes out of `ifindex` by XDP_TX
+/// (`ndo_xdp_xmit` into the veth peer, which has our XDP program attached natively).
+fn live_generator(ifindex: u32, stop: &AtomicBool, generated: &std::sync::atomic::AtomicU64) {
+    use aya::programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp};
+    static OBJ: &[u8] = aya::include_bytes_aligned!("../bpf/xsk_redirect.o");
+    let mut ebpf = aya::Ebpf::load(OBJ).expect("load object");
+    let prog: &mut Xdp = ebpf.program_mut("xdp_tx_bench").unwrap().try_into().unwrap();
+    prog.load().expect("load xdp_tx_bench");
+    let frame = udp_template(0);
+    // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex
+    let mut ctx = Vec::new();
+    for v in [0, frame.len() as u32, 0, ifindex, 0, 0] {
+        ctx.extend_from_slice(&v.to_ne_bytes());
+    }
+    const REPEAT: u32 = 1 << 16;
+    while !stop.load(Ordering::Relaxed) {
+        let opts = TestRunOptions {
+            data_in: Some(&frame),
+            ctx_in: Some(&ctx),
+            repeat: REPEAT,
+            attrs: TestRunAttrs::new().xdp_live_frames(64),
+            ..Default::default()
+        };
+        match prog.test_run(opts) {
+            Ok(r) => {
+                if std::env::var("XS_BENCH_DEBUG").is_ok() {
+                    eprintln!("live run: {r:?}");
+                }
+                generated.fetch_add(REPEAT as u64, Ordering::Relaxed);
+            }
+            Err(e) => panic!("BPF_PROG_RUN live frames: {e}"),
+        }
+    }
+}
+
+/// A 60-byte IPv4/UDP frame to a MAC nobody owns (the sink's stack drops it early).
+fn udp_template(flow: u16) -> Vec<u8> {
+    let mut p = vec![0u8; 60];
+    p[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x02]);
+    p[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
+    p[12..14].copy_from_slice(&[0x08, 0x00]);
+    let ip = &mut p[14..34];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&46u16.to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&[198, 18, 0, 1]);
+    ip[16..20].copy_from_slice(&[198, 18, 0, 2]);
+    let sum = (0..10).map(|i| u16::from_be_bytes([ip[2 * i], ip[2 * i + 1]]) as u32).sum::<u32>();
+    let sum = (sum & 0xffff) + (sum >> 16);
+    ip[10..12].copy_from_slice(&(!((sum & 0xffff) + (sum >> 16)) as u16).to_be_bytes());
+    p[34..36].copy_from_slice(&(1024 + flow).to_be_bytes());
+    p[36..38].copy_from_slice(&9u16.to_be_bytes());
+    p[38..40].copy_from_slice(&26u16.to_be_bytes());
+    p
+}
+
+fn sysfs_counter(ifname: &str, what: &str) -> u64 {
+    std::fs::read_to_string(format!("/sys/class/net/{ifname}/statistics/{what}"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Veth pairs in the root namespace, removed on drop.
+struct Pairs(Vec<String>);
+impl Pairs {
+    fn new(pairs: &[(&str, &str)]) -> Pairs {
+        let mut v = Pairs(Vec::new());
+        for (x, y) in pairs {
+            sh(&["ip", "link", "add", x, "type", "veth", "peer", "name", y]);
+            v.0.push(x.to_string());
+            for i in [x, y] {
+                sh(&["ip", "link", "set", i, "up"]);
+            }
+        }
+        v
+    }
+}
+impl Drop for Pairs {
+    fn drop(&mut self) {
+        for x in &self.0 {
+            let _ = run(&["ip", "link", "del", x]);
+        }
+    }
+}
+
+/// Measures the bare forwarder: generator (AF_XDP TX on veth g) → a ═[forwarder]═ b → sink
+/// (veth s, whose stack drops the frames). Run with
+/// `cargo test --release --test afxdp -- --ignored bench_bare_forwarder --nocapture`
+/// (`XS_BENCH_MODE=generic` for generic XDP on the forwarder's ports; `XS_BENCH_GEN=live`
+/// for an XDP live-frames generator instead of AF_XDP TX, native mode only).
+#[test]
+#[ignore = "benchmark: run by hand in release mode"]
+fn bench_bare_forwarder() {
+    require_root!();
+    let pid = std::process::id();
+    let (g, a, b, s) = (format!("xbg{pid}"), format!("xba{pid}"), format!("xbb{pid}"), format!("xbs{pid}"));
+    let _pairs = Pairs::new(&[(&g, &a), (&b, &s)]);
+    let xdp_mode = match std::env::var("XS_BENCH_MODE").as_deref() {
+        Ok("generic") => XdpMode::Generic,
+        _ => XdpMode::Auto,
+    };
+    let cfg = AfXdpConfig { xdp_mode, ..Default::default() };
+    let pa = Arc::new(AfXdpPort::open(&a, &cfg).unwrap());
+    let pb = Arc::new(AfXdpPort::open(&b, &cfg).unwrap());
+    // The generator's port: AF_XDP TX (default), or only the ifindex for live frames.
+    let pg = Arc::new(AfXdpPort::open(&g, &cfg).unwrap());
+    let fwd = Forwarder::start(pa.clone(), pb.clone());
+    let stop = Arc::new(AtomicBool::new(false));
+    let live = std::env::var("XS_BENCH_GEN").as_deref() == Ok("live");
+    let generated = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (pg2, stop2, gen2) = (pg.clone(), stop.clone(), generated.clone());
+    let gen = std::thread::spawn(move || {
+        if live {
+            live_generator(pg2.ifindex(), &stop2, &gen2);
+            return;
+        }
+        let mut umem = Umem::new(afxdp::chunks_needed(1, &AfXdpConfig::default())).unwrap();
+        let mut q = pg2.open_queue(0, &mut umem).unwrap();
+        let t = udp_template(0);
+        let mut batch = Vec::with_capacity(64);
+        while !stop2.load(Ordering::Relaxed) {
+            q.maintain(&mut umem);
+            while batch.len() < 64 {
+                match umem.frame_from(&t) {
+                    Some(f) => batch.push(f),
+                    None => break,
+                }
+            }
+            gen2.fetch_add(q.send(&mut umem, &mut batch) as u64, Ordering::Relaxed);
+        }
+        q.release(&mut umem);
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let mut rates = Vec::new();
+    for _ in 0..3 {
+        let snap = || {
+            (
+                generated.load(Ordering::Relaxed),
+                pa.stats().rx_packets,
+                pb.stats().tx_packets,
+                sysfs_counter(&s, "rx_packets"),
+            )
+        };
+        let t0 = std::time::Instant::now();
+        let s0 = snap();
+        std::thread::sleep(Duration::from_secs(5));
+        let s1 = snap();
+        let dt = t0.elapsed().as_secs_f64();
+        let r = |x: u64, y: u64| (y - x) as f64 / dt / 1e6;
+        let rate = (r(s0.0, s1.0), r(s0.1, s1.1), r(s0.2, s1.2), r(s0.3, s1.3));
+        eprintln!(
+            "Mpps: generator tx {:.3}, fwd rx(a) {:.3}, fwd tx(b) {:.3}, sink rx {:.3}",
+            rate.0, rate.1, rate.2, rate.3
+        );
+        rates.push(rate.2);
+    }
+    stop.store(true, Ordering::Relaxed);
+    gen.join().unwrap();
+    let st = fwd.finish();
+    rates.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    eprintln!("bare forwarder ({}): median {:.3} Mpps; {st:?}", pa.describe(), rates[1]);
+    eprintln!("A: {:?}\nB: {:?}", pa.stats(), pb.stats());
 }

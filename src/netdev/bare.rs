@@ -143,4 +143,22 @@ mod tests {
         assert!(sent.iter().enumerate().all(|(i, p)| p == &vec![i as u8; 60]));
         assert_eq!(a.take_sent(), vec![vec![0xee; 42]]);
     }
+
+    /// The forwarder's own per-packet cost, over in-memory ports (replay → count):
+    /// `cargo test --release --lib bare::tests::mem_rate -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "benchmark: run by hand in release mode"]
+    fn mem_rate() {
+        let a = MemPort::new("a", 1);
+        let b = MemPort::new("b", 1);
+        a.start_replay((0..4u8).map(|i| vec![i; 64]).collect());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (a2, b2, stop2) = (a.clone(), b.clone(), stop.clone());
+        let t = std::thread::spawn(move || forward_with(&a2, &b2, &stop2, 4096));
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        stop.store(true, Ordering::Relaxed);
+        let s = t.join().unwrap().unwrap();
+        eprintln!("bare forwarder over MemPorts: {:.2} Mpps ({s:?})", s.a_to_b as f64 / s.seconds / 1e6);
+        assert_eq!(b.stats().tx_packets, s.a_to_b);
+    }
 }

@@ -67,8 +67,9 @@ pub struct Umem {
     free: Vec<u64>,
     n_chunks: u32,
     /// The AF_XDP socket that registered this area with the kernel, if any; later sockets
-    /// share it (`XDP_SHARED_UMEM`). Set and used only by `afxdp`.
-    pub(crate) registered_by: Option<std::os::fd::RawFd>,
+    /// share it (`XDP_SHARED_UMEM`). Set and used only by `afxdp`. A weak reference: once
+    /// that socket is closed, the next socket registers the area again (never a stale fd).
+    pub(crate) registered_by: Option<std::sync::Weak<std::os::fd::OwnedFd>>,
 }
 
 // SAFETY: `Umem` owns its mapping exclusively (no aliases escape except through `Frame`

@@ -13,11 +13,18 @@ const STATS_EVERY: u32 = 1024;
 /// The fill ring is topped up only when at least this many slots are free (amortizes the
 /// index store), or when it runs low.
 const FILL_BATCH: u32 = 32;
+/// `EBUSY` retries (10 ms apart) when binding a queue that was just closed.
+const BUSY_RETRIES: u32 = 50;
 
 /// A network interface whose receive queues are steered to AF_XDP sockets.
 ///
 /// Opening attaches the XDP program; dropping the port detaches it (the interface then works
-/// as before). Queues may outlive the port, but receive nothing once it is gone.
+/// as before). The program hangs on a bpf_link fd, so a process that dies without running
+/// destructors (Ctrl-C with no handler, SIGKILL, panic=abort) detaches it too: the kernel
+/// closes the fd (tested). Queues may outlive the port, but receive nothing once it is gone.
+///
+/// Frame budget: size each poll thread's [`Umem`] with [`chunks_needed`](super::chunks_needed)
+/// for the queues it serves; a starved fill ring shows up as `xdp_rx_fill_ring_empty`.
 pub struct AfXdpPort {
     name: String,
     ifindex: u32,
@@ -123,7 +130,7 @@ impl AfXdpPort {
         {
             p.zerocopy = false;
         }
-        match XskSocket::open(&p, umem) {
+        match open_retrying_busy(&p, umem) {
             Ok(s) => Ok(s),
             Err(e)
                 if p.zerocopy
@@ -132,7 +139,7 @@ impl AfXdpPort {
             {
                 tracing::debug!(port = %self.name, qid, error = %e, "zero-copy bind refused, using copy mode");
                 p.zerocopy = false;
-                XskSocket::open(&p, umem).map_err(sys_err(&self.name, "AF_XDP socket"))
+                open_retrying_busy(&p, umem).map_err(sys_err(&self.name, "AF_XDP socket"))
             }
             Err(e) => Err(sys_err(&self.name, "AF_XDP socket")(e)),
         }
@@ -165,17 +172,18 @@ impl Port for AfXdpPort {
             }
         }
         *self.zerocopy.lock().unwrap_or_else(|e| e.into_inner()) = Some(sock.is_zerocopy());
-        // Frames for the kernel to receive into, before the socket can get any traffic.
-        refill(&mut sock, umem, 0);
+        // Steer the queue to the socket (only now that it is bound), then give the kernel
+        // frames to receive into. In this order a failed map update loses no frames.
         self.prog
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .set_socket(qid, sock.fd())
             .map_err(|e| Error::Xdp { name: self.name.clone(), reason: format!("xsks_map[{qid}]: {e}") })?;
+        refill(&mut sock, umem, 0);
         let stats = Arc::new(QueueStats::default());
         self.queues.lock().unwrap_or_else(|e| e.into_inner()).push(stats.clone());
         tracing::info!(port = %self.name, qid, zerocopy = sock.is_zerocopy(), shared = !sock.registered, "AF_XDP queue open");
-        Ok(Box::new(AfXdpQueue { sock, stats, qid, ticks: 0 }))
+        Ok(Box::new(AfXdpQueue { sock, stats, qid, ticks: 0, umem_id: umem.area().0.as_ptr() as usize }))
     }
 
     fn mac(&self) -> [u8; 6] {
@@ -199,6 +207,21 @@ impl Port for AfXdpPort {
         };
         let q = if self.n_queues == 1 { "queue" } else { "queues" };
         format!("{mode}, {copy}, {} {q}", self.n_queues)
+    }
+}
+
+/// Opens a socket; `EBUSY` is retried for a while, because the kernel releases a closed
+/// socket's hold on its queue in deferred work (reopening a queue right after closing it).
+fn open_retrying_busy(p: &SocketParams, umem: &mut Umem) -> std::io::Result<XskSocket> {
+    let mut tries = 0;
+    loop {
+        match XskSocket::open(p, umem) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < BUSY_RETRIES => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            r => return r,
+        }
     }
 }
 
@@ -227,12 +250,20 @@ pub struct AfXdpQueue {
     stats: Arc<QueueStats>,
     qid: u32,
     ticks: u32,
+    /// Address of the `Umem` area this socket's rings refer to: every call must pass that
+    /// same `Umem`, or descriptors would name chunks of another pool (checked, cheaply).
+    umem_id: usize,
 }
 
 impl AfXdpQueue {
     /// The queue id this socket is bound to.
     pub fn qid(&self) -> u32 {
         self.qid
+    }
+
+    #[inline]
+    fn check_umem(&self, umem: &Umem) {
+        assert_eq!(umem.area().0.as_ptr() as usize, self.umem_id, "AF_XDP queue used with another Umem");
     }
 
     fn drain_completions(&mut self, umem: &mut Umem) {
@@ -267,6 +298,7 @@ impl AfXdpQueue {
 
 impl Queue for AfXdpQueue {
     fn recv(&mut self, umem: &mut Umem, batch: &mut Vec<Frame>, max: usize) -> usize {
+        self.check_umem(umem);
         let n = self.sock.rx.peek(max.min(u32::MAX as usize) as u32);
         if n == 0 {
             return 0;
@@ -285,6 +317,7 @@ impl Queue for AfXdpQueue {
     }
 
     fn send(&mut self, umem: &mut Umem, frames: &mut Vec<Frame>) -> usize {
+        self.check_umem(umem);
         if frames.is_empty() {
             return 0;
         }
@@ -318,6 +351,7 @@ impl Queue for AfXdpQueue {
     }
 
     fn maintain(&mut self, umem: &mut Umem) {
+        self.check_umem(umem);
         self.drain_completions(umem);
         // Copy mode sends at most the skb budget per kick: kick again while TX has work.
         if self.sock.tx.needs_wakeup() && self.sock.tx.pending() > 0 {
@@ -338,6 +372,7 @@ impl Queue for AfXdpQueue {
     }
 
     fn release(&mut self, umem: &mut Umem) {
+        self.check_umem(umem);
         self.drain_completions(umem);
         let n = self.sock.rx.peek(self.sock.rx.size());
         for i in 0..n {
@@ -345,11 +380,8 @@ impl Queue for AfXdpQueue {
         }
         self.sock.rx.release(n);
         self.refresh_stats();
-        // Later sockets of this Umem must not name our fd once it is closed: the next one
-        // registers the area again (a second kernel UMEM over the same pages is fine).
-        if umem.registered_by == Some(self.sock.fd()) {
-            umem.registered_by = None;
-        }
+        // If this socket registered the Umem, `umem.registered_by` dies with it and the next
+        // socket registers the area again (a second kernel UMEM over the same pages is fine).
     }
 
     fn stats(&self) -> &Arc<QueueStats> {

@@ -335,6 +335,40 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_producer_consumer_keep_order() {
+        const N: u64 = 200_000;
+        let (mut p, mut c) = testing::addr_pair(64);
+        let producer = std::thread::spawn(move || {
+            let mut next = 0u64;
+            while next < N {
+                let n = p.reserve(((N - next).min(17)) as u32);
+                for i in 0..n {
+                    p.write(i, next + i as u64);
+                }
+                p.submit(n);
+                next += n as u64;
+                if n == 0 {
+                    std::thread::yield_now();
+                }
+            }
+        });
+        let mut expect = 0u64;
+        while expect < N {
+            let n = c.peek(13);
+            for i in 0..n {
+                assert_eq!(c.read(i), expect);
+                expect += 1;
+            }
+            c.release(n);
+            if n == 0 {
+                std::thread::yield_now();
+            }
+        }
+        producer.join().unwrap();
+        assert_eq!(c.peek(1), 0);
+    }
+
+    #[test]
     #[should_panic(expected = "outside")]
     fn write_outside_reservation_panics() {
         let (mut p, _c) = testing::addr_pair(4);

@@ -7,7 +7,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use super::ring::{CompletionRing, Consumer, FillRing, Producer, RxRing, TxRing};
 use super::sys::{self, Mmap, SockaddrXdp, XdpDesc, XdpMmapOffsets, XdpStatistics, XdpUmemReg};
@@ -35,7 +35,8 @@ pub struct XskSocket {
     pub comp: CompletionRing,
     /// Whether this socket registered its UMEM (rather than sharing another's).
     pub registered: bool,
-    fd: OwnedFd,
+    /// Shared only with the `Umem`'s weak `registered_by`, never cloned strongly for long.
+    fd: Arc<OwnedFd>,
 }
 
 const XDP_OPTIONS: libc::c_int = 8;
@@ -45,9 +46,10 @@ impl XskSocket {
     /// Creates the socket, its rings, registers or shares `umem`, and binds. On success with
     /// a fresh registration, `umem.registered_by` is set to this socket.
     pub fn open(p: &SocketParams, umem: &mut Umem) -> io::Result<XskSocket> {
-        let fd = sys::xsk_socket()?;
+        let fd = Arc::new(sys::xsk_socket()?);
         let raw = fd.as_raw_fd();
-        let shared = umem.registered_by;
+        // Holding the Arc keeps the registering socket (and its fd number) alive until bound.
+        let shared = umem.registered_by.as_ref().and_then(Weak::upgrade);
         if shared.is_none() {
             let (area, len) = umem.area();
             let reg = XdpUmemReg {
@@ -91,10 +93,10 @@ impl XskSocket {
             sxdp_queue_id: p.qid,
             sxdp_shared_umem_fd: 0,
         };
-        match shared {
+        match &shared {
             Some(owner) => {
                 addr.sxdp_flags = sys::XDP_SHARED_UMEM;
-                addr.sxdp_shared_umem_fd = owner as u32;
+                addr.sxdp_shared_umem_fd = owner.as_raw_fd() as u32;
             }
             None => {
                 addr.sxdp_flags =
@@ -103,7 +105,7 @@ impl XskSocket {
         }
         sys::bind(raw, &addr)?;
         if shared.is_none() {
-            umem.registered_by = Some(raw);
+            umem.registered_by = Some(Arc::downgrade(&fd));
         }
         Ok(XskSocket { rx, tx, fill, comp, registered: shared.is_none(), fd })
     }
