@@ -55,8 +55,8 @@ struct {
 } sink_latency SEC(".maps");
 
 struct capture {
-	__u32 len;
-	__u32 pad;
+	__u32 len;   /* frame length */
+	__u32 pad;   /* bytes copied */
 	__u8 data[CAPTURE_BYTES];
 };
 
@@ -126,11 +126,28 @@ static __always_inline void capture_first(struct xdp_md *ctx)
 	if (!c || c->len)
 		return;
 	__u32 len = ctx->data_end - ctx->data;
-	__u32 n = len < CAPTURE_BYTES ? len : CAPTURE_BYTES;
-	if (n == 0 || n > CAPTURE_BYTES)
+	/* Constant copy sizes keep the verifier happy. */
+	int err;
+	__u32 n;
+	if (len >= CAPTURE_BYTES) {
+		n = CAPTURE_BYTES;
+		err = bpf_xdp_load_bytes(ctx, 0, c->data, CAPTURE_BYTES);
+	} else if (len >= 128) {
+		n = 128;
+		err = bpf_xdp_load_bytes(ctx, 0, c->data, 128);
+	} else if (len >= 96) {
+		n = 96;
+		err = bpf_xdp_load_bytes(ctx, 0, c->data, 96);
+	} else if (len >= 60) {
+		n = 60;
+		err = bpf_xdp_load_bytes(ctx, 0, c->data, 60);
+	} else {
 		return;
-	if (bpf_xdp_load_bytes(ctx, 0, c->data, n) == 0)
+	}
+	if (err == 0) {
+		c->pad = n;
 		c->len = len;
+	}
 }
 
 SEC("xdp")

@@ -163,17 +163,19 @@ impl Sink {
         }))
     }
 
-    /// The first frame the sink saw (up to 256 bytes) and its full length.
+    /// The first frame the sink saw (its first 60, 96, 128 or 256 bytes) and its full length.
     pub fn first_frame(&self) -> Result<Option<(Vec<u8>, usize)>, Error> {
         let map = self.ebpf.map("sink_capture").ok_or_else(|| Error::Bpf("no map sink_capture".into()))?;
         let arr: Array<_, [u64; CAPTURE_WORDS]> =
             Array::try_from(map).map_err(|e| Error::Bpf(format!("sink_capture: {e}")))?;
         let v = arr.get(&0, 0).map_err(|e| Error::Bpf(format!("reading sink_capture: {e}")))?;
-        let len = (v[0] & 0xffff_ffff) as usize;
+        let [len, copied] = [0, 4].map(|i| {
+            u32::from_ne_bytes(v[0].to_ne_bytes()[i..i + 4].try_into().unwrap_or_default()) as usize
+        });
         if len == 0 {
             return Ok(None);
         }
-        let bytes: Vec<u8> = v[1..].iter().flat_map(|w| w.to_ne_bytes()).take(len.min(256)).collect();
+        let bytes: Vec<u8> = v[1..].iter().flat_map(|w| w.to_ne_bytes()).take(copied.min(len)).collect();
         Ok(Some((bytes, len)))
     }
 }
