@@ -42,11 +42,10 @@ const volatile __u32 cfg_imix_small = 64;
 const volatile __u32 cfg_imix_medium = 594;
 const volatile __u32 cfg_imix_large = 1518;
 const volatile __u32 cfg_egress = 0;
-// Pacing: gap between frames on one CPU in ns << 8 (0: as fast as possible).
+// Pacing: gap between frames on one CPU in ns << 8 (0: as fast as possible), and how far
+// (ns << 8) a CPU may fall behind its pace, e.g. while descheduled, and still catch up.
 const volatile __u64 cfg_gap = 0;
-
-// Frames a CPU may fall behind its pace before the debt is forgiven.
-#define PACE_BURST 16
+const volatile __u64 cfg_catch_up = 0;
 
 // Per-CPU generator state; also the "sent" counters userspace reports. Userspace sets
 // `limit` (0: none) before a run; iterations past the limit or ahead of the pace are
@@ -96,7 +95,7 @@ int pktgen(struct xdp_md *ctx)
 		__u64 now = bpf_ktime_get_ns() << 8;
 		if (now < st->next)
 			return XDP_DROP;
-		st->next = st->next + PACE_BURST * cfg_gap < now ? now + cfg_gap : st->next + cfg_gap;
+		st->next = st->next + cfg_catch_up < now ? now + cfg_gap : st->next + cfg_gap;
 	}
 
 	__u32 len = cfg_size;

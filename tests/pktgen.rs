@@ -252,7 +252,16 @@ fn rate_limit_paces() {
     let r = veth.send(send_args(&veth.dev[0], &["--duration", "1", "--rate", "200k"])).expect("send");
     // Generous bounds: the machine is shared, so a run may fall short, but never run far over.
     assert!(r.packets <= 220_000 && r.packets >= 50_000, "sent {} at 200k/s for 1 s", r.packets);
+    assert!(r.cores == 1);
     assert_eq!(settled(&sink, r.packets).packets, r.packets);
+    let first = r.packets;
+    // Paced with a count: exactly the count, at about the rate (never much faster).
+    let r = veth
+        .send(send_args(&veth.dev[0], &["--count", "30000", "--rate", "100k", "--cores", "2"]))
+        .expect("send");
+    assert_eq!(r.packets, 30_000);
+    assert!(r.seconds >= 0.2, "30000 frames at 100k/s took only {:.3}s", r.seconds);
+    assert_eq!(settled(&sink, first + 30_000).packets, first + 30_000);
 }
 
 #[test]

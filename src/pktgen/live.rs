@@ -187,7 +187,11 @@ fn load(args: &SendArgs, plan: &Plan) -> Result<Ebpf, Error> {
     for (name, value) in &globals {
         loader.override_global(name, value, true);
     }
+    // A CPU that falls behind (descheduled on a busy machine) may catch up on 50 ms of
+    // debt, in a burst; beyond that the debt is forgiven.
+    let catch_up: u64 = (50_000_000u64 << 8).max(gap * 16);
     loader.override_global("cfg_gap", &gap, true);
+    loader.override_global("cfg_catch_up", &catch_up, true);
     let mut ebpf = loader.load(PKTGEN_OBJ).map_err(|e| Error::Bpf(format!("loading bpf/pktgen.o: {e}")))?;
     let prog: &mut Xdp = ebpf
         .program_mut("pktgen")
