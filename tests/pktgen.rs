@@ -297,12 +297,15 @@ fn bench_one_core_64b() {
     let r = veth.send(send_args(&veth.dev[0], &["--duration", &secs, "--size", "64"])).expect("send");
     let t = settled(&sink, r.packets);
     println!(
-        "bench: sent {} in {:.2}s = {:.2} Mpps; sink counted {} = {:.2} Mpps ({} XDP)",
+        "bench: sent {} in {:.2}s = {:.2} Mpps; sink counted {} = {:.2} Mpps ({} XDP); \
+         sender had {:.2} CPU s = {:.2} Mpps per CPU s",
         r.packets,
         r.seconds,
         r.pps / 1e6,
         t.packets,
         t.packets as f64 / r.seconds / 1e6,
-        sink.attach_mode()
+        sink.attach_mode(),
+        r.cpu_seconds,
+        r.pps_per_cpu / 1e6
     );
 }

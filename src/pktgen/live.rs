@@ -29,6 +29,9 @@ static PKTGEN_OBJ: &[u8] = aya::include_bytes_aligned!("../../bpf/pktgen.o");
 /// State words per CPU in `pg_stats` (`struct pg_state`): packets, bytes, limit, next, and
 /// the flow/IMIX cursors.
 const STATE_WORDS: usize = 6;
+/// Largest frame the kernel builds in live-frames mode (one page less XDP headroom, the
+/// test-run page head and skb_shared_info; rounded down).
+const LIVE_MAX_FRAME: usize = 3000;
 /// How often the controlling thread checks the clock and the counters.
 const POLL: Duration = Duration::from_millis(20);
 
@@ -59,6 +62,20 @@ pub struct SendReport {
     pub pps: f64,
     /// Average Gbit/s of frame bytes.
     pub gbps: f64,
+    /// CPU time the sending threads got (from /proc/thread-self/schedstat); on a busy
+    /// machine it is less than `seconds * cores`.
+    pub cpu_seconds: f64,
+    /// Frames sent per second of sending-thread CPU time: the rate a dedicated core would
+    /// reach (roughly: the receiving side's softirq work may run elsewhere).
+    pub pps_per_cpu: f64,
+}
+
+/// CPU time the calling thread has had, in ns (0 if unknown).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
 }
 
 /// A validated generator configuration.
@@ -116,8 +133,9 @@ fn plan(args: &SendArgs) -> Result<Plan, Error> {
         dst_port: args.dst_port,
     };
     let min = spec.min_len(args.stamp);
-    // veth (and most NICs) accept up to MTU + Ethernet header + one VLAN tag.
-    let max = iface.mtu as usize + 18;
+    // veth (and most NICs) accept up to MTU + Ethernet header + one VLAN tag; live frames
+    // must fit one page with the kernel's head- and tailroom.
+    let max = (iface.mtu as usize + 18).min(LIVE_MAX_FRAME);
     let (size, imix) = if args.imix {
         let sizes = IMIX_SIZES.map(|s| s.clamp(min, max));
         (sizes[2], Some(sizes))
@@ -134,7 +152,7 @@ fn plan(args: &SendArgs) -> Result<Plan, Error> {
         )));
     } else if args.size > max {
         return Err(Error::Invalid(format!(
-            "--size {} is above the maximum {max} for {} (MTU {} + 18)",
+            "--size {} is above the maximum {max} for {} (MTU {} + 18, at most {LIVE_MAX_FRAME} in live mode)",
             args.size, args.dev, iface.mtu
         )));
     } else {
@@ -266,6 +284,7 @@ pub fn send(args: &SendArgs, stop: &AtomicBool) -> Result<SendReport, Error> {
     let kick_id = signal_hook::flag::register(bpf::KICK_SIGNAL, Arc::clone(&kicked))
         .map_err(|e| Error::Sys { op: "sigaction", source: e })?;
     let halt = AtomicBool::new(false);
+    let cpu_ns = AtomicU64::new(0);
     let failure: Mutex<Option<Error>> = Mutex::new(None);
     let start = Instant::now();
     let deadline = duration.map(|d| start + d);
@@ -280,7 +299,7 @@ pub fn send(args: &SendArgs, stop: &AtomicBool) -> Result<SendReport, Error> {
             .iter()
             .enumerate()
             .map(|(i, &cpu)| {
-                let (failure, quit, halt) = (&failure, &quit, &halt);
+                let (failure, quit, halt, cpu_ns) = (&failure, &quit, &halt, &cpu_ns);
                 let quota = quotas.as_ref().map(|q| q[i]);
                 let tid = Arc::new(AtomicU64::new(0));
                 let my_tid = Arc::clone(&tid);
@@ -295,7 +314,9 @@ pub fn send(args: &SendArgs, stop: &AtomicBool) -> Result<SendReport, Error> {
                     }
                     let sent =
                         || per_cpu_state(ebpf_ref).ok().and_then(|v| v.get(cpu).map(|s| s[0])).unwrap_or(0);
+                    let cpu0 = thread_cpu_ns();
                     run_thread(prog_fd, frame, plan.ifindex, args.batch, quota, paced, &sent, quit, fail);
+                    cpu_ns.fetch_add(thread_cpu_ns().saturating_sub(cpu0), Ordering::Relaxed);
                 });
                 (handle, tid)
             })
@@ -344,6 +365,8 @@ pub fn send(args: &SendArgs, stop: &AtomicBool) -> Result<SendReport, Error> {
         seconds,
         pps: packets as f64 / seconds,
         gbps: bytes as f64 * 8.0 / seconds / 1e9,
+        cpu_seconds: cpu_ns.load(Ordering::Relaxed) as f64 / 1e9,
+        pps_per_cpu: packets as f64 / (cpu_ns.load(Ordering::Relaxed) as f64 / 1e9).max(1e-9),
     })
 }
 

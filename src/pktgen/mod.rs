@@ -193,7 +193,8 @@ fn print_send(r: &SendReport, json: bool) {
         return;
     }
     println!(
-        "sent {} frames, {} bytes in {:.2}s: {:.3} Mpps, {:.3} Gbit/s ({} core{}, {} flow{})",
+        "sent {} frames, {} bytes in {:.2}s: {:.3} Mpps, {:.3} Gbit/s ({} core{}, {} flow{}; \
+         {:.2} CPU s, {:.3} Mpps per CPU s)",
         r.packets,
         r.bytes,
         r.seconds,
@@ -203,6 +204,8 @@ fn print_send(r: &SendReport, json: bool) {
         if r.cores == 1 { "" } else { "s" },
         r.flows,
         if r.flows == 1 { "" } else { "s" },
+        r.cpu_seconds,
+        r.pps_per_cpu / 1e6,
     );
 }
 
