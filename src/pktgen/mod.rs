@@ -7,7 +7,11 @@
 //! `unsafe`: only in [`bpf`] (raw BPF_PROG_RUN, affinity and interface ioctls).
 //!
 //! Sending into a veth needs an XDP program on the peer (the receiving end), e.g. a
-//! `pktgen sink` there: without one the veth drops every XDP-transmitted frame.
+//! `pktgen sink` there: without one the veth drops every XDP-transmitted frame, silently
+//! (no counter moves). veth hands a frame sent from CPU `c` to the peer's queue
+//! `c % queues`, drained by that CPU's softirq: with `--cores N`, create the pair with
+//! `numtxqueues N numrxqueues N` on both ends, or cores share one 256-frame ring that
+//! overflows (`ethtool -S` shows `xdp_xmit_errors`).
 //!
 //! ```text
 //! xdpswitch pktgen sink --dev veth1 --duration 10                    # on the peer first
