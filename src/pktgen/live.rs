@@ -3,11 +3,10 @@
 //! `bpf/pktgen.c` is loaded (not attached) and run with `BPF_PROG_RUN` +
 //! `BPF_F_TEST_XDP_LIVE_FRAMES` over a [`Template`](super::template::Template): the kernel
 //! runs the program once per frame and transmits what it returns `XDP_TX` for out of
-//! `--dev`. One thread per core,
-//! each pinned, each making one long run; with `--rate` the program paces itself (frames
-//! due later are dropped before they are built, so a paced generator still spins its
-//! core). `--count` is split into per-CPU limits the program enforces. What was sent is
-//! read from the program's per-CPU counters.
+//! `--dev`. One thread per core, each pinned, each making one long run; with `--rate` the
+//! program paces itself (frames due later are dropped before they are built, so a paced
+//! generator still spins its core). `--count` is split into per-CPU limits the program
+//! enforces. What was sent is read from the program's per-CPU counters.
 //!
 //! Transmitting into a veth needs an XDP program on the peer (`pktgen sink` is one);
 //! without it the veth drops every frame (`ndo_xdp_xmit` fails) and nothing arrives.
