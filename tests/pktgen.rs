@@ -4,7 +4,7 @@
 //! sink's XDP program is checked to be gone once the sink is dropped.
 //!
 //! Benchmark (ignored by default; one core, 64-byte frames, a few seconds):
-//! `cargo test --release --test pktgen -- --ignored --nocapture bench`
+//! `PKTGEN_BENCH_CORES=2 cargo test --release --test pktgen -- --ignored --nocapture bench`
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -310,20 +310,26 @@ fn bad_input_is_one_line_error() {
     assert!(no_dev.expect("sink on a missing device fails").contains("does not exist"));
 }
 
-/// Release-build measurement: 64-byte frames from one core into a veth with the sink on the
-/// peer. `cargo test --release --test pktgen -- --ignored --nocapture bench`
+/// Release-build measurement: 64-byte frames into a veth with the sink on the peer, for
+/// `PKTGEN_BENCH_SECS` (3) seconds from `PKTGEN_BENCH_CORES` (1) cores (the veth gets one
+/// queue per core). `cargo test --release --test pktgen -- --ignored --nocapture bench`
 #[test]
 #[ignore]
-fn bench_one_core_64b() {
+fn bench_64b() {
     require_root!();
-    let veth = Veth::new();
+    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.into());
+    let (secs, cores, batch) =
+        (env("PKTGEN_BENCH_SECS", "3"), env("PKTGEN_BENCH_CORES", "1"), env("PKTGEN_BENCH_BATCH", "64"));
+    let veth = Veth::with_queues(cores.parse().expect("PKTGEN_BENCH_CORES"));
     let sink = veth.sink(SinkOptions::default());
-    let secs = std::env::var("PKTGEN_BENCH_SECS").unwrap_or_else(|_| "3".into());
-    let r = veth.send(send_args(&veth.dev[0], &["--duration", &secs, "--size", "64"])).expect("send");
+    let args = ["--duration", &secs, "--size", "64", "--cores", &cores, "--batch", &batch];
+    let r = veth.send(send_args(&veth.dev[0], &args)).expect("send");
     let t = settled(&sink, r.packets);
     println!(
-        "bench: sent {} in {:.2}s = {:.2} Mpps; sink counted {} = {:.2} Mpps ({} XDP); \
-         sender had {:.2} CPU s = {:.2} Mpps per CPU s",
+        "bench: {} core(s), batch {}: sent {} in {:.2}s = {:.2} Mpps; sink counted {} = {:.2} Mpps ({} XDP); \
+         senders had {:.2} CPU s = {:.2} Mpps per CPU s",
+        r.cores,
+        batch,
         r.packets,
         r.seconds,
         r.pps / 1e6,

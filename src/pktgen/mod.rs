@@ -96,7 +96,8 @@ pub struct SendArgs {
     /// IPv6 instead of IPv4.
     #[arg(long)]
     pub ipv6: bool,
-    /// IMIX: 64/594/1518-byte frames in a 7:4:1 mix (instead of --size).
+    /// IMIX: 64/594/1518-byte frames in a 7:4:1 mix (instead of --size); sizes below the
+    /// headers' minimum (IPv6, TCP, --stamp) are raised to it.
     #[arg(long)]
     pub imix: bool,
     /// Write a sequence number and timestamp into each payload (for `sink --latency`).
