@@ -135,7 +135,7 @@ fn send_args(dev: &str, extra: &[&str]) -> SendArgs {
     argv.extend_from_slice(extra);
     match Cli::try_parse_from(argv).expect("parse").cmd {
         PktgenCmd::Send(a) => a,
-        PktgenCmd::Sink(_) => unreachable!(),
+        _ => unreachable!("parsed a send command"),
     }
 }
 
@@ -255,6 +255,40 @@ fn check_frame(f: &[u8], ipv6: bool, proto: &str) {
         }
         _ => panic!("unexpected L4"),
     }
+}
+
+/// gen (ns a) -> dev b = `redirect` -> c ~ d = sink, with c and d a second pair in ns b.
+#[test]
+fn redirect_forwards_everything() {
+    require_root!();
+    let veth = Veth::new();
+    let (c, d) = (
+        format!("{}c", &veth.dev[1][..veth.dev[1].len() - 1]),
+        format!("{}d", &veth.dev[1][..veth.dev[1].len() - 1]),
+    );
+    ip(&["-n", &veth.ns[1], "link", "add", &c, "type", "veth", "peer", "name", &d]);
+    for dev in [&c, &d] {
+        ip(&["-n", &veth.ns[1], "link", "set", dev, "up"]);
+    }
+    let sink = veth.run_in(1, || Sink::attach(&d, SinkOptions::default())).expect("sink");
+    let stop = AtomicBool::new(false);
+    let args =
+        pktgen::RedirectArgs { dev: veth.dev[1].clone(), to: c.clone(), duration: Some(20.0), json: true };
+    let report = std::thread::scope(|s| {
+        let fwd = s.spawn(|| veth.run_in(1, || pktgen::redirect::run(&args, &stop)));
+        std::thread::sleep(Duration::from_millis(300)); // attached by then
+        let sent = veth.send(send_args(&veth.dev[0], &["--count", "50000"]));
+        let got = settled(&sink, 50_000).packets;
+        stop.store(true, Ordering::Relaxed);
+        let report = fwd.join().expect("redirect thread").expect("redirect");
+        assert_eq!(sent.expect("send").packets, 50_000);
+        assert_eq!(got, 50_000, "sink behind the redirect");
+        report
+    });
+    assert_eq!(report.packets, 50_000);
+    drop(sink);
+    let show = ip(&["-n", &veth.ns[1], "link", "show"]);
+    assert!(!show.contains("xdp"), "XDP program left attached: {show}");
 }
 
 #[test]

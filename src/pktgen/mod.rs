@@ -1,8 +1,11 @@
-//! pktgen — benchmark traffic generator and sink (`xdpswitch pktgen send|sink`).
+//! pktgen — benchmark traffic generator, sink and XDP forwarding reference
+//! (`xdpswitch pktgen send|sink|redirect`).
 //!
 //! Owns: the XDP live-frames generator ([`live`]: `bpf/pktgen.c` run with `BPF_PROG_RUN`,
 //! one pinned thread per core), its frame templates ([`template`]) and the XDP sink
-//! ([`sink`]: `bpf/sink.c`, attached through a bpf_link). Calls: nothing else in the crate.
+//! ([`sink`]: `bpf/sink.c`, attached through a bpf_link), and the kernel-only forwarding
+//! reference [`redirect`] (XDP_REDIRECT between two ports). Calls: nothing else in the
+//! crate.
 //! Threads: `send` runs one thread per core plus a reporting thread; `sink` one thread.
 //! `unsafe`: only in [`bpf`] (raw BPF_PROG_RUN, affinity and interface ioctls).
 //!
@@ -20,6 +23,7 @@
 
 pub mod bpf;
 pub mod live;
+pub mod redirect;
 pub mod sink;
 pub mod template;
 
@@ -152,6 +156,23 @@ pub struct SinkArgs {
     pub latency: bool,
 }
 
+/// Options of `pktgen redirect`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RedirectArgs {
+    /// Interface to receive on.
+    #[arg(long)]
+    pub dev: String,
+    /// Interface to redirect every frame to.
+    #[arg(long)]
+    pub to: String,
+    /// Seconds to run (default: until Ctrl-C / SIGTERM).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Print one JSON object at the end (progress lines go to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `xdpswitch pktgen ...` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum PktgenCmd {
@@ -159,6 +180,9 @@ pub enum PktgenCmd {
     Send(SendArgs),
     /// Count (and drop) traffic arriving on an interface with an XDP program.
     Sink(SinkArgs),
+    /// Forward everything from one interface to another with XDP_REDIRECT (the kernel-only
+    /// reference for benchmarks).
+    Redirect(RedirectArgs),
 }
 
 /// Parses a rate: `2Mpps`, `2M`, `500k`, `1.5g`, `100000`.
@@ -185,6 +209,7 @@ pub fn run(cmd: PktgenCmd) -> anyhow::Result<()> {
     let result = match cmd {
         PktgenCmd::Send(args) => send(&args, &stop).map(|r| print_send(&r, args.json)),
         PktgenCmd::Sink(args) => sink::run(&args, &stop).map(|r| print_sink(&r, args.json)),
+        PktgenCmd::Redirect(args) => redirect::run(&args, &stop).map(|r| print_redirect(&r, args.json)),
     };
     for id in ids.into_iter().flatten() {
         signal_hook::low_level::unregister(id);
@@ -211,6 +236,22 @@ fn print_send(r: &SendReport, json: bool) {
         if r.flows == 1 { "" } else { "s" },
         r.cpu_seconds,
         r.pps_per_cpu / 1e6,
+    );
+}
+
+fn print_redirect(r: &redirect::RedirectReport, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(r).unwrap_or_default());
+        return;
+    }
+    println!(
+        "redirected {} frames, {} bytes from {} to {} in {:.2}s: {:.3} Mpps",
+        r.packets,
+        r.bytes,
+        r.dev,
+        r.to,
+        r.seconds,
+        r.pps / 1e6
     );
 }
 

@@ -13,7 +13,7 @@ use aya::{Ebpf, EbpfLoader};
 use super::bpf;
 use super::{Error, SinkArgs};
 
-static SINK_OBJ: &[u8] = aya::include_bytes_aligned!("../../bpf/sink.o");
+pub(super) static SINK_OBJ: &[u8] = aya::include_bytes_aligned!("../../bpf/sink.o");
 
 const FLOW_BITS: usize = 65536;
 const FLOW_WORDS: usize = FLOW_BITS / 64;
@@ -83,17 +83,7 @@ impl Sink {
             .try_into()
             .map_err(|e| Error::Bpf(format!("sink: {e}")))?;
         prog.load().map_err(|e| Error::Bpf(format!("loading XDP program sink: {e}")))?;
-        let mode = match prog.attach_to_if_index(iface.ifindex, XdpMode::Driver) {
-            Ok(_) => "native",
-            Err(native) => match prog.attach_to_if_index(iface.ifindex, XdpMode::Skb) {
-                Ok(_) => "generic",
-                Err(generic) => {
-                    return Err(Error::Bpf(format!(
-                        "attaching XDP to {dev}: native: {native}; generic: {generic}"
-                    )))
-                }
-            },
-        };
+        let mode = attach(prog, dev, iface.ifindex)?;
         Ok(Sink { ebpf, mode })
     }
 
@@ -177,6 +167,20 @@ impl Sink {
         }
         let bytes: Vec<u8> = v[1..].iter().flat_map(|w| w.to_ne_bytes()).take(copied.min(len)).collect();
         Ok(Some((bytes, len)))
+    }
+}
+
+/// Attaches a loaded XDP program to `ifindex` through a bpf_link: native mode, else
+/// generic. Returns which.
+pub(super) fn attach(prog: &mut Xdp, dev: &str, ifindex: u32) -> Result<&'static str, Error> {
+    match prog.attach_to_if_index(ifindex, XdpMode::Driver) {
+        Ok(_) => Ok("native"),
+        Err(native) => match prog.attach_to_if_index(ifindex, XdpMode::Skb) {
+            Ok(_) => Ok("generic"),
+            Err(generic) => {
+                Err(Error::Bpf(format!("attaching XDP to {dev}: native: {native}; generic: {generic}")))
+            }
+        },
     }
 }
 
