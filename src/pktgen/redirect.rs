@@ -67,7 +67,7 @@ pub fn run(args: &RedirectArgs, stop: &AtomicBool) -> Result<RedirectReport, Err
     let start = Instant::now();
     let deadline = args.duration.map(|d| start + Duration::from_secs_f64(d));
     let (mut tick, mut last, mut last_t) = (start + Duration::from_secs(1), 0u64, start);
-    while !stop.load(Ordering::Relaxed) && !deadline.is_some_and(|d| Instant::now() >= d) {
+    while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
         std::thread::sleep(Duration::from_millis(20));
         let now = Instant::now();
         if now >= tick {
