@@ -6,6 +6,9 @@
 // run rewrites the fields that vary (source port and source address for flow spreading,
 // lengths for IMIX, an optional timestamp) and returns XDP_TX, which transmits the frame
 // out of the device named by ctx_in.ingress_ifindex (or bpf_redirect to cfg_egress).
+// With cfg_gap it paces itself: userspace runs it with a huge repeat count and the
+// iterations that come too early are dropped (one BPF_PROG_RUN call costs tens of ms of
+// teardown here, so pacing by many short calls does not work).
 //
 // The frame pages are recycled without being re-initialised, so every field that varies
 // is written with an absolute value and every checksum is computed from a base sum that
@@ -39,11 +42,19 @@ const volatile __u32 cfg_imix_small = 64;
 const volatile __u32 cfg_imix_medium = 594;
 const volatile __u32 cfg_imix_large = 1518;
 const volatile __u32 cfg_egress = 0;
+// Pacing: gap between frames on one CPU in ns << 8 (0: as fast as possible), and how far
+// (ns << 8) a CPU may fall behind its pace, e.g. while descheduled, and still catch up.
+const volatile __u64 cfg_gap = 0;
+const volatile __u64 cfg_catch_up = 0;
 
-// Per-CPU generator state; also the "sent" counters userspace reports.
+// Per-CPU generator state; also the "sent" counters userspace reports. Userspace sets
+// `limit` (0: none) before a run; iterations past the limit or ahead of the pace are
+// dropped (XDP_DROP recycles the frame at once) and not counted.
 struct pg_state {
 	__u64 packets;
 	__u64 bytes;
+	__u64 limit;
+	__u64 next;
 	__u32 flow;
 	__u32 port;
 	__u32 ip;
@@ -78,6 +89,14 @@ int pktgen(struct xdp_md *ctx)
 	struct pg_state *st = bpf_map_lookup_elem(&pg_stats, &key);
 	if (!st)
 		return XDP_ABORTED;
+	if (st->limit && st->packets >= st->limit)
+		return XDP_DROP;
+	if (cfg_gap) {
+		__u64 now = bpf_ktime_get_ns() << 8;
+		if (now < st->next)
+			return XDP_DROP;
+		st->next = st->next + cfg_catch_up < now ? now + cfg_gap : st->next + cfg_gap;
+	}
 
 	__u32 len = cfg_size;
 	if (cfg_imix) {

@@ -32,6 +32,8 @@ struct TestRunAttr {
     flags: u32,
     cpu: u32,
     batch_size: u32,
+    /// Explicit tail padding: the kernel rejects non-zero bytes past `batch_size`.
+    _pad: u32,
 }
 
 /// `struct xdp_md` as a test-run context.
@@ -168,4 +170,22 @@ fn ifreq_queries(fd: RawFd, name: &str) -> io::Result<(u32, [u8; 6])> {
         *dst = *src as u8;
     }
     Ok((mtu, mac))
+}
+
+/// The signal [`kick_thread`] sends: it ends a running `BPF_PROG_RUN` with `EINTR`. The
+/// caller installs a handler for it (the default action would end the process).
+pub const KICK_SIGNAL: libc::c_int = libc::SIGUSR1;
+
+/// The calling thread's pthread id, for [`kick_thread`].
+pub fn current_thread() -> libc::pthread_t {
+    // SAFETY: pthread_self has no preconditions.
+    unsafe { libc::pthread_self() }
+}
+
+/// Sends [`KICK_SIGNAL`] to thread `tid` (from [`current_thread`]); the thread must not
+/// have been joined yet (a finished but unjoined thread is fine: the signal is ignored).
+pub fn kick_thread(tid: libc::pthread_t) {
+    // SAFETY: the caller passes the id of a thread of this process that has not been
+    // joined, so the id is valid; a handler for KICK_SIGNAL is installed.
+    unsafe { libc::pthread_kill(tid, KICK_SIGNAL) };
 }

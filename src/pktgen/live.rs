@@ -1,17 +1,19 @@
 //! The XDP live-frames generator (the xdp-trafficgen technique).
 //!
 //! `bpf/pktgen.c` is loaded (not attached) and run with `BPF_PROG_RUN` +
-//! `BPF_F_TEST_XDP_LIVE_FRAMES` over a [`Template`]: the kernel runs the program once per
-//! frame and transmits what it returns `XDP_TX` for out of `--dev`. One thread per core,
-//! each pinned, each running its own time slices of `repeat` frames; with `--rate` the
-//! slices are small and paced. What was sent is read from the program's per-CPU counters.
+//! `BPF_F_TEST_XDP_LIVE_FRAMES` over a [`Template`](super::template::Template): the kernel
+//! runs the program once per frame and transmits what it returns `XDP_TX` for out of
+//! `--dev`. One thread per core, each pinned, each making one long run; with `--rate` the
+//! program paces itself (frames due later are dropped before they are built, so a paced
+//! generator still spins its core). `--count` is split into per-CPU limits the program
+//! enforces. What was sent is read from the program's per-CPU counters.
 //!
 //! Transmitting into a veth needs an XDP program on the peer (`pktgen sink` is one);
 //! without it the veth drops every frame (`ndo_xdp_xmit` fails) and nothing arrives.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aya::maps::PerCpuArray;
@@ -24,11 +26,14 @@ use super::{Error, Mode, SendArgs};
 
 static PKTGEN_OBJ: &[u8] = aya::include_bytes_aligned!("../../bpf/pktgen.o");
 
-/// Frames per `BPF_PROG_RUN` call at full speed (~10 ms at 20 Mpps): large enough that the
-/// per-call setup is noise, small enough to stop promptly and report each second.
-const FULL_SPEED_SLICE: u32 = 1 << 18;
-/// How long a paced slice lasts at most.
-const PACED_INTERVAL: Duration = Duration::from_millis(1);
+/// State words per CPU in `pg_stats` (`struct pg_state`): packets, bytes, limit, next, and
+/// the flow/IMIX cursors.
+const STATE_WORDS: usize = 6;
+/// Largest frame the kernel builds in live-frames mode (one page less XDP headroom, the
+/// test-run page head and skb_shared_info; rounded down).
+const LIVE_MAX_FRAME: usize = 3000;
+/// How often the controlling thread checks the clock and the counters.
+const POLL: Duration = Duration::from_millis(20);
 
 /// What a generator run sent (from the program's per-CPU counters).
 #[derive(Clone, Debug, serde::Serialize)]
@@ -57,6 +62,20 @@ pub struct SendReport {
     pub pps: f64,
     /// Average Gbit/s of frame bytes.
     pub gbps: f64,
+    /// CPU time the sending threads got (from /proc/thread-self/schedstat); on a busy
+    /// machine it is less than `seconds * cores`.
+    pub cpu_seconds: f64,
+    /// Frames sent per second of sending-thread CPU time: the rate a dedicated core would
+    /// reach (roughly: the receiving side's softirq work may run elsewhere).
+    pub pps_per_cpu: f64,
+}
+
+/// CPU time the calling thread has had, in ns (0 if unknown).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
 }
 
 /// A validated generator configuration.
@@ -114,8 +133,9 @@ fn plan(args: &SendArgs) -> Result<Plan, Error> {
         dst_port: args.dst_port,
     };
     let min = spec.min_len(args.stamp);
-    // veth (and most NICs) accept up to MTU + Ethernet header + one VLAN tag.
-    let max = iface.mtu as usize + 18;
+    // veth (and most NICs) accept up to MTU + Ethernet header + one VLAN tag; live frames
+    // must fit one page with the kernel's head- and tailroom.
+    let max = (iface.mtu as usize + 18).min(LIVE_MAX_FRAME);
     let (size, imix) = if args.imix {
         let sizes = IMIX_SIZES.map(|s| s.clamp(min, max));
         (sizes[2], Some(sizes))
@@ -132,7 +152,7 @@ fn plan(args: &SendArgs) -> Result<Plan, Error> {
         )));
     } else if args.size > max {
         return Err(Error::Invalid(format!(
-            "--size {} is above the maximum {max} for {} (MTU {} + 18)",
+            "--size {} is above the maximum {max} for {} (MTU {} + 18, at most {LIVE_MAX_FRAME} in live mode)",
             args.size, args.dev, iface.mtu
         )));
     } else {
@@ -179,10 +199,17 @@ fn load(args: &SendArgs, plan: &Plan) -> Result<Ebpf, Error> {
         ("cfg_imix_large", large),
         ("cfg_egress", 0),
     ];
+    // Pacing: the gap between frames on one CPU, in ns << 8.
+    let gap: u64 = args.rate.map_or(0, |r| ((plan.cpus.len() as f64 * 1e9 * 256.0 / r) as u64).max(1));
     let mut loader = EbpfLoader::new();
     for (name, value) in &globals {
         loader.override_global(name, value, true);
     }
+    // A CPU that falls behind (descheduled on a busy machine) may catch up on 50 ms of
+    // debt, in a burst; beyond that the debt is forgiven.
+    let catch_up: u64 = (50_000_000u64 << 8).max(gap * 16);
+    loader.override_global("cfg_gap", &gap, true);
+    loader.override_global("cfg_catch_up", &catch_up, true);
     let mut ebpf = loader.load(PKTGEN_OBJ).map_err(|e| Error::Bpf(format!("loading bpf/pktgen.o: {e}")))?;
     let prog: &mut Xdp = ebpf
         .program_mut("pktgen")
@@ -193,30 +220,50 @@ fn load(args: &SendArgs, plan: &Plan) -> Result<Ebpf, Error> {
     Ok(ebpf)
 }
 
-/// Per-CPU counters of the generator program: (packets, bytes) summed over CPUs.
-fn counters(ebpf: &Ebpf) -> Result<(u64, u64), Error> {
+/// The generator program's per-CPU state, indexed by CPU.
+fn per_cpu_state(ebpf: &Ebpf) -> Result<Vec<[u64; STATE_WORDS]>, Error> {
     let map = ebpf.map("pg_stats").ok_or_else(|| Error::Bpf("no map pg_stats".into()))?;
-    let arr: PerCpuArray<_, [u64; 4]> = PerCpuArray::try_from(map).map_err(|e| Error::Bpf(e.to_string()))?;
+    let arr: PerCpuArray<_, [u64; STATE_WORDS]> =
+        PerCpuArray::try_from(map).map_err(|e| Error::Bpf(e.to_string()))?;
     let values = arr.get(&0, 0).map_err(|e| Error::Bpf(format!("reading pg_stats: {e}")))?;
-    Ok(values.iter().fold((0, 0), |(p, b), v| (p + v[0], b + v[1])))
+    Ok(values.iter().copied().collect())
 }
 
-/// Takes up to `want` frames from the shared `--count` budget.
-fn take_budget(budget: Option<&AtomicU64>, want: u32) -> u32 {
-    let Some(budget) = budget else { return want };
-    let mut took = 0;
-    let _ = budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-        took = left.min(u64::from(want)) as u32;
-        Some(left - u64::from(took))
-    });
-    took
+/// Frames and bytes sent, summed over CPUs.
+fn counters(ebpf: &Ebpf) -> Result<(u64, u64), Error> {
+    Ok(per_cpu_state(ebpf)?.iter().fold((0, 0), |(p, b), v| (p + v[0], b + v[1])))
+}
+
+/// Splits `--count` over the sending CPUs and stores each share as that CPU's limit.
+fn set_limits(ebpf: &mut Ebpf, cpus: &[usize], count: u64) -> Result<Vec<u64>, Error> {
+    let n = cpus.len() as u64;
+    let quotas: Vec<u64> = (0..n).map(|i| count / n + u64::from(i < count % n)).collect();
+    let nr = aya::util::nr_cpus().map_err(|(what, e)| Error::Sys { op: what, source: e })?;
+    let mut values = vec![[0u64; STATE_WORDS]; nr];
+    for (&cpu, &q) in cpus.iter().zip(&quotas) {
+        values[cpu][2] = q;
+    }
+    let map = ebpf.map_mut("pg_stats").ok_or_else(|| Error::Bpf("no map pg_stats".into()))?;
+    let mut arr: PerCpuArray<_, [u64; STATE_WORDS]> =
+        PerCpuArray::try_from(map).map_err(|e| Error::Bpf(e.to_string()))?;
+    let values = values.try_into().map_err(|e| Error::Sys { op: "per-CPU values", source: e })?;
+    arr.set(0, values, 0).map_err(|e| Error::Bpf(format!("writing pg_stats: {e}")))?;
+    Ok(quotas)
 }
 
 /// Runs the generator until `--duration`, `--count` or `stop`. Prints a progress line per
 /// second to stdout (stderr with `--json`).
+///
+/// Each sending thread makes one long `BPF_PROG_RUN` call (a call's teardown costs tens of
+/// milliseconds); this thread watches the clock and the counters and ends the calls early
+/// with a signal (the kernel checks for pending signals between batches).
 pub fn send(args: &SendArgs, stop: &AtomicBool) -> Result<SendReport, Error> {
     let plan = plan(args)?;
-    let ebpf = load(args, &plan)?;
+    let mut ebpf = load(args, &plan)?;
+    let quotas = match args.count {
+        Some(count) => Some(set_limits(&mut ebpf, &plan.cpus, count)?),
+        None => None,
+    };
     let prog_fd = {
         let prog: &Xdp = ebpf
             .program("pktgen")
@@ -231,42 +278,75 @@ pub fn send(args: &SendArgs, stop: &AtomicBool) -> Result<SendReport, Error> {
         (None, Some(_)) => None,
         (None, None) => Some(Duration::from_secs(10)),
     };
-    let budget = args.count.map(AtomicU64::new);
-    let per_thread_rate = args.rate.map(|r| r / plan.cpus.len() as f64);
+    // The signal that interrupts a sending thread's BPF_PROG_RUN; its handler only sets a
+    // flag nobody reads, but having one makes the syscall return EINTR.
+    let kicked = Arc::new(AtomicBool::new(false));
+    let kick_id = signal_hook::flag::register(bpf::KICK_SIGNAL, Arc::clone(&kicked))
+        .map_err(|e| Error::Sys { op: "sigaction", source: e })?;
+    let halt = AtomicBool::new(false);
+    let cpu_ns = AtomicU64::new(0);
     let failure: Mutex<Option<Error>> = Mutex::new(None);
-    let done = AtomicU64::new(0);
     let start = Instant::now();
     let deadline = duration.map(|d| start + d);
     let frame = &plan.frame;
-    let quit = || stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d);
+    let paced = args.rate.is_some();
+    let quit = || halt.load(Ordering::Relaxed) || stop.load(Ordering::Relaxed);
+    let ebpf_ref = &ebpf;
 
     std::thread::scope(|s| {
-        for &cpu in &plan.cpus {
-            let (budget, failure, done, quit) = (budget.as_ref(), &failure, &done, &quit);
-            s.spawn(move || {
-                let fail = |e: Error| {
-                    failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
-                    stop.store(true, Ordering::Relaxed);
-                };
-                if let Err(e) = bpf::pin_to_cpu(cpu) {
-                    fail(Error::Sys { op: "sched_setaffinity", source: e });
-                } else {
-                    run_thread(
-                        prog_fd,
-                        frame,
-                        plan.ifindex,
-                        args.batch,
-                        per_thread_rate,
-                        budget,
-                        &quit,
-                        fail,
-                    );
+        let workers: Vec<_> = plan
+            .cpus
+            .iter()
+            .enumerate()
+            .map(|(i, &cpu)| {
+                let (failure, quit, halt, cpu_ns) = (&failure, &quit, &halt, &cpu_ns);
+                let quota = quotas.as_ref().map(|q| q[i]);
+                let tid = Arc::new(AtomicU64::new(0));
+                let my_tid = Arc::clone(&tid);
+                let handle = s.spawn(move || {
+                    my_tid.store(bpf::current_thread() as u64, Ordering::Release);
+                    let fail = |e: Error| {
+                        failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                        halt.store(true, Ordering::Relaxed);
+                    };
+                    if let Err(e) = bpf::pin_to_cpu(cpu) {
+                        return fail(Error::Sys { op: "sched_setaffinity", source: e });
+                    }
+                    let sent =
+                        || per_cpu_state(ebpf_ref).ok().and_then(|v| v.get(cpu).map(|s| s[0])).unwrap_or(0);
+                    let cpu0 = thread_cpu_ns();
+                    run_thread(prog_fd, frame, plan.ifindex, args.batch, quota, paced, &sent, quit, fail);
+                    cpu_ns.fetch_add(thread_cpu_ns().saturating_sub(cpu0), Ordering::Relaxed);
+                });
+                (handle, tid)
+            })
+            .collect();
+        let mut progress = Progress::new(args.json, start);
+        loop {
+            std::thread::sleep(POLL);
+            let running: Vec<u64> = workers
+                .iter()
+                .filter(|(h, _)| !h.is_finished())
+                .map(|(_, t)| t.load(Ordering::Acquire))
+                .collect();
+            if running.is_empty() {
+                break;
+            }
+            let totals = counters(ebpf_ref).ok();
+            progress.tick(totals);
+            let count_done = matches!((args.count, totals), (Some(c), Some((p, _))) if p >= c);
+            if count_done || deadline.is_some_and(|d| Instant::now() >= d) {
+                halt.store(true, Ordering::Relaxed);
+            }
+            if quit() {
+                for &tid in running.iter().filter(|&&t| t != 0) {
+                    // The thread is running (not finished), so its id is live.
+                    bpf::kick_thread(tid as libc::pthread_t);
                 }
-                done.fetch_add(1, Ordering::Relaxed);
-            });
+            }
         }
-        progress_loop(&ebpf, args.json, start, || done.load(Ordering::Relaxed) == plan.cpus.len() as u64);
     });
+    signal_hook::low_level::unregister(kick_id);
     let seconds = start.elapsed().as_secs_f64();
     if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
@@ -285,40 +365,48 @@ pub fn send(args: &SendArgs, stop: &AtomicBool) -> Result<SendReport, Error> {
         seconds,
         pps: packets as f64 / seconds,
         gbps: bytes as f64 * 8.0 / seconds / 1e9,
+        cpu_seconds: cpu_ns.load(Ordering::Relaxed) as f64 / 1e9,
+        pps_per_cpu: packets as f64 / (cpu_ns.load(Ordering::Relaxed) as f64 / 1e9).max(1e-9),
     })
 }
 
-/// One sending thread: slices of `BPF_PROG_RUN`, paced if `rate` (frames/s) is given.
+/// One sending thread: long `BPF_PROG_RUN` calls until its quota is sent or `quit()`.
 #[allow(clippy::too_many_arguments)]
 fn run_thread(
     prog_fd: i32,
     frame: &[u8],
     ifindex: u32,
     batch: u32,
-    rate: Option<f64>,
-    budget: Option<&AtomicU64>,
+    quota: Option<u64>,
+    paced: bool,
+    sent: &dyn Fn() -> u64,
     quit: &dyn Fn() -> bool,
     fail: impl Fn(Error),
 ) {
-    let (slice, interval) = match rate {
-        Some(r) => {
-            let slice = (r * PACED_INTERVAL.as_secs_f64()).clamp(1.0, f64::from(FULL_SPEED_SLICE)) as u32;
-            (slice, Some(Duration::from_secs_f64(f64::from(slice) / r)))
-        }
-        None => (FULL_SPEED_SLICE, None),
-    };
-    let mut next = Instant::now();
     let mut first = true;
     while !quit() {
-        let n = take_budget(budget, slice);
-        if n == 0 {
-            break;
-        }
-        match bpf::xdp_live_run(prog_fd, frame, ifindex, n, batch) {
+        let repeat = match quota {
+            Some(q) => {
+                let left = q.saturating_sub(sent());
+                if left == 0 {
+                    break;
+                }
+                // Unpaced, the repeat count is the quota; paced, the program drops early
+                // iterations, so it runs long and its per-CPU limit stops the sending.
+                if paced {
+                    u32::MAX
+                } else {
+                    left.min(u64::from(u32::MAX)) as u32
+                }
+            }
+            None => u32::MAX,
+        };
+        match bpf::xdp_live_run(prog_fd, frame, ifindex, repeat, batch) {
             Ok(()) => first = false,
-            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => first = false,
             Err(e) => {
                 let errno = e.raw_os_error();
+                // 524 is the kernel's ENOTSUPP.
                 if first && matches!(errno, Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) | Some(524)) {
                     fail(Error::Unsupported(format!(
                         "this kernel refused XDP live-frames mode (BPF_PROG_RUN with \
@@ -330,45 +418,44 @@ fn run_thread(
                 return;
             }
         }
-        if let Some(interval) = interval {
-            next += interval;
-            let now = Instant::now();
-            if next > now {
-                std::thread::sleep(next - now);
-            } else if now - next > Duration::from_millis(100) {
-                next = now; // far behind (descheduled): don't burst to catch up
-            }
-        }
     }
 }
 
-/// Prints one line per second until `finished()`.
-fn progress_loop(ebpf: &Ebpf, to_stderr: bool, start: Instant, finished: impl Fn() -> bool) {
-    let mut last = (0u64, 0u64);
-    let mut last_t = start;
-    let mut tick = start + Duration::from_secs(1);
-    while !finished() {
-        std::thread::sleep(Duration::from_millis(20));
+/// Prints one line per second.
+struct Progress {
+    to_stderr: bool,
+    start: Instant,
+    tick: Instant,
+    last: (u64, u64),
+    last_t: Instant,
+}
+
+impl Progress {
+    fn new(to_stderr: bool, start: Instant) -> Progress {
+        Progress { to_stderr, start, tick: start + Duration::from_secs(1), last: (0, 0), last_t: start }
+    }
+
+    fn tick(&mut self, totals: Option<(u64, u64)>) {
         let now = Instant::now();
-        if now < tick {
-            continue;
+        let Some((p, b)) = totals else { return };
+        if now < self.tick {
+            return;
         }
-        tick += Duration::from_secs(1);
-        let Ok((p, b)) = counters(ebpf) else { continue };
-        let dt = (now - last_t).as_secs_f64();
+        self.tick += Duration::from_secs(1);
+        let dt = (now - self.last_t).as_secs_f64();
         let line = format!(
             "{:7.2}s  tx {:8.3} Mpps  {:7.3} Gbit/s  total {}",
-            (now - start).as_secs_f64(),
-            (p - last.0) as f64 / dt / 1e6,
-            (b - last.1) as f64 * 8.0 / dt / 1e9,
+            (now - self.start).as_secs_f64(),
+            (p - self.last.0) as f64 / dt / 1e6,
+            (b - self.last.1) as f64 * 8.0 / dt / 1e9,
             p
         );
-        if to_stderr {
+        if self.to_stderr {
             eprintln!("{line}");
         } else {
             println!("{line}");
         }
-        last = (p, b);
-        last_t = now;
+        self.last = (p, b);
+        self.last_t = now;
     }
 }

@@ -1,13 +1,20 @@
-//! pktgen — benchmark traffic generator and sink (`xdpswitch pktgen send|sink`).
+//! pktgen — benchmark traffic generator, sink and XDP forwarding reference
+//! (`xdpswitch pktgen send|sink|redirect`).
 //!
 //! Owns: the XDP live-frames generator ([`live`]: `bpf/pktgen.c` run with `BPF_PROG_RUN`,
 //! one pinned thread per core), its frame templates ([`template`]) and the XDP sink
-//! ([`sink`]: `bpf/sink.c`, attached through a bpf_link). Calls: nothing else in the crate.
+//! ([`sink`]: `bpf/sink.c`, attached through a bpf_link), and the kernel-only forwarding
+//! reference [`redirect`] (XDP_REDIRECT between two ports). Calls: nothing else in the
+//! crate.
 //! Threads: `send` runs one thread per core plus a reporting thread; `sink` one thread.
 //! `unsafe`: only in [`bpf`] (raw BPF_PROG_RUN, affinity and interface ioctls).
 //!
 //! Sending into a veth needs an XDP program on the peer (the receiving end), e.g. a
-//! `pktgen sink` there: without one the veth drops every XDP-transmitted frame.
+//! `pktgen sink` there: without one the veth drops every XDP-transmitted frame, silently
+//! (no counter moves). veth hands a frame sent from CPU `c` to the peer's queue
+//! `c % queues`, drained by that CPU's softirq: with `--cores N`, create the pair with
+//! `numtxqueues N numrxqueues N` on both ends, or cores share one 256-frame ring that
+//! overflows (`ethtool -S` shows `xdp_xmit_errors`).
 //!
 //! ```text
 //! xdpswitch pktgen sink --dev veth1 --duration 10                    # on the peer first
@@ -16,6 +23,7 @@
 
 pub mod bpf;
 pub mod live;
+pub mod redirect;
 pub mod sink;
 pub mod template;
 
@@ -92,7 +100,8 @@ pub struct SendArgs {
     /// IPv6 instead of IPv4.
     #[arg(long)]
     pub ipv6: bool,
-    /// IMIX: 64/594/1518-byte frames in a 7:4:1 mix (instead of --size).
+    /// IMIX: 64/594/1518-byte frames in a 7:4:1 mix (instead of --size); sizes below the
+    /// headers' minimum (IPv6, TCP, --stamp) are raised to it.
     #[arg(long)]
     pub imix: bool,
     /// Write a sequence number and timestamp into each payload (for `sink --latency`).
@@ -147,6 +156,23 @@ pub struct SinkArgs {
     pub latency: bool,
 }
 
+/// Options of `pktgen redirect`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RedirectArgs {
+    /// Interface to receive on.
+    #[arg(long)]
+    pub dev: String,
+    /// Interface to redirect every frame to.
+    #[arg(long)]
+    pub to: String,
+    /// Seconds to run (default: until Ctrl-C / SIGTERM).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Print one JSON object at the end (progress lines go to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `xdpswitch pktgen ...` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum PktgenCmd {
@@ -154,6 +180,9 @@ pub enum PktgenCmd {
     Send(SendArgs),
     /// Count (and drop) traffic arriving on an interface with an XDP program.
     Sink(SinkArgs),
+    /// Forward everything from one interface to another with XDP_REDIRECT (the kernel-only
+    /// reference for benchmarks).
+    Redirect(RedirectArgs),
 }
 
 /// Parses a rate: `2Mpps`, `2M`, `500k`, `1.5g`, `100000`.
@@ -180,6 +209,7 @@ pub fn run(cmd: PktgenCmd) -> anyhow::Result<()> {
     let result = match cmd {
         PktgenCmd::Send(args) => send(&args, &stop).map(|r| print_send(&r, args.json)),
         PktgenCmd::Sink(args) => sink::run(&args, &stop).map(|r| print_sink(&r, args.json)),
+        PktgenCmd::Redirect(args) => redirect::run(&args, &stop).map(|r| print_redirect(&r, args.json)),
     };
     for id in ids.into_iter().flatten() {
         signal_hook::low_level::unregister(id);
@@ -193,7 +223,8 @@ fn print_send(r: &SendReport, json: bool) {
         return;
     }
     println!(
-        "sent {} frames, {} bytes in {:.2}s: {:.3} Mpps, {:.3} Gbit/s ({} core{}, {} flow{})",
+        "sent {} frames, {} bytes in {:.2}s: {:.3} Mpps, {:.3} Gbit/s ({} core{}, {} flow{}; \
+         {:.2} CPU s, {:.3} Mpps per CPU s)",
         r.packets,
         r.bytes,
         r.seconds,
@@ -203,6 +234,24 @@ fn print_send(r: &SendReport, json: bool) {
         if r.cores == 1 { "" } else { "s" },
         r.flows,
         if r.flows == 1 { "" } else { "s" },
+        r.cpu_seconds,
+        r.pps_per_cpu / 1e6,
+    );
+}
+
+fn print_redirect(r: &redirect::RedirectReport, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(r).unwrap_or_default());
+        return;
+    }
+    println!(
+        "redirected {} frames, {} bytes from {} to {} in {:.2}s: {:.3} Mpps",
+        r.packets,
+        r.bytes,
+        r.dev,
+        r.to,
+        r.seconds,
+        r.pps / 1e6
     );
 }
 

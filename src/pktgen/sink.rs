@@ -13,7 +13,7 @@ use aya::{Ebpf, EbpfLoader};
 use super::bpf;
 use super::{Error, SinkArgs};
 
-static SINK_OBJ: &[u8] = aya::include_bytes_aligned!("../../bpf/sink.o");
+pub(super) static SINK_OBJ: &[u8] = aya::include_bytes_aligned!("../../bpf/sink.o");
 
 const FLOW_BITS: usize = 65536;
 const FLOW_WORDS: usize = FLOW_BITS / 64;
@@ -83,17 +83,7 @@ impl Sink {
             .try_into()
             .map_err(|e| Error::Bpf(format!("sink: {e}")))?;
         prog.load().map_err(|e| Error::Bpf(format!("loading XDP program sink: {e}")))?;
-        let mode = match prog.attach_to_if_index(iface.ifindex, XdpMode::Driver) {
-            Ok(_) => "native",
-            Err(native) => match prog.attach_to_if_index(iface.ifindex, XdpMode::Skb) {
-                Ok(_) => "generic",
-                Err(generic) => {
-                    return Err(Error::Bpf(format!(
-                        "attaching XDP to {dev}: native: {native}; generic: {generic}"
-                    )))
-                }
-            },
-        };
+        let mode = attach(prog, dev, iface.ifindex)?;
         Ok(Sink { ebpf, mode })
     }
 
@@ -163,18 +153,34 @@ impl Sink {
         }))
     }
 
-    /// The first frame the sink saw (up to 256 bytes) and its full length.
+    /// The first frame the sink saw (its first 60, 96, 128 or 256 bytes) and its full length.
     pub fn first_frame(&self) -> Result<Option<(Vec<u8>, usize)>, Error> {
         let map = self.ebpf.map("sink_capture").ok_or_else(|| Error::Bpf("no map sink_capture".into()))?;
         let arr: Array<_, [u64; CAPTURE_WORDS]> =
             Array::try_from(map).map_err(|e| Error::Bpf(format!("sink_capture: {e}")))?;
         let v = arr.get(&0, 0).map_err(|e| Error::Bpf(format!("reading sink_capture: {e}")))?;
-        let len = (v[0] & 0xffff_ffff) as usize;
+        let [len, copied] = [0, 4].map(|i| {
+            u32::from_ne_bytes(v[0].to_ne_bytes()[i..i + 4].try_into().unwrap_or_default()) as usize
+        });
         if len == 0 {
             return Ok(None);
         }
-        let bytes: Vec<u8> = v[1..].iter().flat_map(|w| w.to_ne_bytes()).take(len.min(256)).collect();
+        let bytes: Vec<u8> = v[1..].iter().flat_map(|w| w.to_ne_bytes()).take(copied.min(len)).collect();
         Ok(Some((bytes, len)))
+    }
+}
+
+/// Attaches a loaded XDP program to `ifindex` through a bpf_link: native mode, else
+/// generic. Returns which.
+pub(super) fn attach(prog: &mut Xdp, dev: &str, ifindex: u32) -> Result<&'static str, Error> {
+    match prog.attach_to_if_index(ifindex, XdpMode::Driver) {
+        Ok(_) => Ok("native"),
+        Err(native) => match prog.attach_to_if_index(ifindex, XdpMode::Skb) {
+            Ok(_) => Ok("generic"),
+            Err(generic) => {
+                Err(Error::Bpf(format!("attaching XDP to {dev}: native: {native}; generic: {generic}")))
+            }
+        },
     }
 }
 
