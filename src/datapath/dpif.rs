@@ -14,6 +14,7 @@ use std::time::Instant;
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
 use super::actions::DpAction;
+use super::classifier::SubtableRanking;
 use super::emc::{EmcConfig, ExactMatchCache};
 use super::megaflow::MegaflowTable;
 use super::pmd::{Pmd, PmdQueue, PmdStats, PmdStatsSnapshot};
@@ -175,6 +176,7 @@ impl Datapath {
                 slot_of: slot_of.clone(),
                 emc,
                 reader: megaflows.reader(),
+                ranking: SubtableRanking::default(),
                 stats: stats.clone(),
                 upcall_tx: upcall_tx.clone(),
                 exec_rx,

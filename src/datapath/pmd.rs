@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
+use super::classifier::SubtableRanking;
 use super::emc::ExactMatchCache;
 use super::execute::{execute, OutputSink};
 use super::extract::{extract, DropReason};
@@ -41,6 +42,8 @@ pub struct PmdStats {
     pub rx_bytes: Counter,
     pub emc_hits: Counter,
     pub megaflow_hits: Counter,
+    /// Classifier subtables probed for the megaflow hits (avg per hit = this / hits).
+    pub subtables_probed: Counter,
     pub misses: Counter,
     pub upcalls: Counter,
     /// Misses whose upcall found the queue full: dropped.
@@ -69,6 +72,7 @@ pub struct PmdStatsSnapshot {
     pub rx_bytes: u64,
     pub emc_hits: u64,
     pub megaflow_hits: u64,
+    pub subtables_probed: u64,
     pub misses: u64,
     pub upcalls: u64,
     pub upcall_dropped: u64,
@@ -91,6 +95,7 @@ impl PmdStats {
             rx_bytes: self.rx_bytes.get(),
             emc_hits: self.emc_hits.get(),
             megaflow_hits: self.megaflow_hits.get(),
+            subtables_probed: self.subtables_probed.get(),
             misses: self.misses.get(),
             upcalls: self.upcalls.get(),
             upcall_dropped: self.upcall_dropped.get(),
@@ -120,6 +125,7 @@ impl PmdStatsSnapshot {
             rx_bytes: d(self.rx_bytes, base.rx_bytes),
             emc_hits: d(self.emc_hits, base.emc_hits),
             megaflow_hits: d(self.megaflow_hits, base.megaflow_hits),
+            subtables_probed: d(self.subtables_probed, base.subtables_probed),
             misses: d(self.misses, base.misses),
             upcalls: d(self.upcalls, base.upcalls),
             upcall_dropped: d(self.upcall_dropped, base.upcall_dropped),
@@ -157,6 +163,8 @@ pub(crate) struct Pmd {
     pub slot_of: Vec<u16>,
     pub emc: Option<ExactMatchCache>,
     pub reader: MegaflowReader,
+    /// This thread's order of classifier subtables, by its own hits.
+    pub ranking: SubtableRanking,
     pub stats: Arc<PmdStats>,
     pub upcall_tx: Sender<Upcall>,
     pub exec_rx: Receiver<Execute>,
@@ -184,9 +192,14 @@ impl OutputSink for Outputs<'_> {
 /// Per-thread scratch state that lives across rounds (allocated once).
 struct Scratch {
     batch: Vec<Frame>,
+    /// Frames of the batch whose key extracted, in order, with their keys and hashes.
+    valid: Vec<Frame>,
+    keys: [FlowKey; BATCH],
+    hashes: [u32; BATCH],
+    from_classifier: [bool; BATCH],
+    to_cache: Vec<(usize, Arc<Megaflow>)>,
     pending: Vec<Vec<Frame>>,
     unroutable: Vec<Frame>,
-    key: FlowKey,
     fds: Vec<std::os::fd::RawFd>,
     must_nap: bool,
 }
@@ -199,9 +212,13 @@ impl Pmd {
         let per_port = BATCH * (self.queues.len() + 1) * 4;
         let mut s = Scratch {
             batch: Vec::with_capacity(BATCH),
+            valid: Vec::with_capacity(BATCH),
+            keys: [FlowKey::default(); BATCH],
+            hashes: [0; BATCH],
+            from_classifier: [false; BATCH],
+            to_cache: Vec::with_capacity(BATCH),
             pending: (0..n_ports).map(|_| Vec::with_capacity(per_port)).collect(),
             unroutable: Vec::with_capacity(per_port),
-            key: FlowKey::default(),
             fds: Vec::new(),
             must_nap: false,
         };
@@ -261,58 +278,86 @@ impl Pmd {
         }
     }
 
-    /// Classifies and forwards one received batch (in `s.batch`).
+    /// Classifies and forwards one received batch (in `s.batch`): keys for the whole batch,
+    /// then the EMC and the classifier over the whole batch, then actions packet by packet.
     fn process(&mut self, qi: usize, s: &mut Scratch) {
         let in_port = self.queues[qi].port_no;
         let core = self.id;
         let now_ms = self.epoch.elapsed().as_millis() as u64;
-        let Pmd { umem, emc, reader, stats, slot_of, upcall_tx, .. } = self;
-        let Scratch { batch, pending, unroutable, key, .. } = s;
-        let mut out = Outputs { slot_of, pending, unroutable };
+        let Pmd { umem, emc, reader, ranking, stats, slot_of, upcall_tx, .. } = self;
+        let Scratch { batch, valid, keys, hashes, from_classifier, to_cache, pending, unroutable, .. } = s;
         stats.rx_packets.add(batch.len() as u64);
         let mut rx_bytes = 0u64;
-        reader.with(|cls| {
-            for frame in batch.drain(..) {
-                let len = frame.len() as u64;
-                rx_bytes += len;
-                if let Err(reason) = extract(umem.data(&frame), in_port.0, key) {
+        let mut n = 0;
+        for frame in batch.drain(..) {
+            rx_bytes += frame.len() as u64;
+            match extract(umem.data(&frame), in_port.0, &mut keys[n]) {
+                Ok(()) => {
+                    hashes[n] = keys[n].hash();
+                    valid.push(frame);
+                    n += 1;
+                }
+                Err(reason) => {
                     stats.malformed[reason as usize].add(1);
                     umem.free(frame);
-                    continue;
-                }
-                let hash = key.hash();
-                if let Some(mf) = emc.as_mut().and_then(|e| e.lookup(key, hash)) {
-                    stats.emc_hits.add(1);
-                    forward(mf, frame, len, core, now_ms, umem, &mut out, stats);
-                    continue;
-                }
-                if let Some(mf) = cls.lookup(key) {
-                    stats.megaflow_hits.add(1);
-                    if let Some(e) = emc.as_mut() {
-                        if e.should_insert() {
-                            e.insert(key, hash, mf.clone());
-                        }
-                    }
-                    forward(mf, frame, len, core, now_ms, umem, &mut out, stats);
-                    continue;
-                }
-                stats.misses.add(1);
-                let up = Upcall {
-                    kind: UpcallKind::Miss,
-                    pmd: core,
-                    key: *key,
-                    packet: umem.data(&frame).to_vec(),
-                };
-                umem.free(frame);
-                match upcall_tx.try_send(up) {
-                    Ok(()) => stats.upcalls.add(1),
-                    Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                        stats.upcall_dropped.add(1)
-                    }
                 }
             }
-        });
+        }
         stats.rx_bytes.add(rx_bytes);
+        if n == 0 {
+            return;
+        }
+        let (keys, hashes) = (&keys[..n], &hashes[..n]);
+        let mut out = Outputs { slot_of, pending, unroutable };
+        reader.with(|cls| {
+            let mut found: [Option<&Arc<Megaflow>>; BATCH] = [None; BATCH];
+            let found = &mut found[..n];
+            let emc_hits = match emc.as_ref() {
+                Some(e) => e.lookup_batch(keys, hashes, found),
+                None => 0,
+            };
+            stats.emc_hits.add(emc_hits as u64);
+            if emc_hits < n {
+                for (c, f) in from_classifier.iter_mut().zip(found.iter()) {
+                    *c = f.is_none();
+                }
+                let r = cls.lookup_batch(keys, found, ranking);
+                stats.megaflow_hits.add(r.hits as u64);
+                stats.subtables_probed.add(r.subtables_probed as u64);
+            } else {
+                from_classifier[..n].fill(false);
+            }
+            for (i, frame) in valid.drain(..).enumerate() {
+                let len = frame.len() as u64;
+                let Some(mf) = found[i] else {
+                    stats.misses.add(1);
+                    let up = Upcall {
+                        kind: UpcallKind::Miss,
+                        pmd: core,
+                        key: keys[i],
+                        packet: umem.data(&frame).to_vec(),
+                    };
+                    umem.free(frame);
+                    match upcall_tx.try_send(up) {
+                        Ok(()) => stats.upcalls.add(1),
+                        Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                            stats.upcall_dropped.add(1)
+                        }
+                    }
+                    continue;
+                };
+                if from_classifier[i] && emc.as_ref().is_some_and(|e| e.should_insert()) {
+                    to_cache.push((i, Arc::clone(mf)));
+                }
+                forward(mf, frame, len, core, now_ms, umem, &mut out, stats);
+            }
+        });
+        // The EMC lends its entries to `found` during the lookup: fill it afterwards.
+        if let Some(e) = emc.as_mut() {
+            for (i, mf) in to_cache.drain(..) {
+                e.insert(&keys[i], hashes[i], mf);
+            }
+        }
     }
 
     /// Runs packets the slow path sent back. Returns how many.

@@ -289,7 +289,13 @@ impl Bridge {
             let _ = writeln!(s, "pmd thread {} (queues: {}):", st.pmd, queues.join(" "));
             let _ = writeln!(s, "  packets received:   {}", st.rx_packets);
             let _ = writeln!(s, "  emc hits:           {} ({:.1}%)", st.emc_hits, pct(st.emc_hits));
-            let _ = writeln!(s, "  megaflow hits:      {} ({:.1}%)", st.megaflow_hits, pct(st.megaflow_hits));
+            let _ = writeln!(
+                s,
+                "  megaflow hits:      {} ({:.1}%, avg. subtable lookups per hit: {:.2})",
+                st.megaflow_hits,
+                pct(st.megaflow_hits),
+                st.subtables_probed as f64 / st.megaflow_hits.max(1) as f64
+            );
             let _ = writeln!(s, "  misses:             {} ({:.1}%)", st.misses, pct(st.misses));
             let _ = writeln!(s, "  upcalls:            {} (dropped: {})", st.upcalls, st.upcall_dropped);
             let _ = writeln!(s, "  executed for slow path: {}", st.executed);

@@ -73,7 +73,7 @@ impl SwitchProc {
         std::fs::write(&flow_path, flows).unwrap();
         let ctl = std::env::temp_dir().join(format!("xs-{t}.ctl"));
         let mut cmd = Command::new(bin());
-        cmd.arg("run").arg("--flows").arg(&flow_path).arg("--ctl").arg(&ctl).args(extra);
+        cmd.args(["--log", "warn", "run"]).arg("--flows").arg(&flow_path).arg("--ctl").arg(&ctl).args(extra);
         for p in ports {
             cmd.args(["--port", p]);
         }
