@@ -55,7 +55,6 @@ fn random_rule(rng: &mut StdRng) -> String {
 }
 
 fn random_packet(rng: &mut StdRng, id: u32) -> Vec<u8> {
-    let mut payload_len = 8;
     let ip = Udp4Spec {
         src_mac: [2, 0, 0, 0, 0, 1],
         dst_mac: [2, 0, 0, 0, 0, 2],
@@ -64,34 +63,25 @@ fn random_packet(rng: &mut StdRng, id: u32) -> Vec<u8> {
         dst_ip: [10, 0, 0, rng.gen_range(0..4)],
         sport: rng.gen_range(1..3),
         dport: rng.gen_range(1..4),
-        payload_len,
+        payload_len: 8,
         ..Default::default()
     };
-    let mut f =
-        if rng.gen_bool(0.5) { udp4(&ip) } else { tcp4(&Tcp4Spec { ip: ip.clone(), ..Default::default() }) };
-    // The packet's id, in the last 4 payload bytes (frames are padded to 60 bytes; the id goes
-    // right after the L4 header so padding cannot hide it).
-    let l4_end =
-        14 + if ip.vlan.is_some() { 4 } else { 0 } + 20 + if f[23 + vlan_off(&ip)] == 6 { 20 } else { 8 };
-    payload_len = f.len() - l4_end;
-    assert!(payload_len >= 4 || f.len() >= l4_end + 4);
-    f[l4_end..l4_end + 4].copy_from_slice(&id.to_be_bytes());
+    let mut f = if rng.gen_bool(0.5) { udp4(&ip) } else { tcp4(&Tcp4Spec { ip, ..Default::default() }) };
+    // The packet's id goes in the first 4 payload bytes, right after the L4 header.
+    let at = l4_payload(&f);
+    f[at..at + 4].copy_from_slice(&id.to_be_bytes());
     f
 }
 
-fn vlan_off(ip: &Udp4Spec) -> usize {
-    if ip.vlan.is_some() {
-        4
-    } else {
-        0
-    }
+/// Offset of the L4 payload of an IPv4 TCP/UDP frame built above (optionally VLAN-tagged).
+fn l4_payload(f: &[u8]) -> usize {
+    let l3 = if f[12..14] == [0x81, 0] { 18 } else { 14 };
+    l3 + 20 + if f[l3 + 9] == 6 { 20 } else { 8 }
 }
 
 fn packet_id(f: &[u8]) -> u32 {
-    let v = if f[12..14] == [0x81, 0] { 4 } else { 0 };
-    let l4 = 14 + v + 20;
-    let l4_len = if f[14 + v + 9] == 6 { 20 } else { 8 };
-    u32::from_be_bytes(f[l4 + l4_len..l4 + l4_len + 4].try_into().unwrap())
+    let at = l4_payload(f);
+    u32::from_be_bytes(f[at..at + 4].try_into().unwrap())
 }
 
 /// The reference: scan the rules in priority order (ties: the earliest rule), return where the
