@@ -410,7 +410,8 @@ fn run_thread(
                 if first && matches!(errno, Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) | Some(524)) {
                     fail(Error::Unsupported(format!(
                         "this kernel refused XDP live-frames mode (BPF_PROG_RUN with \
-                         BPF_F_TEST_XDP_LIVE_FRAMES, Linux >= 5.18): {e}"
+                         BPF_F_TEST_XDP_LIVE_FRAMES, Linux >= 5.18): {e}; the other mode, \
+                         --mode afxdp, is not implemented yet"
                     )));
                 } else {
                     fail(Error::Sys { op: "BPF_PROG_RUN", source: e });

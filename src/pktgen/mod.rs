@@ -154,6 +154,11 @@ pub struct SinkArgs {
     /// Measure latency of frames stamped by `send --stamp`.
     #[arg(long)]
     pub latency: bool,
+    /// Run the device's receive (NAPI) in kernel threads while the sink runs, so it can use
+    /// another core than the sender's softirq (faster, but a veth ring may then overflow:
+    /// counts stop being exact). Needs /sys of the device's namespace (`ip netns exec`).
+    #[arg(long)]
+    pub threaded: bool,
 }
 
 /// Options of `pktgen redirect`.

@@ -184,6 +184,35 @@ pub(super) fn attach(prog: &mut Xdp, dev: &str, ifindex: u32) -> Result<&'static
     }
 }
 
+/// Threaded NAPI switched on for a device through sysfs; the old setting comes back on drop.
+struct ThreadedNapi {
+    path: String,
+    old: String,
+}
+
+impl ThreadedNapi {
+    fn enable(dev: &str) -> Result<ThreadedNapi, String> {
+        let base = format!("/sys/class/net/{dev}");
+        // /sys must be this network namespace's (as under `ip netns exec`): check the index.
+        let sys_index =
+            std::fs::read_to_string(format!("{base}/ifindex")).map_err(|e| format!("{base}: {e}"))?;
+        let ifindex = bpf::interface(dev).ok().flatten().map(|i| i.ifindex);
+        if sys_index.trim().parse::<u32>().ok() != ifindex {
+            return Err(format!("{base} belongs to another network namespace"));
+        }
+        let path = format!("{base}/threaded");
+        let old = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?.trim().to_string();
+        std::fs::write(&path, "1").map_err(|e| format!("writing 1 to {path}: {e}"))?;
+        Ok(ThreadedNapi { path, old })
+    }
+}
+
+impl Drop for ThreadedNapi {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.path, &self.old);
+    }
+}
+
 /// Lower bound of a histogram bucket (inverse of `lat_bucket` in bpf/sink.c).
 fn bucket_low(b: usize) -> u64 {
     let sub = 1usize << LAT_SUB_BITS;
@@ -240,6 +269,15 @@ pub struct SinkReport {
 pub fn run(args: &SinkArgs, stop: &AtomicBool) -> Result<SinkReport, Error> {
     let sink = Sink::attach(&args.dev, SinkOptions { pass: args.pass, latency: args.latency })?;
     let say = |line: String| if args.json { eprintln!("{line}") } else { println!("{line}") };
+    let threaded = if args.threaded {
+        let t = ThreadedNapi::enable(&args.dev);
+        if let Err(e) = &t {
+            say(format!("warning: --threaded: {e}"));
+        }
+        t.ok()
+    } else {
+        None
+    };
     say(format!(
         "sink on {} ({} XDP), {}",
         args.dev,
@@ -286,6 +324,7 @@ pub fn run(args: &SinkArgs, stop: &AtomicBool) -> Result<SinkReport, Error> {
         flows: sink.flows()?,
         latency: sink.latency()?,
     };
+    drop(threaded); // restore while the sink's XDP program (and so veth's NAPI) still exists
     drop(sink);
     Ok(report)
 }
