@@ -199,7 +199,7 @@ def measure(topo, size, flows, secs):
     rx = got.get("packets", 0)
     return {"sent": sent["packets"], "received": rx, "seconds": seconds, "offered_pps": sent["pps"],
             "pps": rx / seconds, "gbps": rx / seconds * size * 8 / 1e9,
-            "loss": 1 - rx / sent["packets"] if sent["packets"] else 0.0}
+            "loss": max(0.0, 1 - rx / sent["packets"]) if sent["packets"] else 0.0}
 
 
 def report(results, duts, out_dir, meta):
