@@ -420,13 +420,15 @@ fn detached_when_process_dies() {
     assert!(!net.xdp_attached(0), "XDP program survived its process");
 }
 
+/// Our XDP object, for its bench helpers (`xdp_tx_bench`, `xdp_drop_bench`).
+static BENCH_OBJ: &[u8] = aya::include_bytes_aligned!("../bpf/xsk_redirect.o");
+
 /// XDP live-frames generator: runs `xdp_tx_bench` (bpf/xsk_redirect.o) with BPF_PROG_RUN and
 /// BPF_F_TEST_XDP_LIVE_FRAMES, so every frame goes out of `ifindex` by XDP_TX
 /// (`ndo_xdp_xmit` into the veth peer, which has our XDP program attached natively).
 fn live_generator(ifindex: u32, stop: &AtomicBool, generated: &std::sync::atomic::AtomicU64) {
     use aya::programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp};
-    static OBJ: &[u8] = aya::include_bytes_aligned!("../bpf/xsk_redirect.o");
-    let mut ebpf = aya::Ebpf::load(OBJ).expect("load object");
+    let mut ebpf = aya::Ebpf::load(BENCH_OBJ).expect("load object");
     let prog: &mut Xdp = ebpf.program_mut("xdp_tx_bench").unwrap().try_into().unwrap();
     prog.load().expect("load xdp_tx_bench");
     let frame = udp_template(0);
@@ -529,6 +531,14 @@ fn bench_bare_forwarder() {
     let pb = Arc::new(AfXdpPort::open(&b, &cfg).unwrap());
     // The generator's port: AF_XDP TX (default), or only the ifindex for live frames.
     let pg = Arc::new(AfXdpPort::open(&g, &cfg).unwrap());
+    // Sink: an XDP drop program on the far end (as in design.md §3), unless XS_BENCH_SINK=stack.
+    let mut sink = aya::Ebpf::load(BENCH_OBJ).expect("load object");
+    if std::env::var("XS_BENCH_SINK").as_deref() != Ok("stack") {
+        let drop_prog: &mut aya::programs::Xdp =
+            sink.program_mut("xdp_drop_bench").unwrap().try_into().unwrap();
+        drop_prog.load().expect("load xdp_drop_bench");
+        drop_prog.attach(&s, aya::programs::XdpMode::Driver).expect("attach sink");
+    }
     let fwd = Forwarder::start(pa.clone(), pb.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let live = std::env::var("XS_BENCH_GEN").as_deref() == Ok("live");
@@ -592,6 +602,7 @@ fn bench_bare_forwarder() {
     gen.join().unwrap();
     let st = fwd.finish();
     rates.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    drop(sink);
     eprintln!("bare forwarder ({}): median {:.3} Mpps; {st:?}", pa.describe(), rates[1]);
     eprintln!("A: {:?}\nB: {:?}", pa.stats(), pb.stats());
 }
