@@ -453,7 +453,8 @@ fn live_generator(ifindex: u32, stop: &AtomicBool, generated: &std::sync::atomic
                 }
                 generated.fetch_add(REPEAT as u64, Ordering::Relaxed);
             }
-            Err(e) => panic!("BPF_PROG_RUN live frames: {e}"),
+            // A signal (e.g. a tracer attaching) interrupts a run: just run again.
+            Err(e) => eprintln!("BPF_PROG_RUN live frames: {e}; retrying"),
         }
     }
 }
