@@ -26,4 +26,11 @@ int xdp_tx_bench(struct xdp_md *ctx)
 	return XDP_TX;
 }
 
+/* Benchmark helper, not used by the switch: a sink that drops every frame. */
+SEC("xdp")
+int xdp_drop_bench(struct xdp_md *ctx)
+{
+	return XDP_DROP;
+}
+
 char _license[] SEC("license") = "GPL";

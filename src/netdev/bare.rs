@@ -6,6 +6,14 @@
 //! there is traffic it polls; after [`IDLE_SPINS`] empty rounds it sleeps in `poll()` on both
 //! sockets (or naps, for ports without an fd), leaving the CPU to the kernel's NAPI work.
 //! No `unsafe`.
+//!
+//! Measured (2026-11-21, this 2-vCPU VM while other builds ran, load average 3–5; release;
+//! 60-byte UDP, one flow, native XDP, copy mode; `tests/afxdp.rs` `bench_bare_forwarder`):
+//! with an XDP live-frames generator and an XDP drop sink, 0.30–0.43 Mpps forwarded at
+//! 0.52–0.82 Mpps per forwarder CPU-second; with an AF_XDP TX generator 0.33–0.56 Mpps.
+//! `perf`: ~1% of the forwarder thread's cycles are user space; the rest is the kernel's
+//! copy-mode transmit (one skb per frame) and veth work. Over in-memory ports (no kernel) the
+//! same loop moves ~80 Mpps (`mem_rate`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;

@@ -327,18 +327,22 @@ impl Queue for AfXdpQueue {
             self.drain_completions(umem);
             self.kick_tx();
         }
-        let n = self.sock.tx.reserve(want);
-        let mut bytes = 0u64;
-        for (i, f) in frames.drain(..n as usize).enumerate() {
+        let room = self.sock.tx.reserve(want);
+        let (mut n, mut bytes, mut dropped) = (0u32, 0u64, 0u64);
+        for f in frames.drain(..) {
+            // The kernel skips an invalid descriptor without ever completing it, which would
+            // leak the chunk: an empty frame is dropped here instead.
+            if n == room || f.is_empty() {
+                umem.free(f);
+                dropped += 1;
+                continue;
+            }
             bytes += f.len() as u64;
             // The frame's ownership moves to the TX ring (and comes back via completion).
-            self.sock.tx.write(i as u32, XdpDesc { addr: f.addr(), len: f.len() as u32, options: 0 });
+            self.sock.tx.write(n, XdpDesc { addr: f.addr(), len: f.len() as u32, options: 0 });
+            n += 1;
         }
         self.sock.tx.submit(n);
-        let dropped = frames.len() as u64;
-        for f in frames.drain(..) {
-            umem.free(f);
-        }
         self.stats.tx_packets.add(n as u64);
         self.stats.tx_bytes.add(bytes);
         if dropped > 0 {

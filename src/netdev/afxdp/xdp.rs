@@ -62,6 +62,14 @@ impl XdpProgram {
             match prog.attach_to_if_index(ifindex, aya_mode) {
                 Ok(_) => {
                     tracing::info!(port = name, mode = attached.as_str(), "XDP program attached");
+                    if attached == Attached::Generic {
+                        tracing::warn!(
+                            port = name,
+                            "generic XDP: GSO/TSO super-frames from senders do not fit a {} byte chunk \
+                             and are dropped; turn off gso/tso on senders",
+                            crate::netdev::CHUNK_SIZE
+                        );
+                    }
                     return Ok(XdpProgram { map, ebpf, attached });
                 }
                 Err(e) => {
