@@ -22,7 +22,7 @@ use super::afxdp::{self, AfXdpConfig};
 use super::{Error, Frame, Port, Queue, Umem, Wakeup};
 
 /// Receive batch size.
-pub const BATCH: usize = 64;
+pub const BATCH: usize = super::RX_BATCH;
 /// Empty rounds before sleeping.
 pub const IDLE_SPINS: u32 = 256;
 /// Longest sleep, so `stop` is noticed.

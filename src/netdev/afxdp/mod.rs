@@ -76,7 +76,7 @@ impl Default for AfXdpConfig {
             tx_size: 2048,
             fill_size: 2048,
             comp_size: 2048,
-            batch: 64,
+            batch: super::RX_BATCH as u32,
             tx_skb_budget: Some(256),
         }
     }
