@@ -163,7 +163,7 @@ impl Megaflow {
         id: MegaflowId,
         key: FlowKey,
         mask: FlowMask,
-        actions: Box<[DpAction]>,
+        actions: &[DpAction],
         cookie: u64,
         max_cores: usize,
     ) -> Self {
@@ -302,7 +302,7 @@ impl MegaflowTable {
         }
         let id = MegaflowId(self.next_id);
         self.next_id += 1;
-        let mf = Arc::new(Megaflow::new(id, key, mask, actions, cookie, self.max_cores));
+        let mf = Arc::new(Megaflow::new(id, key, mask, &actions, cookie, self.max_cores));
         self.flows.insert(id, Arc::clone(&mf));
         self.by_match.insert((mask, key), id);
         *self.masks.entry(mask).or_insert(0) += 1;

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports)]
 pub use xdpswitch::netns::{has_xdp, is_root, neighbours, Host};
 
 /// Skips (returns true) when not root, saying why.
