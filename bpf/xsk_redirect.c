@@ -17,20 +17,4 @@ int xsk_redirect(struct xdp_md *ctx)
 	return bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
 }
 
-/* Benchmark helper, not used by the switch: run with BPF_PROG_RUN and
- * BPF_F_TEST_XDP_LIVE_FRAMES, XDP_TX sends every frame out of ctx_in's ingress device
- * (tests/afxdp.rs bench_bare_forwarder, XS_BENCH_GEN=live). */
-SEC("xdp")
-int xdp_tx_bench(struct xdp_md *ctx)
-{
-	return XDP_TX;
-}
-
-/* Benchmark helper, not used by the switch: a sink that drops every frame. */
-SEC("xdp")
-int xdp_drop_bench(struct xdp_md *ctx)
-{
-	return XDP_DROP;
-}
-
 char _license[] SEC("license") = "GPL";
