@@ -185,12 +185,17 @@ class Dut:
 
 
 def measure(topo, size, flows, secs):
-    """One run: sink in the sink namespace, generator in the generator namespace."""
+    """One run: sink in the sink namespace, generator in the generator namespace.
+
+    `size` is the Ethernet frame size as benchmarks count it (RFC 2544: with the 4-byte FCS),
+    so the generator, which counts bytes it puts in memory, is asked for `size - 4`; a
+    "1518-byte" frame then carries a full 1500-byte IP packet and fits the MTU.
+    """
     sink = subprocess.Popen(["ip", "netns", "exec", topo.sink_ns, XS, "pktgen", "sink", "--dev", "eth0",
                              "--duration", str(secs + 2), "--json"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     time.sleep(0.8)
-    gen = sh("ip", "netns", "exec", topo.gen_ns, XS, "pktgen", "send", "--dev", "eth0", "--size", str(size),
+    gen = sh("ip", "netns", "exec", topo.gen_ns, XS, "pktgen", "send", "--dev", "eth0", "--size", str(size - 4),
              "--flows", str(flows), "--duration", str(secs), "--json", "--src-ip", "198.18.0.1",
              "--dst-ip", "198.18.0.2", "--src-mac", topo.gen_mac, "--dst-mac", topo.sink_mac)
     out, _ = sink.communicate(timeout=secs + 30)
@@ -232,15 +237,16 @@ def report(results, duts, out_dir, meta):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         cases = list(results)
-        fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(cases) * len(duts) / 3), 4.5))
+        fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(cases)), 4.8))
         width = 0.8 / len(duts)
         for i, d in enumerate(duts):
-            vals = [statistics.median([r["pps"] for r in results[c].get(d, [])]) / 1e6 if results[c].get(d) else 0
-                    for c in cases]
-            ax.bar([x + i * width for x in range(len(cases))], vals, width, label=d)
+            runs = [[r["pps"] / 1e6 for r in results[c].get(d, [])] or [0] for c in cases]
+            med = [statistics.median(r) for r in runs]
+            err = [[m - min(r) for m, r in zip(med, runs)], [max(r) - m for m, r in zip(med, runs)]]
+            ax.bar([x + i * width for x in range(len(cases))], med, width, label=d, yerr=err, capsize=2)
         ax.set_xticks([x + width * (len(duts) - 1) / 2 for x in range(len(cases))])
         ax.set_xticklabels(cases)
-        ax.set_ylabel("Mpps (median)")
+        ax.set_ylabel("Mpps (median, bars: min..max)")
         ax.set_title("Port-to-port forwarding over veth, same run")
         ax.legend(fontsize=8)
         fig.tight_layout()
@@ -259,7 +265,13 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--out", default=None)
     ap.add_argument("--quick", action="store_true", help="CI smoke run: 64 B, 1 flow, 2 s, 1 rep")
+    ap.add_argument("--replot", metavar="DIR", help="only redraw the table and chart from DIR/results.json")
     a = ap.parse_args()
+    if a.replot:
+        saved = json.load(open(os.path.join(a.replot, "results.json")))
+        duts = list(dict.fromkeys(d for per in saved["results"].values() for d in per))
+        print(report(saved["results"], duts, a.replot, saved["meta"]))
+        return
     if a.quick:
         a.sizes, a.flows, a.duration, a.reps = "64", "1", 2, 1
     duts = [d for d in a.duts.split(",") if d]
