@@ -83,11 +83,14 @@ fn rewrites_headers_with_valid_checksums() {
     assert_eq!(lines, vec!["198.18.0.99 4444 64"; 3]);
 
     // L2 rewrite: captured on the wire.
-    let cap = udp_capture(&h[1], 1.5);
+    let cap = capture(&h[1], 1.5);
     udp_send(&h[0], h[1].addr(), 54, 40002, 2, 32);
     let frames = receiver_lines(cap);
-    let rewritten: Vec<_> =
-        frames.iter().map(|f| unhex(f)).filter(|f| f.len() > 40 && f[36..38] == [0, 54]).collect();
+    let rewritten: Vec<_> = frames
+        .iter()
+        .map(|l| unhex(l.split(' ').next().unwrap()))
+        .filter(|f| f.len() > 40 && f[36..38] == [0, 54])
+        .collect();
     assert_eq!(rewritten.len(), 2, "{frames:?}");
     for f in rewritten {
         assert_eq!(f[..6], [2, 0, 0, 0, 0, 2]);
@@ -132,7 +135,7 @@ fn pushes_and_pops_vlan_tags() {
     let sw = SwitchProc::start(&[&h[0].sw_if, &h[1].sw_if], flows, &[]);
 
     // Untagged from host 0 leaves port 2 tagged with VLAN 10.
-    let cap = vlan_capture(&h[1], 1.5);
+    let cap = capture(&h[1], 1.5);
     udp_send(&h[0], h[1].addr(), 7200, 40010, 2, 30);
     let tagged: Vec<_> = receiver_lines(cap)
         .into_iter()
