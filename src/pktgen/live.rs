@@ -8,6 +8,9 @@
 //! generator still spins its core). `--count` is split into per-CPU limits the program
 //! enforces. What was sent is read from the program's per-CPU counters.
 //!
+//! `plan` (option checks), `Progress` and `report` serve the AF_XDP generator
+//! ([`super::afxdp`]) too.
+//!
 //! Transmitting into a veth needs an XDP program on the peer (`pktgen sink` is one);
 //! without it the veth drops every frame (`ndo_xdp_xmit` fails) and nothing arrives.
 

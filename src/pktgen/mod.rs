@@ -20,7 +20,7 @@
 //! ```text
 //! xdpswitch pktgen sink --dev veth1 --duration 10                    # on the peer first
 //! xdpswitch pktgen send --dev veth0 --size 64 --flows 1000 --duration 10
-//! xdpswitch pktgen send --mode afxdp --dev veth0 --size 64 --duration 10   # ~2 Mpps/core
+//! xdpswitch pktgen send --mode afxdp --dev veth0 --size 64 --duration 10   # AF_XDP TX
 //! ```
 
 pub mod afxdp;
@@ -73,7 +73,7 @@ pub enum Mode {
     /// XDP live frames: BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES (Linux >= 5.18).
     Live,
     /// AF_XDP socket TX, one socket (device queue) per core; copy mode on veth, where the
-    /// kernel builds one skb per frame (~2 Mpps per core).
+    /// kernel builds one skb per frame (~0.7 Mpps per core into a veth).
     Afxdp,
 }
 
