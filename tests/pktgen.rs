@@ -1,5 +1,5 @@
 //! pktgen end to end: a veth pair between two fresh network namespaces, the XDP sink on one
-//! end, the live-frames generator on the other. Needs root (skips with a notice otherwise).
+//! end, the live-frames or AF_XDP generator on the other. Needs root (skips with a notice otherwise).
 //! Every test cleans up with Drop guards: namespaces (and so the veths) are deleted, and the
 //! sink's XDP program is checked to be gone once the sink is dropped.
 //!
@@ -111,7 +111,12 @@ impl Veth {
     }
 
     fn assert_no_xdp(&self) {
-        let show = ip(&["-n", &self.ns[1], "link", "show", "dev", &self.dev[1]]);
+        self.assert_no_xdp_on(1);
+    }
+
+    /// No XDP program on end `i` (the AF_XDP generator attaches one to end 0 while it runs).
+    fn assert_no_xdp_on(&self, i: usize) {
+        let show = ip(&["-n", &self.ns[i], "link", "show", "dev", &self.dev[i]]);
         assert!(!show.contains("xdp"), "XDP program left attached: {show}");
     }
 }
@@ -205,13 +210,14 @@ fn variants_make_valid_frames() {
         assert!(lat.min_ns > 0 && lat.min_ns <= lat.p99_ns.max(lat.min_ns) && lat.max_ns >= lat.min_ns);
         let (frame, len) = sink.first_frame().expect("capture").expect("a frame");
         assert_eq!((len, frame.len()), (128, 128));
-        check_frame(&frame, ipv6, proto);
+        check_frame(&frame, ipv6, proto, true);
         drop(sink);
         veth.assert_no_xdp();
     }
 }
 
-fn check_frame(f: &[u8], ipv6: bool, proto: &str) {
+/// Checks a 128-byte generated frame: headers, lengths, checksums, the stamp if `stamped`.
+fn check_frame(f: &[u8], ipv6: bool, proto: &str, stamped: bool) {
     let p = SlicedPacket::from_ethernet(f).expect("frame parses");
     let (v4, v6) = match p.net.expect("IP") {
         NetSlice::Ipv4(ip) => {
@@ -239,7 +245,7 @@ fn check_frame(f: &[u8], ipv6: bool, proto: &str) {
             } else {
                 assert_eq!(h.checksum, 0);
             }
-            assert_eq!(&u.payload()[..4], b"xdpg");
+            assert_eq!(&u.payload()[..4] == b"xdpg", stamped);
         }
         TransportSlice::Tcp(t) => {
             assert_eq!(proto, "tcp");
@@ -251,7 +257,7 @@ fn check_frame(f: &[u8], ipv6: bool, proto: &str) {
                 _ => unreachable!(),
             };
             assert_eq!(h.checksum, want, "TCP checksum");
-            assert_eq!(&t.payload()[..4], b"xdpg");
+            assert_eq!(&t.payload()[..4] == b"xdpg", stamped);
         }
         _ => panic!("unexpected L4"),
     }
@@ -335,7 +341,6 @@ fn bad_input_is_one_line_error() {
     assert!(err(&["--size", "1519"], &dev).contains("above the maximum 1518"));
     assert!(err(&["--flows", "0"], &dev).contains("--flows"));
     assert!(err(&["--ipv6", "--proto", "tcp", "--size", "64"], &dev).contains("minimum 74"));
-    assert!(err(&["--mode", "afxdp"], &dev).contains("--mode live"));
     for e in [err(&["--size", "59"], &dev), err(&[], "xs-nosuchdev")] {
         assert!(!e.contains('\n'), "one line: {e}");
     }
@@ -373,4 +378,134 @@ fn bench_64b() {
         r.cpu_seconds,
         r.pps_per_cpu / 1e6
     );
+}
+
+/// Runs `xdpswitch --log warn pktgen send --mode afxdp --dev <end 0> --json EXTRA` under
+/// `ip netns exec` in namespace 0, as an operator would: an AF_XDP port reads the device's
+/// queues from /sys, which only `ip netns exec` remounts for the namespace (a thread that
+/// merely `setns`es still sees the root namespace's /sys). The report, or stderr on failure.
+fn send_afxdp(veth: &Veth, extra: &[&str]) -> Result<serde_json::Value, String> {
+    let bin = env!("CARGO_BIN_EXE_xdpswitch");
+    let mut argv = vec!["netns", "exec", &veth.ns[0], bin, "--log", "warn", "pktgen", "send"];
+    argv.extend_from_slice(&["--mode", "afxdp", "--dev", &veth.dev[0], "--json"]);
+    argv.extend_from_slice(extra);
+    let out = Command::new("ip").args(&argv).output().expect("run ip netns exec xdpswitch");
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    Ok(serde_json::from_slice(&out.stdout).expect("one JSON report on stdout"))
+}
+
+/// A report's numeric field.
+fn num(r: &serde_json::Value, key: &str) -> f64 {
+    r[key].as_f64().unwrap_or_else(|| panic!("report has no {key}: {r}"))
+}
+
+/// `--mode afxdp`: exactly `--count` frames reach the sink, and the generator's XDP program
+/// is gone from its device afterwards.
+#[test]
+fn afxdp_count_is_exact() {
+    require_root!();
+    let veth = Veth::new();
+    let sink = veth.sink(SinkOptions::default());
+    let r = send_afxdp(&veth, &["--count", "20000"]).expect("send");
+    assert_eq!(r["mode"], "afxdp");
+    assert_eq!((num(&r, "packets"), num(&r, "bytes"), num(&r, "cores")), (20_000.0, 20_000.0 * 64.0, 1.0));
+    let t = settled(&sink, 20_000);
+    assert_eq!((t.packets, t.bytes), (20_000, 20_000 * 64), "sink count");
+    veth.assert_no_xdp_on(0);
+    drop(sink);
+    veth.assert_no_xdp();
+}
+
+#[test]
+fn afxdp_flows_spread_and_imix() {
+    require_root!();
+    let veth = Veth::new();
+    let sink = veth.sink(SinkOptions::default());
+    let r = send_afxdp(&veth, &["--count", "10000", "--flows", "50"]).expect("send");
+    assert_eq!(num(&r, "packets"), 10_000.0);
+    assert_eq!(settled(&sink, 10_000).packets, 10_000);
+    let flows = sink.flows().expect("flows");
+    assert!((48..=52).contains(&flows), "distinct flows ~50, got {flows}");
+    drop(sink);
+    let sink = veth.sink(SinkOptions::default());
+    let r = send_afxdp(&veth, &["--count", "1200", "--imix"]).expect("send");
+    let want_bytes = 100 * (7 * 64 + 4 * 594 + 1518);
+    assert_eq!((num(&r, "packets"), num(&r, "bytes"), num(&r, "size")), (1200.0, want_bytes as f64, 0.0));
+    let t = settled(&sink, 1200);
+    assert_eq!((t.packets, t.bytes), (1200, want_bytes));
+}
+
+#[test]
+fn afxdp_variants_make_valid_frames() {
+    require_root!();
+    let veth = Veth::new();
+    for (ipv6, proto) in [(false, "udp"), (false, "tcp"), (true, "udp"), (true, "tcp")] {
+        let sink = veth.sink(SinkOptions::default());
+        let mut extra = vec!["--count", "50", "--size", "128", "--proto", proto, "--flows", "7"];
+        if ipv6 {
+            extra.push("--ipv6");
+        }
+        send_afxdp(&veth, &extra).expect("send");
+        assert_eq!(settled(&sink, 50).packets, 50);
+        assert_eq!(sink.flows().expect("flows"), 7);
+        let (frame, len) = sink.first_frame().expect("capture").expect("a frame");
+        assert_eq!((len, frame.len()), (128, 128));
+        check_frame(&frame, ipv6, proto, false);
+    }
+}
+
+/// Paced AF_XDP sending keeps to the rate and sleeps rather than spinning.
+#[test]
+fn afxdp_rate_limit_paces() {
+    require_root!();
+    let veth = Veth::new();
+    let sink = veth.sink(SinkOptions::default());
+    let r = send_afxdp(&veth, &["--duration", "1", "--rate", "200k"]).expect("send");
+    let sent = num(&r, "packets") as u64;
+    assert!((50_000..=220_000).contains(&sent), "sent {sent} at 200k/s for 1 s");
+    let cpu = num(&r, "cpu_seconds");
+    assert!(cpu < 0.7, "paced sender used {cpu:.2} CPU s in 1 s");
+    assert_eq!(settled(&sink, sent).packets, sent);
+    let r = send_afxdp(&veth, &["--count", "30000", "--rate", "100k"]).expect("send");
+    assert_eq!(num(&r, "packets"), 30_000.0);
+    let secs = num(&r, "seconds");
+    assert!(secs >= 0.25, "30000 frames at 100k/s took only {secs:.3}s");
+    assert_eq!(settled(&sink, sent + 30_000).packets, sent + 30_000);
+}
+
+#[test]
+fn afxdp_two_cores_on_two_queues() {
+    require_root!();
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("skipping: needs 2 CPUs");
+        return;
+    }
+    let veth = Veth::with_queues(2);
+    let sink = veth.sink(SinkOptions::default());
+    let r = send_afxdp(&veth, &["--count", "20001", "--cores", "2"]).expect("send");
+    assert_eq!((num(&r, "packets"), num(&r, "cores")), (20_001.0, 2.0));
+    assert_eq!(settled(&sink, 20_001).packets, 20_001);
+}
+
+#[test]
+fn afxdp_bad_input_is_one_line_error() {
+    require_root!();
+    let veth = Veth::new();
+    let err = |extra: &[&str]| send_afxdp(&veth, extra).expect_err("should fail");
+    let cores = err(&["--cores", "2"]);
+    assert!(cores.contains("--cores 2") && cores.contains("1 queue"), "{cores}");
+    assert!(err(&["--size", "1519"]).contains("above the maximum 1518"));
+    assert!(err(&["--stamp"]).contains("--mode live"));
+    for e in [cores, err(&["--stamp"])] {
+        assert!(!e.contains('\n'), "one line: {e}");
+    }
+    veth.assert_no_xdp_on(0);
+    // The library reports a missing device the same way.
+    let stop = AtomicBool::new(false);
+    let mut args = send_args("xs-nosuchdev", &[]);
+    args.mode = pktgen::Mode::Afxdp;
+    let e = pktgen::send(&args, &stop).expect_err("missing device").to_string();
+    assert!(e.contains("does not exist"), "{e}");
 }

@@ -92,6 +92,8 @@ pub struct QueueStats {
     pub rx_bytes: Counter,
     pub tx_packets: Counter,
     pub tx_bytes: Counter,
+    /// TX frames the kernel handed back on the completion ring (it is done with them).
+    pub tx_completed: Counter,
     /// Frames we could not put on the TX ring (ring full): dropped by us.
     pub tx_dropped: Counter,
     /// Kernel `XDP_STATISTICS`, refreshed by the owner now and then.

@@ -8,6 +8,9 @@
 //! generator still spins its core). `--count` is split into per-CPU limits the program
 //! enforces. What was sent is read from the program's per-CPU counters.
 //!
+//! `plan` (option checks), `Progress` and `report` serve the AF_XDP generator
+//! ([`super::afxdp`]) too.
+//!
 //! Transmitting into a veth needs an XDP program on the peer (`pktgen sink` is one);
 //! without it the veth drops every frame (`ndo_xdp_xmit` fails) and nothing arrives.
 
@@ -35,12 +38,13 @@ const LIVE_MAX_FRAME: usize = 3000;
 /// How often the controlling thread checks the clock and the counters.
 const POLL: Duration = Duration::from_millis(20);
 
-/// What a generator run sent (from the program's per-CPU counters).
+/// What a generator run sent (live: the program's per-CPU counters; afxdp: the frames the
+/// kernel completed).
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct SendReport {
     /// Interface the frames left through.
     pub dev: String,
-    /// Generator mode (`live`).
+    /// Generator mode (`live` or `afxdp`).
     pub mode: &'static str,
     /// `udp` or `tcp`.
     pub proto: Proto,
@@ -71,29 +75,30 @@ pub struct SendReport {
 }
 
 /// CPU time the calling thread has had, in ns (0 if unknown).
-fn thread_cpu_ns() -> u64 {
+pub(super) fn thread_cpu_ns() -> u64 {
     std::fs::read_to_string("/proc/thread-self/schedstat")
         .ok()
         .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
         .unwrap_or(0)
 }
 
-/// A validated generator configuration.
-struct Plan {
-    spec: FrameSpec,
-    frame: Vec<u8>,
-    ifindex: u32,
-    size: usize,
-    imix: Option<[usize; 3]>,
-    cpus: Vec<usize>,
+/// A validated generator configuration (both modes).
+pub(super) struct Plan {
+    /// What the frames look like.
+    pub(super) spec: FrameSpec,
+    /// The template frame at `size`.
+    pub(super) frame: Vec<u8>,
+    pub(super) ifindex: u32,
+    /// Frame size, or the largest IMIX size.
+    pub(super) size: usize,
+    /// IMIX sizes (small, medium, large), each within the device's and the mode's limits.
+    pub(super) imix: Option<[usize; 3]>,
+    /// The CPUs to pin the sending threads to, one per `--cores`.
+    pub(super) cpus: Vec<usize>,
 }
 
-fn plan(args: &SendArgs) -> Result<Plan, Error> {
-    if args.mode == Mode::Afxdp {
-        return Err(Error::Unsupported(
-            "--mode afxdp is not implemented yet in pktgen; use --mode live (the default)".into(),
-        ));
-    }
+/// Validates `args` against `--dev` (which must exist) and the mode's frame size limit.
+pub(super) fn plan(args: &SendArgs) -> Result<Plan, Error> {
     if args.flows == 0 {
         return Err(Error::Invalid("--flows must be at least 1".into()));
     }
@@ -134,8 +139,12 @@ fn plan(args: &SendArgs) -> Result<Plan, Error> {
     };
     let min = spec.min_len(args.stamp);
     // veth (and most NICs) accept up to MTU + Ethernet header + one VLAN tag; live frames
-    // must fit one page with the kernel's head- and tailroom.
-    let max = (iface.mtu as usize + 18).min(LIVE_MAX_FRAME);
+    // must fit one page with the kernel's head- and tailroom, AF_XDP frames one UMEM chunk.
+    let (mode_max, mode) = match args.mode {
+        Mode::Live => (LIVE_MAX_FRAME, "live"),
+        Mode::Afxdp => (super::afxdp::MAX_FRAME, "afxdp"),
+    };
+    let max = (iface.mtu as usize + 18).min(mode_max);
     let (size, imix) = if args.imix {
         let sizes = IMIX_SIZES.map(|s| s.clamp(min, max));
         (sizes[2], Some(sizes))
@@ -152,7 +161,7 @@ fn plan(args: &SendArgs) -> Result<Plan, Error> {
         )));
     } else if args.size > max {
         return Err(Error::Invalid(format!(
-            "--size {} is above the maximum {max} for {} (MTU {} + 18, at most {LIVE_MAX_FRAME} in live mode)",
+            "--size {} is above the maximum {max} for {} (MTU {} + 18, at most {mode_max} in {mode} mode)",
             args.size, args.dev, iface.mtu
         )));
     } else {
@@ -251,7 +260,36 @@ fn set_limits(ebpf: &mut Ebpf, cpus: &[usize], count: u64) -> Result<Vec<u64>, E
     Ok(quotas)
 }
 
-/// Runs the generator until `--duration`, `--count` or `stop`. Prints a progress line per
+/// The report of a run that sent `packets` frames, `bytes` bytes in `seconds`, its sending
+/// threads having had `cpu_ns` of CPU time.
+pub(super) fn report(
+    args: &SendArgs,
+    plan: &Plan,
+    mode: &'static str,
+    (packets, bytes): (u64, u64),
+    seconds: f64,
+    cpu_ns: u64,
+) -> SendReport {
+    let cpu_seconds = cpu_ns as f64 / 1e9;
+    SendReport {
+        dev: args.dev.clone(),
+        mode,
+        proto: args.proto,
+        ipv6: plan.spec.is_ipv6(),
+        size: if plan.imix.is_some() { 0 } else { plan.size },
+        flows: args.flows,
+        cores: plan.cpus.len(),
+        packets,
+        bytes,
+        seconds,
+        pps: packets as f64 / seconds,
+        gbps: bytes as f64 * 8.0 / seconds / 1e9,
+        cpu_seconds,
+        pps_per_cpu: packets as f64 / cpu_seconds.max(1e-9),
+    }
+}
+
+/// Runs the live-frames generator until `--duration`, `--count` or `stop`. Prints a progress line per
 /// second to stdout (stderr with `--json`).
 ///
 /// Each sending thread makes one long `BPF_PROG_RUN` call (a call's teardown costs tens of
@@ -351,23 +389,7 @@ pub fn send(args: &SendArgs, stop: &AtomicBool) -> Result<SendReport, Error> {
     if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
-    let (packets, bytes) = counters(&ebpf)?;
-    Ok(SendReport {
-        dev: args.dev.clone(),
-        mode: "live",
-        proto: args.proto,
-        ipv6: plan.spec.is_ipv6(),
-        size: if plan.imix.is_some() { 0 } else { plan.size },
-        flows: args.flows,
-        cores: plan.cpus.len(),
-        packets,
-        bytes,
-        seconds,
-        pps: packets as f64 / seconds,
-        gbps: bytes as f64 * 8.0 / seconds / 1e9,
-        cpu_seconds: cpu_ns.load(Ordering::Relaxed) as f64 / 1e9,
-        pps_per_cpu: packets as f64 / (cpu_ns.load(Ordering::Relaxed) as f64 / 1e9).max(1e-9),
-    })
+    Ok(report(args, &plan, "live", counters(&ebpf)?, seconds, cpu_ns.into_inner()))
 }
 
 /// One sending thread: long `BPF_PROG_RUN` calls until its quota is sent or `quit()`.
@@ -410,8 +432,7 @@ fn run_thread(
                 if first && matches!(errno, Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) | Some(524)) {
                     fail(Error::Unsupported(format!(
                         "this kernel refused XDP live-frames mode (BPF_PROG_RUN with \
-                         BPF_F_TEST_XDP_LIVE_FRAMES, Linux >= 5.18): {e}; the other mode, \
-                         --mode afxdp, is not implemented yet"
+                         BPF_F_TEST_XDP_LIVE_FRAMES, Linux >= 5.18): {e}; try --mode afxdp"
                     )));
                 } else {
                     fail(Error::Sys { op: "BPF_PROG_RUN", source: e });
@@ -422,8 +443,8 @@ fn run_thread(
     }
 }
 
-/// Prints one line per second.
-struct Progress {
+/// Prints one progress line per second (to stderr with `--json`).
+pub(super) struct Progress {
     to_stderr: bool,
     start: Instant,
     tick: Instant,
@@ -432,11 +453,13 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(to_stderr: bool, start: Instant) -> Progress {
+    /// Progress of a run that started at `start`.
+    pub(super) fn new(to_stderr: bool, start: Instant) -> Progress {
         Progress { to_stderr, start, tick: start + Duration::from_secs(1), last: (0, 0), last_t: start }
     }
 
-    fn tick(&mut self, totals: Option<(u64, u64)>) {
+    /// Given the totals (frames, bytes) so far, prints a line if a second has passed.
+    pub(super) fn tick(&mut self, totals: Option<(u64, u64)>) {
         let now = Instant::now();
         let Some((p, b)) = totals else { return };
         if now < self.tick {

@@ -1,10 +1,12 @@
-//! Frame templates for the live-frames generator.
+//! Frame templates for the generators.
 //!
 //! A [`Template`] is the frame handed to `BPF_PROG_RUN` as `data_in`, plus the partial
 //! checksums `bpf/pktgen.c` needs: the program writes the varying fields (source port, low
 //! 16 bits of the source address, lengths, an optional stamp) with absolute values and
 //! completes the checksums from base sums computed here with those fields zeroed.
-//! [`Template::render`] is a reference of what the program produces, used by tests.
+//! [`Template::render`] is a reference of what the program produces, used by tests;
+//! [`Template::render_into`] (the same code, in place) is how the AF_XDP generator
+//! ([`super::afxdp`]) writes every frame.
 
 use std::net::IpAddr;
 
@@ -198,9 +200,21 @@ impl Template {
     /// The frame `bpf/pktgen.c` sends for `flow` at length `len`, with `stamp = (seq, ns)`:
     /// a reference implementation of the program, for tests.
     pub fn render(&self, flow: u64, len: usize, stamp: Option<(u32, u64)>) -> Vec<u8> {
+        let mut f = vec![0u8; len];
+        self.render_into(&mut f, flow, stamp);
+        f
+    }
+
+    /// Writes the frame for `flow` into `f` (its length is the frame length, at least the
+    /// spec's [`FrameSpec::min_len`]): the template, zero-extended or cut to `f.len()`, with
+    /// the varying fields and checksums filled in. No allocation: the AF_XDP generator
+    /// writes each frame straight into its UMEM chunk with this.
+    pub fn render_into(&self, f: &mut [u8], flow: u64, stamp: Option<(u32, u64)>) {
         let spec = &self.spec;
-        let mut f = self.frame.clone();
-        f.resize(len, 0);
+        let len = f.len();
+        let head = len.min(self.frame.len());
+        f[..head].copy_from_slice(&self.frame[..head]);
+        f[head..].fill(0);
         let span = u64::from(spec.port_span());
         let (port, ip) = ((flow % span) as u16, (flow / span) as u16);
         let l3 = ETH_HLEN;
@@ -246,7 +260,6 @@ impl Template {
             }
             f[check_at..check_at + 2].copy_from_slice(&check.to_ne_bytes());
         }
-        f
     }
 }
 

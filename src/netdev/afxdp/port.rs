@@ -272,6 +272,9 @@ impl AfXdpQueue {
             umem.free_addr(self.sock.comp.read(i));
         }
         self.sock.comp.release(n);
+        if n > 0 {
+            self.stats.tx_completed.add(u64::from(n));
+        }
     }
 
     fn kick_tx(&mut self) {
