@@ -220,12 +220,7 @@ fn load(args: &SendArgs, plan: &Plan) -> Result<Ebpf, Error> {
     loader.override_global("cfg_gap", &gap, true);
     loader.override_global("cfg_catch_up", &catch_up, true);
     let mut ebpf = loader.load(PKTGEN_OBJ).map_err(|e| Error::Bpf(format!("loading bpf/pktgen.o: {e}")))?;
-    let prog: &mut Xdp = ebpf
-        .program_mut("pktgen")
-        .ok_or_else(|| Error::Bpf("bpf/pktgen.o has no program \"pktgen\"".into()))?
-        .try_into()
-        .map_err(|e| Error::Bpf(format!("pktgen: {e}")))?;
-    prog.load().map_err(|e| Error::Bpf(format!("loading XDP program pktgen: {e}")))?;
+    super::load_xdp(&mut ebpf, "bpf/pktgen.o", "pktgen")?;
     Ok(ebpf)
 }
 

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aya::maps::{DevMap, PerCpuArray};
-use aya::programs::Xdp;
 use aya::{Ebpf, EbpfLoader};
 
 use super::sink::{attach, SINK_OBJ};
@@ -55,12 +54,7 @@ pub fn run(args: &RedirectArgs, stop: &AtomicBool) -> Result<RedirectReport, Err
         let mut ports: DevMap<_> = DevMap::try_from(map).map_err(|e| Error::Bpf(e.to_string()))?;
         ports.set(0, to.ifindex, None, 0).map_err(|e| Error::Bpf(format!("redirect_ports: {e}")))?;
     }
-    let prog: &mut Xdp = ebpf
-        .program_mut("redirect")
-        .ok_or_else(|| Error::Bpf("bpf/sink.o has no program \"redirect\"".into()))?
-        .try_into()
-        .map_err(|e| Error::Bpf(format!("redirect: {e}")))?;
-    prog.load().map_err(|e| Error::Bpf(format!("loading XDP program redirect: {e}")))?;
+    let prog = super::load_xdp(&mut ebpf, "bpf/sink.o", "redirect")?;
     let mode = attach(prog, &args.dev, from.ifindex)?;
     let say = |line: String| if args.json { eprintln!("{line}") } else { println!("{line}") };
     say(format!("redirecting {} -> {} ({mode} XDP)", args.dev, args.to));

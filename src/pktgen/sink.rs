@@ -77,12 +77,7 @@ impl Sink {
         loader.override_global("cfg_pass", &pass, true);
         loader.override_global("cfg_latency", &latency, true);
         let mut ebpf = loader.load(SINK_OBJ).map_err(|e| Error::Bpf(format!("loading bpf/sink.o: {e}")))?;
-        let prog: &mut Xdp = ebpf
-            .program_mut("sink")
-            .ok_or_else(|| Error::Bpf("bpf/sink.o has no program \"sink\"".into()))?
-            .try_into()
-            .map_err(|e| Error::Bpf(format!("sink: {e}")))?;
-        prog.load().map_err(|e| Error::Bpf(format!("loading XDP program sink: {e}")))?;
+        let prog = super::load_xdp(&mut ebpf, "bpf/sink.o", "sink")?;
         let mode = attach(prog, dev, iface.ifindex)?;
         Ok(Sink { ebpf, mode })
     }
