@@ -41,3 +41,33 @@ pub enum DpAction {
     /// Rewrite the outermost tag's TCI (no-op without a tag).
     SetVlanTci(u16),
 }
+
+/// `2,set(eth_dst=...)`-style text for a datapath action list (`drop` when empty), as
+/// `dump-megaflows` shows it.
+pub fn format(actions: &[DpAction]) -> String {
+    if actions.is_empty() {
+        return "drop".to_string();
+    }
+    let mac = |a: &[u8; 6]| a.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+    actions
+        .iter()
+        .map(|a| match a {
+            DpAction::Output(p) => format!("{}", p.0),
+            DpAction::SetEthSrc(m) => format!("set(eth_src={})", mac(m)),
+            DpAction::SetEthDst(m) => format!("set(eth_dst={})", mac(m)),
+            DpAction::SetIpv4Src(a) => format!("set(ipv4_src={})", std::net::Ipv4Addr::from(*a)),
+            DpAction::SetIpv4Dst(a) => format!("set(ipv4_dst={})", std::net::Ipv4Addr::from(*a)),
+            DpAction::SetIpv6Src(a) => format!("set(ipv6_src={})", std::net::Ipv6Addr::from(*a)),
+            DpAction::SetIpv6Dst(a) => format!("set(ipv6_dst={})", std::net::Ipv6Addr::from(*a)),
+            DpAction::SetIpDscp(d) => format!("set(ip_dscp={d})"),
+            DpAction::SetIpTtl(t) => format!("set(ip_ttl={t})"),
+            DpAction::DecIpTtl => "dec_ttl".to_string(),
+            DpAction::SetTpSrc(p) => format!("set(tp_src={p})"),
+            DpAction::SetTpDst(p) => format!("set(tp_dst={p})"),
+            DpAction::PushVlan { tpid, tci } => format!("push_vlan(tpid={tpid:#06x},tci={tci:#06x})"),
+            DpAction::PopVlan => "pop_vlan".to_string(),
+            DpAction::SetVlanTci(t) => format!("set(vlan_tci={t:#06x})"),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}

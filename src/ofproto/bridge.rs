@@ -17,7 +17,7 @@ use super::rule::PortNames;
 use super::table::{Pipeline, RuleId};
 use super::xlate::translate;
 use crate::ctl::{Call, Response};
-use crate::datapath::actions::DpAction;
+use crate::datapath::actions::{self, DpAction};
 use crate::datapath::dpif::Datapath;
 use crate::datapath::flow::format_masked;
 use crate::datapath::megaflow::{FlowStats, MegaflowId};
@@ -248,7 +248,7 @@ impl Bridge {
             } else {
                 format!("{:.3}s", now.saturating_sub(st.used_ms) as f64 / 1000.0)
             };
-            rows.push((format_masked(&mf.key, &mf.mask), st, used, format_actions(&mf.actions)));
+            rows.push((format_masked(&mf.key, &mf.mask), st, used, actions::format(&mf.actions)));
         }
         if json {
             let v: Vec<_> = rows
@@ -376,35 +376,6 @@ impl Bridge {
         }
         s
     }
-}
-
-/// `output:2,set_eth_dst(...)`-style text for datapath actions.
-pub fn format_actions(actions: &[DpAction]) -> String {
-    if actions.is_empty() {
-        return "drop".to_string();
-    }
-    let mac = |a: &[u8; 6]| a.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
-    actions
-        .iter()
-        .map(|a| match a {
-            DpAction::Output(p) => format!("{}", p.0),
-            DpAction::SetEthSrc(m) => format!("set(eth_src={})", mac(m)),
-            DpAction::SetEthDst(m) => format!("set(eth_dst={})", mac(m)),
-            DpAction::SetIpv4Src(a) => format!("set(ipv4_src={})", std::net::Ipv4Addr::from(*a)),
-            DpAction::SetIpv4Dst(a) => format!("set(ipv4_dst={})", std::net::Ipv4Addr::from(*a)),
-            DpAction::SetIpv6Src(a) => format!("set(ipv6_src={})", std::net::Ipv6Addr::from(*a)),
-            DpAction::SetIpv6Dst(a) => format!("set(ipv6_dst={})", std::net::Ipv6Addr::from(*a)),
-            DpAction::SetIpDscp(d) => format!("set(ip_dscp={d})"),
-            DpAction::SetIpTtl(t) => format!("set(ip_ttl={t})"),
-            DpAction::DecIpTtl => "dec_ttl".to_string(),
-            DpAction::SetTpSrc(p) => format!("set(tp_src={p})"),
-            DpAction::SetTpDst(p) => format!("set(tp_dst={p})"),
-            DpAction::PushVlan { tpid, tci } => format!("push_vlan(tpid={tpid:#06x},tci={tci:#06x})"),
-            DpAction::PopVlan => "pop_vlan".to_string(),
-            DpAction::SetVlanTci(t) => format!("set(vlan_tci={t:#06x})"),
-        })
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// The CPU clock in GHz, from /proc/cpuinfo (for "cycles per packet"); 1.0 when unknown.

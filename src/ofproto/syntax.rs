@@ -1,5 +1,6 @@
 //! The `ovs-ofctl` flow syntax: [`parse_flow`] reads one `add-flows` line into a
-//! [`FlowSpec`]; [`format_match`] and [`format_actions`] print in `dump-flows` style (same
+//! [`FlowSpec`]; [`FlowSpec::format_match`] and [`format_actions`](super::rule::format_actions)
+//! print in `dump-flows` style (same
 //! field order and spelling as `ovs-ofctl` where we can), so `parse(print(x)) == x`.
 //!
 //! Differences from OVS: an invalid field or a missing prerequisite is an error (OVS
