@@ -97,8 +97,9 @@ class Dut:
         flows = os.path.join(self.tmp, "flows.txt")
         with open(flows, "w") as f:
             f.write("priority=10,in_port=1,actions=output:2\npriority=10,in_port=2,actions=output:1\n")
+        extra = os.environ.get("XS_RUN_ARGS", "").split()  # e.g. XS_RUN_ARGS="--pmd-cpus 0"
         self.spawn([XS, "run", "--port", self.t.d0, "--port", self.t.d1, "--flows", flows,
-                    "--ctl", os.path.join(self.tmp, "xs.ctl"), "--log", "warn"])
+                    "--ctl", os.path.join(self.tmp, "xs.ctl"), "--log", "warn", *extra])
 
     def start_bare(self):
         self.spawn([XS, "fwd", "--port", self.t.d0, "--port", self.t.d1, "--log", "warn"])
