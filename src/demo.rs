@@ -107,6 +107,8 @@ fn traffic(
         .spawn()
         .context("starting the sink")?;
     std::thread::sleep(Duration::from_millis(700));
+    // Counters from here on cover only the traffic.
+    let _ = crate::ctl::call(ctl_path, &["pmd-stats-clear".to_string()], false);
     println!(
         "demo: sending {}-byte UDP frames for {secs} s (XDP generator in host a, XDP sink in host b)",
         opts.size
