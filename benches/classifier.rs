@@ -97,7 +97,7 @@ fn build_table(n: usize, rng: &mut StdRng) -> (MegaflowTable, Vec<Arc<Megaflow>>
         let mut k = random_key(rng);
         k.in_port = i as u32 + 1;
         let before = t.len();
-        let mf = t.insert(k, masks[i], Box::new([DpAction::Output(DpPortNo(2))]), 0).unwrap();
+        let mf = t.insert(k, masks[i], &[DpAction::Output(DpPortNo(2))], 0).unwrap();
         if t.len() > before {
             flows.push(mf);
         }

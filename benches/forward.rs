@@ -78,9 +78,7 @@ fn rig(emc_entries: usize, n_flows: u32) -> Rig {
         let mut key = FlowKey::default();
         extract(&f, 1, &mut key).expect("valid frame");
         let mask = masks[(i % masks.len() as u32) as usize];
-        dp.megaflows()
-            .insert(key, mask, vec![DpAction::Output(DpPortNo(2))].into_boxed_slice(), 0)
-            .expect("room");
+        dp.megaflows().insert(key, mask, &[DpAction::Output(DpPortNo(2))], 0).expect("room");
         templates.push(f);
     }
     dp.megaflows().publish();

@@ -493,9 +493,9 @@ mod tests {
             m.in_port = !0;
             m.tp_dst = !0
         });
-        let a = t.insert(pkt(1, 0), m_port, Box::new([]), 1).unwrap();
-        let b = t.insert(pkt(2, 80), m_port_tp, Box::new([]), 2).unwrap();
-        let c = t.insert(pkt(2, 443), m_port_tp, Box::new([]), 3).unwrap();
+        let a = t.insert(pkt(1, 0), m_port, &[], 1).unwrap();
+        let b = t.insert(pkt(2, 80), m_port_tp, &[], 2).unwrap();
+        let c = t.insert(pkt(2, 443), m_port_tp, &[], 3).unwrap();
         t.publish();
         let mut r = t.reader();
         let mut ranking = SubtableRanking::new(2);
@@ -543,7 +543,7 @@ mod tests {
         let mut t = MegaflowTable::new(1, 1000);
         let m = mask(|m| m.tp_dst = !0);
         for tp in 0..200u16 {
-            t.insert(pkt(0, tp), m, Box::new([]), tp as u64).unwrap();
+            t.insert(pkt(0, tp), m, &[], tp as u64).unwrap();
         }
         t.publish();
         let mut r = t.reader();
@@ -658,7 +658,7 @@ mod reference_tests {
         let key = pkt.masked(&mask);
         let clash = t.iter().any(|mf| overlaps(mf, &key, &mask) && (mf.mask != mask || mf.key != key));
         if !clash {
-            t.insert(key, mask, Box::new([]), rule.map_or(u64::MAX, |r| r as u64)).unwrap();
+            t.insert(key, mask, &[], rule.map_or(u64::MAX, |r| r as u64)).unwrap();
         }
     }
 

@@ -268,7 +268,7 @@ mod tests {
     #[test]
     fn hit_miss_dead_clear() {
         let mut t = MegaflowTable::new(1, 10);
-        let a = t.insert(key(1), port_mask(), Box::new([]), 0).unwrap();
+        let a = t.insert(key(1), port_mask(), &[], 0).unwrap();
         let mut emc = ExactMatchCache::new(EmcConfig { entries: 16, insert_inv_prob: 1 });
         let k = key(1);
         assert!(emc.lookup(&k, k.hash()).is_none());
@@ -286,7 +286,7 @@ mod tests {
         t.remove(a.id);
         assert!(emc.lookup(&k, k.hash()).is_none(), "dead megaflows never hit");
         assert_eq!(emc.n_live(), 0);
-        let b = t.insert(key(1), port_mask(), Box::new([]), 0).unwrap();
+        let b = t.insert(key(1), port_mask(), &[], 0).unwrap();
         emc.insert(&k, k.hash(), Arc::clone(&b));
         assert_eq!(emc.lookup(&k, k.hash()).map(|m| m.id), Some(b.id));
         emc.clear();
@@ -298,8 +298,7 @@ mod tests {
         let mut t = MegaflowTable::new(1, 100);
         let mut emc = ExactMatchCache::new(EmcConfig { entries: 2, insert_inv_prob: 1 });
         // With 2 entries the two candidates are slots 0 and 1 (or the same slot).
-        let flows: Vec<_> =
-            (1..=3).map(|p| t.insert(key(p), port_mask(), Box::new([]), 0).unwrap()).collect();
+        let flows: Vec<_> = (1..=3).map(|p| t.insert(key(p), port_mask(), &[], 0).unwrap()).collect();
         // Find three keys with distinct candidate pairs {0, 1}.
         let keys: Vec<FlowKey> = (0..1000u16)
             .map(|i| FlowKey { tp_dst: i, ..key(1) })
@@ -329,7 +328,7 @@ mod tests {
         let mut off = ExactMatchCache::disabled();
         assert!(!off.is_enabled() && !off.should_insert());
         let mut t = MegaflowTable::new(1, 10);
-        let a = t.insert(key(1), port_mask(), Box::new([]), 0).unwrap();
+        let a = t.insert(key(1), port_mask(), &[], 0).unwrap();
         off.insert(&key(1), key(1).hash(), a);
         assert!(off.lookup(&key(1), key(1).hash()).is_none());
         assert_eq!(ExactMatchCache::new(EmcConfig { entries: 5000, insert_inv_prob: 1 }).capacity(), 8192);

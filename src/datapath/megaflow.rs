@@ -42,7 +42,7 @@
 //! let mut table = MegaflowTable::new(1, 1024); // control thread
 //! let mut mask = FlowMask::catchall();
 //! mask.0.in_port = !0;
-//! table.insert(FlowKey { in_port: 1, ..Default::default() }, mask, Box::new([]), 42).unwrap();
+//! table.insert(FlowKey { in_port: 1, ..Default::default() }, mask, &[], 42).unwrap();
 //! table.publish(); // after this, every poll thread sees the flow
 //!
 //! let mut reader = table.reader(); // moved to the poll thread, with:
@@ -290,7 +290,7 @@ impl MegaflowTable {
         &mut self,
         key: FlowKey,
         mask: FlowMask,
-        actions: Box<[DpAction]>,
+        actions: &[DpAction],
         cookie: u64,
     ) -> Result<Arc<Megaflow>, TableFull> {
         let key = key.masked(&mask);
@@ -302,7 +302,7 @@ impl MegaflowTable {
         }
         let id = MegaflowId(self.next_id);
         self.next_id += 1;
-        let mf = Arc::new(Megaflow::new(id, key, mask, &actions, cookie, self.max_cores));
+        let mf = Arc::new(Megaflow::new(id, key, mask, actions, cookie, self.max_cores));
         self.flows.insert(id, Arc::clone(&mf));
         self.by_match.insert((mask, key), id);
         *self.masks.entry(mask).or_insert(0) += 1;
@@ -449,20 +449,17 @@ mod tests {
     fn insert_dedup_remove_publish() {
         let mut t = MegaflowTable::new(2, 3);
         let mut r = t.reader();
-        let a = t.insert(key_port(1), mask_port(), Box::new([DpAction::Output(DpPortNo(2))]), 7).unwrap();
+        let a = t.insert(key_port(1), mask_port(), &[DpAction::Output(DpPortNo(2))], 7).unwrap();
         assert_eq!(a.key.tp_dst, 0, "key is masked");
-        let again = t.insert(key_port(1), mask_port(), Box::new([]), 8).unwrap();
+        let again = t.insert(key_port(1), mask_port(), &[], 8).unwrap();
         assert_eq!(again.id, a.id);
         assert_eq!(t.len(), 1);
         assert!(r.with(|v| v.lookup(&key_port(1)).is_none()), "not yet published");
         t.publish();
         assert_eq!(r.with(|v| v.lookup(&key_port(1)).map(|m| m.id)), Some(a.id));
-        t.insert(key_port(2), mask_port(), Box::new([]), 0).unwrap();
-        t.insert(key_port(3), mask_port(), Box::new([]), 0).unwrap();
-        assert_eq!(
-            t.insert(key_port(4), mask_port(), Box::new([]), 0).unwrap_err(),
-            TableFull { capacity: 3 }
-        );
+        t.insert(key_port(2), mask_port(), &[], 0).unwrap();
+        t.insert(key_port(3), mask_port(), &[], 0).unwrap();
+        assert_eq!(t.insert(key_port(4), mask_port(), &[], 0).unwrap_err(), TableFull { capacity: 3 });
         assert_eq!(t.n_subtables(), 1);
         assert!(t.remove(a.id));
         assert!(!t.remove(a.id));
@@ -482,7 +479,7 @@ mod tests {
     #[test]
     fn per_core_stats() {
         let mut t = MegaflowTable::new(2, 10);
-        let a = t.insert(key_port(1), mask_port(), Box::new([]), 0).unwrap();
+        let a = t.insert(key_port(1), mask_port(), &[], 0).unwrap();
         a.record(0, 3, 300, 10);
         a.record(1, 1, 64, 5);
         a.record(0, 1, 100, 12);
@@ -493,7 +490,7 @@ mod tests {
     #[test]
     fn reader_of_dropped_table_sees_empty() {
         let mut t = MegaflowTable::new(1, 10);
-        t.insert(key_port(1), mask_port(), Box::new([]), 0).unwrap();
+        t.insert(key_port(1), mask_port(), &[], 0).unwrap();
         t.publish();
         let mut r = t.reader();
         drop(t);
@@ -548,7 +545,7 @@ mod tests {
         };
         let masks = [mask_port(), FlowMask::exact(), FlowMask::catchall()];
         for round in 0..3000 {
-            let mf = t.insert(k, masks[round % masks.len()], Box::new([]), round as u64).unwrap();
+            let mf = t.insert(k, masks[round % masks.len()], &[], round as u64).unwrap();
             t.publish();
             if round % 8 == 0 {
                 std::thread::yield_now();
@@ -568,7 +565,7 @@ mod tests {
     #[test]
     fn publish_waits_for_readers_inside_old_version() {
         let mut t = MegaflowTable::new(1, 10);
-        let a = t.insert(key_port(1), mask_port(), Box::new([]), 0).unwrap();
+        let a = t.insert(key_port(1), mask_port(), &[], 0).unwrap();
         t.publish();
         let mut r = t.reader();
         let (entered_tx, entered_rx) = std::sync::mpsc::channel();

@@ -140,7 +140,7 @@ impl Bridge {
             for r in &t.rules {
                 self.pipeline.credit(*r, 1, up.packet.len() as u64, now);
             }
-            match self.dp.megaflows().insert(up.key, t.mask, actions.to_vec().into_boxed_slice(), 0) {
+            match self.dp.megaflows().insert(up.key, t.mask, &actions, 0) {
                 Ok(mf) => {
                     let installed_ms = self.dp.now_ms();
                     self.installed.entry(mf.id).or_insert_with(|| {
