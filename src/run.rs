@@ -14,7 +14,9 @@ use crate::netdev::afxdp::{AfXdpConfig, AfXdpPort, XdpMode};
 use crate::netdev::{DpPortNo, Port};
 use crate::ofproto::bridge::{Bridge, BridgeConfig};
 use crate::ofproto::rule::PortNames;
+use crate::ofproto::syntax::parse_flow;
 use crate::ofproto::table::Pipeline;
+use crate::ofproto::xlate::unsupported;
 
 /// Everything `xdpswitch run` needs to know.
 #[derive(Clone, Debug)]
@@ -50,14 +52,27 @@ pub fn load_pipeline(opts: &RunOptions, names: &PortNames) -> anyhow::Result<Pip
     let mut pipeline = Pipeline::new();
     if let Some(path) = &opts.flows {
         let text = std::fs::read_to_string(path).with_context(|| format!("--flows {}", path.display()))?;
-        pipeline
-            .add_flows_from_str(&text, names, Duration::ZERO)
-            .map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))?;
+        load_text(&mut pipeline, &text, names, &path.display().to_string())?;
     }
     if let Some(text) = &opts.flow_text {
-        pipeline.add_flows_from_str(text, names, Duration::ZERO).map_err(|e| anyhow::anyhow!("flows:{e}"))?;
+        load_text(&mut pipeline, text, names, "flows")?;
     }
     Ok(pipeline)
+}
+
+fn load_text(pipeline: &mut Pipeline, text: &str, names: &PortNames, origin: &str) -> anyhow::Result<()> {
+    pipeline.add_flows_from_str(text, names, Duration::ZERO).map_err(|e| anyhow::anyhow!("{origin}:{e}"))?;
+    // Every line parsed; refuse actions this build cannot carry out rather than drop silently.
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        if let Some(a) = parse_flow(l, names).ok().and_then(|s| s.actions.iter().find_map(unsupported)) {
+            bail!("{origin}:{}: actions: {a} is not supported yet", i + 1);
+        }
+    }
+    Ok(())
 }
 
 /// Checks the port list and numbers the ports 1, 2, ...

@@ -62,6 +62,8 @@ pub struct BridgeStats {
     pub megaflow_table_full: u64,
     pub megaflows_expired: u64,
     pub execute_dropped: u64,
+    /// Upcalls whose translation failed (the packet and its megaflow drop).
+    pub xlate_errors: u64,
 }
 
 /// One OpenFlow switch: its pipeline, its ports, its datapath.
@@ -76,6 +78,8 @@ pub struct Bridge {
     stats: BridgeStats,
     started: Instant,
     exit: bool,
+    /// When the last translation failure was logged (at most one line a second).
+    last_xlate_warning: Option<Instant>,
 }
 
 impl Bridge {
@@ -93,6 +97,7 @@ impl Bridge {
             stats: BridgeStats::default(),
             started: Instant::now(),
             exit: false,
+            last_xlate_warning: None,
         }
     }
 
@@ -135,6 +140,13 @@ impl Bridge {
         while let Some(up) = next.take() {
             self.stats.upcalls += 1;
             let t = translate(&self.pipeline, &up.key, &self.port_nos);
+            if let Some(e) = &t.error {
+                self.stats.xlate_errors += 1;
+                if self.last_xlate_warning.is_none_or(|w| w.elapsed() >= Duration::from_secs(1)) {
+                    self.last_xlate_warning = Some(Instant::now());
+                    tracing::warn!(errors = self.stats.xlate_errors, "translation failed, dropping: {e}");
+                }
+            }
             let actions: Arc<[DpAction]> = t.actions.into();
             let now = self.now();
             for r in &t.rules {
@@ -331,13 +343,14 @@ impl Bridge {
         let sp = &self.stats;
         let _ = writeln!(
             s,
-            "slow path: upcalls {}, megaflows installed {} (now {}), expired {}, table full {}, execute dropped {}",
+            "slow path: upcalls {}, megaflows installed {} (now {}), expired {}, table full {}, execute dropped {}, translation errors {}",
             sp.upcalls,
             sp.megaflows_installed,
             self.dp.megaflows_ref().len(),
             sp.megaflows_expired,
             sp.megaflow_table_full,
-            sp.execute_dropped
+            sp.execute_dropped,
+            sp.xlate_errors
         );
         s
     }

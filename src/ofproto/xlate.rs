@@ -60,6 +60,19 @@ pub struct Translation {
     pub error: Option<XlateError>,
 }
 
+/// The name of `a` when this build cannot translate it at all (it needs a later feature:
+/// NORMAL, packet-in to a controller, the LOCAL port, tunnels), else `None`. Flow files with
+/// such actions are refused at load time instead of dropping packets silently.
+pub fn unsupported(a: &OfAction) -> Option<&'static str> {
+    match a {
+        OfAction::Normal => Some("NORMAL"),
+        OfAction::Controller { .. } => Some("CONTROLLER"),
+        OfAction::Local => Some("LOCAL"),
+        OfAction::SetTunId(_) => Some("set_field:->tun_id"),
+        _ => None,
+    }
+}
+
 /// Translates the packet with key `key`. `ports` lists every port number of the bridge
 /// (FLOOD and ALL output to each of them but the ingress port; outputs to ports not in it
 /// are skipped, as OVS does).
@@ -214,10 +227,9 @@ impl Ctx<'_> {
                     }
                 }
             }
-            OfAction::Normal => self.fail(XlateError::Unsupported { action: "NORMAL" }),
-            OfAction::Controller { .. } => self.fail(XlateError::Unsupported { action: "CONTROLLER" }),
-            OfAction::Local => self.fail(XlateError::Unsupported { action: "LOCAL" }),
-            OfAction::SetTunId(_) => self.fail(XlateError::Unsupported { action: "set_field:->tun_id" }),
+            OfAction::Normal | OfAction::Controller { .. } | OfAction::Local | OfAction::SetTunId(_) => {
+                self.fail(XlateError::Unsupported { action: unsupported(a).unwrap_or("?") })
+            }
             OfAction::SetEthSrc(m) => {
                 self.key.dl_src = m;
                 self.actions.push(DpAction::SetEthSrc(m));
