@@ -22,6 +22,9 @@ pub mod oxm;
 pub mod port;
 mod wire;
 
+#[cfg(test)]
+mod tests;
+
 pub use action::{Action, Instruction};
 pub use error::{DecodeError, EncodeError, Reason};
 pub use flow::{FlowMod, FlowRemoved, PacketIn, PacketOut};
