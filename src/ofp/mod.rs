@@ -9,8 +9,10 @@
 //!
 //! Versions: OpenFlow 1.3 (0x04) is typed throughout. OpenFlow 1.0 (0x01) shares HELLO, ERROR,
 //! ECHO, FEATURES_REQUEST, the switch-config messages and BARRIER (at its own type numbers);
-//! its other messages decode as [`Body::Other`] (raw body) for now. HELLO decodes in any
-//! version, so version negotiation can see a newer peer's bitmap.
+//! its own layouts (40-byte match, FLOW_MOD, PACKET_IN/OUT, FEATURES_REPLY with ports,
+//! PORT_STATUS, FLOW_REMOVED, desc and flow STATS) are in [`v10`] as [`Body::V10`]; the rest
+//! decode as [`Body::Other`] (raw body). HELLO decodes in any version, so version negotiation
+//! can see a newer peer's bitmap.
 
 pub mod action;
 pub mod error;
@@ -20,10 +22,13 @@ pub mod msg;
 pub mod multipart;
 pub mod oxm;
 pub mod port;
+pub mod v10;
 mod wire;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v10;
 
 pub use action::{Action, Instruction};
 pub use error::{DecodeError, EncodeError, Reason};
@@ -91,6 +96,8 @@ pub enum Body {
     RoleRequest(Role),
     /// `OFPT_ROLE_REPLY` (1.3)
     RoleReply(Role),
+    /// An OpenFlow 1.0 message with a 1.0-only layout (version 0x01 only).
+    V10(v10::Body),
     /// A message type this codec does not type (group/port/table/meter mods, async config,
     /// queue config, experimenter; most of 1.0): its `ofp_type` and raw body.
     Other {
@@ -129,6 +136,7 @@ impl Body {
             Body::MultipartReply(_) if v13 => t13::OFPT_MULTIPART_REPLY,
             Body::RoleRequest(_) if v13 => t13::OFPT_ROLE_REQUEST,
             Body::RoleReply(_) if v13 => t13::OFPT_ROLE_REPLY,
+            Body::V10(b) if version == OFP10_VERSION => b.type_code(),
             Body::Other { type_, .. } => *type_,
             _ => return None,
         })
@@ -190,6 +198,9 @@ fn decode_body(h: &Header, r: &mut Reader<'_>) -> Result<Body, Reason> {
     match h.version {
         OFP13_VERSION => {}
         OFP10_VERSION => {
+            if let Some(body) = v10::Body::decode(h.type_, r) {
+                return body.map(Body::V10);
+            }
             return Ok(match h.type_ {
                 t13::OFPT_ECHO_REQUEST => Body::EchoRequest(r.rest().to_vec()),
                 t13::OFPT_ECHO_REPLY => Body::EchoReply(r.rest().to_vec()),
@@ -264,6 +275,7 @@ fn encode_inner(msg: &Message, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         Body::MultipartRequest(m) => m.encode(out)?,
         Body::MultipartReply(m) => m.encode(out)?,
         Body::RoleRequest(r) | Body::RoleReply(r) => r.encode(out),
+        Body::V10(b) => b.encode(out)?,
         Body::Other { payload, .. } => out.extend_from_slice(payload),
     }
     out.patch_len(start + 2, start)

@@ -697,10 +697,26 @@ fn valid_messages() -> Vec<Vec<u8>> {
         mp_rep(6, MultipartReplyBody::TableFeatures(vec![sample_table_features()])),
         mp_rep(7, MultipartReplyBody::PortDesc(vec![sample_port(1)])),
         msg13(8, Body::PortStatus(PortStatus { reason: 0, desc: sample_port(3) })),
+        Message { version: OFP10_VERSION, xid: Xid(9), body: Body::V10(v10_flow_mod()) },
+        Message { version: OFP10_VERSION, xid: Xid(10), body: Body::V10(v10_flow_stats()) },
     ]
     .iter()
     .map(enc)
     .collect()
+}
+
+fn v10_flow_mod() -> v10::Body {
+    let actions = vec![
+        v10::Action::Output { port: 1, max_len: 0 },
+        v10::Action::SetDlSrc([2, 0, 0, 0, 0, 1]),
+        v10::Action::Enqueue { port: 1, queue_id: 2 },
+    ];
+    v10::Body::FlowMod(v10::FlowMod { match_: v10::Match::all(), actions, ..v10::FlowMod::default() })
+}
+
+fn v10_flow_stats() -> v10::Body {
+    let fs = v10::FlowStats { actions: vec![v10::Action::StripVlan], ..v10::FlowStats::default() };
+    v10::Body::StatsReply(v10::StatsReply { flags: 0, body: v10::StatsReplyBody::Flow(vec![fs.clone(), fs]) })
 }
 
 /// Decoding must never panic, and whatever decodes must re-encode and decode to itself.
@@ -733,7 +749,7 @@ proptest! {
 
     #[test]
     fn decode_mutated_valid_messages(
-        which in 0usize..8,
+        which in 0usize..10,
         flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
         cut in any::<usize>(),
     ) {
