@@ -13,6 +13,8 @@ use super::oxm::OFPVID_PRESENT;
 use super::port::*;
 use super::*;
 
+mod ovs_capture;
+
 fn hex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
     digits
