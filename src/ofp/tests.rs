@@ -14,6 +14,7 @@ use super::port::*;
 use super::*;
 
 mod ovs_capture;
+mod prop;
 
 fn hex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
