@@ -19,6 +19,7 @@ pub mod datapath;
 pub mod demo;
 pub mod netdev;
 pub mod netns;
+pub mod ofp;
 pub mod ofproto;
 pub mod packet;
 pub mod pktgen;

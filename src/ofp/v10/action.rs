@@ -1,0 +1,155 @@
+//! OpenFlow 1.0 actions (`ofp_action_*` of 1.0.0 §5.2.4).
+
+use crate::ofp::error::{EncodeError, Reason};
+use crate::ofp::wire::{Put, Reader};
+
+/// One OpenFlow 1.0 action (`OFPAT_*` of 1.0).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// `OFPAT_OUTPUT`
+    Output {
+        /// Output port (`OFPP_*` of 1.0 for reserved ports).
+        port: u16,
+        /// Bytes to send to the controller.
+        max_len: u16,
+    },
+    /// `OFPAT_SET_VLAN_VID`
+    SetVlanVid(u16),
+    /// `OFPAT_SET_VLAN_PCP`
+    SetVlanPcp(u8),
+    /// `OFPAT_STRIP_VLAN`
+    StripVlan,
+    /// `OFPAT_SET_DL_SRC`
+    SetDlSrc([u8; 6]),
+    /// `OFPAT_SET_DL_DST`
+    SetDlDst([u8; 6]),
+    /// `OFPAT_SET_NW_SRC`
+    SetNwSrc(u32),
+    /// `OFPAT_SET_NW_DST`
+    SetNwDst(u32),
+    /// `OFPAT_SET_NW_TOS`
+    SetNwTos(u8),
+    /// `OFPAT_SET_TP_SRC`
+    SetTpSrc(u16),
+    /// `OFPAT_SET_TP_DST`
+    SetTpDst(u16),
+    /// `OFPAT_ENQUEUE`
+    Enqueue {
+        /// Port the queue belongs to.
+        port: u16,
+        /// Queue id.
+        queue_id: u32,
+    },
+    /// `OFPAT_VENDOR`: passed through.
+    Vendor {
+        /// Vendor id.
+        vendor: u32,
+        /// The rest of the action.
+        data: Vec<u8>,
+    },
+}
+
+impl Action {
+    /// Appends the action to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        let short = |out: &mut Vec<u8>, t: u16, body: [u8; 4]| {
+            out.put_u16(t);
+            out.put_u16(8);
+            out.extend_from_slice(&body);
+        };
+        let u16b = |v: u16| {
+            let [a, b] = v.to_be_bytes();
+            [a, b, 0, 0]
+        };
+        match self {
+            Action::Output { port, max_len } => {
+                let [a, b] = port.to_be_bytes();
+                let [c, d] = max_len.to_be_bytes();
+                short(out, 0, [a, b, c, d]);
+            }
+            Action::SetVlanVid(v) => short(out, 1, u16b(*v)),
+            Action::SetVlanPcp(p) => short(out, 2, [*p, 0, 0, 0]),
+            Action::StripVlan => short(out, 3, [0; 4]),
+            Action::SetDlSrc(a) | Action::SetDlDst(a) => {
+                out.put_u16(if matches!(self, Action::SetDlSrc(_)) { 4 } else { 5 });
+                out.put_u16(16);
+                out.extend_from_slice(a);
+                out.put_zeros(6);
+            }
+            Action::SetNwSrc(a) => short(out, 6, a.to_be_bytes()),
+            Action::SetNwDst(a) => short(out, 7, a.to_be_bytes()),
+            Action::SetNwTos(t) => short(out, 8, [*t, 0, 0, 0]),
+            Action::SetTpSrc(p) => short(out, 9, u16b(*p)),
+            Action::SetTpDst(p) => short(out, 10, u16b(*p)),
+            Action::Enqueue { port, queue_id } => {
+                out.put_u16(11);
+                out.put_u16(16);
+                out.put_u16(*port);
+                out.put_zeros(6);
+                out.put_u32(*queue_id);
+            }
+            Action::Vendor { vendor, data } => {
+                if !(8 + data.len()).is_multiple_of(8) {
+                    return Err(EncodeError::Invalid { what: "vendor action not 8-aligned" });
+                }
+                let start = out.len();
+                out.put_u16(0xffff);
+                out.put_u16(0);
+                out.put_u32(*vendor);
+                out.extend_from_slice(data);
+                out.patch_len(start + 2, start)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Action, Reason> {
+        let type_ = r.u16().map_err(|_| Reason::BadActionLen)?;
+        let len = usize::from(r.u16().map_err(|_| Reason::BadActionLen)?);
+        if len < 8 || !len.is_multiple_of(8) {
+            return Err(Reason::BadActionLen);
+        }
+        let mut b = Reader::new(r.bytes(len - 4).map_err(|_| Reason::BadActionLen)?, Reason::BadActionLen);
+        let want = match type_ {
+            4 | 5 | 11 => 16,
+            0xffff => len,
+            _ => 8,
+        };
+        if len != want {
+            return Err(Reason::BadActionLen);
+        }
+        Ok(match type_ {
+            0 => Action::Output { port: b.u16()?, max_len: b.u16()? },
+            1 => Action::SetVlanVid(b.u16()?),
+            2 => Action::SetVlanPcp(b.u8()?),
+            3 => Action::StripVlan,
+            4 => Action::SetDlSrc(b.array()?),
+            5 => Action::SetDlDst(b.array()?),
+            6 => Action::SetNwSrc(b.u32()?),
+            7 => Action::SetNwDst(b.u32()?),
+            8 => Action::SetNwTos(b.u8()?),
+            9 => Action::SetTpSrc(b.u16()?),
+            10 => Action::SetTpDst(b.u16()?),
+            11 => {
+                let port = b.u16()?;
+                b.skip(6)?;
+                Action::Enqueue { port, queue_id: b.u32()? }
+            }
+            0xffff => Action::Vendor { vendor: b.u32()?, data: b.rest().to_vec() },
+            _ => return Err(Reason::BadActionType { type_ }),
+        })
+    }
+}
+
+pub(crate) fn decode_actions(buf: &[u8]) -> Result<Vec<Action>, Reason> {
+    let mut r = Reader::new(buf, Reason::BadActionLen);
+    let mut out = Vec::new();
+    while r.remaining() > 0 {
+        out.push(Action::decode(&mut r)?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn encode_actions(actions: &[Action], out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    actions.iter().try_for_each(|a| a.encode(out))
+}
