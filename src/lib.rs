@@ -9,7 +9,8 @@
 //!    ↓
 //! netdev (ports: AF_XDP with the XDP program from bpf/, in-memory)
 //! ```
-//! Wire formats live apart and do no I/O: [`packet`] (header views and builders).
+//! Wire formats live apart and do no I/O: [`packet`] (header views and builders) and [`ofp`]
+//! (the OpenFlow 1.0/1.3 codec the controller agent will use).
 //! Around them: [`ctl`] (the operator's socket), [`run`] (assembling a switch from options),
 //! [`pktgen`] (traffic generator and sink), [`demo`] and [`netns`] (test hosts).
 #![deny(unsafe_op_in_unsafe_fn)]
