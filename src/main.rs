@@ -16,9 +16,10 @@ use xdpswitch::run::RunOptions;
 #[derive(Parser)]
 #[command(name = "xdpswitch", version, about = "A userspace OpenFlow switch on AF_XDP sockets")]
 struct Cli {
-    /// Log level (error, warn, info, debug, trace) or a tracing filter.
-    #[arg(long, global = true, default_value = "info")]
-    log: String,
+    /// Log level (error, warn, info, debug, trace) or a tracing filter [default: info; warn
+    /// for `demo`, whose own lines tell the story].
+    #[arg(long, global = true)]
+    log: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -118,7 +119,9 @@ fn mode(m: ModeArg) -> XdpMode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+    let level =
+        cli.log.as_deref().unwrap_or(if matches!(cli.cmd, Cmd::Demo { .. }) { "warn" } else { "info" });
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
     match real_main(cli.cmd) {
