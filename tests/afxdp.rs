@@ -11,11 +11,7 @@ use std::time::Duration;
 
 use xdpswitch::netdev::afxdp::{self, AfXdpConfig, AfXdpPort, XdpMode};
 use xdpswitch::netdev::{bare, Error, Port, Umem};
-
-fn is_root() -> bool {
-    let out = Command::new("id").arg("-u").output().expect("id -u");
-    String::from_utf8_lossy(&out.stdout).trim() == "0"
-}
+use xdpswitch::netns::{has_xdp, is_root};
 
 macro_rules! require_root {
     () => {
@@ -30,15 +26,9 @@ fn run(args: &[&str]) -> Output {
     Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"))
 }
 
+/// Runs a command that must succeed; its stdout.
 fn sh(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    xdpswitch::netns::sh(args).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// Two namespaces, each joined by a veth pair to the root namespace. Removed on drop.
@@ -107,11 +97,7 @@ impl Net {
 
     /// Whether `ip -d link show` reports an XDP program on a root-side interface.
     fn xdp_attached(&self, i: usize) -> bool {
-        let out = sh(&["ip", "-d", "link", "show", "dev", &self.root_if[i]]);
-        out.contains("prog/xdp")
-            || out.contains(" xdp")
-            || out.contains("xdpgeneric")
-            || out.contains("xdpdrv")
+        has_xdp(&self.root_if[i])
     }
 }
 

@@ -17,10 +17,7 @@ use clap::Parser;
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use xdpswitch::pktgen::{self, PktgenCmd, SendArgs, Sink, SinkOptions};
 
-fn is_root() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-}
+use xdpswitch::netns::is_root;
 
 /// Tests run one at a time: several generators at once would make the kernel defer the
 /// receiving veth's softirq work to ksoftirqd, and a veth ring that is not drained in time
