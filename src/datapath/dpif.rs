@@ -19,7 +19,7 @@ use super::emc::{EmcConfig, ExactMatchCache};
 use super::megaflow::MegaflowTable;
 use super::pmd::{Pmd, PmdQueue, PmdStats, PmdStatsSnapshot};
 use super::upcall::{Execute, Upcall};
-use crate::netdev::{self, DpPortNo, Port, PortStats, Umem};
+use crate::netdev::{self, DpPortNo, Port, PortStats, Umem, RX_BATCH};
 
 /// Tunables of the fast path.
 #[derive(Clone, Debug)]
@@ -36,8 +36,6 @@ pub struct DatapathConfig {
     pub exec_queue: usize,
     /// Most megaflows at once.
     pub max_megaflows: usize,
-    /// UMEM chunks per queue a poll thread serves.
-    pub chunks_per_queue: u32,
     /// CPUs to pin poll threads to, in order; empty = the last CPUs, one each (poll thread 0
     /// on the highest-numbered CPU), leaving CPU 0 for the kernel and the control thread.
     pub pmd_cpus: Vec<usize>,
@@ -52,7 +50,6 @@ impl Default for DatapathConfig {
             upcall_queue: 4096,
             exec_queue: 4096,
             max_megaflows: 200_000,
-            chunks_per_queue: 4096 + 1024,
             pmd_cpus: Vec::new(),
         }
     }
@@ -141,7 +138,11 @@ impl Datapath {
                     assigned.push((slot, qid));
                 }
             }
-            let chunks = cfg.chunks_per_queue * (assigned.len() as u32).max(1);
+            // Every queue's rings can hold frames at once, plus fan-out copies made by actions.
+            let chunks = assigned
+                .iter()
+                .map(|&(slot, _)| ports[slot].port.chunks_per_queue())
+                .fold(RX_BATCH as u32 * 4, u32::saturating_add);
             let mut umem = Umem::new(chunks).map_err(|source| Error::Umem { chunks, source })?;
             let mut queues = Vec::with_capacity(assigned.len());
             let mut tx_queue_of = vec![None; ports.len()];

@@ -184,4 +184,10 @@ pub trait Port: Send + Sync {
     fn describe(&self) -> String {
         String::new()
     }
+    /// UMEM chunks one queue of this port can hold at once (in its rings and in the hands of
+    /// the poll thread), so the poll thread sizes its pool to never starve. The default fits a
+    /// port without kernel rings: a batch in, a batch out, and copies for fan-out.
+    fn chunks_per_queue(&self) -> u32 {
+        4 * RX_BATCH as u32
+    }
 }

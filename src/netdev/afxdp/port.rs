@@ -208,6 +208,9 @@ impl Port for AfXdpPort {
         let q = if self.n_queues == 1 { "queue" } else { "queues" };
         format!("{mode}, {copy}, {} {q}", self.n_queues)
     }
+    fn chunks_per_queue(&self) -> u32 {
+        super::chunks_needed(1, self.config())
+    }
 }
 
 /// Opens a socket; `EBUSY` is retried for a while, because the kernel releases a closed
