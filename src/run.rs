@@ -13,7 +13,7 @@ use crate::datapath::dpif::{Datapath, DatapathConfig, DpPort};
 use crate::netdev::afxdp::{AfXdpConfig, AfXdpPort, XdpMode};
 use crate::netdev::{DpPortNo, Port};
 use crate::ofproto::bridge::{Bridge, BridgeConfig};
-use crate::ofproto::rule::PortNames;
+use crate::ofproto::rule::{PortNames, TableId, N_TABLES};
 use crate::ofproto::syntax::parse_flow;
 use crate::ofproto::table::Pipeline;
 use crate::ofproto::xlate::unsupported;
@@ -62,7 +62,14 @@ pub fn load_pipeline(opts: &RunOptions, names: &PortNames) -> anyhow::Result<Pip
 
 fn load_text(pipeline: &mut Pipeline, text: &str, names: &PortNames, origin: &str) -> anyhow::Result<()> {
     pipeline.add_flows_from_str(text, names, Duration::ZERO).map_err(|e| anyhow::anyhow!("{origin}:{e}"))?;
-    // Every line parsed; refuse actions this build cannot carry out rather than drop silently.
+    // Refuse actions this build cannot carry out rather than drop silently. The loaded rules
+    // say whether there is one; only then is the text read again to name the line.
+    let has_unsupported = (0..N_TABLES)
+        .flat_map(|t| pipeline.table(t as TableId).rules())
+        .any(|r| r.actions.iter().any(|a| unsupported(a).is_some()));
+    if !has_unsupported {
+        return Ok(());
+    }
     for (i, line) in text.lines().enumerate() {
         let l = line.trim();
         if l.is_empty() || l.starts_with('#') {
