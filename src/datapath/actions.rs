@@ -40,6 +40,13 @@ pub enum DpAction {
     PopVlan,
     /// Rewrite the outermost tag's TCI (no-op without a tag).
     SetVlanTci(u16),
+    /// Send a copy of the packet, as it is at this point, to the slow path (OpenFlow output to
+    /// CONTROLLER). The id names the slow path's packet-in context (reason, table, cookie,
+    /// max_len), interned by ofproto.
+    Userspace(u32),
+    /// Pass the packet through OpenFlow meter `id`: a packet over the meter's drop band is
+    /// dropped here and the actions after this one do not run for it.
+    Meter(u32),
 }
 
 /// `2,set(eth_dst=...)`-style text for a datapath action list (`drop` when empty), as
@@ -67,6 +74,8 @@ pub fn format(actions: &[DpAction]) -> String {
             DpAction::PushVlan { tpid, tci } => format!("push_vlan(tpid={tpid:#06x},tci={tci:#06x})"),
             DpAction::PopVlan => "pop_vlan".to_string(),
             DpAction::SetVlanTci(t) => format!("set(vlan_tci={t:#06x})"),
+            DpAction::Userspace(id) => format!("userspace({id})"),
+            DpAction::Meter(id) => format!("meter({id})"),
         })
         .collect::<Vec<_>>()
         .join(",")

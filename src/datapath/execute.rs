@@ -264,7 +264,12 @@ fn set_field(d: &mut [u8], action: &DpAction) {
                 }
             }
         }
-        DpAction::Output(_) | DpAction::DecIpTtl | DpAction::PushVlan { .. } | DpAction::PopVlan => {}
+        DpAction::Output(_)
+        | DpAction::DecIpTtl
+        | DpAction::PushVlan { .. }
+        | DpAction::PopVlan
+        | DpAction::Userspace(_)
+        | DpAction::Meter(_) => {}
     }
 }
 
