@@ -15,6 +15,7 @@
 //! can see a newer peer's bitmap.
 
 pub mod action;
+pub mod errcode;
 pub mod error;
 pub mod flow;
 pub mod header;
@@ -31,6 +32,7 @@ mod tests;
 mod tests_v10;
 
 pub use action::{Action, Instruction};
+pub use errcode::ErrorCode;
 pub use error::{DecodeError, EncodeError, Reason};
 pub use flow::{FlowMod, FlowRemoved, PacketIn, PacketOut};
 pub use header::{Header, Xid, HEADER_LEN, OFP10_VERSION, OFP13_VERSION};
