@@ -15,6 +15,7 @@
 //! [`pktgen`] (traffic generator and sink), [`demo`] and [`netns`] (test hosts).
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod agent;
 pub mod ctl;
 pub mod datapath;
 pub mod demo;

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use xdpswitch::agent::{AgentConfig, Target};
 use xdpswitch::datapath::dpif::DatapathConfig;
 use xdpswitch::netdev::afxdp::XdpMode;
 use xdpswitch::ofproto::bridge::BridgeConfig;
+use xdpswitch::ofproto::connmgr::FailMode;
 use xdpswitch::run::RunOptions;
 
 #[derive(Parser)]
@@ -29,6 +31,20 @@ enum ModeArg {
     Auto,
     Native,
     Generic,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FailModeArg {
+    Secure,
+    Standalone,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OfVersionArg {
+    #[value(name = "1.0")]
+    V10,
+    #[value(name = "1.3")]
+    V13,
 }
 
 #[derive(Subcommand)]
@@ -68,6 +84,30 @@ enum Cmd {
         /// CPUs for the poll threads, in order (default: the last CPUs, leaving CPU 0 free).
         #[arg(long, value_delimiter = ',', value_name = "CPU,...")]
         pmd_cpus: Vec<usize>,
+        /// Connect to an OpenFlow controller at tcp:IP[:PORT] (repeat for several).
+        #[arg(long = "controller", value_name = "tcp:IP[:PORT]")]
+        controllers: Vec<xdpswitch::agent::Target>,
+        /// Accept OpenFlow connections (ovs-ofctl) at ptcp:[PORT][:IP] (loopback without IP).
+        #[arg(long = "listen", value_name = "ptcp:[PORT][:IP]")]
+        listen: Vec<xdpswitch::agent::Target>,
+        /// Without a controller: keep forwarding by the flows only (secure), or act as a
+        /// learning switch once the controllers are unreachable (standalone).
+        #[arg(long, value_enum, default_value_t = FailModeArg::Secure)]
+        fail_mode: FailModeArg,
+        /// The bridge's name, also the name of its LOCAL port (a tap device).
+        #[arg(long, default_value = "xdpbr0")]
+        bridge: String,
+        /// OpenFlow versions to offer.
+        #[arg(long, value_delimiter = ',', default_value = "1.0,1.3", value_name = "1.0,1.3")]
+        of_versions: Vec<OfVersionArg>,
+        /// Seconds without a message from a controller before probing it with an echo
+        /// request (and as long again before giving up on it).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+        inactivity_probe: u64,
+        /// Most packet-ins per second sent to controllers (beyond it they are dropped and
+        /// counted; forwarding is never held up).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+        packet_in_rate: u32,
     },
     /// Send a command to a running switch (`list-commands` lists them).
     Ctl {
@@ -147,7 +187,20 @@ fn real_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
             max_megaflows,
             max_idle,
             pmd_cpus,
+            controllers,
+            listen,
+            fail_mode,
+            bridge,
+            of_versions,
+            inactivity_probe,
+            packet_in_rate,
         } => {
+            if let Some(t) = controllers.iter().find(|t| !matches!(t, Target::Active(_))) {
+                anyhow::bail!("--controller {t:?}: expected tcp:IP[:PORT] (use --listen for ptcp:)");
+            }
+            if let Some(t) = listen.iter().find(|t| !matches!(t, Target::Passive(_))) {
+                anyhow::bail!("--listen {t:?}: expected ptcp:[PORT][:IP] (use --controller for tcp:)");
+            }
             if emc_entries != 0 && !emc_entries.is_power_of_two() {
                 anyhow::bail!("--emc-entries {emc_entries}: must be 0 or a power of two");
             }
@@ -172,7 +225,25 @@ fn real_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 },
                 bridge: BridgeConfig {
                     megaflow_max_idle: Duration::from_secs(max_idle),
+                    fail_mode: match fail_mode {
+                        FailModeArg::Secure => FailMode::Secure,
+                        FailModeArg::Standalone => FailMode::Standalone,
+                    },
+                    packet_in_rate,
                     ..BridgeConfig::default()
+                },
+                bridge_name: bridge,
+                agent: AgentConfig {
+                    targets: controllers.into_iter().chain(listen).collect(),
+                    versions: of_versions
+                        .iter()
+                        .map(|v| match v {
+                            OfVersionArg::V10 => xdpswitch::ofp::OFP10_VERSION,
+                            OfVersionArg::V13 => xdpswitch::ofp::OFP13_VERSION,
+                        })
+                        .collect(),
+                    probe_interval: Duration::from_secs(inactivity_probe),
+                    ..AgentConfig::default()
                 },
             };
             xdpswitch::run::run(&opts)?;

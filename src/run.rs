@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
+use crate::agent::{Agent, AgentConfig, Target};
 use crate::ctl;
+use crate::ofproto::connmgr::AgentEvent;
 use crate::datapath::dpif::{Datapath, DatapathConfig, DpPort};
 use crate::netdev::afxdp::{AfXdpConfig, AfXdpPort, XdpMode};
 use crate::netdev::{DpPortNo, Port};
@@ -17,6 +19,10 @@ use crate::ofproto::rule::{PortNames, TableId, N_TABLES};
 use crate::ofproto::syntax::parse_flow;
 use crate::ofproto::table::Pipeline;
 use crate::ofproto::xlate::unsupported;
+
+/// OpenFlow requests queued from the agent to the bridge before the agent waits (and stops
+/// reading from its sockets).
+const AGENT_EVENTS: usize = 4096;
 
 /// Everything `xdpswitch run` needs to know.
 #[derive(Clone, Debug)]
@@ -31,6 +37,10 @@ pub struct RunOptions {
     pub xdp_mode: XdpMode,
     pub datapath: DatapathConfig,
     pub bridge: BridgeConfig,
+    /// The bridge's name, and the name of its LOCAL port (a tap device).
+    pub bridge_name: String,
+    /// Controllers to connect to and ports to listen on.
+    pub agent: AgentConfig,
 }
 
 impl Default for RunOptions {
@@ -43,6 +53,8 @@ impl Default for RunOptions {
             xdp_mode: XdpMode::Auto,
             datapath: DatapathConfig::default(),
             bridge: BridgeConfig::default(),
+            bridge_name: "xdpbr0".to_string(),
+            agent: AgentConfig::default(),
         }
     }
 }
@@ -104,6 +116,9 @@ pub fn port_names(ports: &[String]) -> anyhow::Result<PortNames> {
 pub struct Switch {
     bridge: Bridge,
     calls: crossbeam_channel::Receiver<ctl::Call>,
+    agent_events: crossbeam_channel::Receiver<AgentEvent>,
+    /// Dropped after the bridge stops serving: closes the OpenFlow connections.
+    agent: Option<Agent>,
     _server: ctl::Server,
 }
 
@@ -132,13 +147,27 @@ impl Switch {
         let (tx, calls) = crossbeam_channel::bounded(16);
         let server = ctl::Server::start(&opts.ctl_path, tx)
             .with_context(|| format!("--ctl {}", opts.ctl_path.display()))?;
-        let bridge = Bridge::new("br0", opts.bridge.clone(), pipeline, names, dp);
-        Ok(Switch { bridge, calls, _server: server })
+        let mut bcfg = opts.bridge.clone();
+        bcfg.has_controllers = opts.agent.targets.iter().any(|t| matches!(t, Target::Active(_)));
+        let bridge = Bridge::new(&opts.bridge_name, bcfg, pipeline, names, dp);
+        let (events_tx, agent_events) = crossbeam_channel::bounded(AGENT_EVENTS);
+        let agent = if opts.agent.targets.is_empty() {
+            None
+        } else {
+            Some(Agent::start(opts.agent.clone(), events_tx)?)
+        };
+        Ok(Switch { bridge, calls, agent_events, agent, _server: server })
+    }
+
+    /// Where the passive OpenFlow listeners listen (with port 0 resolved).
+    pub fn listening(&self) -> Vec<std::net::SocketAddr> {
+        self.agent.as_ref().map(|a| a.listening.clone()).unwrap_or_default()
     }
 
     /// Serves until `stop` is set (or `ctl exit`), then stops the poll threads.
     pub fn serve(mut self, stop: &AtomicBool) {
-        self.bridge.run(&self.calls, stop);
+        self.bridge.run(&self.calls, &self.agent_events, stop);
+        self.agent.take();
         self.bridge.shutdown();
     }
 }

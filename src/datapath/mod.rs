@@ -18,4 +18,5 @@ pub mod extract;
 pub mod flow;
 pub mod megaflow;
 pub mod pmd;
+pub mod fdb;
 pub mod upcall;

@@ -13,19 +13,22 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, tick, Receiver};
 
+use super::connmgr::{AgentEvent, ConnMgr, FailMode};
 use super::rule::PortNames;
 use super::table::{Pipeline, RuleId};
 use super::xlate::translate;
 use crate::ctl::{Call, Response};
 use crate::datapath::actions::{self, DpAction};
 use crate::datapath::dpif::Datapath;
-use crate::datapath::flow::format_masked;
+use crate::datapath::flow::{format_masked, FlowKey};
 use crate::datapath::megaflow::{FlowStats, MegaflowId};
 use crate::datapath::upcall::Upcall;
 use crate::netdev::DpPortNo;
 
 /// Upcalls handled before the megaflows they produced are published together.
 const UPCALL_BATCH: usize = 256;
+/// OpenFlow requests handled before the megaflows are re-translated and published.
+const AGENT_BATCH: usize = 1024;
 
 /// Tunables of the slow path.
 #[derive(Clone, Debug)]
@@ -34,6 +37,16 @@ pub struct BridgeConfig {
     pub megaflow_max_idle: Duration,
     /// How often counters are credited to rules and idle megaflows retired.
     pub revalidate_interval: Duration,
+    /// What to do without a controller.
+    pub fail_mode: FailMode,
+    /// How long the controllers must be unreachable before `standalone` acts as a learning
+    /// switch (OVS: three inactivity-probe intervals).
+    pub fail_open_after: Duration,
+    /// Whether `--controller`s are configured (a standalone bridge without any is a learning
+    /// switch from the start).
+    pub has_controllers: bool,
+    /// Packet-ins per second to the controllers, at most (token bucket, burst of a second's worth).
+    pub packet_in_rate: u32,
 }
 
 impl Default for BridgeConfig {
@@ -41,12 +54,18 @@ impl Default for BridgeConfig {
         BridgeConfig {
             megaflow_max_idle: Duration::from_secs(10),
             revalidate_interval: Duration::from_millis(500),
+            fail_mode: FailMode::Secure,
+            fail_open_after: Duration::from_secs(15),
+            has_controllers: false,
+            packet_in_rate: 1000,
         }
     }
 }
 
 /// What the bridge remembers about each megaflow it installed.
 struct Installed {
+    /// The key of the packet it was translated for: re-translated when the tables change.
+    key: FlowKey,
     rules: Vec<RuleId>,
     /// Counters already credited to `rules`.
     credited: FlowStats,
@@ -64,16 +83,23 @@ pub struct BridgeStats {
     pub execute_dropped: u64,
     /// Upcalls whose translation failed (the packet and its megaflow drop).
     pub xlate_errors: u64,
+    /// Megaflows replaced because the flow tables changed under them.
+    pub megaflows_revalidated: u64,
 }
 
 /// One OpenFlow switch: its pipeline, its ports, its datapath.
 pub struct Bridge {
-    name: String,
-    cfg: BridgeConfig,
-    pipeline: Pipeline,
-    ports: PortNames,
-    port_nos: Vec<u32>,
-    dp: Datapath,
+    pub(super) name: String,
+    pub(super) cfg: BridgeConfig,
+    pub(super) pipeline: Pipeline,
+    pub(super) ports: PortNames,
+    pub(super) port_nos: Vec<u32>,
+    pub(super) dp: Datapath,
+    pub(super) conns: ConnMgr,
+    /// The flow tables changed since the megaflows were last re-translated.
+    pub(super) dirty: bool,
+    /// `datapath_id` in features replies.
+    pub(super) datapath_id: u64,
     installed: HashMap<MegaflowId, Installed>,
     stats: BridgeStats,
     started: Instant,
@@ -88,11 +114,14 @@ impl Bridge {
         let port_nos = dp.ports().iter().map(|p| p.no.0).collect();
         Bridge {
             name: name.to_string(),
-            cfg,
+            cfg: cfg.clone(),
             pipeline,
             ports,
             port_nos,
             dp,
+            conns: ConnMgr::new(cfg.fail_mode, cfg.has_controllers, cfg.fail_open_after, Instant::now()),
+            dirty: false,
+            datapath_id: 0,
             installed: HashMap::new(),
             stats: BridgeStats::default(),
             started: Instant::now(),
@@ -106,20 +135,30 @@ impl Bridge {
         self.started.elapsed()
     }
 
-    /// Serves upcalls, operator calls and timers until `stop` is set or `exit` is called.
-    pub fn run(&mut self, calls: &Receiver<Call>, stop: &AtomicBool) {
+    /// Serves upcalls, OpenFlow requests, operator calls and timers until `stop` is set or
+    /// `exit` is called.
+    pub fn run(&mut self, calls: &Receiver<Call>, agent: &Receiver<AgentEvent>, stop: &AtomicBool) {
         let upcalls = self.dp.upcalls().clone();
         let ticker = tick(self.cfg.revalidate_interval.min(Duration::from_millis(200)));
         let mut last_revalidate = Instant::now();
         while !stop.load(Relaxed) && !self.exit {
             select! {
                 recv(upcalls) -> up => if let Ok(up) = up { self.handle_upcalls(up, &upcalls) },
+                recv(agent) -> ev => if let Ok(ev) = ev {
+                    // A batch of requests, then one re-translation of the megaflows.
+                    self.handle_agent_event(ev);
+                    for ev in agent.try_iter().take(AGENT_BATCH) {
+                        self.handle_agent_event(ev);
+                    }
+                    self.flush_changes();
+                },
                 recv(calls) -> call => if let Ok(call) = call {
                     let response = self.handle_call(&call);
                     let _ = call.reply.send(response);
                 },
                 recv(ticker) -> _ => {}
             }
+            self.run_timers();
             if last_revalidate.elapsed() >= self.cfg.revalidate_interval {
                 self.revalidate();
                 last_revalidate = Instant::now();
@@ -157,7 +196,12 @@ impl Bridge {
                     let installed_ms = self.dp.now_ms();
                     self.installed.entry(mf.id).or_insert_with(|| {
                         self.stats.megaflows_installed += 1;
-                        Installed { rules: t.rules.to_vec(), credited: FlowStats::default(), installed_ms }
+                        Installed {
+                            key: up.key,
+                            rules: t.rules.to_vec(),
+                            credited: FlowStats::default(),
+                            installed_ms,
+                        }
                     });
                 }
                 Err(_) => self.stats.megaflow_table_full += 1,
@@ -177,6 +221,47 @@ impl Bridge {
             }
         }
     }
+
+    /// After the flow tables changed: re-translates every installed megaflow from the key it
+    /// was made for, replaces those whose mask, actions or rules differ, and publishes. When
+    /// this returns, every poll thread forwards by the current tables.
+    pub fn flush_changes(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        self.dirty = false;
+        // Credit what the old megaflows forwarded to the rules they came from first.
+        self.revalidate();
+        let mut stale = Vec::new();
+        for mf in self.dp.megaflows_ref().iter() {
+            let Some(inst) = self.installed.get(&mf.id) else { continue };
+            let t = translate(&self.pipeline, &inst.key, &self.port_nos);
+            if t.mask != mf.mask || t.actions[..] != mf.actions[..] || t.rules[..] != inst.rules[..] {
+                stale.push((mf.id, inst.key, t));
+            }
+        }
+        if stale.is_empty() {
+            return;
+        }
+        let n = stale.len();
+        for (id, _, _) in &stale {
+            self.dp.megaflows().remove(*id);
+        }
+        for (id, key, t) in stale {
+            let Some(old) = self.installed.remove(&id) else { continue };
+            if let Ok(mf) = self.dp.megaflows().insert(key, t.mask, &t.actions, 0) {
+                self.installed.insert(
+                    mf.id,
+                    Installed { key, rules: t.rules.to_vec(), credited: mf.stats(), installed_ms: old.installed_ms },
+                );
+            }
+        }
+        self.dp.megaflows().publish();
+        self.stats.megaflows_revalidated += n as u64;
+    }
+
+    /// Timers: rule timeouts, the fail mode.
+    fn run_timers(&mut self) {}
 
     /// Credits megaflow counters to their rules and retires megaflows idle too long.
     pub fn revalidate(&mut self) {

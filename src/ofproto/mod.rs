@@ -25,6 +25,8 @@
 //!   [`syntax::parse_flow_selector`].
 
 pub mod bridge;
+pub mod connmgr;
+pub mod openflow;
 pub mod rule;
 pub mod syntax;
 pub mod table;

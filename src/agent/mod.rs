@@ -1,0 +1,378 @@
+//! agent — OpenFlow connections to controllers, a thin tokio shell around [`ofp::Channel`].
+//!
+//! **Owns:** the sockets: one task per active controller target (`tcp:IP:PORT`: connect,
+//! serve, reconnect with exponential backoff), one per passive listener (`ptcp:PORT[:IP]`),
+//! and one per connection. **Calls:** `ofp` (the sans-IO [`Channel`] does the protocol:
+//! hello/version negotiation, echo, the inactivity probe, framing and decode errors) and
+//! `ofproto` (types of the [`AgentEvent`]s it sends the bridge). **Threads:** one thread
+//! running a current-thread tokio runtime; nothing else here. It never parses a byte itself
+//! and never touches ofproto state: requests go to the bridge's control thread in arrival
+//! order, replies and asynchronous messages come back through each connection's
+//! [`ConnSink`]. No `unsafe`.
+//!
+//! Back-pressure: the event channel to the bridge is bounded, so a controller blasting
+//! flow-mods faster than the bridge applies them is slowed at its TCP socket. Replies are
+//! never dropped; asynchronous messages (packet-ins above all) go through a bounded queue
+//! per connection and are dropped and counted when it is full, so a slow controller never
+//! stalls the bridge, let alone forwarding.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use crossbeam_channel::Sender;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+use crate::ofp::channel::{Channel, ChannelConfig, ChannelEvent};
+use crate::ofp::{Message, OFP10_VERSION, OFP13_VERSION};
+use crate::ofproto::connmgr::{AgentEvent, ConnId, ConnSink, ConnType};
+
+/// OpenFlow's IANA port.
+pub const DEFAULT_PORT: u16 = 6653;
+/// Asynchronous messages queued per connection before new ones are dropped.
+pub const ASYNC_QUEUE: usize = 1024;
+
+/// Where to connect or listen, as `ovs-vsctl set-controller` spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// `tcp:IP[:PORT]`: connect out to a controller.
+    Active(SocketAddr),
+    /// `ptcp:[PORT][:IP]`: listen (loopback when no IP is given).
+    Passive(SocketAddr),
+}
+
+impl std::str::FromStr for Target {
+    type Err = anyhow::Error;
+
+    /// Parses `tcp:IP[:PORT]` or `ptcp:[PORT][:IP]` (IPv6 in brackets).
+    fn from_str(s: &str) -> anyhow::Result<Target> {
+        let ip = |t: &str| -> anyhow::Result<IpAddr> {
+            t.trim_start_matches('[').trim_end_matches(']').parse().with_context(|| format!("{s:?}: bad IP {t:?}"))
+        };
+        let port = |t: &str| -> anyhow::Result<u16> {
+            if t.is_empty() {
+                return Ok(DEFAULT_PORT);
+            }
+            t.parse().with_context(|| format!("{s:?}: bad port {t:?}"))
+        };
+        if let Some(rest) = s.strip_prefix("tcp:") {
+            let (h, p) = split_host_port(rest);
+            if h.is_empty() {
+                bail!("{s:?}: tcp: needs an IP address (tcp:IP[:PORT])");
+            }
+            Ok(Target::Active(SocketAddr::new(ip(h)?, port(p)?)))
+        } else if let Some(rest) = s.strip_prefix("ptcp:") {
+            let (p, h) = rest.split_once(':').unwrap_or((rest, ""));
+            let addr = if h.is_empty() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { ip(h)? };
+            Ok(Target::Passive(SocketAddr::new(addr, port(p)?)))
+        } else {
+            bail!("{s:?}: expected tcp:IP[:PORT] or ptcp:[PORT][:IP]")
+        }
+    }
+}
+
+/// `IP:PORT` or `[IPv6]:PORT` or `IP` → (host, port text).
+fn split_host_port(s: &str) -> (&str, &str) {
+    if let Some(end) = s.find(']') {
+        let port = s[end + 1..].strip_prefix(':').unwrap_or("");
+        return (&s[..=end], port);
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, p),
+        _ => (s, ""),
+    }
+}
+
+/// Agent settings.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// `--controller` and `--listen` targets.
+    pub targets: Vec<Target>,
+    /// OpenFlow versions offered (`0x01`, `0x04`).
+    pub versions: Vec<u8>,
+    /// Send an echo request after this long without input; drop the connection after
+    /// twice this (OVS `inactivity_probe`, default 5 s).
+    pub probe_interval: Duration,
+    /// Longest wait between reconnection attempts (OVS `max_backoff`, default 8 s).
+    pub max_backoff: Duration,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            targets: Vec::new(),
+            versions: vec![OFP10_VERSION, OFP13_VERSION],
+            probe_interval: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(8),
+        }
+    }
+}
+
+/// A running agent; dropping it closes every connection and stops the thread.
+pub struct Agent {
+    stop: watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Where the listeners actually listen (port 0 resolved).
+    pub listening: Vec<SocketAddr>,
+}
+
+impl Agent {
+    /// Binds the listeners (errors name the target) and starts the agent thread; events go
+    /// to the bridge on `events`.
+    pub fn start(cfg: AgentConfig, events: Sender<AgentEvent>) -> anyhow::Result<Agent> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("tokio runtime")?;
+        let mut listeners = Vec::new();
+        for t in &cfg.targets {
+            if let Target::Passive(addr) = t {
+                let std_l = std::net::TcpListener::bind(addr).with_context(|| format!("--listen ptcp:{addr}"))?;
+                std_l.set_nonblocking(true)?;
+                listeners.push(std_l);
+            }
+        }
+        let listening = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+        let (stop, stop_rx) = watch::channel(false);
+        let next_id = Arc::new(AtomicU64::new(1));
+        let thread = std::thread::Builder::new()
+            .name("of-agent".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    let mut tasks = tokio::task::JoinSet::new();
+                    for l in listeners {
+                        let l = match TcpListener::from_std(l) {
+                            Ok(l) => l,
+                            Err(e) => {
+                                tracing::error!("listener: {e}");
+                                continue;
+                            }
+                        };
+                        tasks.spawn(listen(l, cfg.clone(), events.clone(), next_id.clone(), stop_rx.clone()));
+                    }
+                    for t in &cfg.targets {
+                        if let Target::Active(addr) = *t {
+                            tasks.spawn(connect_loop(
+                                addr,
+                                cfg.clone(),
+                                events.clone(),
+                                next_id.clone(),
+                                stop_rx.clone(),
+                            ));
+                        }
+                    }
+                    let mut stop_rx = stop_rx;
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                    tasks.shutdown().await;
+                });
+            })
+            .context("spawning the agent thread")?;
+        Ok(Agent { stop, thread: Some(thread), listening })
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn listen(
+    l: TcpListener,
+    cfg: AgentConfig,
+    events: Sender<AgentEvent>,
+    next_id: Arc<AtomicU64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            r = l.accept() => match r {
+                Ok((s, peer)) => {
+                    let id = ConnId(next_id.fetch_add(1, Relaxed));
+                    tracing::debug!(%peer, id = id.0, "OpenFlow connection accepted");
+                    conns.spawn(serve(s, id, ConnType::Service, cfg.clone(), events.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = stop.wait_for(|s| *s) => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    conns.shutdown().await;
+}
+
+async fn connect_loop(
+    addr: SocketAddr,
+    cfg: AgentConfig,
+    events: Sender<AgentEvent>,
+    next_id: Arc<AtomicU64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let attempt = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr));
+        let connected_at = Instant::now();
+        tokio::select! {
+            r = attempt => match r {
+                Ok(Ok(s)) => {
+                    let id = ConnId(next_id.fetch_add(1, Relaxed));
+                    tracing::info!(controller = %addr, "connected to controller");
+                    tokio::select! {
+                        _ = serve(s, id, ConnType::Primary, cfg.clone(), events.clone()) => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                    tracing::warn!(controller = %addr, "controller connection closed");
+                    // A connection that lasted resets the backoff, as OVS's rconn does.
+                    if connected_at.elapsed() > cfg.max_backoff {
+                        backoff = Duration::from_secs(1);
+                    }
+                }
+                Ok(Err(e)) => tracing::debug!(controller = %addr, "connect: {e}"),
+                Err(_) => tracing::debug!(controller = %addr, "connect: timed out"),
+            },
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        backoff = (backoff * 2).min(cfg.max_backoff);
+    }
+}
+
+/// The bridge's handle on one connection.
+struct Sink {
+    replies: mpsc::UnboundedSender<Out>,
+    asyncs: mpsc::Sender<Message>,
+}
+
+enum Out {
+    Msgs(Vec<Message>),
+    Close,
+}
+
+impl ConnSink for Sink {
+    fn reply(&self, msgs: Vec<Message>) {
+        let _ = self.replies.send(Out::Msgs(msgs));
+    }
+    fn send_async(&self, msg: Message) -> bool {
+        self.asyncs.try_send(msg).is_ok()
+    }
+    fn close(&self) {
+        let _ = self.replies.send(Out::Close);
+    }
+}
+
+/// Serves one connection until it closes.
+async fn serve(stream: TcpStream, id: ConnId, kind: ConnType, cfg: AgentConfig, events: Sender<AgentEvent>) {
+    let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let (mut rd, mut wr) = stream.into_split();
+    let ccfg = ChannelConfig { versions: cfg.versions.clone(), probe_interval: cfg.probe_interval, ..Default::default() };
+    let mut ch = Channel::new(Instant::now(), ccfg);
+    let (reply_tx, mut reply_rx) = mpsc::unbounded_channel();
+    let (async_tx, mut async_rx) = mpsc::channel(ASYNC_QUEUE);
+    let mut sink = Some(Sink { replies: reply_tx, asyncs: async_tx });
+    let mut ready = false;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut out = Vec::with_capacity(64 * 1024);
+    'conn: loop {
+        while let Some(ev) = ch.poll_event() {
+            match ev {
+                ChannelEvent::Ready { version } => {
+                    let Some(sink) = sink.take() else { continue };
+                    ready = true;
+                    let ev = AgentEvent::Connected { id, kind, version, peer: peer.clone(), sink: Box::new(sink) };
+                    if events.send(ev).is_err() {
+                        break 'conn;
+                    }
+                }
+                ChannelEvent::Request { msg, .. } => {
+                    // Blocks this thread when the bridge is behind: back-pressure to the peer.
+                    if events.send(AgentEvent::Message { id, msg }).is_err() {
+                        break 'conn;
+                    }
+                }
+                ChannelEvent::Closed { reason } => {
+                    tracing::debug!(id = id.0, %peer, ?reason, "OpenFlow channel closed");
+                    // Flush what the channel queued last (e.g. HELLO_FAILED).
+                    out.clear();
+                    ch.poll_transmit(&mut out);
+                    let _ = wr.write_all(&out).await;
+                    break 'conn;
+                }
+            }
+        }
+        out.clear();
+        if ch.poll_transmit(&mut out) && wr.write_all(&out).await.is_err() {
+            break;
+        }
+        let deadline = ch.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            r = rd.read(&mut buf) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => ch.handle_input(Instant::now(), &buf[..n]),
+            },
+            Some(o) = reply_rx.recv() => match o {
+                Out::Msgs(msgs) => {
+                    for m in &msgs {
+                        ch.send_message(m);
+                    }
+                }
+                Out::Close => {
+                    out.clear();
+                    ch.poll_transmit(&mut out);
+                    let _ = wr.write_all(&out).await;
+                    break;
+                }
+            },
+            Some(m) = async_rx.recv() => {
+                ch.send_message(&m);
+                // Take whatever else is queued now, to write it in one go.
+                while let Ok(m) = async_rx.try_recv() {
+                    ch.send_message(&m);
+                }
+            }
+            _ = sleep_until(deadline) => ch.handle_timeout(Instant::now()),
+        }
+    }
+    if ready {
+        let _ = events.send(AgentEvent::Disconnected { id });
+    }
+}
+
+async fn sleep_until(t: Option<tokio::time::Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_as_ovs_spells_them() {
+        let a = |s: &str| s.parse::<Target>().unwrap();
+        assert_eq!(a("tcp:192.0.2.10:6653"), Target::Active("192.0.2.10:6653".parse().unwrap()));
+        assert_eq!(a("tcp:192.0.2.10"), Target::Active("192.0.2.10:6653".parse().unwrap()));
+        assert_eq!(a("tcp:[::1]:6633"), Target::Active("[::1]:6633".parse().unwrap()));
+        assert_eq!(a("ptcp:6634"), Target::Passive("127.0.0.1:6634".parse().unwrap()));
+        assert_eq!(a("ptcp:6634:0.0.0.0"), Target::Passive("0.0.0.0:6634".parse().unwrap()));
+        assert_eq!(a("ptcp:"), Target::Passive("127.0.0.1:6653".parse().unwrap()));
+        assert_eq!(a("ptcp::::1"), Target::Passive("[::1]:6653".parse().unwrap()));
+        for bad in ["tcp:", "tcp:nohost:1", "ptcp:99999", "udp:1.2.3.4:5", "ptcp:1:bad"] {
+            let e = bad.parse::<Target>().unwrap_err().to_string();
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+    }
+}
