@@ -347,9 +347,7 @@ impl TableFeatures {
                 return Err(Reason::BadLen);
             }
             let data = t.bytes(len - 4)?.to_vec();
-            // The last property's padding may be missing if the sender counted it out.
-            let pad = (pad8(len) - len).min(t.remaining());
-            t.skip(pad)?;
+            t.skip(pad8(len) - len)?;
             tf.properties.push(TableFeatureProp { type_, data });
         }
         Ok(tf)
