@@ -27,6 +27,8 @@ pub mod msg;
 pub mod multipart;
 pub mod oxm;
 pub mod port;
+mod split;
+pub mod stats;
 pub mod v10;
 mod wire;
 
@@ -36,7 +38,7 @@ mod tests;
 mod tests_v10;
 
 pub use action::{Action, Instruction};
-// CHANNEL
+pub use channel::{Channel, ChannelConfig, ChannelEvent, CloseReason};
 pub use config::{AsyncConfig, Experimenter, PacketQueue, PortMod, QueueGetConfigReply, QueueProp, TableMod};
 pub use errcode::ErrorCode;
 pub use error::{DecodeError, EncodeError, Reason};
@@ -48,6 +50,7 @@ pub use msg::{Error, FeaturesReply, Hello, HelloElement, Role, SwitchConfig};
 pub use multipart::{MultipartReply, MultipartReplyBody, MultipartRequest, MultipartRequestBody};
 pub use oxm::{Oxm, OxmField};
 pub use port::{Port, PortStatus};
+pub use split::{split_reply, split_stats_reply, MAX_MESSAGE_LEN};
 
 use header::{of10_type as t10, of13_type as t13};
 use wire::Reader;
@@ -131,14 +134,6 @@ pub enum Body {
     MeterMod(MeterMod),
     /// An OpenFlow 1.0 message with a 1.0-only layout (version 0x01 only).
     V10(v10::Body),
-    /// A message type this codec does not type (group/port/table/meter mods, async config,
-    /// queue config, experimenter; most of 1.0): its `ofp_type` and raw body.
-    Other {
-        /// `ofp_header.type`.
-        type_: u8,
-        /// Everything after the header.
-        payload: Vec<u8>,
-    },
 }
 
 impl Body {
@@ -180,7 +175,6 @@ impl Body {
             Body::SetAsync(_) if v13 => t13::OFPT_SET_ASYNC,
             Body::MeterMod(_) if v13 => t13::OFPT_METER_MOD,
             Body::V10(b) if version == OFP10_VERSION => b.type_code(),
-            Body::Other { type_, .. } => *type_,
             _ => return None,
         })
     }
@@ -253,9 +247,6 @@ fn decode_body(h: &Header, r: &mut Reader<'_>) -> Result<Body, Reason> {
                 t13::OFPT_SET_CONFIG => Body::SetConfig(SwitchConfig::decode(r)?),
                 t10::OFPT_BARRIER_REQUEST => empty(r, Body::BarrierRequest)?,
                 t10::OFPT_BARRIER_REPLY => empty(r, Body::BarrierReply)?,
-                t if t <= t10::OFPT_QUEUE_GET_CONFIG_REPLY => {
-                    Body::Other { type_: t, payload: r.rest().to_vec() }
-                }
                 type_ => return Err(Reason::BadType { type_ }),
             });
         }
@@ -344,7 +335,6 @@ fn encode_inner(msg: &Message, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         Body::GetAsyncReply(c) | Body::SetAsync(c) => c.encode(out),
         Body::MeterMod(m) => m.encode(out)?,
         Body::V10(b) => b.encode(out)?,
-        Body::Other { payload, .. } => out.extend_from_slice(payload),
     }
     out.patch_len(start + 2, start)
 }

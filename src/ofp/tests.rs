@@ -228,8 +228,18 @@ fn openflow10_shared_messages() {
         &m10(3, Body::SetConfig(SwitchConfig { flags: 0, miss_send_len: 128 })),
     );
     check_wire(
-        "01 0f 00 0a 00 00 00 04  aa bb",
-        &m10(4, Body::Other { type_: 15, payload: vec![0xaa, 0xbb] }),
+        "01 0f 00 20 00 00 00 04  00 03 00 11 22 33 44 55  00 00 00 01 00 00 00 01
+         00 00 00 00 00 00 00 00",
+        &m10(
+            4,
+            Body::V10(v10::Body::PortMod(v10::PortMod {
+                port_no: 3,
+                hw_addr: [0, 0x11, 0x22, 0x33, 0x44, 0x55],
+                config: 1,
+                mask: 1,
+                advertise: 0,
+            })),
+        ),
     );
     let mut out = Vec::new();
     let flow_mod = m10(5, Body::FlowMod(FlowMod::default()));
@@ -443,7 +453,7 @@ fn multipart_requests() {
         3,
         MultipartRequestBody::Aggregate(FlowStatsRequest { match_: sample_match(), ..all }),
     ));
-    roundtrip(&mp_req(4, MultipartRequestBody::Other { type_: 6, body: vec![0, 0, 0, 1, 0, 0, 0, 0] }));
+    roundtrip(&mp_req(4, MultipartRequestBody::Group { group_id: 1 }));
     roundtrip(&msg13(
         5,
         Body::MultipartRequest(MultipartRequest {
@@ -539,7 +549,11 @@ fn multipart_replies() {
         8,
         Body::MultipartReply(MultipartReply {
             flags: OFPMPF_MORE,
-            body: MultipartReplyBody::Other { type_: 0xffff, body: vec![9; 12] },
+            body: MultipartReplyBody::Experimenter(Experimenter {
+                experimenter: 0x2320,
+                exp_type: 9,
+                data: vec![9; 4],
+            }),
         }),
     ));
 }
