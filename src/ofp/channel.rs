@@ -151,15 +151,11 @@ impl Channel {
             encode_failures: 0,
             cfg,
         };
-        let highest = ch.cfg.versions.iter().copied().max();
-        match highest {
-            Some(version) => {
-                let hello = Body::Hello(Hello::with_versions(&ch.cfg.versions));
-                let xid = ch.alloc_xid();
-                ch.emit(&Message { version, xid, body: hello });
-            }
-            // Nothing to offer: the first HELLO from the peer fails negotiation.
-            None => {}
+        // With no versions at all there is nothing to offer: the peer's HELLO fails.
+        if let Some(version) = ch.cfg.versions.iter().copied().max() {
+            let hello = Body::Hello(Hello::with_versions(&ch.cfg.versions));
+            let xid = ch.alloc_xid();
+            ch.emit(&Message { version, xid, body: hello });
         }
         ch
     }
@@ -206,8 +202,12 @@ impl Channel {
             self.input = raw;
             at += len;
         }
+        if self.state == State::Closed {
+            self.input = Vec::new();
+            return;
+        }
         self.input.drain(..at);
-        if self.state != State::Closed && self.held_bytes() > self.cfg.max_input {
+        if self.held_bytes() > self.cfg.max_input {
             self.close(CloseReason::InputOverflow);
         }
     }
