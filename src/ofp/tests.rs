@@ -15,6 +15,7 @@ use super::*;
 
 mod ovs_capture;
 mod prop;
+mod typed;
 
 fn hex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
