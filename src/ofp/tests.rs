@@ -13,6 +13,7 @@ use super::oxm::OFPVID_PRESENT;
 use super::port::*;
 use super::*;
 
+mod bytes_prop;
 mod ovs_capture;
 mod prop;
 mod typed;
