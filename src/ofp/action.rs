@@ -199,6 +199,12 @@ impl Action {
             OFPAT_EXPERIMENTER => Action::Experimenter { experimenter: b.u32()?, data: b.rest().to_vec() },
             _ => return Err(Reason::BadActionType { type_ }),
         };
+        // What is left is padding (a set-field's after its OXM): it must be zero.
+        if matches!(action, Action::SetField(_)) {
+            b.pad_rest().map_err(|_| Reason::BadSetField { code: OFPBAC_BAD_SET_ARGUMENT })?;
+        } else {
+            b.pad_rest()?;
+        }
         Ok(action)
     }
 }
@@ -331,7 +337,7 @@ impl Instruction {
         let body = r.bytes(len - 4).map_err(|_| Reason::BadInstructionLen)?;
         let mut b = Reader::new(body, Reason::BadInstructionLen);
         let fixed = |want: usize| if len == want { Ok(()) } else { Err(Reason::BadInstructionLen) };
-        Ok(match type_ {
+        let ins = match type_ {
             OFPIT_GOTO_TABLE => fixed(8).and_then(|_| b.u8()).map(Instruction::GotoTable)?,
             OFPIT_WRITE_METADATA => {
                 fixed(24)?;
@@ -353,7 +359,9 @@ impl Instruction {
                 Instruction::Experimenter { experimenter: b.u32()?, data: b.rest().to_vec() }
             }
             _ => return Err(Reason::BadInstructionType { type_ }),
-        })
+        };
+        b.pad_rest()?;
+        Ok(ins)
     }
 }
 

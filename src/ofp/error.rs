@@ -1,6 +1,7 @@
 //! Decode and encode errors, and the `OFPET_*`/`OFP*C_*` numbers an `OFPT_ERROR` reply carries
 //! (OpenFlow 1.3.5 §7.4.4; the first types and codes are the same in 1.0).
 
+use super::errcode::ErrorCode;
 use super::header::Xid;
 
 /// `ofp_error_type`: the switch could not negotiate a version.
@@ -136,28 +137,47 @@ pub enum Reason {
     /// An instruction's length is wrong for its type.
     #[error("bad instruction length")]
     BadInstructionLen,
+    /// A meter band of a type the spec does not define.
+    #[error("unknown meter band type {type_}")]
+    BadMeterBand {
+        /// The band type received.
+        type_: u16,
+    },
+    /// A group bucket whose length is wrong.
+    #[error("bad group bucket")]
+    BadBucket,
 }
 
 impl Reason {
-    /// The `(ofp_error_type, code)` pair an `OFPT_ERROR` reply should carry.
-    pub fn error_type_code(&self) -> (u16, u16) {
+    /// The error an `OFPT_ERROR` reply should carry.
+    pub fn code(&self) -> ErrorCode {
+        use ErrorCode as E;
         match self {
-            Reason::BadVersion { .. } => (OFPET_BAD_REQUEST, OFPBRC_BAD_VERSION),
-            Reason::BadType { .. } => (OFPET_BAD_REQUEST, OFPBRC_BAD_TYPE),
-            Reason::BadLen => (OFPET_BAD_REQUEST, OFPBRC_BAD_LEN),
-            Reason::BadMultipart { .. } => (OFPET_BAD_REQUEST, OFPBRC_BAD_MULTIPART),
-            Reason::BadMatchType { .. } => (OFPET_BAD_MATCH, OFPBMC_BAD_TYPE),
-            Reason::BadMatchLen => (OFPET_BAD_MATCH, OFPBMC_BAD_LEN),
-            Reason::BadField { .. } => (OFPET_BAD_MATCH, OFPBMC_BAD_FIELD),
-            Reason::BadValue => (OFPET_BAD_MATCH, OFPBMC_BAD_VALUE),
-            Reason::BadMask => (OFPET_BAD_MATCH, OFPBMC_BAD_MASK),
-            Reason::DupField => (OFPET_BAD_MATCH, OFPBMC_DUP_FIELD),
-            Reason::BadActionType { .. } => (OFPET_BAD_ACTION, OFPBAC_BAD_TYPE),
-            Reason::BadActionLen => (OFPET_BAD_ACTION, OFPBAC_BAD_LEN),
-            Reason::BadSetField { code } => (OFPET_BAD_ACTION, *code),
-            Reason::BadInstructionType { .. } => (OFPET_BAD_INSTRUCTION, OFPBIC_UNKNOWN_INST),
-            Reason::BadInstructionLen => (OFPET_BAD_INSTRUCTION, OFPBIC_BAD_LEN),
+            Reason::BadVersion { .. } => E::OFPBRC_BAD_VERSION,
+            Reason::BadType { .. } => E::OFPBRC_BAD_TYPE,
+            Reason::BadLen => E::OFPBRC_BAD_LEN,
+            Reason::BadMultipart { .. } => E::OFPBRC_BAD_MULTIPART,
+            Reason::BadMatchType { .. } => E::OFPBMC_BAD_TYPE,
+            Reason::BadMatchLen => E::OFPBMC_BAD_LEN,
+            Reason::BadField { .. } => E::OFPBMC_BAD_FIELD,
+            Reason::BadValue => E::OFPBMC_BAD_VALUE,
+            Reason::BadMask => E::OFPBMC_BAD_MASK,
+            Reason::DupField => E::OFPBMC_DUP_FIELD,
+            Reason::BadActionType { .. } => E::OFPBAC_BAD_TYPE,
+            Reason::BadActionLen => E::OFPBAC_BAD_LEN,
+            Reason::BadSetField { code } => {
+                ErrorCode::from_v13(OFPET_BAD_ACTION, *code).unwrap_or(E::OFPBAC_BAD_SET_ARGUMENT)
+            }
+            Reason::BadInstructionType { .. } => E::OFPBIC_UNKNOWN_INST,
+            Reason::BadInstructionLen => E::OFPBIC_BAD_LEN,
+            Reason::BadMeterBand { .. } => E::OFPMMFC_BAD_BAND,
+            Reason::BadBucket => E::OFPGMFC_BAD_BUCKET,
         }
+    }
+
+    /// The OpenFlow 1.3 `(ofp_error_type, code)` pair an `OFPT_ERROR` reply should carry.
+    pub fn error_type_code(&self) -> (u16, u16) {
+        self.code().v13()
     }
 }
 

@@ -15,14 +15,20 @@
 //! can see a newer peer's bitmap.
 
 pub mod action;
+pub mod channel;
+pub mod config;
 pub mod errcode;
 pub mod error;
 pub mod flow;
+pub mod group;
 pub mod header;
+pub mod meter;
 pub mod msg;
 pub mod multipart;
 pub mod oxm;
 pub mod port;
+mod split;
+pub mod stats;
 pub mod v10;
 mod wire;
 
@@ -32,14 +38,19 @@ mod tests;
 mod tests_v10;
 
 pub use action::{Action, Instruction};
+pub use channel::{Channel, ChannelConfig, ChannelEvent, CloseReason};
+pub use config::{AsyncConfig, Experimenter, PacketQueue, PortMod, QueueGetConfigReply, QueueProp, TableMod};
 pub use errcode::ErrorCode;
 pub use error::{DecodeError, EncodeError, Reason};
 pub use flow::{FlowMod, FlowRemoved, PacketIn, PacketOut};
+pub use group::{Bucket, GroupMod};
 pub use header::{Header, Xid, HEADER_LEN, OFP10_VERSION, OFP13_VERSION};
+pub use meter::{MeterBand, MeterMod};
 pub use msg::{Error, FeaturesReply, Hello, HelloElement, Role, SwitchConfig};
 pub use multipart::{MultipartReply, MultipartReplyBody, MultipartRequest, MultipartRequestBody};
 pub use oxm::{Oxm, OxmField};
 pub use port::{Port, PortStatus};
+pub use split::{split_reply, split_stats_reply, MAX_MESSAGE_LEN};
 
 use header::{of10_type as t10, of13_type as t13};
 use wire::Reader;
@@ -98,16 +109,31 @@ pub enum Body {
     RoleRequest(Role),
     /// `OFPT_ROLE_REPLY` (1.3)
     RoleReply(Role),
+    /// `OFPT_EXPERIMENTER` (1.3)
+    Experimenter(Experimenter),
+    /// `OFPT_GROUP_MOD` (1.3)
+    GroupMod(GroupMod),
+    /// `OFPT_PORT_MOD` (1.3)
+    PortMod(PortMod),
+    /// `OFPT_TABLE_MOD` (1.3)
+    TableMod(TableMod),
+    /// `OFPT_QUEUE_GET_CONFIG_REQUEST` (1.3): the port, or `OFPP_ANY`.
+    QueueGetConfigRequest {
+        /// Port to query.
+        port: u32,
+    },
+    /// `OFPT_QUEUE_GET_CONFIG_REPLY` (1.3)
+    QueueGetConfigReply(QueueGetConfigReply),
+    /// `OFPT_GET_ASYNC_REQUEST` (1.3)
+    GetAsyncRequest,
+    /// `OFPT_GET_ASYNC_REPLY` (1.3)
+    GetAsyncReply(AsyncConfig),
+    /// `OFPT_SET_ASYNC` (1.3)
+    SetAsync(AsyncConfig),
+    /// `OFPT_METER_MOD` (1.3)
+    MeterMod(MeterMod),
     /// An OpenFlow 1.0 message with a 1.0-only layout (version 0x01 only).
     V10(v10::Body),
-    /// A message type this codec does not type (group/port/table/meter mods, async config,
-    /// queue config, experimenter; most of 1.0): its `ofp_type` and raw body.
-    Other {
-        /// `ofp_header.type`.
-        type_: u8,
-        /// Everything after the header.
-        payload: Vec<u8>,
-    },
 }
 
 impl Body {
@@ -138,8 +164,17 @@ impl Body {
             Body::MultipartReply(_) if v13 => t13::OFPT_MULTIPART_REPLY,
             Body::RoleRequest(_) if v13 => t13::OFPT_ROLE_REQUEST,
             Body::RoleReply(_) if v13 => t13::OFPT_ROLE_REPLY,
+            Body::Experimenter(_) if v13 => t13::OFPT_EXPERIMENTER,
+            Body::GroupMod(_) if v13 => t13::OFPT_GROUP_MOD,
+            Body::PortMod(_) if v13 => t13::OFPT_PORT_MOD,
+            Body::TableMod(_) if v13 => t13::OFPT_TABLE_MOD,
+            Body::QueueGetConfigRequest { .. } if v13 => t13::OFPT_QUEUE_GET_CONFIG_REQUEST,
+            Body::QueueGetConfigReply(_) if v13 => t13::OFPT_QUEUE_GET_CONFIG_REPLY,
+            Body::GetAsyncRequest if v13 => t13::OFPT_GET_ASYNC_REQUEST,
+            Body::GetAsyncReply(_) if v13 => t13::OFPT_GET_ASYNC_REPLY,
+            Body::SetAsync(_) if v13 => t13::OFPT_SET_ASYNC,
+            Body::MeterMod(_) if v13 => t13::OFPT_METER_MOD,
             Body::V10(b) if version == OFP10_VERSION => b.type_code(),
-            Body::Other { type_, .. } => *type_,
             _ => return None,
         })
     }
@@ -212,9 +247,6 @@ fn decode_body(h: &Header, r: &mut Reader<'_>) -> Result<Body, Reason> {
                 t13::OFPT_SET_CONFIG => Body::SetConfig(SwitchConfig::decode(r)?),
                 t10::OFPT_BARRIER_REQUEST => empty(r, Body::BarrierRequest)?,
                 t10::OFPT_BARRIER_REPLY => empty(r, Body::BarrierReply)?,
-                t if t <= t10::OFPT_QUEUE_GET_CONFIG_REPLY => {
-                    Body::Other { type_: t, payload: r.rest().to_vec() }
-                }
                 type_ => return Err(Reason::BadType { type_ }),
             });
         }
@@ -239,7 +271,20 @@ fn decode_body(h: &Header, r: &mut Reader<'_>) -> Result<Body, Reason> {
         t13::OFPT_BARRIER_REPLY => empty(r, Body::BarrierReply)?,
         t13::OFPT_ROLE_REQUEST => Body::RoleRequest(Role::decode(r)?),
         t13::OFPT_ROLE_REPLY => Body::RoleReply(Role::decode(r)?),
-        t if t <= t13::OFPT_METER_MOD => Body::Other { type_: t, payload: r.rest().to_vec() },
+        t13::OFPT_EXPERIMENTER => Body::Experimenter(Experimenter::decode(r)?),
+        t13::OFPT_GROUP_MOD => Body::GroupMod(GroupMod::decode(r)?),
+        t13::OFPT_PORT_MOD => Body::PortMod(PortMod::decode(r)?),
+        t13::OFPT_TABLE_MOD => Body::TableMod(TableMod::decode(r)?),
+        t13::OFPT_QUEUE_GET_CONFIG_REQUEST => {
+            let port = r.u32()?;
+            r.skip(4)?;
+            empty(r, Body::QueueGetConfigRequest { port })?
+        }
+        t13::OFPT_QUEUE_GET_CONFIG_REPLY => Body::QueueGetConfigReply(QueueGetConfigReply::decode(r)?),
+        t13::OFPT_GET_ASYNC_REQUEST => empty(r, Body::GetAsyncRequest)?,
+        t13::OFPT_GET_ASYNC_REPLY => Body::GetAsyncReply(AsyncConfig::decode(r)?),
+        t13::OFPT_SET_ASYNC => Body::SetAsync(AsyncConfig::decode(r)?),
+        t13::OFPT_METER_MOD => Body::MeterMod(MeterMod::decode(r)?),
         type_ => return Err(Reason::BadType { type_ }),
     })
 }
@@ -277,8 +322,19 @@ fn encode_inner(msg: &Message, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         Body::MultipartRequest(m) => m.encode(out)?,
         Body::MultipartReply(m) => m.encode(out)?,
         Body::RoleRequest(r) | Body::RoleReply(r) => r.encode(out),
+        Body::Experimenter(e) => e.encode(out),
+        Body::GroupMod(g) => g.encode(out)?,
+        Body::PortMod(p) => p.encode(out),
+        Body::TableMod(t) => t.encode(out),
+        Body::QueueGetConfigRequest { port } => {
+            out.put_u32(*port);
+            out.put_zeros(4);
+        }
+        Body::QueueGetConfigReply(q) => q.encode(out)?,
+        Body::GetAsyncRequest => {}
+        Body::GetAsyncReply(c) | Body::SetAsync(c) => c.encode(out),
+        Body::MeterMod(m) => m.encode(out)?,
         Body::V10(b) => b.encode(out)?,
-        Body::Other { payload, .. } => out.extend_from_slice(payload),
     }
     out.patch_len(start + 2, start)
 }
@@ -286,7 +342,7 @@ fn encode_inner(msg: &Message, out: &mut Vec<u8>) -> Result<(), EncodeError> {
 impl DecodeError {
     /// The `OFPT_ERROR` message answering the bad message, in the connection's `version`.
     pub fn reply(&self, version: u8) -> Message {
-        let (type_, code) = self.reason.error_type_code();
+        let (type_, code) = self.reason.code().wire(version);
         Message { version, xid: self.xid, body: Body::Error(Error { type_, code, data: self.data.clone() }) }
     }
 }

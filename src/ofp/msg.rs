@@ -83,7 +83,7 @@ impl Hello {
                 return Err(Reason::BadLen);
             }
             let data = r.bytes(len - 4)?;
-            r.skip((pad8(len) - len).min(r.remaining()))?;
+            r.skip(pad8(len) - len)?;
             elements.push(if type_ == OFPHET_VERSIONBITMAP {
                 if !data.len().is_multiple_of(4) {
                     return Err(Reason::BadLen);

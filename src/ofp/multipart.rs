@@ -1,11 +1,16 @@
-//! `OFPT_MULTIPART_REQUEST` / `OFPT_MULTIPART_REPLY` (OpenFlow 1.3.5 §7.3.5): DESC, FLOW,
-//! AGGREGATE, TABLE, PORT_STATS, PORT_DESC and TABLE_FEATURES are typed; the other multipart
-//! types the spec defines (queue, group, meter, experimenter) pass through as raw bodies.
+//! `OFPT_MULTIPART_REQUEST` / `OFPT_MULTIPART_REPLY` (OpenFlow 1.3.5 §7.3.5): every type the
+//! spec defines is typed (the experimenter one as a raw [`Experimenter`]); an undefined type is
+//! `OFPBRC_BAD_MULTIPART`. Queue, group and meter entries are in [`super::stats`]; splitting a
+//! long reply into several messages is [`split_reply`].
 
 use super::action::{decode_instructions, encode_instructions, Instruction};
+use super::config::Experimenter;
+use super::stats::*;
+
 use super::error::{EncodeError, Reason};
 use super::oxm::{decode_match, encode_match, Oxm};
 use super::port::{Port, PORT_LEN};
+pub use super::split::split_reply;
 use super::wire::{pad8, Put, Reader};
 
 /// `OFPMP_DESC`
@@ -18,7 +23,19 @@ pub const OFPMP_AGGREGATE: u16 = 2;
 pub const OFPMP_TABLE: u16 = 3;
 /// `OFPMP_PORT_STATS`
 pub const OFPMP_PORT_STATS: u16 = 4;
-/// `OFPMP_METER_FEATURES`: the highest of the untyped multipart types before TABLE_FEATURES.
+/// `OFPMP_QUEUE`
+pub const OFPMP_QUEUE: u16 = 5;
+/// `OFPMP_GROUP`
+pub const OFPMP_GROUP: u16 = 6;
+/// `OFPMP_GROUP_DESC`
+pub const OFPMP_GROUP_DESC: u16 = 7;
+/// `OFPMP_GROUP_FEATURES`
+pub const OFPMP_GROUP_FEATURES: u16 = 8;
+/// `OFPMP_METER`
+pub const OFPMP_METER: u16 = 9;
+/// `OFPMP_METER_CONFIG`
+pub const OFPMP_METER_CONFIG: u16 = 10;
+/// `OFPMP_METER_FEATURES`
 pub const OFPMP_METER_FEATURES: u16 = 11;
 /// `OFPMP_TABLE_FEATURES`
 pub const OFPMP_TABLE_FEATURES: u16 = 12;
@@ -58,13 +75,36 @@ pub enum MultipartRequestBody {
     PortDesc,
     /// `OFPMP_TABLE_FEATURES`: empty to query, non-empty to set.
     TableFeatures(Vec<TableFeatures>),
-    /// Any other defined multipart type, body kept raw.
-    Other {
-        /// `ofp_multipart_type`.
-        type_: u16,
-        /// The raw body.
-        body: Vec<u8>,
+    /// `OFPMP_QUEUE`
+    Queue {
+        /// Port, or `OFPP_ANY`.
+        port_no: u32,
+        /// Queue, or `OFPQ_ALL`.
+        queue_id: u32,
     },
+    /// `OFPMP_GROUP`
+    Group {
+        /// Group, or `OFPG_ALL`.
+        group_id: u32,
+    },
+    /// `OFPMP_GROUP_DESC`
+    GroupDesc,
+    /// `OFPMP_GROUP_FEATURES`
+    GroupFeatures,
+    /// `OFPMP_METER`
+    Meter {
+        /// Meter, or `OFPM_ALL`.
+        meter_id: u32,
+    },
+    /// `OFPMP_METER_CONFIG`
+    MeterConfig {
+        /// Meter, or `OFPM_ALL`.
+        meter_id: u32,
+    },
+    /// `OFPMP_METER_FEATURES`
+    MeterFeatures,
+    /// `OFPMP_EXPERIMENTER`
+    Experimenter(Experimenter),
 }
 
 /// `OFPT_MULTIPART_REPLY`.
@@ -93,13 +133,22 @@ pub enum MultipartReplyBody {
     PortDesc(Vec<Port>),
     /// `OFPMP_TABLE_FEATURES`
     TableFeatures(Vec<TableFeatures>),
-    /// Any other defined multipart type, body kept raw.
-    Other {
-        /// `ofp_multipart_type`.
-        type_: u16,
-        /// The raw body.
-        body: Vec<u8>,
-    },
+    /// `OFPMP_QUEUE`
+    Queue(Vec<QueueStats>),
+    /// `OFPMP_GROUP`
+    Group(Vec<GroupStats>),
+    /// `OFPMP_GROUP_DESC`
+    GroupDesc(Vec<GroupDesc>),
+    /// `OFPMP_GROUP_FEATURES`
+    GroupFeatures(GroupFeatures),
+    /// `OFPMP_METER`
+    Meter(Vec<MeterStats>),
+    /// `OFPMP_METER_CONFIG`
+    MeterConfig(Vec<MeterConfig>),
+    /// `OFPMP_METER_FEATURES`
+    MeterFeatures(MeterFeatures),
+    /// `OFPMP_EXPERIMENTER`
+    Experimenter(Experimenter),
 }
 
 /// `ofp_flow_stats_request` / `ofp_aggregate_stats_request` (same layout).
@@ -300,6 +349,10 @@ pub struct TableFeatureProp {
 const TABLE_FEATURES_LEN: usize = 64;
 /// Fixed part of `ofp_flow_stats` before the match.
 const FLOW_STATS_LEN: usize = 48;
+/// Length of `ofp_table_stats`.
+const TABLE_STATS_LEN: usize = 24;
+/// Length of `ofp_port_stats`.
+const PORT_STATS_LEN: usize = 112;
 
 impl TableFeatures {
     fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
@@ -347,9 +400,7 @@ impl TableFeatures {
                 return Err(Reason::BadLen);
             }
             let data = t.bytes(len - 4)?.to_vec();
-            // The last property's padding may be missing if the sender counted it out.
-            let pad = (pad8(len) - len).min(t.remaining());
-            t.skip(pad)?;
+            t.skip(pad8(len) - len)?;
             tf.properties.push(TableFeatureProp { type_, data });
         }
         Ok(tf)
@@ -499,9 +550,58 @@ impl PortStats {
     }
 }
 
-/// Whether `t` is a multipart type OpenFlow 1.3 defines.
-fn known_type(t: u16) -> bool {
-    t <= OFPMP_PORT_DESC || t == OFPMP_EXPERIMENTER
+impl Desc {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        out.put_str(&self.mfr_desc, DESC_STR_LEN);
+        out.put_str(&self.hw_desc, DESC_STR_LEN);
+        out.put_str(&self.sw_desc, DESC_STR_LEN);
+        out.put_str(&self.serial_num, SERIAL_NUM_LEN);
+        out.put_str(&self.dp_desc, DESC_STR_LEN);
+    }
+
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Desc, Reason> {
+        let d = Desc {
+            mfr_desc: r.str(DESC_STR_LEN)?,
+            hw_desc: r.str(DESC_STR_LEN)?,
+            sw_desc: r.str(DESC_STR_LEN)?,
+            serial_num: r.str(SERIAL_NUM_LEN)?,
+            dp_desc: r.str(DESC_STR_LEN)?,
+        };
+        r.finish(Reason::BadLen)?;
+        Ok(d)
+    }
+}
+
+impl AggregateStats {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        out.put_u64(self.packet_count);
+        out.put_u64(self.byte_count);
+        out.put_u32(self.flow_count);
+        out.put_zeros(4);
+    }
+
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<AggregateStats, Reason> {
+        let a = AggregateStats { packet_count: r.u64()?, byte_count: r.u64()?, flow_count: r.u32()? };
+        r.skip(4)?;
+        r.finish(Reason::BadLen)?;
+        Ok(a)
+    }
+}
+
+impl TableStats {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.put_u8(self.table_id);
+        out.put_zeros(3);
+        out.put_u32(self.active_count);
+        out.put_u64(self.lookup_count);
+        out.put_u64(self.matched_count);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<TableStats, Reason> {
+        let table_id = r.u8()?;
+        r.skip(3)?;
+        Ok(TableStats { table_id, active_count: r.u32()?, lookup_count: r.u64()?, matched_count: r.u64()? })
+    }
 }
 
 /// Writes the multipart header (`type`, `flags`, pad).
@@ -511,10 +611,18 @@ fn put_mp_header(out: &mut Vec<u8>, type_: u16, flags: u16) {
     out.put_zeros(4);
 }
 
-impl MultipartRequest {
-    pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+/// Reads a request body that is one `u32` and 4 bytes of padding.
+fn id_and_pad(r: &mut Reader<'_>) -> Result<u32, Reason> {
+    let id = r.u32()?;
+    r.skip(4)?;
+    Ok(id)
+}
+
+impl MultipartRequestBody {
+    /// `OFPMP_*` of this body.
+    pub fn type_code(&self) -> u16 {
         use MultipartRequestBody as B;
-        let type_ = match &self.body {
+        match self {
             B::Desc => OFPMP_DESC,
             B::Flow(_) => OFPMP_FLOW,
             B::Aggregate(_) => OFPMP_AGGREGATE,
@@ -522,18 +630,38 @@ impl MultipartRequest {
             B::PortStats { .. } => OFPMP_PORT_STATS,
             B::PortDesc => OFPMP_PORT_DESC,
             B::TableFeatures(_) => OFPMP_TABLE_FEATURES,
-            B::Other { type_, .. } => *type_,
-        };
-        put_mp_header(out, type_, self.flags);
+            B::Queue { .. } => OFPMP_QUEUE,
+            B::Group { .. } => OFPMP_GROUP,
+            B::GroupDesc => OFPMP_GROUP_DESC,
+            B::GroupFeatures => OFPMP_GROUP_FEATURES,
+            B::Meter { .. } => OFPMP_METER,
+            B::MeterConfig { .. } => OFPMP_METER_CONFIG,
+            B::MeterFeatures => OFPMP_METER_FEATURES,
+            B::Experimenter(_) => OFPMP_EXPERIMENTER,
+        }
+    }
+}
+
+impl MultipartRequest {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        use MultipartRequestBody as B;
+        put_mp_header(out, self.body.type_code(), self.flags);
         match &self.body {
-            B::Desc | B::Table | B::PortDesc => {}
+            B::Desc | B::Table | B::PortDesc | B::GroupDesc | B::GroupFeatures | B::MeterFeatures => {}
             B::Flow(f) | B::Aggregate(f) => f.encode(out)?,
-            B::PortStats { port_no } => {
-                out.put_u32(*port_no);
+            B::PortStats { port_no: id }
+            | B::Group { group_id: id }
+            | B::Meter { meter_id: id }
+            | B::MeterConfig { meter_id: id } => {
+                out.put_u32(*id);
                 out.put_zeros(4);
             }
+            B::Queue { port_no, queue_id } => {
+                out.put_u32(*port_no);
+                out.put_u32(*queue_id);
+            }
             B::TableFeatures(t) => t.iter().try_for_each(|t| t.encode(out))?,
-            B::Other { body, .. } => out.extend_from_slice(body),
+            B::Experimenter(e) => e.encode(out),
         }
         Ok(())
     }
@@ -543,31 +671,34 @@ impl MultipartRequest {
         let type_ = r.u16()?;
         let flags = r.u16()?;
         r.skip(4)?;
-        let empty = |r: &Reader<'_>| r.finish(Reason::BadLen);
         let body = match type_ {
-            OFPMP_DESC => empty(r).map(|_| B::Desc)?,
-            OFPMP_TABLE => empty(r).map(|_| B::Table)?,
-            OFPMP_PORT_DESC => empty(r).map(|_| B::PortDesc)?,
+            OFPMP_DESC => B::Desc,
+            OFPMP_TABLE => B::Table,
+            OFPMP_PORT_DESC => B::PortDesc,
+            OFPMP_GROUP_DESC => B::GroupDesc,
+            OFPMP_GROUP_FEATURES => B::GroupFeatures,
+            OFPMP_METER_FEATURES => B::MeterFeatures,
             OFPMP_FLOW => B::Flow(FlowStatsRequest::decode(r)?),
             OFPMP_AGGREGATE => B::Aggregate(FlowStatsRequest::decode(r)?),
-            OFPMP_PORT_STATS => {
-                let port_no = r.u32()?;
-                r.skip(4)?;
-                empty(r)?;
-                B::PortStats { port_no }
-            }
+            OFPMP_PORT_STATS => B::PortStats { port_no: id_and_pad(r)? },
+            OFPMP_GROUP => B::Group { group_id: id_and_pad(r)? },
+            OFPMP_METER => B::Meter { meter_id: id_and_pad(r)? },
+            OFPMP_METER_CONFIG => B::MeterConfig { meter_id: id_and_pad(r)? },
+            OFPMP_QUEUE => B::Queue { port_no: r.u32()?, queue_id: r.u32()? },
             OFPMP_TABLE_FEATURES => B::TableFeatures(decode_list(r.rest(), TableFeatures::decode)?),
-            t if known_type(t) => B::Other { type_, body: r.rest().to_vec() },
+            OFPMP_EXPERIMENTER => B::Experimenter(Experimenter::decode(r)?),
             _ => return Err(Reason::BadMultipart { type_ }),
         };
+        r.finish(Reason::BadLen)?;
         Ok(MultipartRequest { flags, body })
     }
 }
 
-impl MultipartReply {
-    pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+impl MultipartReplyBody {
+    /// `OFPMP_*` of this body.
+    pub fn type_code(&self) -> u16 {
         use MultipartReplyBody as B;
-        let type_ = match &self.body {
+        match self {
             B::Desc(_) => OFPMP_DESC,
             B::Flow(_) => OFPMP_FLOW,
             B::Aggregate(_) => OFPMP_AGGREGATE,
@@ -575,39 +706,57 @@ impl MultipartReply {
             B::PortStats(_) => OFPMP_PORT_STATS,
             B::PortDesc(_) => OFPMP_PORT_DESC,
             B::TableFeatures(_) => OFPMP_TABLE_FEATURES,
-            B::Other { type_, .. } => *type_,
-        };
-        put_mp_header(out, type_, self.flags);
-        match &self.body {
-            B::Desc(d) => {
-                out.put_str(&d.mfr_desc, DESC_STR_LEN);
-                out.put_str(&d.hw_desc, DESC_STR_LEN);
-                out.put_str(&d.sw_desc, DESC_STR_LEN);
-                out.put_str(&d.serial_num, SERIAL_NUM_LEN);
-                out.put_str(&d.dp_desc, DESC_STR_LEN);
-            }
+            B::Queue(_) => OFPMP_QUEUE,
+            B::Group(_) => OFPMP_GROUP,
+            B::GroupDesc(_) => OFPMP_GROUP_DESC,
+            B::GroupFeatures(_) => OFPMP_GROUP_FEATURES,
+            B::Meter(_) => OFPMP_METER,
+            B::MeterConfig(_) => OFPMP_METER_CONFIG,
+            B::MeterFeatures(_) => OFPMP_METER_FEATURES,
+            B::Experimenter(_) => OFPMP_EXPERIMENTER,
+        }
+    }
+
+    /// Appends the body (everything after the multipart header).
+    pub(crate) fn encode_entries(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        use MultipartReplyBody as B;
+        match self {
+            B::Desc(d) => d.encode(out),
             B::Flow(f) => f.iter().try_for_each(|f| f.encode(out))?,
-            B::Aggregate(a) => {
-                out.put_u64(a.packet_count);
-                out.put_u64(a.byte_count);
-                out.put_u32(a.flow_count);
-                out.put_zeros(4);
-            }
-            B::Table(t) => {
-                for t in t {
-                    out.put_u8(t.table_id);
-                    out.put_zeros(3);
-                    out.put_u32(t.active_count);
-                    out.put_u64(t.lookup_count);
-                    out.put_u64(t.matched_count);
-                }
-            }
+            B::Aggregate(a) => a.encode(out),
+            B::Table(t) => t.iter().for_each(|t| t.encode(out)),
             B::PortStats(p) => p.iter().for_each(|p| p.encode(out)),
             B::PortDesc(p) => p.iter().for_each(|p| p.encode(out)),
             B::TableFeatures(t) => t.iter().try_for_each(|t| t.encode(out))?,
-            B::Other { body, .. } => out.extend_from_slice(body),
+            B::Queue(q) => q.iter().for_each(|q| q.encode(out)),
+            B::Group(g) => g.iter().try_for_each(|g| g.encode(out))?,
+            B::GroupDesc(g) => g.iter().try_for_each(|g| g.encode(out))?,
+            B::GroupFeatures(f) => f.encode(out),
+            B::Meter(m) => m.iter().try_for_each(|m| m.encode(out))?,
+            B::MeterConfig(m) => m.iter().try_for_each(|m| m.encode(out))?,
+            B::MeterFeatures(f) => f.encode(out),
+            B::Experimenter(e) => e.encode(out),
         }
         Ok(())
+    }
+}
+
+/// Decodes fixed-size entries of `size` bytes filling the rest of `r`.
+fn fixed_list<T>(
+    r: &mut Reader<'_>,
+    size: usize,
+    one: impl FnMut(&mut Reader<'_>) -> Result<T, Reason>,
+) -> Result<Vec<T>, Reason> {
+    if !r.remaining().is_multiple_of(size) {
+        return Err(Reason::BadLen);
+    }
+    decode_list(r.rest(), one)
+}
+
+impl MultipartReply {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        put_mp_header(out, self.body.type_code(), self.flags);
+        self.body.encode_entries(out)
     }
 
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<MultipartReply, Reason> {
@@ -616,45 +765,24 @@ impl MultipartReply {
         let flags = r.u16()?;
         r.skip(4)?;
         let body = match type_ {
-            OFPMP_DESC => {
-                let d = Desc {
-                    mfr_desc: r.str(DESC_STR_LEN)?,
-                    hw_desc: r.str(DESC_STR_LEN)?,
-                    sw_desc: r.str(DESC_STR_LEN)?,
-                    serial_num: r.str(SERIAL_NUM_LEN)?,
-                    dp_desc: r.str(DESC_STR_LEN)?,
-                };
-                r.finish(Reason::BadLen)?;
-                B::Desc(d)
-            }
+            OFPMP_DESC => B::Desc(Desc::decode(r)?),
             OFPMP_FLOW => B::Flow(decode_list(r.rest(), FlowStats::decode)?),
-            OFPMP_AGGREGATE => {
-                let a = AggregateStats { packet_count: r.u64()?, byte_count: r.u64()?, flow_count: r.u32()? };
-                r.skip(4)?;
-                r.finish(Reason::BadLen)?;
-                B::Aggregate(a)
-            }
-            OFPMP_TABLE => B::Table(decode_list(r.rest(), |r| {
-                let table_id = r.u8()?;
-                r.skip(3)?;
-                Ok(TableStats {
-                    table_id,
-                    active_count: r.u32()?,
-                    lookup_count: r.u64()?,
-                    matched_count: r.u64()?,
-                })
-            })?),
-            OFPMP_PORT_STATS => B::PortStats(decode_list(r.rest(), PortStats::decode)?),
-            OFPMP_PORT_DESC => {
-                if !r.remaining().is_multiple_of(PORT_LEN) {
-                    return Err(Reason::BadLen);
-                }
-                B::PortDesc(decode_list(r.rest(), Port::decode)?)
-            }
+            OFPMP_AGGREGATE => B::Aggregate(AggregateStats::decode(r)?),
+            OFPMP_TABLE => B::Table(fixed_list(r, TABLE_STATS_LEN, TableStats::decode)?),
+            OFPMP_PORT_STATS => B::PortStats(fixed_list(r, PORT_STATS_LEN, PortStats::decode)?),
+            OFPMP_PORT_DESC => B::PortDesc(fixed_list(r, PORT_LEN, Port::decode)?),
             OFPMP_TABLE_FEATURES => B::TableFeatures(decode_list(r.rest(), TableFeatures::decode)?),
-            t if known_type(t) => B::Other { type_, body: r.rest().to_vec() },
+            OFPMP_QUEUE => B::Queue(fixed_list(r, QUEUE_STATS_LEN, QueueStats::decode)?),
+            OFPMP_GROUP => B::Group(decode_list(r.rest(), GroupStats::decode)?),
+            OFPMP_GROUP_DESC => B::GroupDesc(decode_list(r.rest(), GroupDesc::decode)?),
+            OFPMP_GROUP_FEATURES => B::GroupFeatures(GroupFeatures::decode(r)?),
+            OFPMP_METER => B::Meter(decode_list(r.rest(), MeterStats::decode)?),
+            OFPMP_METER_CONFIG => B::MeterConfig(decode_list(r.rest(), MeterConfig::decode)?),
+            OFPMP_METER_FEATURES => B::MeterFeatures(MeterFeatures::decode(r)?),
+            OFPMP_EXPERIMENTER => B::Experimenter(Experimenter::decode(r)?),
             _ => return Err(Reason::BadMultipart { type_ }),
         };
+        r.finish(Reason::BadLen)?;
         Ok(MultipartReply { flags, body })
     }
 }

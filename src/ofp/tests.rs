@@ -13,8 +13,10 @@ use super::oxm::OFPVID_PRESENT;
 use super::port::*;
 use super::*;
 
+mod bytes_prop;
 mod ovs_capture;
 mod prop;
+mod typed;
 
 fn hex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
@@ -195,9 +197,25 @@ fn simple_messages() {
         "04 19 00 18 00 00 00 0c  00 00 00 02 00 00 00 00  00 00 00 00 00 00 00 03",
         &msg13(12, Body::RoleReply(role)),
     );
+    // A select group with one weighted bucket that outputs to port 2.
     check_wire(
-        "04 0f 00 0c 00 00 00 0d  01 02 03 04",
-        &msg13(13, Body::Other { type_: 15, payload: vec![1, 2, 3, 4] }),
+        "04 0f 00 30 00 00 00 0d  00 00 01 00 00 00 00 05
+         00 20 00 03 ff ff ff ff  ff ff ff ff 00 00 00 00
+         00 00 00 10 00 00 00 02  ff e5 00 00 00 00 00 00",
+        &msg13(
+            13,
+            Body::GroupMod(GroupMod {
+                command: crate::ofp::group::OFPGC_ADD,
+                type_: crate::ofp::group::OFPGT_SELECT,
+                group_id: 5,
+                buckets: vec![Bucket {
+                    weight: 3,
+                    watch_port: OFPP_ANY,
+                    watch_group: OFPG_ANY,
+                    actions: vec![crate::ofp::Action::Output { port: 2, max_len: 0xffe5 }],
+                }],
+            }),
+        ),
     );
 }
 
@@ -212,8 +230,18 @@ fn openflow10_shared_messages() {
         &m10(3, Body::SetConfig(SwitchConfig { flags: 0, miss_send_len: 128 })),
     );
     check_wire(
-        "01 0f 00 0a 00 00 00 04  aa bb",
-        &m10(4, Body::Other { type_: 15, payload: vec![0xaa, 0xbb] }),
+        "01 0f 00 20 00 00 00 04  00 03 00 11 22 33 44 55  00 00 00 01 00 00 00 01
+         00 00 00 00 00 00 00 00",
+        &m10(
+            4,
+            Body::V10(v10::Body::PortMod(v10::PortMod {
+                port_no: 3,
+                hw_addr: [0, 0x11, 0x22, 0x33, 0x44, 0x55],
+                config: 1,
+                mask: 1,
+                advertise: 0,
+            })),
+        ),
     );
     let mut out = Vec::new();
     let flow_mod = m10(5, Body::FlowMod(FlowMod::default()));
@@ -427,7 +455,7 @@ fn multipart_requests() {
         3,
         MultipartRequestBody::Aggregate(FlowStatsRequest { match_: sample_match(), ..all }),
     ));
-    roundtrip(&mp_req(4, MultipartRequestBody::Other { type_: 6, body: vec![0, 0, 0, 1, 0, 0, 0, 0] }));
+    roundtrip(&mp_req(4, MultipartRequestBody::Group { group_id: 1 }));
     roundtrip(&msg13(
         5,
         Body::MultipartRequest(MultipartRequest {
@@ -523,7 +551,11 @@ fn multipart_replies() {
         8,
         Body::MultipartReply(MultipartReply {
             flags: OFPMPF_MORE,
-            body: MultipartReplyBody::Other { type_: 0xffff, body: vec![9; 12] },
+            body: MultipartReplyBody::Experimenter(Experimenter {
+                experimenter: 0x2320,
+                exp_type: 9,
+                data: vec![9; 4],
+            }),
         }),
     ));
 }

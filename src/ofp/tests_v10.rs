@@ -141,15 +141,16 @@ fn stats() {
     assert_eq!(roundtrip(&m10(1, Body::StatsRequest(req))), hex("01 10 00 0c 00 00 00 01 00 00 00 00"));
     let req = StatsRequest {
         flags: 0,
-        body: StatsRequestBody::Flow { match_: Match::all(), table_id: 0xff, out_port: 0xffff },
+        body: StatsRequestBody::Flow(FlowStatsRequest {
+            match_: Match::all(),
+            table_id: 0xff,
+            out_port: 0xffff,
+        }),
     };
     assert_eq!(roundtrip(&m10(2, Body::StatsRequest(req))).len(), 12 + 44);
     roundtrip(&m10(
         3,
-        Body::StatsRequest(StatsRequest {
-            flags: 0,
-            body: StatsRequestBody::Other { type_: 4, body: vec![0; 8] },
-        }),
+        Body::StatsRequest(StatsRequest { flags: 0, body: StatsRequestBody::Port { port_no: 0xffff } }),
     ));
     let desc = Desc {
         mfr_desc: "x".into(),

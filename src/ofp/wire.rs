@@ -37,9 +37,18 @@ impl<'a> Reader<'a> {
         std::mem::take(&mut self.buf)
     }
 
-    /// Skips `n` bytes of padding.
+    /// Skips `n` bytes of padding, which must be zero (so that a decoded message re-encodes
+    /// to the same bytes); nonzero padding fails with the reader's length error.
     pub(crate) fn skip(&mut self, n: usize) -> Result<(), Reason> {
-        self.bytes(n).map(|_| ())
+        if self.bytes(n)?.iter().any(|&b| b != 0) {
+            return Err(self.short.clone());
+        }
+        Ok(())
+    }
+
+    /// Consumes the rest as padding: it must be all zeros.
+    pub(crate) fn pad_rest(&mut self) -> Result<(), Reason> {
+        self.skip(self.buf.len())
     }
 
     /// Reads a fixed-size array.
@@ -68,11 +77,16 @@ impl<'a> Reader<'a> {
     /// Reads a NUL-padded fixed-size string field (`char name[N]`).
     pub(crate) fn str(&mut self, n: usize) -> Result<String, Reason> {
         let raw = self.bytes(n)?;
-        // At most n-1 bytes: the field always ends in NUL. Invalid UTF-8 is dropped, so a
-        // decoded string re-encodes into the same field.
-        let text = &raw[..n.saturating_sub(1)];
-        let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
-        Ok(text[..end].utf8_chunks().map(|c| c.valid()).collect())
+        // Only the form `put_str` writes is accepted, so a decoded string re-encodes into the
+        // same field: UTF-8 text, then NULs to the end, at least one.
+        let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+        if end == raw.len() || raw[end..].iter().any(|&b| b != 0) {
+            return Err(self.short.clone());
+        }
+        match std::str::from_utf8(&raw[..end]) {
+            Ok(s) => Ok(s.to_owned()),
+            Err(_) => Err(self.short.clone()),
+        }
     }
 
     /// Fails with `err` unless all input was consumed.

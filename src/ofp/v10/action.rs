@@ -118,7 +118,7 @@ impl Action {
         if len != want {
             return Err(Reason::BadActionLen);
         }
-        Ok(match type_ {
+        let action = match type_ {
             0 => Action::Output { port: b.u16()?, max_len: b.u16()? },
             1 => Action::SetVlanVid(b.u16()?),
             2 => Action::SetVlanPcp(b.u8()?),
@@ -137,7 +137,9 @@ impl Action {
             }
             0xffff => Action::Vendor { vendor: b.u32()?, data: b.rest().to_vec() },
             _ => return Err(Reason::BadActionType { type_ }),
-        })
+        };
+        b.pad_rest()?;
+        Ok(action)
     }
 }
 

@@ -3,11 +3,13 @@
 //! PORT_STATUS, and STATS (desc and flow typed; the rest raw). OpenFlow 1.0.0 §5.
 
 mod action;
+mod stats;
 
 pub use action::Action;
+pub use stats::*;
 
+use super::config::PacketQueue;
 use super::error::{EncodeError, Reason};
-use super::multipart::{Desc, DESC_STR_LEN, SERIAL_NUM_LEN};
 use super::wire::{Put, Reader};
 use action::{decode_actions, encode_actions};
 
@@ -23,15 +25,18 @@ pub const OFPT_PORT_STATUS: u8 = 12;
 pub const OFPT_PACKET_OUT: u8 = 13;
 /// `OFPT_FLOW_MOD` in 1.0.
 pub const OFPT_FLOW_MOD: u8 = 14;
+/// `OFPT_VENDOR` in 1.0.
+pub const OFPT_VENDOR: u8 = 4;
+/// `OFPT_PORT_MOD` in 1.0.
+pub const OFPT_PORT_MOD: u8 = 15;
+/// `OFPT_QUEUE_GET_CONFIG_REQUEST` in 1.0.
+pub const OFPT_QUEUE_GET_CONFIG_REQUEST: u8 = 20;
+/// `OFPT_QUEUE_GET_CONFIG_REPLY` in 1.0.
+pub const OFPT_QUEUE_GET_CONFIG_REPLY: u8 = 21;
 /// `OFPT_STATS_REQUEST` in 1.0.
 pub const OFPT_STATS_REQUEST: u8 = 16;
 /// `OFPT_STATS_REPLY` in 1.0.
 pub const OFPT_STATS_REPLY: u8 = 17;
-
-/// `OFPST_DESC`
-pub const OFPST_DESC: u16 = 0;
-/// `OFPST_FLOW`
-pub const OFPST_FLOW: u16 = 1;
 
 /// `OFPFW_ALL`: every field wildcarded.
 pub const OFPFW_ALL: u32 = (1 << 22) - 1;
@@ -60,6 +65,42 @@ pub enum Body {
     StatsRequest(StatsRequest),
     /// `OFPT_STATS_REPLY`
     StatsReply(StatsReply),
+    /// `OFPT_VENDOR`, raw (Nicira extensions arrive this way).
+    Vendor {
+        /// Vendor id.
+        vendor: u32,
+        /// Everything after it.
+        data: Vec<u8>,
+    },
+    /// `OFPT_PORT_MOD`
+    PortMod(PortMod),
+    /// `OFPT_QUEUE_GET_CONFIG_REQUEST`
+    QueueGetConfigRequest {
+        /// The port to query.
+        port: u16,
+    },
+    /// `OFPT_QUEUE_GET_CONFIG_REPLY` (queues carry `port` 0: 1.0 has no such field).
+    QueueGetConfigReply {
+        /// The port queried.
+        port: u16,
+        /// Its queues.
+        queues: Vec<PacketQueue>,
+    },
+}
+
+/// `OFPT_PORT_MOD` of 1.0.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PortMod {
+    /// Port number.
+    pub port_no: u16,
+    /// The port's MAC address, as a sanity check.
+    pub hw_addr: [u8; 6],
+    /// `OFPPC_*` values.
+    pub config: u32,
+    /// Which bits of `config` to change.
+    pub mask: u32,
+    /// Features to advertise, or 0 to leave unchanged.
+    pub advertise: u32,
 }
 
 /// `ofp_match` of 1.0: fixed fields plus a wildcard bitmap (`OFPFW_*`).
@@ -288,90 +329,6 @@ pub struct FlowRemoved {
     pub byte_count: u64,
 }
 
-/// `OFPT_STATS_REQUEST` of 1.0.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct StatsRequest {
-    /// Flags (none defined).
-    pub flags: u16,
-    /// What is asked for.
-    pub body: StatsRequestBody,
-}
-
-/// Body of a 1.0 stats request.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum StatsRequestBody {
-    /// `OFPST_DESC`
-    Desc,
-    /// `OFPST_FLOW`
-    Flow {
-        /// Fields to match.
-        match_: Match,
-        /// Table, or 0xff for all.
-        table_id: u8,
-        /// Require an output to this port (0xffff: don't care).
-        out_port: u16,
-    },
-    /// Other stats types, raw.
-    Other {
-        /// `OFPST_*`.
-        type_: u16,
-        /// Raw body.
-        body: Vec<u8>,
-    },
-}
-
-/// `OFPT_STATS_REPLY` of 1.0.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct StatsReply {
-    /// `OFPSF_REPLY_MORE` or 0.
-    pub flags: u16,
-    /// The answer.
-    pub body: StatsReplyBody,
-}
-
-/// Body of a 1.0 stats reply.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum StatsReplyBody {
-    /// `OFPST_DESC`
-    Desc(Desc),
-    /// `OFPST_FLOW`
-    Flow(Vec<FlowStats>),
-    /// Other stats types, raw.
-    Other {
-        /// `OFPST_*`.
-        type_: u16,
-        /// Raw body.
-        body: Vec<u8>,
-    },
-}
-
-/// `ofp_flow_stats` of 1.0.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct FlowStats {
-    /// Table id.
-    pub table_id: u8,
-    /// The match.
-    pub match_: Match,
-    /// Time alive, seconds.
-    pub duration_sec: u32,
-    /// Time alive beyond `duration_sec`, nanoseconds.
-    pub duration_nsec: u32,
-    /// Priority.
-    pub priority: u16,
-    /// Idle timeout.
-    pub idle_timeout: u16,
-    /// Hard timeout.
-    pub hard_timeout: u16,
-    /// Cookie.
-    pub cookie: u64,
-    /// Packets matched.
-    pub packet_count: u64,
-    /// Bytes matched.
-    pub byte_count: u64,
-    /// Actions.
-    pub actions: Vec<Action>,
-}
-
 impl Body {
     /// The 1.0 `ofp_type` of this body.
     pub fn type_code(&self) -> u8 {
@@ -384,6 +341,10 @@ impl Body {
             Body::FlowMod(_) => OFPT_FLOW_MOD,
             Body::StatsRequest(_) => OFPT_STATS_REQUEST,
             Body::StatsReply(_) => OFPT_STATS_REPLY,
+            Body::Vendor { .. } => OFPT_VENDOR,
+            Body::PortMod(_) => OFPT_PORT_MOD,
+            Body::QueueGetConfigRequest { .. } => OFPT_QUEUE_GET_CONFIG_REQUEST,
+            Body::QueueGetConfigReply { .. } => OFPT_QUEUE_GET_CONFIG_REPLY,
         }
     }
 
@@ -397,8 +358,25 @@ impl Body {
             OFPT_PORT_STATUS => decode_port_status(r),
             OFPT_PACKET_OUT => decode_packet_out(r).map(Body::PacketOut),
             OFPT_FLOW_MOD => decode_flow_mod(r).map(Body::FlowMod),
-            OFPT_STATS_REQUEST => decode_stats_request(r).map(Body::StatsRequest),
-            OFPT_STATS_REPLY => decode_stats_reply(r).map(Body::StatsReply),
+            OFPT_STATS_REQUEST => StatsRequest::decode(r).map(Body::StatsRequest),
+            OFPT_STATS_REPLY => StatsReply::decode(r).map(Body::StatsReply),
+            OFPT_VENDOR => r.u32().map(|vendor| Body::Vendor { vendor, data: r.rest().to_vec() }),
+            OFPT_PORT_MOD => decode_port_mod(r).map(Body::PortMod),
+            OFPT_QUEUE_GET_CONFIG_REQUEST => (|| {
+                let port = r.u16()?;
+                r.skip(2)?;
+                r.finish(Reason::BadLen)?;
+                Ok(Body::QueueGetConfigRequest { port })
+            })(),
+            OFPT_QUEUE_GET_CONFIG_REPLY => (|| {
+                let port = r.u16()?;
+                r.skip(6)?;
+                let mut queues = Vec::new();
+                while r.remaining() > 0 {
+                    queues.push(PacketQueue::decode(r, true)?);
+                }
+                Ok(Body::QueueGetConfigReply { port, queues })
+            })(),
             _ => return None,
         })
     }
@@ -463,63 +441,29 @@ impl Body {
                 out.put_u16(f.flags);
                 encode_actions(&f.actions, out)?;
             }
-            Body::StatsRequest(s) => match &s.body {
-                StatsRequestBody::Desc => {
-                    out.put_u16(OFPST_DESC);
-                    out.put_u16(s.flags);
-                }
-                StatsRequestBody::Flow { match_, table_id, out_port } => {
-                    out.put_u16(OFPST_FLOW);
-                    out.put_u16(s.flags);
-                    match_.encode(out);
-                    out.put_u8(*table_id);
-                    out.put_u8(0);
-                    out.put_u16(*out_port);
-                }
-                StatsRequestBody::Other { type_, body } => {
-                    out.put_u16(*type_);
-                    out.put_u16(s.flags);
-                    out.extend_from_slice(body);
-                }
-            },
-            Body::StatsReply(s) => match &s.body {
-                StatsReplyBody::Desc(d) => {
-                    out.put_u16(OFPST_DESC);
-                    out.put_u16(s.flags);
-                    out.put_str(&d.mfr_desc, DESC_STR_LEN);
-                    out.put_str(&d.hw_desc, DESC_STR_LEN);
-                    out.put_str(&d.sw_desc, DESC_STR_LEN);
-                    out.put_str(&d.serial_num, SERIAL_NUM_LEN);
-                    out.put_str(&d.dp_desc, DESC_STR_LEN);
-                }
-                StatsReplyBody::Flow(flows) => {
-                    out.put_u16(OFPST_FLOW);
-                    out.put_u16(s.flags);
-                    for f in flows {
-                        let start = out.len();
-                        out.put_u16(0);
-                        out.put_u8(f.table_id);
-                        out.put_u8(0);
-                        f.match_.encode(out);
-                        out.put_u32(f.duration_sec);
-                        out.put_u32(f.duration_nsec);
-                        out.put_u16(f.priority);
-                        out.put_u16(f.idle_timeout);
-                        out.put_u16(f.hard_timeout);
-                        out.put_zeros(6);
-                        out.put_u64(f.cookie);
-                        out.put_u64(f.packet_count);
-                        out.put_u64(f.byte_count);
-                        encode_actions(&f.actions, out)?;
-                        out.patch_len(start, start)?;
-                    }
-                }
-                StatsReplyBody::Other { type_, body } => {
-                    out.put_u16(*type_);
-                    out.put_u16(s.flags);
-                    out.extend_from_slice(body);
-                }
-            },
+            Body::StatsRequest(s) => s.encode(out),
+            Body::StatsReply(s) => s.encode(out)?,
+            Body::Vendor { vendor, data } => {
+                out.put_u32(*vendor);
+                out.extend_from_slice(data);
+            }
+            Body::PortMod(p) => {
+                out.put_u16(p.port_no);
+                out.extend_from_slice(&p.hw_addr);
+                out.put_u32(p.config);
+                out.put_u32(p.mask);
+                out.put_u32(p.advertise);
+                out.put_zeros(4);
+            }
+            Body::QueueGetConfigRequest { port } => {
+                out.put_u16(*port);
+                out.put_zeros(2);
+            }
+            Body::QueueGetConfigReply { port, queues } => {
+                out.put_u16(*port);
+                out.put_zeros(6);
+                queues.iter().try_for_each(|q| q.encode(out, true))?;
+            }
         }
         Ok(())
     }
@@ -527,8 +471,6 @@ impl Body {
 
 /// Length of `ofp_phy_port`.
 const PHY_PORT_LEN: usize = 48;
-/// Fixed part of the 1.0 `ofp_flow_stats`.
-const FLOW_STATS_LEN: usize = 88;
 
 fn decode_features(r: &mut Reader<'_>) -> Result<FeaturesReply, Reason> {
     let datapath_id = r.u64()?;
@@ -612,76 +554,11 @@ fn decode_flow_mod(r: &mut Reader<'_>) -> Result<FlowMod, Reason> {
     })
 }
 
-fn decode_stats_request(r: &mut Reader<'_>) -> Result<StatsRequest, Reason> {
-    let type_ = r.u16()?;
-    let flags = r.u16()?;
-    let body = match type_ {
-        OFPST_DESC => {
-            r.finish(Reason::BadLen)?;
-            StatsRequestBody::Desc
-        }
-        OFPST_FLOW => {
-            let match_ = Match::decode(r)?;
-            let table_id = r.u8()?;
-            r.skip(1)?;
-            let out_port = r.u16()?;
-            r.finish(Reason::BadLen)?;
-            StatsRequestBody::Flow { match_, table_id, out_port }
-        }
-        _ => StatsRequestBody::Other { type_, body: r.rest().to_vec() },
-    };
-    Ok(StatsRequest { flags, body })
-}
-
-fn decode_stats_reply(r: &mut Reader<'_>) -> Result<StatsReply, Reason> {
-    let type_ = r.u16()?;
-    let flags = r.u16()?;
-    let body = match type_ {
-        OFPST_DESC => {
-            let d = Desc {
-                mfr_desc: r.str(DESC_STR_LEN)?,
-                hw_desc: r.str(DESC_STR_LEN)?,
-                sw_desc: r.str(DESC_STR_LEN)?,
-                serial_num: r.str(SERIAL_NUM_LEN)?,
-                dp_desc: r.str(DESC_STR_LEN)?,
-            };
-            r.finish(Reason::BadLen)?;
-            StatsReplyBody::Desc(d)
-        }
-        OFPST_FLOW => {
-            let mut flows = Vec::new();
-            while r.remaining() > 0 {
-                let length = usize::from(r.u16()?);
-                if length < FLOW_STATS_LEN {
-                    return Err(Reason::BadLen);
-                }
-                let mut f = Reader::new(r.bytes(length - 2)?, Reason::BadLen);
-                let table_id = f.u8()?;
-                f.skip(1)?;
-                let match_ = Match::decode(&mut f)?;
-                let duration_sec = f.u32()?;
-                let duration_nsec = f.u32()?;
-                let priority = f.u16()?;
-                let idle_timeout = f.u16()?;
-                let hard_timeout = f.u16()?;
-                f.skip(6)?;
-                flows.push(FlowStats {
-                    table_id,
-                    match_,
-                    duration_sec,
-                    duration_nsec,
-                    priority,
-                    idle_timeout,
-                    hard_timeout,
-                    cookie: f.u64()?,
-                    packet_count: f.u64()?,
-                    byte_count: f.u64()?,
-                    actions: decode_actions(f.rest())?,
-                });
-            }
-            StatsReplyBody::Flow(flows)
-        }
-        _ => StatsReplyBody::Other { type_, body: r.rest().to_vec() },
-    };
-    Ok(StatsReply { flags, body })
+fn decode_port_mod(r: &mut Reader<'_>) -> Result<PortMod, Reason> {
+    let port_no = r.u16()?;
+    let hw_addr = r.array()?;
+    let m = PortMod { port_no, hw_addr, config: r.u32()?, mask: r.u32()?, advertise: r.u32()? };
+    r.skip(4)?;
+    r.finish(Reason::BadLen)?;
+    Ok(m)
 }
