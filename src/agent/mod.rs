@@ -163,7 +163,7 @@ impl Agent {
                         }
                     }
                     let mut stop_rx = stop_rx;
-                    let _ = stop_rx.wait_for(|s| *s).await;
+                    stopped(&mut stop_rx).await;
                     tasks.shutdown().await;
                 });
             })
@@ -202,7 +202,7 @@ async fn listen(
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
-            _ = stop.wait_for(|s| *s) => break,
+            _ = stopped(&mut stop) => break,
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
@@ -225,9 +225,10 @@ async fn connect_loop(
                 Ok(Ok(s)) => {
                     let id = ConnId(next_id.fetch_add(1, Relaxed));
                     tracing::info!(controller = %addr, "connected to controller");
+                    let mut stop2 = stop.clone();
                     tokio::select! {
                         _ = serve(s, id, ConnType::Primary, cfg.clone(), events.clone()) => {}
-                        _ = stop.wait_for(|s| *s) => return,
+                        _ = stopped(&mut stop2) => return,
                     }
                     tracing::warn!(controller = %addr, "controller connection closed");
                     // A connection that lasted resets the backoff, as OVS's rconn does.
@@ -238,11 +239,11 @@ async fn connect_loop(
                 Ok(Err(e)) => tracing::debug!(controller = %addr, "connect: {e}"),
                 Err(_) => tracing::debug!(controller = %addr, "connect: timed out"),
             },
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stopped(&mut stop) => return,
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stopped(&mut stop) => return,
         }
         backoff = (backoff * 2).min(cfg.max_backoff);
     }
@@ -346,6 +347,18 @@ async fn serve(stream: TcpStream, id: ConnId, kind: ConnType, cfg: AgentConfig, 
     }
     if ready {
         let _ = events.send(AgentEvent::Disconnected { id });
+    }
+}
+
+/// Returns once the stop flag is set (or its sender is gone).
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow_and_update() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 //! publishes, and `publish` returns only when no poll thread can see the old version. So a
 //! barrier reply means every earlier flow-mod is in effect on every poll thread.
 
-use crate::ofp::{self, Body, ErrorCode, Message, Xid, OFP10_VERSION};
+use crate::ofp::{self, Body, ErrorCode, Message, OFP10_VERSION};
 
 use super::bridge::Bridge;
 use super::connmgr::{AgentEvent, ConnId};
@@ -98,20 +98,16 @@ impl Bridge {
 
 /// Messages that change the switch's state, which a slave may not send.
 fn is_write(body: &Body) -> bool {
-    use crate::ofp::header::of13_type as t13;
-    match body {
-        Body::FlowMod(_) | Body::PacketOut(_) => true,
-        Body::V10(ofp::v10::Body::FlowMod(_) | ofp::v10::Body::PacketOut(_)) => true,
-        Body::Other { type_, .. } => {
-            matches!(*type_, t13::OFPT_GROUP_MOD | t13::OFPT_PORT_MOD | t13::OFPT_TABLE_MOD | t13::OFPT_METER_MOD)
-        }
-        _ => false,
-    }
-}
-
-#[allow(dead_code)]
-fn _xid(x: Xid) -> u32 {
-    x.0
+    matches!(
+        body,
+        Body::FlowMod(_)
+            | Body::PacketOut(_)
+            | Body::GroupMod(_)
+            | Body::PortMod(_)
+            | Body::TableMod(_)
+            | Body::MeterMod(_)
+            | Body::V10(ofp::v10::Body::FlowMod(_) | ofp::v10::Body::PacketOut(_) | ofp::v10::Body::PortMod(_))
+    )
 }
 
 impl Bridge {
