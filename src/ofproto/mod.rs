@@ -25,6 +25,9 @@
 //!   [`syntax::parse_flow_selector`].
 
 pub mod bridge;
+pub mod convert;
+pub mod group;
+pub mod meter;
 pub mod rule;
 pub mod syntax;
 pub mod table;
@@ -35,7 +38,10 @@ pub use syntax::{parse_flow, parse_flow_mod, parse_flow_selector, SyntaxError};
 pub use table::{Changes, FlowFileError, FlowTable, Pipeline, Rule, RuleId};
 pub use xlate::{translate, Translation, XlateError};
 
-/// Errors from applying a flow-mod.
+use crate::ofp::ErrorCode;
+
+/// Why a flow-mod, group-mod or meter-mod was refused. Each carries the OpenFlow error
+/// ([`Error::code`]) the agent answers with; a refused mod changes nothing.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// The table does not exist (or is "all" where one table is needed).
@@ -52,4 +58,28 @@ pub enum Error {
         /// The goto target.
         goto: TableId,
     },
+    /// Anything else, with the OpenFlow error that names it.
+    #[error("{}: {reason}", code.name())]
+    Rejected {
+        /// The OpenFlow error.
+        code: ErrorCode,
+        /// What was wrong, for logs.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// An error with `code` and a reason for the log.
+    pub fn new(code: ErrorCode, reason: impl Into<String>) -> Error {
+        Error::Rejected { code, reason: reason.into() }
+    }
+
+    /// The OpenFlow error to answer with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::BadTable { .. } => ErrorCode::OFPFMFC_BAD_TABLE_ID,
+            Error::BadGoto { .. } => ErrorCode::OFPBIC_BAD_TABLE_ID,
+            Error::Rejected { code, .. } => *code,
+        }
+    }
 }

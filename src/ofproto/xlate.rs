@@ -1,33 +1,183 @@
 //! Translation: run a packet key through the OpenFlow [`Pipeline`] and produce the datapath
 //! actions for it, plus the megaflow mask: every bit of the key the result depended on.
 //!
-//! The walk starts at table 0, follows `goto_table` and `resubmit`, and applies each rule's
-//! actions in order to a working copy of the key (the packet as it is at that point), so
-//! later decisions see earlier changes: `mod_vlan_vid` pushes a tag on an untagged packet and
-//! rewrites the TCI of a tagged one; `strip_vlan` on an untagged packet does nothing;
-//! `mod_nw_src` on a non-IPv4 packet is skipped; `output:N` with N the ingress port is
-//! dropped (use `in_port`). A table miss ends that branch of the walk (OpenFlow 1.3: drop).
+//! The walk starts at table 0 and runs each matching rule's instructions in the spec's order
+//! (meter, apply-actions, clear-actions, write-actions, write-metadata, goto-table; OVS's
+//! `resubmit` too). Actions apply to a working copy of the key (the packet as it is at that
+//! point), so later decisions see earlier changes: `mod_vlan_vid` pushes a tag on an untagged
+//! packet and rewrites the TCI of a tagged one; `strip_vlan` on an untagged packet does
+//! nothing; `mod_nw_src` on a non-IPv4 packet is skipped; `output:N` with N the ingress port
+//! is dropped (use `in_port`). When the pipeline ends, the action set runs in the order of
+//! spec 5.10 (pop, push, dec TTL, set-field, set_queue, group, output; a group wins over an
+//! output). A table miss sends the packet to the controller or drops it, per
+//! [`XlateCtx::miss`].
+//!
+//! Groups: `all` runs every bucket on its own copy of the packet state, `indirect` its
+//! bucket, `select` one live bucket by weight, chosen by a hash of the L2-L4 fields (which
+//! go into the mask), `fast_failover` the first live bucket. Output to `CONTROLLER` becomes
+//! `DpAction::Userspace(id)` with `id` naming a [`PacketInCtx`] in [`PacketInContexts`].
 //!
 //! **Soundness:** every key equal to the input under [`Translation::mask`] translates to the
 //! same actions, rules and error. The mask is the union of the classifier masks of every
-//! lookup plus the fields each action decision read (dl_type and nw_proto for L3/L4 sets,
-//! vlan_tci for push-vs-set, in_port for FLOOD/ALL/`in_port`/output-to-ingress, nw_ttl for
-//! `dec_ttl`).
+//! lookup plus the fields each decision read (dl_type and nw_proto for L3/L4 sets, vlan_tci
+//! for push-vs-set, in_port for FLOOD/ALL/`in_port`/output-to-ingress and packet-in
+//! permission, nw_ttl for `dec_ttl`, the L2-L4 fields for a select group's hash).
+
+use std::collections::HashMap;
 
 use crate::datapath::actions::DpAction;
 use crate::datapath::flow::{FlowKey, FlowMask, FRAG_LATER, VLAN_PRESENT, VLAN_VID_MASK};
 use crate::netdev::DpPortNo;
 
+use super::group::{Bucket, GroupTable, GroupType};
 use super::rule::{ofpp, OfAction, TableId};
 use super::syntax::{ETH_IP, ETH_IPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
-use super::table::{Pipeline, RuleId};
+use super::table::{Pipeline, Rule, RuleId};
 
-/// Deepest chain of `resubmit`/`goto_table` followed (as OVS).
+/// Deepest chain of `resubmit`/`goto_table`/group followed (as OVS).
 pub const MAX_DEPTH: usize = 64;
 /// Most table lookups in one translation (bounds resubmit fan-out, as OVS).
 pub const MAX_LOOKUPS: usize = 4096;
 
 const VLAN_PCP_MASK: u16 = 0xe000;
+
+/// `OFPPC_*` port config bits that change forwarding.
+pub mod ofppc {
+    /// The port is administratively down.
+    pub const PORT_DOWN: u32 = 1 << 0;
+    /// (OpenFlow 1.0) leave the port out of FLOOD.
+    pub const NO_FLOOD: u32 = 1 << 4;
+    /// Drop packets forwarded to the port.
+    pub const NO_FWD: u32 = 1 << 5;
+    /// No packet-ins for packets received on the port.
+    pub const NO_PACKET_IN: u32 = 1 << 6;
+}
+
+/// A port as translation sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct XPort {
+    /// Its number (OpenFlow and datapath numbers are the same).
+    pub no: u32,
+    /// `OFPPC_*` bits ([`ofppc`]).
+    pub config: u32,
+    /// Link up (fast-failover liveness; FLOOD skips dead ports).
+    pub live: bool,
+}
+
+impl XPort {
+    /// An up port with no config bits.
+    pub fn up(no: u32) -> XPort {
+        XPort { no, config: 0, live: true }
+    }
+    fn is_live(&self) -> bool {
+        self.live && self.config & ofppc::PORT_DOWN == 0
+    }
+}
+
+/// What a table miss does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableMiss {
+    /// Drop (OpenFlow 1.3 without a table-miss rule).
+    Drop,
+    /// Packet-in with reason `OFPR_NO_MATCH` (OpenFlow 1.0).
+    Controller,
+}
+
+/// Everything translation reads besides the key.
+#[derive(Clone, Copy, Debug)]
+pub struct XlateCtx<'a> {
+    /// The flow tables.
+    pub pipeline: &'a Pipeline,
+    /// The groups.
+    pub groups: &'a GroupTable,
+    /// The bridge's ports.
+    pub ports: &'a [XPort],
+    /// The datapath port `OFPP_LOCAL` means (`None`: output to LOCAL drops).
+    pub local_port: Option<u32>,
+    /// Table-miss behaviour.
+    pub miss: TableMiss,
+    /// `max_len` of packet-ins for table misses and invalid TTLs (`miss_send_len`).
+    pub miss_send_len: u16,
+    /// Send packets whose TTL `dec_ttl` would expire to the controller
+    /// (`OFPC_INVALID_TTL_TO_CONTROLLER`); otherwise they are dropped.
+    pub invalid_ttl_to_controller: bool,
+}
+
+/// Why a packet goes to the controller (`OFPR_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PacketInReason {
+    /// A table miss, or output from a table-miss rule (priority 0, match-all).
+    NoMatch,
+    /// An output-to-controller action.
+    Action,
+    /// `dec_ttl` on a packet with TTL 0 or 1.
+    InvalidTtl,
+}
+
+impl PacketInReason {
+    /// The `OFPR_*` number.
+    pub fn number(self) -> u8 {
+        match self {
+            PacketInReason::NoMatch => 0,
+            PacketInReason::Action => 1,
+            PacketInReason::InvalidTtl => 2,
+        }
+    }
+}
+
+/// What the agent needs to build a packet-in besides the packet and its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PacketInCtx {
+    /// Why.
+    pub reason: PacketInReason,
+    /// The table of the rule (or of the miss).
+    pub table_id: TableId,
+    /// The rule's cookie (all ones for a miss).
+    pub cookie: u64,
+    /// Bytes of the packet to include (`OFPCML_NO_BUFFER` 0xffff = all).
+    pub max_len: u16,
+    /// The pipeline metadata at that point.
+    pub metadata: u64,
+    /// The tunnel id at that point.
+    pub tun_id: u64,
+}
+
+/// Interned packet-in contexts: `DpAction::Userspace(id)` names one. Ids stay valid for
+/// the life of the table (contexts are few: one per rule and reason at most).
+#[derive(Clone, Debug, Default)]
+pub struct PacketInContexts {
+    ids: HashMap<PacketInCtx, u32>,
+    all: Vec<PacketInCtx>,
+}
+
+impl PacketInContexts {
+    /// None yet.
+    pub fn new() -> PacketInContexts {
+        PacketInContexts::default()
+    }
+    /// The id of `ctx`, allocating one the first time.
+    pub fn intern(&mut self, ctx: PacketInCtx) -> u32 {
+        if let Some(&id) = self.ids.get(&ctx) {
+            return id;
+        }
+        let id = self.all.len() as u32;
+        self.all.push(ctx);
+        self.ids.insert(ctx, id);
+        id
+    }
+    /// The context with id `id`.
+    pub fn get(&self, id: u32) -> Option<&PacketInCtx> {
+        self.all.get(id as usize)
+    }
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.all.len()
+    }
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+}
 
 /// Why a translation was abandoned.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -38,7 +188,7 @@ pub enum XlateError {
         /// The action, as `ovs-ofctl` writes it.
         action: &'static str,
     },
-    /// `resubmit`/`goto_table` nested deeper than [`MAX_DEPTH`].
+    /// `resubmit`/`goto_table`/group chains nested deeper than [`MAX_DEPTH`].
     #[error("resubmit/goto_table nested deeper than {MAX_DEPTH}")]
     TooDeep,
     /// More than [`MAX_LOOKUPS`] table lookups.
@@ -55,14 +205,22 @@ pub struct Translation {
     pub mask: FlowMask,
     /// Every rule hit, in order (credit their counters with the megaflow's stats).
     pub rules: Vec<RuleId>,
+    /// Every table lookup and the rule it hit (credit the table counters:
+    /// [`Pipeline::credit_lookups`]).
+    pub lookups: Vec<(TableId, Option<RuleId>)>,
+    /// Every group the packet went through, then each bucket it took (`Some(index)`):
+    /// credit with [`GroupTable::credit`].
+    pub groups: Vec<(u32, Option<usize>)>,
+    /// Every meter the packet went through, in order.
+    pub meters: Vec<u32>,
     /// Set when translation was abandoned; the packet should be dropped (a drop megaflow
     /// with `mask` is sound).
     pub error: Option<XlateError>,
 }
 
-/// The name of `a` when this build cannot translate it at all (it needs a later feature:
-/// NORMAL, packet-in to a controller, the LOCAL port, tunnels), else `None`. Flow files with
-/// such actions are refused at load time instead of dropping packets silently.
+/// The name of `a` when the flows-file path (no agent: no controller, no LOCAL port,
+/// no NORMAL, no tunnels) cannot carry it out, else `None`. Flow files with such actions
+/// are refused at load time instead of dropping packets silently.
 pub fn unsupported(a: &OfAction) -> Option<&'static str> {
     match a {
         OfAction::Normal => Some("NORMAL"),
@@ -73,33 +231,63 @@ pub fn unsupported(a: &OfAction) -> Option<&'static str> {
     }
 }
 
-/// Translates the packet with key `key`. `ports` lists every port number of the bridge
-/// (FLOOD and ALL output to each of them but the ingress port; outputs to ports not in it
-/// are skipped, as OVS does).
+/// Translates `key` for the flows-file bridge: `ports` are all up, no groups, no LOCAL port,
+/// table misses drop (packet-in contexts are discarded).
 pub fn translate(pipeline: &Pipeline, key: &FlowKey, ports: &[u32]) -> Translation {
-    let mut cx = Ctx {
+    let xports: Vec<XPort> = ports.iter().map(|&p| XPort::up(p)).collect();
+    let groups = GroupTable::new();
+    let ctx = XlateCtx {
         pipeline,
-        ports,
-        key: *key,
-        in_port: key.in_port,
-        mask: FlowMask::catchall(),
-        actions: Vec::new(),
-        rules: Vec::new(),
-        error: None,
-        stop: false,
-        lookups: 0,
+        groups: &groups,
+        ports: &xports,
+        local_port: None,
+        miss: TableMiss::Drop,
+        miss_send_len: 128,
+        invalid_ttl_to_controller: false,
     };
-    cx.run_table(0, None, 0);
-    let Ctx { mut actions, mask, rules, error, .. } = cx;
-    if error.is_some() {
-        actions.clear();
-    }
-    Translation { actions, mask, rules, error }
+    translate_with(&ctx, &mut PacketInContexts::new(), key)
 }
 
-struct Ctx<'a> {
-    pipeline: &'a Pipeline,
-    ports: &'a [u32],
+/// Translates the packet with key `key` through the pipeline.
+pub fn translate_with(ctx: &XlateCtx<'_>, pins: &mut PacketInContexts, key: &FlowKey) -> Translation {
+    let mut cx = Ctx::new(ctx, pins, key);
+    cx.run_pipeline(0, 0);
+    cx.finish()
+}
+
+/// Translates an `OFPT_PACKET_OUT`: `actions` run as an apply-actions list on the packet
+/// with key `key` (`key.in_port` may be `OFPP_CONTROLLER`); `output:TABLE`
+/// (`OfAction::Output(ofpp::TABLE)`) runs it through the pipeline from table 0.
+pub fn translate_packet_out(
+    ctx: &XlateCtx<'_>,
+    pins: &mut PacketInContexts,
+    key: &FlowKey,
+    actions: &[OfAction],
+) -> Translation {
+    let mut cx = Ctx::new(ctx, pins, key);
+    cx.packet_out = true;
+    let at = At { table: 0, cookie: u64::MAX, miss_rule: false };
+    for a in actions {
+        if cx.stop {
+            break;
+        }
+        cx.action(a, at, 0);
+    }
+    cx.finish()
+}
+
+/// Where an action comes from (for packet-ins and `resubmit`).
+#[derive(Clone, Copy)]
+struct At {
+    table: TableId,
+    cookie: u64,
+    /// The rule is a table-miss rule (priority 0, matches everything).
+    miss_rule: bool,
+}
+
+struct Ctx<'a, 'p> {
+    x: &'a XlateCtx<'a>,
+    pins: &'p mut PacketInContexts,
     /// The packet as the actions so far have made it.
     key: FlowKey,
     /// The real ingress port.
@@ -107,16 +295,62 @@ struct Ctx<'a> {
     mask: FlowMask,
     actions: Vec<DpAction>,
     rules: Vec<RuleId>,
+    lookups: Vec<(TableId, Option<RuleId>)>,
+    groups: Vec<(u32, Option<usize>)>,
+    meters: Vec<u32>,
+    /// The action set (one action per type).
+    set: Vec<OfAction>,
     error: Option<XlateError>,
     /// Set to end the whole translation (error, or `dec_ttl` killed the packet).
     stop: bool,
-    lookups: usize,
+    packet_out: bool,
 }
 
-impl Ctx<'_> {
+impl<'a, 'p> Ctx<'a, 'p> {
+    fn new(x: &'a XlateCtx<'a>, pins: &'p mut PacketInContexts, key: &FlowKey) -> Self {
+        Ctx {
+            x,
+            pins,
+            key: *key,
+            in_port: key.in_port,
+            mask: FlowMask::catchall(),
+            actions: Vec::new(),
+            rules: Vec::new(),
+            lookups: Vec::new(),
+            groups: Vec::new(),
+            meters: Vec::new(),
+            set: Vec::new(),
+            error: None,
+            stop: false,
+            packet_out: false,
+        }
+    }
+
+    fn finish(self) -> Translation {
+        let Ctx { mut actions, mask, rules, lookups, groups, meters, error, .. } = self;
+        if error.is_some() {
+            actions.clear();
+        }
+        Translation { actions, mask, rules, lookups, groups, meters, error }
+    }
+
     fn fail(&mut self, e: XlateError) {
         self.error.get_or_insert(e);
         self.stop = true;
+    }
+
+    fn port(&self, no: u32) -> Option<&'a XPort> {
+        self.x.ports.iter().find(|p| p.no == no)
+    }
+
+    /// Runs the pipeline from `table` with an empty action set, then executes the set.
+    fn run_pipeline(&mut self, table: TableId, depth: usize) {
+        let saved = std::mem::take(&mut self.set);
+        self.run_table(table, None, depth);
+        let set = std::mem::replace(&mut self.set, saved);
+        if !self.stop {
+            self.execute_set(set, At { table, cookie: u64::MAX, miss_rule: false }, depth);
+        }
     }
 
     /// Looks the packet up in `table` (as if received on `in_port`, if given) and runs the
@@ -128,28 +362,91 @@ impl Ctx<'_> {
         if depth > MAX_DEPTH {
             return self.fail(XlateError::TooDeep);
         }
-        self.lookups += 1;
-        if self.lookups > MAX_LOOKUPS {
+        if self.lookups.len() >= MAX_LOOKUPS {
             return self.fail(XlateError::TooManyLookups);
         }
         let saved = self.key.in_port;
         if let Some(p) = in_port {
             self.key.in_port = p;
         }
-        let (rule, m) = self.pipeline.table(table).lookup(&self.key);
+        let pipeline = self.x.pipeline;
+        let (rule, m) = pipeline.table(table).lookup(&self.key);
         self.key.in_port = saved;
         self.mask = self.mask.union(&m);
-        let Some(rule) = rule else { return };
+        self.lookups.push((table, rule.map(|r| r.id)));
+        let Some(rule) = rule else {
+            if self.x.miss == TableMiss::Controller {
+                let max_len = self.x.miss_send_len;
+                self.packet_in(PacketInReason::NoMatch, table, u64::MAX, max_len);
+            }
+            return;
+        };
         self.rules.push(rule.id);
+        self.run_rule(rule, depth);
+    }
+
+    fn run_rule(&mut self, rule: &'a Rule, depth: usize) {
+        let at = At {
+            table: rule.table,
+            cookie: rule.cookie,
+            miss_rule: rule.priority == 0 && *rule.matches.mask() == FlowMask::catchall(),
+        };
+        if let Some(m) = rule.meter {
+            self.meters.push(m);
+            self.actions.push(DpAction::Meter(m));
+        }
         for a in &rule.actions {
             if self.stop {
                 return;
             }
-            self.action(a, table, depth);
+            self.action(a, at, depth);
+        }
+        if rule.clear_actions {
+            self.set.clear();
+        }
+        if let Some(w) = &rule.write_actions {
+            for a in w {
+                write_to_set(&mut self.set, a);
+            }
+        }
+        if let Some((v, m)) = rule.write_metadata {
+            self.key.metadata = (self.key.metadata & !m) | (v & m);
         }
         if let Some(g) = rule.goto_table {
             self.run_table(g, None, depth + 1);
         }
+    }
+
+    /// Executes an action set in the order of spec 5.10.
+    fn execute_set(&mut self, mut set: Vec<OfAction>, at: At, depth: usize) {
+        set.sort_by_key(set_rank);
+        let has_group = set.iter().any(|a| matches!(a, OfAction::Group(_)));
+        for a in &set {
+            if self.stop {
+                return;
+            }
+            if has_group && a.is_output() {
+                continue;
+            }
+            self.action(a, at, depth);
+        }
+    }
+
+    fn packet_in(&mut self, reason: PacketInReason, table_id: TableId, cookie: u64, max_len: u16) {
+        self.examine_in_port();
+        if self.port(self.in_port).is_some_and(|p| p.config & ofppc::NO_PACKET_IN != 0) {
+            return;
+        }
+        let ctx = PacketInCtx {
+            reason,
+            table_id,
+            cookie,
+            max_len,
+            metadata: self.key.metadata,
+            tun_id: self.key.tun_id,
+        };
+        let id = self.pins.intern(ctx);
+        self.actions.push(DpAction::Userspace(id));
     }
 
     fn examine_in_port(&mut self) {
@@ -187,12 +484,11 @@ impl Ctx<'_> {
         self.key.vlan_tci & VLAN_PRESENT != 0
     }
 
+    /// Output to datapath port `port` unless it is the ingress port or refuses forwarding.
     fn output(&mut self, port: u32) {
-        if !self.ports.contains(&port) {
-            return;
-        }
+        let Some(p) = self.port(port) else { return };
         self.examine_in_port();
-        if port != self.in_port {
+        if port != self.in_port && p.config & ofppc::NO_FWD == 0 {
             self.actions.push(DpAction::Output(DpPortNo(port)));
         }
     }
@@ -212,24 +508,43 @@ impl Ctx<'_> {
         }
     }
 
-    fn action(&mut self, a: &OfAction, table: TableId, depth: usize) {
+    fn action(&mut self, a: &OfAction, at: At, depth: usize) {
         match *a {
+            OfAction::Output(ofpp::TABLE) if self.packet_out => self.run_pipeline(0, depth + 1),
             OfAction::Output(p) => self.output(p),
             OfAction::InPort => {
                 self.examine_in_port();
-                self.actions.push(DpAction::Output(DpPortNo(self.in_port)));
+                let no_fwd = self.port(self.in_port).is_some_and(|p| p.config & ofppc::NO_FWD != 0);
+                if self.in_port < ofpp::MAX && !no_fwd {
+                    self.actions.push(DpAction::Output(DpPortNo(self.in_port)));
+                }
             }
             OfAction::Flood | OfAction::All => {
                 self.examine_in_port();
-                for &p in self.ports {
-                    if p != self.in_port && p < ofpp::MAX {
-                        self.actions.push(DpAction::Output(DpPortNo(p)));
+                let flood = matches!(a, OfAction::Flood);
+                for p in self.x.ports {
+                    let skip = p.no == self.in_port
+                        || p.config & ofppc::NO_FWD != 0
+                        || (flood && (!p.is_live() || p.config & ofppc::NO_FLOOD != 0));
+                    if !skip {
+                        self.actions.push(DpAction::Output(DpPortNo(p.no)));
                     }
                 }
             }
-            OfAction::Normal | OfAction::Controller { .. } | OfAction::Local | OfAction::SetTunId(_) => {
-                self.fail(XlateError::Unsupported { action: unsupported(a).unwrap_or("?") })
+            OfAction::Local => {
+                if let Some(l) = self.x.local_port {
+                    self.examine_in_port();
+                    if l != self.in_port {
+                        self.actions.push(DpAction::Output(DpPortNo(l)));
+                    }
+                }
             }
+            OfAction::Controller { max_len } => {
+                let reason = if at.miss_rule { PacketInReason::NoMatch } else { PacketInReason::Action };
+                self.packet_in(reason, at.table, at.cookie, max_len);
+            }
+            OfAction::Normal => self.fail(XlateError::Unsupported { action: "NORMAL" }),
+            OfAction::SetTunId(t) => self.key.tun_id = t,
             OfAction::SetEthSrc(m) => {
                 self.key.dl_src = m;
                 self.actions.push(DpAction::SetEthSrc(m));
@@ -278,8 +593,11 @@ impl Ctx<'_> {
                 if self.is_ip_any() {
                     self.mask.0.nw_ttl = !0;
                     if self.key.nw_ttl <= 1 {
-                        // OVS sends such packets to the controller (invalid_ttl) and stops;
-                        // we have no controller yet: the packet goes no further.
+                        // The packet goes no further; the controller hears of it if it asked.
+                        if self.x.invalid_ttl_to_controller {
+                            let max_len = self.x.miss_send_len;
+                            self.packet_in(PacketInReason::InvalidTtl, at.table, at.cookie, max_len);
+                        }
                         self.stop = true;
                     } else {
                         self.key.nw_ttl -= 1;
@@ -316,12 +634,110 @@ impl Ctx<'_> {
                 }
             }
             OfAction::SetMetadata(v) => self.key.metadata = v,
+            // One queue per port: the queue changes nothing here.
+            OfAction::SetQueue(_) => {}
+            OfAction::Group(g) => self.group(g, at, depth + 1),
             OfAction::Resubmit { in_port, table: t } => {
                 let in_port = in_port.filter(|&p| p != ofpp::IN_PORT);
-                self.run_table(t.unwrap_or(table), in_port, depth + 1);
+                self.run_table(t.unwrap_or(at.table), in_port, depth + 1);
             }
         }
     }
+
+    fn group(&mut self, id: u32, at: At, depth: usize) {
+        if depth > MAX_DEPTH {
+            return self.fail(XlateError::TooDeep);
+        }
+        let groups = self.x.groups;
+        // A group deleted since the rule was checked: drop, as for a miss.
+        let Some(g) = groups.get(id) else { return };
+        self.groups.push((id, None));
+        let ports = self.x.ports;
+        let port_live = |no: u32| ports.iter().any(|p| p.no == no && p.is_live());
+        let live = |b: &Bucket| groups.bucket_live(b, &port_live, MAX_DEPTH);
+        match g.group_type {
+            GroupType::All => {
+                let saved = self.key;
+                for (i, b) in g.buckets.iter().enumerate() {
+                    self.bucket(id, i, b, at, depth);
+                    self.key = saved;
+                }
+            }
+            GroupType::Indirect => {
+                if let Some(b) = g.buckets.first() {
+                    self.bucket(id, 0, b, at, depth);
+                }
+            }
+            GroupType::FastFailover => {
+                if let Some((i, b)) = g.buckets.iter().enumerate().find(|(_, b)| live(b)) {
+                    self.bucket(id, i, b, at, depth);
+                }
+            }
+            GroupType::Select => {
+                let total: u64 = g.buckets.iter().filter(|b| live(b)).map(|b| u64::from(b.weight)).sum();
+                if total == 0 {
+                    return;
+                }
+                let mut pick = u64::from(self.select_hash()) % total;
+                for (i, b) in g.buckets.iter().enumerate() {
+                    if !live(b) {
+                        continue;
+                    }
+                    let w = u64::from(b.weight);
+                    if pick < w {
+                        self.bucket(id, i, b, at, depth);
+                        break;
+                    }
+                    pick -= w;
+                }
+            }
+        }
+    }
+
+    fn bucket(&mut self, group: u32, i: usize, b: &Bucket, at: At, depth: usize) {
+        self.groups.push((group, Some(i)));
+        self.execute_set(b.actions.clone(), at, depth);
+    }
+
+    /// A hash of the packet's L2-L4 fields (a select group's choice); the fields go into the
+    /// mask.
+    fn select_hash(&mut self) -> u32 {
+        let mut m = FlowMask::catchall();
+        m.0.dl_src = [0xff; 6];
+        m.0.dl_dst = [0xff; 6];
+        m.0.dl_type = !0;
+        m.0.vlan_tci = VLAN_VID_MASK | VLAN_PRESENT;
+        m.0.nw_src = [0xff; 16];
+        m.0.nw_dst = [0xff; 16];
+        m.0.nw_proto = !0;
+        m.0.tp_src = !0;
+        m.0.tp_dst = !0;
+        self.mask = self.mask.union(&m);
+        self.key.hash_masked(&m)
+    }
+}
+
+/// Position in the action set's execution order (spec 5.10).
+fn set_rank(a: &OfAction) -> u8 {
+    match a {
+        OfAction::StripVlan => 1,
+        OfAction::PushVlan(_) => 2,
+        OfAction::DecTtl => 3,
+        OfAction::SetQueue(_) => 5,
+        OfAction::Group(_) => 6,
+        a if a.is_output() => 7,
+        _ => 4,
+    }
+}
+
+/// Adds `a` to an action set, replacing the action of the same type (all outputs are one
+/// type; each set-field field is its own).
+pub fn write_to_set(set: &mut Vec<OfAction>, a: &OfAction) {
+    let same = |b: &OfAction| {
+        (a.is_output() && b.is_output()) || std::mem::discriminant(a) == std::mem::discriminant(b)
+    };
+    set.retain(|b| !same(b));
+    set.push(a.clone());
 }
 
 #[cfg(test)]

@@ -1,0 +1,1 @@
+//! ofp <-> model conversion.
