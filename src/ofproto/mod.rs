@@ -36,9 +36,93 @@ pub mod xlate;
 pub use rule::{ofpp, FlowMod, FlowModCommand, FlowSpec, Match, OfAction, PortNames, TableId};
 pub use syntax::{parse_flow, parse_flow_mod, parse_flow_selector, SyntaxError};
 pub use table::{Changes, FlowFileError, FlowTable, Pipeline, Rule, RuleId};
-pub use xlate::{translate, Translation, XlateError};
+pub use group::{Bucket, Group, GroupMod, GroupModCommand, GroupTable, GroupType};
+pub use meter::{Band, BandKind, Meter, MeterMod, MeterModCommand, MeterTable};
+pub use table::{Checks, RemovedReason, TableStats};
+pub use xlate::{
+    translate, translate_packet_out, translate_with, PacketInContexts, PacketInCtx, PacketInReason, TableMiss,
+    Translation, XPort, XlateCtx, XlateError,
+};
+
+use std::time::Duration;
 
 use crate::ofp::ErrorCode;
+
+/// The whole OpenFlow switch model an agent drives: flow tables, groups and meters, kept
+/// consistent with each other (a rule may only name groups and meters that exist; deleting
+/// a group or meter deletes the rules that use it).
+#[derive(Debug, Default)]
+pub struct Model {
+    /// The flow tables.
+    pub pipeline: Pipeline,
+    /// The group table.
+    pub groups: GroupTable,
+    /// The meter table.
+    pub meters: MeterTable,
+}
+
+impl Model {
+    /// Empty tables.
+    pub fn new() -> Model {
+        Model::default()
+    }
+
+    /// Applies a flow-mod from a controller: outputs must name one of `ports` (OpenFlow
+    /// numbers) or a reserved port, groups and meters must exist, set-fields must be
+    /// consistent with the match. All or nothing.
+    pub fn flow_mod(&mut self, fm: FlowMod, ports: &[u32], now: Duration) -> Result<Changes, Error> {
+        let checks =
+            Checks { ports: Some(ports), groups: Some(&self.groups), meters: Some(&self.meters), consistency: true };
+        self.pipeline.apply_checked(fm, &checks, now)
+    }
+
+    /// Applies a group-mod; returns the rules removed because their group went (reason
+    /// [`RemovedReason::GroupDelete`]).
+    pub fn group_mod(
+        &mut self,
+        gm: GroupMod,
+        ports: &[u32],
+        now: Duration,
+    ) -> Result<Vec<(Rule, RemovedReason)>, Error> {
+        let checks = Checks { ports: Some(ports), ..Checks::default() };
+        let deleted = self.groups.apply(gm, &checks, now)?;
+        let mut removed = Vec::new();
+        for g in deleted {
+            removed.extend(self.pipeline.remove_group_users(g).into_iter().map(|r| (r, RemovedReason::GroupDelete)));
+        }
+        Ok(removed)
+    }
+
+    /// Applies a meter-mod; returns the rules removed because their meter went (reason
+    /// [`RemovedReason::MeterDelete`]).
+    pub fn meter_mod(&mut self, mm: MeterMod, now: Duration) -> Result<Vec<(Rule, RemovedReason)>, Error> {
+        let deleted = self.meters.apply(mm, now)?;
+        let mut removed = Vec::new();
+        for m in deleted {
+            removed.extend(self.pipeline.remove_meter_users(m).into_iter().map(|r| (r, RemovedReason::MeterDelete)));
+        }
+        Ok(removed)
+    }
+
+    /// Removes the rules whose timeouts passed at `now`.
+    pub fn expire(&mut self, now: Duration) -> Vec<(Rule, RemovedReason)> {
+        self.pipeline.expire(now)
+    }
+
+    /// Credits a translation's rules, tables, groups and meters with `packets`/`bytes`.
+    pub fn credit(&mut self, t: &Translation, packets: u64, bytes: u64, now: Duration) {
+        for r in &t.rules {
+            self.pipeline.credit(*r, packets, bytes, now);
+        }
+        self.pipeline.credit_lookups(&t.lookups, packets);
+        for (g, b) in &t.groups {
+            self.groups.credit(*g, *b, packets, bytes);
+        }
+        for m in &t.meters {
+            self.meters.credit(*m, packets, bytes, (0, 0));
+        }
+    }
+}
 
 /// Why a flow-mod, group-mod or meter-mod was refused. Each carries the OpenFlow error
 /// ([`Error::code`]) the agent answers with; a refused mod changes nothing.
