@@ -840,6 +840,46 @@ mod tests {
         assert_eq!(parse_flow("actions=", &ports()).unwrap().actions, vec![]);
     }
 
+    #[test]
+    fn instructions_and_flags_parse_and_print() {
+        let s = roundtrip(
+            "table=1,send_flow_rem,check_overlap,ip,actions=meter:3,output:2,clear_actions,\
+             write_actions(set_field:10.0.0.1->nw_dst,group:7,set_queue:2,output:1),write_metadata:0x5/0xff,goto_table:4",
+        );
+        assert_eq!(s.meter, Some(3));
+        assert_eq!(s.actions, vec![OfAction::Output(2)]);
+        assert!(s.clear_actions);
+        assert_eq!(
+            s.write_actions,
+            Some(vec![
+                OfAction::SetIpv4Dst([10, 0, 0, 1]),
+                OfAction::Group(7),
+                OfAction::SetQueue(2),
+                OfAction::Output(1)
+            ])
+        );
+        assert_eq!((s.write_metadata, s.goto_table), (Some((5, 0xff)), Some(4)));
+        assert_eq!(s.flags, flags::SEND_FLOW_REM | flags::CHECK_OVERLAP);
+        assert_eq!(
+            s.format_instructions(),
+            "meter:3,output:2,clear_actions,write_actions(mod_nw_dst:10.0.0.1,group:7,set_queue:2,output:1),\
+             write_metadata:0x5/0xff,goto_table:4"
+        );
+        // Order of instructions in the text does not matter; goto_table stays last.
+        let t = roundtrip("actions=write_metadata:0x7,group:1,controller(max_len=64),meter:9");
+        assert_eq!(t.format_instructions(), "meter:9,group:1,CONTROLLER:64,write_metadata:0x7");
+        roundtrip("reset_counts,no_packet_counts,no_byte_counts,actions=write_actions()");
+        for bad in [
+            "actions=write_actions(resubmit(,2))",
+            "actions=meter:1,meter:2",
+            "actions=clear_actions,clear_actions",
+            "actions=goto_table:3,meter:1",
+            "actions=group:0xffffff01",
+        ] {
+            assert!(parse_flow(bad, &ports()).is_err(), "{bad}");
+        }
+    }
+
     /// Match printing compared with `ovs-ofctl -O OpenFlow13 parse-flow` 3.1 output.
     #[test]
     fn prints_matches_like_ovs() {
