@@ -301,6 +301,8 @@ struct Ctx<'a, 'p> {
     /// The action set (one action per type).
     set: Vec<OfAction>,
     error: Option<XlateError>,
+    /// Fields written since the innermost group bucket began ([`dirty`] bits).
+    dirty: u8,
     /// Set to end the whole translation (error, or `dec_ttl` killed the packet).
     stop: bool,
     packet_out: bool,
@@ -321,6 +323,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
             meters: Vec::new(),
             set: Vec::new(),
             error: None,
+            dirty: 0,
             stop: false,
             packet_out: false,
         }
@@ -437,6 +440,9 @@ impl<'a, 'p> Ctx<'a, 'p> {
         if self.port(self.in_port).is_some_and(|p| p.config & ofppc::NO_PACKET_IN != 0) {
             return;
         }
+        // The context carries the pipeline fields: they are part of the decision.
+        self.mask.0.metadata = !0;
+        self.mask.0.tun_id = !0;
         let ctx = PacketInCtx {
             reason,
             table_id,
@@ -495,6 +501,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
 
     /// Sets the VLAN TCI bits in `bits` (under `which`), pushing a tag if there is none.
     fn set_vlan(&mut self, bits: u16, which: u16) {
+        self.dirty |= dirty::VLAN;
         if self.is_tagged() {
             // The new TCI keeps the other bits of the packet's tag.
             self.mask.0.vlan_tci |= !which & !VLAN_PRESENT;
@@ -547,45 +554,53 @@ impl<'a, 'p> Ctx<'a, 'p> {
             OfAction::SetTunId(t) => self.key.tun_id = t,
             OfAction::SetEthSrc(m) => {
                 self.key.dl_src = m;
+                self.dirty |= dirty::ETH_SRC;
                 self.actions.push(DpAction::SetEthSrc(m));
             }
             OfAction::SetEthDst(m) => {
                 self.key.dl_dst = m;
+                self.dirty |= dirty::ETH_DST;
                 self.actions.push(DpAction::SetEthDst(m));
             }
             OfAction::SetIpv4Src(ip) => {
                 if self.is_ipv4() {
                     self.key.nw_src[..4].copy_from_slice(&ip);
+                    self.dirty |= dirty::NW_ADDR;
                     self.actions.push(DpAction::SetIpv4Src(ip));
                 }
             }
             OfAction::SetIpv4Dst(ip) => {
                 if self.is_ipv4() {
                     self.key.nw_dst[..4].copy_from_slice(&ip);
+                    self.dirty |= dirty::NW_ADDR;
                     self.actions.push(DpAction::SetIpv4Dst(ip));
                 }
             }
             OfAction::SetIpv6Src(ip) => {
                 if self.is_ipv6() {
                     self.key.nw_src = ip;
+                    self.dirty |= dirty::NW_ADDR;
                     self.actions.push(DpAction::SetIpv6Src(ip));
                 }
             }
             OfAction::SetIpv6Dst(ip) => {
                 if self.is_ipv6() {
                     self.key.nw_dst = ip;
+                    self.dirty |= dirty::NW_ADDR;
                     self.actions.push(DpAction::SetIpv6Dst(ip));
                 }
             }
             OfAction::SetNwTos(tos) => {
                 if self.is_ip_any() {
                     self.key.nw_tos = (self.key.nw_tos & 0x03) | (tos & 0xfc);
+                    self.dirty |= dirty::TOS;
                     self.actions.push(DpAction::SetIpDscp(tos >> 2));
                 }
             }
             OfAction::SetNwTtl(ttl) => {
                 if self.is_ip_any() {
                     self.key.nw_ttl = ttl;
+                    self.dirty |= dirty::TTL;
                     self.actions.push(DpAction::SetIpTtl(ttl));
                 }
             }
@@ -601,6 +616,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
                         self.stop = true;
                     } else {
                         self.key.nw_ttl -= 1;
+                        self.dirty |= dirty::TTL;
                         self.actions.push(DpAction::DecIpTtl);
                     }
                 }
@@ -608,12 +624,14 @@ impl<'a, 'p> Ctx<'a, 'p> {
             OfAction::SetTpSrc(p) => {
                 if self.has_ports() {
                     self.key.tp_src = p;
+                    self.dirty |= dirty::TP_SRC;
                     self.actions.push(DpAction::SetTpSrc(p));
                 }
             }
             OfAction::SetTpDst(p) => {
                 if self.has_ports() {
                     self.key.tp_dst = p;
+                    self.dirty |= dirty::TP_DST;
                     self.actions.push(DpAction::SetTpDst(p));
                 }
             }
@@ -622,6 +640,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
                     self.fail(XlateError::Unsupported { action: "push_vlan on a tagged packet" });
                 } else {
                     self.key.vlan_tci = VLAN_PRESENT;
+                    self.dirty |= dirty::VLAN;
                     self.actions.push(DpAction::PushVlan { tpid, tci: 0 });
                 }
             }
@@ -630,6 +649,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
             OfAction::StripVlan => {
                 if self.is_tagged() {
                     self.key.vlan_tci = 0;
+                    self.dirty |= dirty::VLAN;
                     self.actions.push(DpAction::PopVlan);
                 }
             }
@@ -657,10 +677,8 @@ impl<'a, 'p> Ctx<'a, 'p> {
         let live = |b: &Bucket| groups.bucket_live(b, &port_live, MAX_DEPTH);
         match g.group_type {
             GroupType::All => {
-                let saved = self.key;
                 for (i, b) in g.buckets.iter().enumerate() {
                     self.bucket(id, i, b, at, depth);
-                    self.key = saved;
                 }
             }
             GroupType::Indirect => {
@@ -694,9 +712,87 @@ impl<'a, 'p> Ctx<'a, 'p> {
         }
     }
 
+    /// Runs bucket `i` of `group` on a copy of the packet: afterwards the packet is as
+    /// before (the changes the bucket made are undone in the datapath actions).
     fn bucket(&mut self, group: u32, i: usize, b: &Bucket, at: At, depth: usize) {
         self.groups.push((group, Some(i)));
+        let (saved, saved_dirty) = (self.key, std::mem::take(&mut self.dirty));
         self.execute_set(b.actions.clone(), at, depth);
+        if !self.stop {
+            self.restore(&saved);
+        }
+        self.dirty |= saved_dirty;
+    }
+
+    /// Emits the datapath actions that take the packet from `self.key` back to `old`; the
+    /// fields restored go into the mask (their old values came from the packet).
+    fn restore(&mut self, old: &FlowKey) {
+        let new = self.key;
+        let d = self.dirty;
+        if d & dirty::ETH_SRC != 0 {
+            self.mask.0.dl_src = [0xff; 6];
+            if new.dl_src != old.dl_src {
+                self.actions.push(DpAction::SetEthSrc(old.dl_src));
+            }
+        }
+        if d & dirty::ETH_DST != 0 {
+            self.mask.0.dl_dst = [0xff; 6];
+            if new.dl_dst != old.dl_dst {
+                self.actions.push(DpAction::SetEthDst(old.dl_dst));
+            }
+        }
+        if d & dirty::NW_ADDR != 0 {
+            self.mask.0.nw_src = [0xff; 16];
+            self.mask.0.nw_dst = [0xff; 16];
+            if new.nw_src != old.nw_src || new.nw_dst != old.nw_dst {
+                if old.dl_type == ETH_IP {
+                    self.actions.push(DpAction::SetIpv4Src(old.ipv4_src()));
+                    self.actions.push(DpAction::SetIpv4Dst(old.ipv4_dst()));
+                } else {
+                    self.actions.push(DpAction::SetIpv6Src(old.nw_src));
+                    self.actions.push(DpAction::SetIpv6Dst(old.nw_dst));
+                }
+            }
+        }
+        if d & dirty::TOS != 0 {
+            self.mask.0.nw_tos |= 0xfc;
+            if new.nw_tos != old.nw_tos {
+                self.actions.push(DpAction::SetIpDscp(old.nw_tos >> 2));
+            }
+        }
+        if d & dirty::TTL != 0 {
+            self.mask.0.nw_ttl = !0;
+            if new.nw_ttl != old.nw_ttl {
+                self.actions.push(DpAction::SetIpTtl(old.nw_ttl));
+            }
+        }
+        if d & dirty::TP_SRC != 0 {
+            self.mask.0.tp_src = !0;
+            if new.tp_src != old.tp_src {
+                self.actions.push(DpAction::SetTpSrc(old.tp_src));
+            }
+        }
+        if d & dirty::TP_DST != 0 {
+            self.mask.0.tp_dst = !0;
+            if new.tp_dst != old.tp_dst {
+                self.actions.push(DpAction::SetTpDst(old.tp_dst));
+            }
+        }
+        if d & dirty::VLAN != 0 {
+            self.mask.0.vlan_tci = !0;
+            let (was, is) = (old.vlan_tci & VLAN_PRESENT != 0, new.vlan_tci & VLAN_PRESENT != 0);
+            match (was, is) {
+                (true, true) if new.vlan_tci != old.vlan_tci => {
+                    self.actions.push(DpAction::SetVlanTci(old.vlan_tci & !VLAN_PRESENT))
+                }
+                (true, false) => {
+                    self.actions.push(DpAction::PushVlan { tpid: 0x8100, tci: old.vlan_tci & !VLAN_PRESENT })
+                }
+                (false, true) => self.actions.push(DpAction::PopVlan),
+                _ => {}
+            }
+        }
+        self.key = *old;
     }
 
     /// A hash of the packet's L2-L4 fields (a select group's choice); the fields go into the
@@ -715,6 +811,18 @@ impl<'a, 'p> Ctx<'a, 'p> {
         self.mask = self.mask.union(&m);
         self.key.hash_masked(&m)
     }
+}
+
+/// Packet fields a bucket may change and must then restore.
+mod dirty {
+    pub const ETH_SRC: u8 = 1 << 0;
+    pub const ETH_DST: u8 = 1 << 1;
+    pub const NW_ADDR: u8 = 1 << 2;
+    pub const TOS: u8 = 1 << 3;
+    pub const TTL: u8 = 1 << 4;
+    pub const TP_SRC: u8 = 1 << 5;
+    pub const TP_DST: u8 = 1 << 6;
+    pub const VLAN: u8 = 1 << 7;
 }
 
 /// Position in the action set's execution order (spec 5.10).
@@ -975,6 +1083,251 @@ mod tests {
                 let t2 = translate(&p, &q, PORTS);
                 prop_assert_eq!(&t.actions, &t2.actions, "{:?} vs {:?} under {:?}", k, q, t.mask);
                 prop_assert_eq!(&t.rules, &t2.rules);
+                prop_assert_eq!(&t.error, &t2.error);
+            }
+        }
+    }
+
+    // ---- OpenFlow 1.3 features: action set, groups, packet-ins, ports.
+
+    use crate::ofproto::group::{Bucket, GroupMod, GroupModCommand, GroupType};
+    use crate::ofproto::rule::ofpg;
+    use crate::ofproto::table::Checks;
+
+    struct World {
+        p: Pipeline,
+        g: GroupTable,
+        ports: Vec<XPort>,
+        local: Option<u32>,
+        miss: TableMiss,
+    }
+
+    impl World {
+        fn new(text: &str) -> World {
+            World {
+                p: pipeline(text),
+                g: GroupTable::new(),
+                ports: PORTS.iter().map(|&p| XPort::up(p)).collect(),
+                local: None,
+                miss: TableMiss::Drop,
+            }
+        }
+        fn group(&mut self, id: u32, group_type: GroupType, buckets: Vec<Bucket>) {
+            let gm = GroupMod { command: GroupModCommand::Add, group_type, group_id: id, buckets };
+            self.g.apply(gm, &Checks::default(), Duration::ZERO).unwrap();
+        }
+        fn ctx(&self) -> XlateCtx<'_> {
+            XlateCtx {
+                pipeline: &self.p,
+                groups: &self.g,
+                ports: &self.ports,
+                local_port: self.local,
+                miss: self.miss,
+                miss_send_len: 128,
+                invalid_ttl_to_controller: true,
+            }
+        }
+        fn run(&self, pins: &mut PacketInContexts, k: &FlowKey) -> Translation {
+            translate_with(&self.ctx(), pins, k)
+        }
+    }
+
+    #[test]
+    fn action_set_runs_in_spec_order() {
+        let w = World::new(
+            "table=0,actions=write_actions(output:3,mod_nw_dst:9.9.9.9,strip_vlan,dec_ttl),write_metadata:0x10/0xf0,goto_table:1\n\
+             table=1,metadata=0x10/0xf0,actions=output:2,write_actions(output:1)\n",
+        );
+        let t = w.run(&mut PacketInContexts::new(), &udp(3, VLAN_PRESENT | 5));
+        assert_eq!(
+            t.actions,
+            vec![out(2), DpAction::PopVlan, DpAction::DecIpTtl, DpAction::SetIpv4Dst([9, 9, 9, 9]), out(1)]
+        );
+        assert_eq!(t.lookups.len(), 2);
+        // clear_actions empties the set; a group in the set wins over the output.
+        let mut w = World::new(
+            "table=0,actions=write_actions(output:2),goto_table:1\n\
+             table=1,in_port=1,actions=clear_actions\n\
+             table=1,in_port=2,actions=write_actions(group:1)\n",
+        );
+        w.group(1, GroupType::Indirect, vec![Bucket::new(vec![OfAction::Output(3)])]);
+        assert!(w.run(&mut PacketInContexts::new(), &udp(1, 0)).actions.is_empty());
+        let t = w.run(&mut PacketInContexts::new(), &udp(2, 0));
+        assert_eq!(t.actions, vec![out(3)]);
+        assert_eq!(t.groups, vec![(1, None), (1, Some(0))]);
+    }
+
+    #[test]
+    fn groups_all_select_fast_failover() {
+        let mut w = World::new("in_port=1,actions=group:1,output:3\nin_port=2,actions=group:2\nin_port=3,actions=group:3");
+        w.group(
+            1,
+            GroupType::All,
+            vec![
+                Bucket::new(vec![OfAction::SetEthDst([1; 6]), OfAction::Output(2)]),
+                Bucket::new(vec![OfAction::Output(2), OfAction::SetVlanVid(7)]),
+            ],
+        );
+        // Each bucket works on its own copy; the packet after the group is unchanged.
+        let t = w.run(&mut PacketInContexts::new(), &udp(1, 0));
+        assert_eq!(
+            t.actions,
+            vec![
+                DpAction::SetEthDst([1; 6]),
+                out(2),
+                DpAction::SetEthDst([0; 6]),
+                DpAction::PushVlan { tpid: 0x8100, tci: 7 },
+                out(2),
+                DpAction::PopVlan,
+                out(3)
+            ]
+        );
+        assert_eq!(t.mask.0.dl_dst, [0xff; 6]);
+        let weighted = |p: u32, weight: u16| Bucket { weight, ..Bucket::new(vec![OfAction::Output(p)]) };
+        w.group(2, GroupType::Select, vec![weighted(1, 1), weighted(3, 3), weighted(2, 0)]);
+        let mut seen = [0u32; 4];
+        for i in 0..400u16 {
+            let mut k = udp(2, 0);
+            k.tp_src = i;
+            let t = w.run(&mut PacketInContexts::new(), &k);
+            assert_eq!(t.mask.0.tp_src, !0);
+            assert_eq!(t.mask.0.nw_src, [0xff; 16]);
+            match t.actions.as_slice() {
+                [DpAction::Output(p)] => seen[p.0 as usize] += 1,
+                [] => seen[0] += 1,
+                a => panic!("{a:?}"),
+            }
+        }
+        // Weight 0 never; weight 3 about three times weight 1; in_port 2 itself drops.
+        assert_eq!(seen[2], 0);
+        assert!(seen[3] > 2 * seen[1] && seen[1] > 50, "{seen:?}");
+        let watch = |p: u32| Bucket { watch_port: p, ..Bucket::new(vec![OfAction::Output(p)]) };
+        w.group(3, GroupType::FastFailover, vec![watch(1), watch(2)]);
+        assert_eq!(w.run(&mut PacketInContexts::new(), &udp(3, 0)).actions, vec![out(1)]);
+        w.ports[0].live = false;
+        assert_eq!(w.run(&mut PacketInContexts::new(), &udp(3, 0)).actions, vec![out(2)]);
+        w.ports[1].config = ofppc::PORT_DOWN;
+        assert_eq!(w.run(&mut PacketInContexts::new(), &udp(3, 0)).actions, vec![]);
+        assert_eq!(ofpg::ANY, Bucket::new(vec![]).watch_group);
+    }
+
+    #[test]
+    fn controller_local_flood_and_misses() {
+        let mut w = World::new(
+            "cookie=0x7,table=0,in_port=1,actions=CONTROLLER:64,LOCAL,goto_table:1\n\
+             table=0,in_port=2,actions=FLOOD\n\
+             table=0,in_port=3,actions=ALL,dec_ttl\n\
+             table=1,priority=0,actions=controller(max_len=32)\n",
+        );
+        w.ports.push(XPort { no: 4, config: ofppc::NO_FLOOD, live: true });
+        w.ports.push(XPort { no: 5, config: 0, live: false });
+        w.ports.push(XPort { no: 6, config: ofppc::NO_FWD, live: true });
+        w.local = Some(10);
+        let mut pins = PacketInContexts::new();
+        let t = w.run(&mut pins, &udp(1, 0));
+        assert_eq!(t.actions, vec![DpAction::Userspace(0), out(10), DpAction::Userspace(1)]);
+        let c0 = *pins.get(0).unwrap();
+        assert_eq!(
+            (c0.reason, c0.table_id, c0.cookie, c0.max_len),
+            (PacketInReason::Action, 0, 7, 64)
+        );
+        let c1 = *pins.get(1).unwrap();
+        assert_eq!((c1.reason, c1.table_id, c1.max_len), (PacketInReason::NoMatch, 1, 32));
+        // Interning: the same contexts again.
+        w.run(&mut pins, &udp(1, 0));
+        assert_eq!(pins.len(), 2);
+        assert_eq!(w.run(&mut pins, &udp(2, 0)).actions, vec![out(1), out(3)]);
+        let mut dying = udp(3, 0);
+        dying.nw_ttl = 1;
+        let t = w.run(&mut pins, &dying);
+        assert_eq!(t.actions[..4], [out(1), out(2), out(4), out(5)]);
+        assert_eq!(pins.get(2).unwrap().reason, PacketInReason::InvalidTtl);
+        // Misses: drop, or packet-in (1.0) unless the port says no packet-ins.
+        let miss = FlowKey { in_port: 4, ..Default::default() };
+        assert!(w.run(&mut pins, &miss).actions.is_empty());
+        w.miss = TableMiss::Controller;
+        let t = w.run(&mut pins, &miss);
+        assert_eq!(t.lookups, vec![(0, None)]);
+        let id = match t.actions[..] {
+            [DpAction::Userspace(id)] => id,
+            ref a => panic!("{a:?}"),
+        };
+        assert_eq!(pins.get(id).unwrap().cookie, u64::MAX);
+        w.ports[3].config |= ofppc::NO_PACKET_IN;
+        assert!(w.run(&mut pins, &miss).actions.is_empty());
+        // No LOCAL port: output to LOCAL drops.
+        w.local = None;
+        assert_eq!(w.run(&mut pins, &udp(1, 0)).actions, vec![DpAction::Userspace(0), DpAction::Userspace(1)]);
+    }
+
+    #[test]
+    fn packet_out_and_meters() {
+        let mut p = pipeline("in_port=1,actions=output:2");
+        let mut spec = crate::ofproto::rule::FlowSpec { priority: 5, ..Default::default() };
+        spec.meter = Some(4);
+        spec.actions = vec![OfAction::Output(3)];
+        p.apply(FlowMod::add(spec), Duration::ZERO).unwrap();
+        let w = World { p, ..World::new("") };
+        let mut pins = PacketInContexts::new();
+        let mut k = udp(1, 0);
+        let t = translate_packet_out(&w.ctx(), &mut pins, &k, &[OfAction::Output(3), OfAction::Output(ofpp::TABLE)]);
+        assert_eq!(t.actions, vec![out(3), out(2)]);
+        k.in_port = ofpp::CONTROLLER;
+        let t = translate_packet_out(&w.ctx(), &mut pins, &k, &[OfAction::InPort, OfAction::Output(ofpp::TABLE)]);
+        assert_eq!(t.actions, vec![DpAction::Meter(4), out(3)]);
+        assert_eq!(t.meters, vec![4]);
+    }
+
+    fn arb_group_action() -> impl Strategy<Value = OfAction> {
+        prop_oneof![
+            (1u32..5).prop_map(OfAction::Output),
+            Just(OfAction::SetEthDst([3; 6])),
+            Just(OfAction::SetIpv4Src([1, 1, 1, 1])),
+            Just(OfAction::SetTpDst(7)),
+            Just(OfAction::StripVlan),
+            (0u16..3).prop_map(OfAction::SetVlanVid),
+            Just(OfAction::DecTtl),
+            (1u32..4).prop_map(OfAction::Group),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+        #[test]
+        fn group_translation_mask_is_sound(
+            specs in prop::collection::vec(arb_spec(), 0..8),
+            buckets in prop::collection::vec(
+                (prop::collection::vec(arb_group_action(), 0..3), 0u16..3, prop::option::of(1u32..4)), 1..5),
+            dead in 1u32..5,
+            pkts in prop::collection::vec((arb_key(), arb_key()), 1..12),
+        ) {
+            let mut w = World::new("");
+            for s in specs {
+                w.p.apply(FlowMod::add(s), Duration::ZERO).unwrap();
+            }
+            w.p.apply(FlowMod::add(crate::ofproto::rule::FlowSpec {
+                priority: 7,
+                actions: vec![OfAction::Group(1), OfAction::Group(2), OfAction::Group(3)],
+                ..Default::default()
+            }), Duration::ZERO).unwrap();
+            // Group 3: select; 2: fast failover; 1: all. Chains only go down (3 -> 2 -> 1).
+            for (id, t) in [(1u32, GroupType::All), (2, GroupType::FastFailover), (3, GroupType::Select)] {
+                let bs = buckets.iter().map(|(acts, weight, watch)| Bucket {
+                    weight: if t == GroupType::Select { *weight } else { 0 },
+                    watch_port: if t == GroupType::FastFailover { watch.unwrap_or(1) } else { ofpp::ANY },
+                    watch_group: ofpg::ANY,
+                    actions: acts.iter().filter(|a| !matches!(a, OfAction::Group(g) if *g >= id)).cloned().collect(),
+                }).collect();
+                w.group(id, t, bs);
+            }
+            w.ports.retain(|p| p.no != dead);
+            for (k, q) in &pkts {
+                let mut pins = PacketInContexts::new();
+                let t = w.run(&mut pins, k);
+                let q = agree(k, q, &t.mask);
+                let t2 = w.run(&mut pins, &q);
+                prop_assert_eq!(&t.actions, &t2.actions, "{:?} vs {:?} under {:?}", k, q, t.mask);
+                prop_assert_eq!(&t.groups, &t2.groups);
                 prop_assert_eq!(&t.error, &t2.error);
             }
         }
