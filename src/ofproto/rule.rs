@@ -164,6 +164,11 @@ pub enum OfAction {
     SetTunId(u64),
     /// `set_field:V->metadata`: pipeline metadata (visible to later tables only).
     SetMetadata(u64),
+    /// `group:N`: process the packet through group `N`.
+    Group(u32),
+    /// `set_queue:N`: the egress queue. Accepted for any queue number and recorded in the
+    /// action set; this switch has one queue per port, so it does not change forwarding.
+    SetQueue(u32),
     /// `resubmit([port],[table])`: look the packet up again in `table` (`None` = the
     /// current table), as if received on `in_port` (`None` = the real ingress port).
     Resubmit {
@@ -188,10 +193,51 @@ impl OfAction {
             _ => false,
         }
     }
+
+    /// Whether this is an output (to any port, reserved ones included).
+    pub fn is_output(&self) -> bool {
+        matches!(
+            self,
+            OfAction::Output(_)
+                | OfAction::InPort
+                | OfAction::Normal
+                | OfAction::Flood
+                | OfAction::All
+                | OfAction::Controller { .. }
+                | OfAction::Local
+        )
+    }
+}
+
+/// `OFPFF_*` flow-mod flags kept with a rule.
+pub mod flags {
+    /// Send a flow-removed message when the rule goes.
+    pub const SEND_FLOW_REM: u16 = 1 << 0;
+    /// Refuse an add that overlaps a rule of the same priority.
+    pub const CHECK_OVERLAP: u16 = 1 << 1;
+    /// Reset the counters of the rules a modify (or replacing add) touches.
+    pub const RESET_COUNTS: u16 = 1 << 2;
+    /// Do not keep a packet count (reported as all ones).
+    pub const NO_PKT_COUNTS: u16 = 1 << 3;
+    /// Do not keep a byte count (reported as all ones).
+    pub const NO_BYT_COUNTS: u16 = 1 << 4;
+    /// Every flag OpenFlow 1.3 defines.
+    pub const ALL: u16 = 0x1f;
+}
+
+/// `OFPG_*` reserved group numbers.
+pub mod ofpg {
+    /// Highest group number.
+    pub const MAX: u32 = 0xffff_ff00;
+    /// Every group (group delete).
+    pub const ALL: u32 = 0xffff_fffc;
+    /// No group (wildcard in filters).
+    pub const ANY: u32 = 0xffff_ffff;
 }
 
 /// One flow as written in a flows file or an `add-flow` command: where it goes, its match,
-/// and its instructions (apply-actions, then an optional goto-table).
+/// and its instructions. OpenFlow 1.3 executes them in this order: meter, apply-actions,
+/// clear-actions, write-actions, write-metadata, goto-table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlowSpec {
     /// `table=`.
@@ -212,6 +258,17 @@ pub struct FlowSpec {
     pub actions: Vec<OfAction>,
     /// The goto-table instruction (always to a later table).
     pub goto_table: Option<TableId>,
+    /// The write-actions instruction: actions merged into the action set (one per type;
+    /// a later write replaces an earlier action of the same type).
+    pub write_actions: Option<Vec<OfAction>>,
+    /// The clear-actions instruction: empty the action set (before write-actions).
+    pub clear_actions: bool,
+    /// The write-metadata instruction: `(value, mask)`.
+    pub write_metadata: Option<(u64, u64)>,
+    /// The meter instruction: the packet goes through meter `N` first.
+    pub meter: Option<u32>,
+    /// `OFPFF_*` flags ([`flags`]).
+    pub flags: u16,
 }
 
 impl Default for FlowSpec {
@@ -226,7 +283,19 @@ impl Default for FlowSpec {
             matches: Match::catchall(),
             actions: Vec::new(),
             goto_table: None,
+            write_actions: None,
+            clear_actions: false,
+            write_metadata: None,
+            meter: None,
+            flags: 0,
         }
+    }
+}
+
+impl FlowSpec {
+    /// Every action of the apply-actions and write-actions instructions.
+    pub fn all_actions(&self) -> impl Iterator<Item = &OfAction> {
+        self.actions.iter().chain(self.write_actions.iter().flatten())
     }
 }
 
@@ -255,14 +324,33 @@ pub struct FlowMod {
     pub command: FlowModCommand,
     /// Table, priority, match, cookie, timeouts, instructions.
     pub spec: FlowSpec,
-    /// Delete/modify filter: only rules with an action that outputs to this port.
+    /// Delete filter: only rules with an action that outputs to this port (1.3 ignores it
+    /// for modify; the `ovs-ofctl` syntax path applies it to both).
     pub out_port: u32,
+    /// Delete filter: only rules with a `group` action to this group ([`ofpg::ANY`] = all).
+    pub out_group: u32,
+    /// The buffered packet to run through the new rule (`None` = `OFP_NO_BUFFER`). This
+    /// switch keeps no buffers: the agent answers `OFPBRC_BUFFER_UNKNOWN` for others.
+    pub buffer_id: Option<u32>,
+    /// OpenFlow 1.0 modify semantics: a modify that selects no rule adds `spec`.
+    pub add_if_missing: bool,
 }
 
 impl FlowMod {
     /// An add of `spec`.
     pub fn add(spec: FlowSpec) -> FlowMod {
-        FlowMod { command: FlowModCommand::Add, spec, out_port: ofpp::ANY }
+        FlowMod::new(FlowModCommand::Add, spec)
+    }
+    /// `command` on `spec` with no filters.
+    pub fn new(command: FlowModCommand, spec: FlowSpec) -> FlowMod {
+        FlowMod {
+            command,
+            spec,
+            out_port: ofpp::ANY,
+            out_group: ofpg::ANY,
+            buffer_id: None,
+            add_if_missing: false,
+        }
     }
 }
 
@@ -566,6 +654,8 @@ impl fmt::Display for OfAction {
             OfAction::StripVlan => f.write_str("strip_vlan"),
             OfAction::SetTunId(v) => write!(f, "set_field:0x{v:x}->tun_id"),
             OfAction::SetMetadata(v) => write!(f, "set_field:0x{v:x}->metadata"),
+            OfAction::Group(g) => write!(f, "group:{g}"),
+            OfAction::SetQueue(q) => write!(f, "set_queue:{q}"),
             OfAction::Resubmit { in_port, table } => {
                 f.write_str("resubmit(")?;
                 if let Some(p) = in_port {
@@ -598,6 +688,39 @@ pub fn format_actions(actions: &[OfAction], goto_table: Option<TableId>) -> Stri
 }
 
 impl FlowSpec {
+    /// The instructions as after `actions=`, in `ovs-ofctl` order: `meter:N`, the
+    /// apply-actions, `clear_actions`, `write_actions(...)`, `write_metadata:V/M`,
+    /// `goto_table:N` (`drop` when there is nothing).
+    pub fn format_instructions(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(m) = self.meter {
+            parts.push(format!("meter:{m}"));
+        }
+        parts.extend(self.actions.iter().map(|a| a.to_string()));
+        if self.clear_actions {
+            parts.push("clear_actions".into());
+        }
+        if let Some(w) = &self.write_actions {
+            let inner: Vec<String> = w.iter().map(|a| a.to_string()).collect();
+            parts.push(format!("write_actions({})", inner.join(",")));
+        }
+        if let Some((v, m)) = self.write_metadata {
+            if m == u64::MAX {
+                parts.push(format!("write_metadata:0x{v:x}"));
+            } else {
+                parts.push(format!("write_metadata:0x{v:x}/0x{m:x}"));
+            }
+        }
+        if let Some(t) = self.goto_table {
+            parts.push(format!("goto_table:{t}"));
+        }
+        if parts.is_empty() {
+            "drop".to_string()
+        } else {
+            parts.join(",")
+        }
+    }
+
     /// The match part of a `dump-flows` line: `priority=P,` (unless the default) then the
     /// match fields, e.g. `priority=10,tcp,in_port=1,tp_dst=80`.
     pub fn format_match(&self) -> String {
@@ -626,7 +749,22 @@ impl fmt::Display for FlowSpec {
         if !m.is_empty() {
             write!(f, ", {m}")?;
         }
-        write!(f, " actions={}", format_actions(&self.actions, self.goto_table))
+        if self.flags & flags::SEND_FLOW_REM != 0 {
+            f.write_str(", send_flow_rem")?;
+        }
+        if self.flags & flags::CHECK_OVERLAP != 0 {
+            f.write_str(", check_overlap")?;
+        }
+        if self.flags & flags::RESET_COUNTS != 0 {
+            f.write_str(", reset_counts")?;
+        }
+        if self.flags & flags::NO_PKT_COUNTS != 0 {
+            f.write_str(", no_packet_counts")?;
+        }
+        if self.flags & flags::NO_BYT_COUNTS != 0 {
+            f.write_str(", no_byte_counts")?;
+        }
+        write!(f, " actions={}", self.format_instructions())
     }
 }
 
@@ -700,6 +838,46 @@ mod tests {
         let d = parse_flow(" cookie=0x0, duration=1.234s, table=0, n_packets=3, n_bytes=180, priority=10,in_port=1 actions=output:2", &ports()).unwrap();
         assert_eq!((d.priority, d.actions.clone()), (10, vec![OfAction::Output(2)]));
         assert_eq!(parse_flow("actions=", &ports()).unwrap().actions, vec![]);
+    }
+
+    #[test]
+    fn instructions_and_flags_parse_and_print() {
+        let s = roundtrip(
+            "table=1,send_flow_rem,check_overlap,ip,actions=meter:3,output:2,clear_actions,\
+             write_actions(set_field:10.0.0.1->nw_dst,group:7,set_queue:2,output:1),write_metadata:0x5/0xff,goto_table:4",
+        );
+        assert_eq!(s.meter, Some(3));
+        assert_eq!(s.actions, vec![OfAction::Output(2)]);
+        assert!(s.clear_actions);
+        assert_eq!(
+            s.write_actions,
+            Some(vec![
+                OfAction::SetIpv4Dst([10, 0, 0, 1]),
+                OfAction::Group(7),
+                OfAction::SetQueue(2),
+                OfAction::Output(1)
+            ])
+        );
+        assert_eq!((s.write_metadata, s.goto_table), (Some((5, 0xff)), Some(4)));
+        assert_eq!(s.flags, flags::SEND_FLOW_REM | flags::CHECK_OVERLAP);
+        assert_eq!(
+            s.format_instructions(),
+            "meter:3,output:2,clear_actions,write_actions(mod_nw_dst:10.0.0.1,group:7,set_queue:2,output:1),\
+             write_metadata:0x5/0xff,goto_table:4"
+        );
+        // Order of instructions in the text does not matter; goto_table stays last.
+        let t = roundtrip("actions=write_metadata:0x7,group:1,controller(max_len=64),meter:9");
+        assert_eq!(t.format_instructions(), "meter:9,group:1,CONTROLLER:64,write_metadata:0x7");
+        roundtrip("reset_counts,no_packet_counts,no_byte_counts,actions=write_actions()");
+        for bad in [
+            "actions=write_actions(resubmit(,2))",
+            "actions=meter:1,meter:2",
+            "actions=clear_actions,clear_actions",
+            "actions=goto_table:3,meter:1",
+            "actions=group:0xffffff01",
+        ] {
+            assert!(parse_flow(bad, &ports()).is_err(), "{bad}");
+        }
     }
 
     /// Match printing compared with `ovs-ofctl -O OpenFlow13 parse-flow` 3.1 output.

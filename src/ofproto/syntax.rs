@@ -11,7 +11,8 @@ use std::net::Ipv6Addr;
 use crate::datapath::flow::{FlowKey, FlowMask, VLAN_PCP_SHIFT, VLAN_PRESENT, VLAN_VID_MASK};
 
 use super::rule::{
-    ofpp, FlowMod, FlowModCommand, FlowSpec, Match, OfAction, PortNames, TableId, N_TABLES, TABLE_ALL,
+    flags, ofpg, ofpp, FlowMod, FlowModCommand, FlowSpec, Match, OfAction, PortNames, TableId, N_TABLES,
+    TABLE_ALL,
 };
 
 /// Why one field of a flow could not be parsed: `"{field}: {reason}"`.
@@ -118,11 +119,11 @@ pub fn parse_flow_mod(
                 return err("actions", "must be specified");
             }
             let (spec, out_port) = parse_flow_selector(line, ports)?;
-            Ok(FlowMod { command, spec, out_port })
+            Ok(FlowMod { out_port, ..FlowMod::new(command, spec) })
         }
         FlowModCommand::Delete | FlowModCommand::DeleteStrict => {
             let (spec, out_port) = parse_flow_selector(line, ports)?;
-            Ok(FlowMod { command, spec, out_port })
+            Ok(FlowMod { out_port, ..FlowMod::new(command, spec) })
         }
     }
 }
@@ -192,6 +193,18 @@ fn parse_flow_inner(
             if let Some(p) = proto {
                 set_field!(b, nw_proto, p, 0xff);
             }
+            continue;
+        }
+        let flag = match name {
+            "send_flow_rem" => flags::SEND_FLOW_REM,
+            "check_overlap" => flags::CHECK_OVERLAP,
+            "reset_counts" => flags::RESET_COUNTS,
+            "no_packet_counts" => flags::NO_PKT_COUNTS,
+            "no_byte_counts" => flags::NO_BYT_COUNTS,
+            _ => 0,
+        };
+        if flag != 0 && value.is_none() {
+            spec.flags |= flag;
             continue;
         }
         let Some(v) = value else {
@@ -348,14 +361,18 @@ fn parse_flow_inner(
     }
     spec.matches = m;
     let Some(text) = actions else { return Ok((spec, None)) };
-    let (acts, goto) = parse_actions(text, ports)?;
-    if let Some(t) = goto {
+    let ins = parse_instructions(text, ports)?;
+    if let Some(t) = ins.goto_table {
         if t <= spec.table && spec.table != TABLE_ALL {
             return err("goto_table", format!("table {t} is not after this flow's table {}", spec.table));
         }
     }
-    spec.actions = acts;
-    spec.goto_table = goto;
+    spec.actions = ins.actions;
+    spec.goto_table = ins.goto_table;
+    spec.write_actions = ins.write_actions;
+    spec.clear_actions = ins.clear_actions;
+    spec.write_metadata = ins.write_metadata;
+    spec.meter = ins.meter;
     Ok((spec, Some(())))
 }
 
@@ -613,14 +630,58 @@ fn split_actions(s: &str) -> Vec<&str> {
     out
 }
 
-fn parse_actions(text: &str, ports: &PortNames) -> Result<(Vec<OfAction>, Option<TableId>), SyntaxError> {
+/// The instructions after `actions=`.
+#[derive(Default)]
+struct Instructions {
+    actions: Vec<OfAction>,
+    goto_table: Option<TableId>,
+    write_actions: Option<Vec<OfAction>>,
+    clear_actions: bool,
+    write_metadata: Option<(u64, u64)>,
+    meter: Option<u32>,
+}
+
+fn parse_instructions(text: &str, ports: &PortNames) -> Result<Instructions, SyntaxError> {
+    let mut ins = Instructions::default();
+    let mut plain = Vec::new();
     let parts = split_actions(text);
-    let mut acts = Vec::new();
-    let mut goto = None;
     for a in &parts {
-        if goto.is_some() {
+        if ins.goto_table.is_some() {
             return err("goto_table", "must be the last action");
         }
+        let lower = a.to_ascii_lowercase();
+        let once = |present: bool, name: &str| if present { err(name, "given twice") } else { Ok(()) };
+        if let Some(inner) = lower.strip_prefix("write_actions(").and_then(|x| x.strip_suffix(')')) {
+            once(ins.write_actions.is_some(), "write_actions")?;
+            let inner = &a[a.len() - 1 - inner.len()..a.len() - 1];
+            let acts = parse_actions(inner, ports, true)?;
+            ins.write_actions = Some(acts);
+        } else if lower == "clear_actions" {
+            once(ins.clear_actions, "clear_actions")?;
+            ins.clear_actions = true;
+        } else if let Some(v) = lower.strip_prefix("write_metadata:") {
+            once(ins.write_metadata.is_some(), "write_metadata")?;
+            let (val, mask) = parse_masked("write_metadata", v, u64::MAX)?;
+            ins.write_metadata = Some((val & mask, mask));
+        } else if let Some(v) = lower.strip_prefix("meter:") {
+            once(ins.meter.is_some(), "meter")?;
+            ins.meter = Some(parse_uint("meter", v, 0xffff_0000)? as u32);
+        } else if let Some(v) = lower.strip_prefix("goto_table:") {
+            ins.goto_table = Some(parse_uint("goto_table", v, (N_TABLES - 1) as u64)? as TableId);
+        } else {
+            plain.push(*a);
+        }
+    }
+    ins.actions = parse_actions(&plain.join(","), ports, false)?;
+    Ok(ins)
+}
+
+/// A comma-separated action list (`drop` alone = none). `in_set`: inside `write_actions(...)`,
+/// where OpenFlow-only actions are allowed.
+fn parse_actions(text: &str, ports: &PortNames, in_set: bool) -> Result<Vec<OfAction>, SyntaxError> {
+    let parts = split_actions(text);
+    let mut acts = Vec::new();
+    for a in &parts {
         let lower = a.to_ascii_lowercase();
         if lower == "drop" {
             if parts.len() != 1 {
@@ -694,12 +755,14 @@ fn parse_actions(text: &str, ports: &PortNames) -> Result<(Vec<OfAction>, Option
             "mod_vlan_pcp" => OfAction::SetVlanPcp(parse_uint(name, need("a priority")?, 7)? as u8),
             "strip_vlan" | "pop_vlan" => OfAction::StripVlan,
             "set_field" => set_field_action(need("V->field")?)?,
-            "goto_table" => {
-                let t = parse_uint(name, need("a table")?, (N_TABLES - 1) as u64)? as TableId;
-                goto = Some(t);
-                continue;
+            "group" => OfAction::Group(parse_uint(name, need("a group")?, ofpg::MAX as u64)? as u32),
+            "set_queue" => OfAction::SetQueue(parse_uint(name, need("a queue")?, u32::MAX as u64)? as u32),
+            _ if lname.starts_with("resubmit") => {
+                if in_set {
+                    return err(name, "not allowed in write_actions");
+                }
+                resubmit_action(a, ports)?
             }
-            _ if lname.starts_with("resubmit") => resubmit_action(a, ports)?,
             _ if lname.starts_with("controller(") && a.ends_with(')') => {
                 // controller(key=value,...): only max_len is modelled; reason/id are ignored.
                 let mut max_len = 0xffff;
@@ -715,7 +778,7 @@ fn parse_actions(text: &str, ports: &PortNames) -> Result<(Vec<OfAction>, Option
         };
         acts.push(act);
     }
-    Ok((acts, goto))
+    Ok(acts)
 }
 
 fn output_action(field: &str, s: &str, ports: &PortNames) -> Result<OfAction, SyntaxError> {

@@ -18,12 +18,17 @@ use std::time::Duration;
 
 use crate::datapath::flow::{FlowKey, FlowMask};
 
+use super::group::GroupTable;
+use super::meter::MeterTable;
 use super::rule::{
-    format_actions, ofpp, FlowMod, FlowModCommand, FlowSpec, Match, OfAction, PortNames, TableId, N_TABLES,
+    flags, ofpg, ofpp, FlowMod, FlowModCommand, FlowSpec, Match, OfAction, PortNames, TableId, N_TABLES,
     TABLE_ALL,
 };
-use super::syntax::{parse_flow, SyntaxError};
+use super::syntax::{
+    parse_flow, SyntaxError, ETH_IP, ETH_IPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP,
+};
 use super::Error;
+use crate::ofp::ErrorCode;
 
 /// A rule's identity, stable for the rule's life (modify keeps it; a replacing add does not).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -50,6 +55,16 @@ pub struct Rule {
     pub actions: Vec<OfAction>,
     /// Goto-table instruction.
     pub goto_table: Option<TableId>,
+    /// Write-actions instruction.
+    pub write_actions: Option<Vec<OfAction>>,
+    /// Clear-actions instruction.
+    pub clear_actions: bool,
+    /// Write-metadata instruction `(value, mask)`.
+    pub write_metadata: Option<(u64, u64)>,
+    /// Meter instruction.
+    pub meter: Option<u32>,
+    /// `OFPFF_*` flags ([`flags`]).
+    pub flags: u16,
     /// Packets credited by [`Pipeline::credit`].
     pub n_packets: u64,
     /// Bytes credited by [`Pipeline::credit`].
@@ -73,7 +88,56 @@ impl Rule {
             matches: self.matches,
             actions: self.actions.clone(),
             goto_table: self.goto_table,
+            write_actions: self.write_actions.clone(),
+            clear_actions: self.clear_actions,
+            write_metadata: self.write_metadata,
+            meter: self.meter,
+            flags: self.flags,
         }
+    }
+
+    /// A new rule from `spec` (its table, match, instructions), with zero counters.
+    fn from_spec(id: RuleId, s: FlowSpec, now: Duration) -> Rule {
+        Rule {
+            id,
+            table: s.table,
+            priority: s.priority,
+            matches: s.matches,
+            cookie: s.cookie,
+            idle_timeout: s.idle_timeout,
+            hard_timeout: s.hard_timeout,
+            actions: s.actions,
+            goto_table: s.goto_table,
+            write_actions: s.write_actions,
+            clear_actions: s.clear_actions,
+            write_metadata: s.write_metadata,
+            meter: s.meter,
+            flags: s.flags,
+            n_packets: 0,
+            n_bytes: 0,
+            created: now,
+            used: now,
+        }
+    }
+
+    /// Replaces the instructions with those of `s` (a modify).
+    fn set_instructions(&mut self, s: &FlowSpec) {
+        self.actions = s.actions.clone();
+        self.goto_table = s.goto_table;
+        self.write_actions = s.write_actions.clone();
+        self.clear_actions = s.clear_actions;
+        self.write_metadata = s.write_metadata;
+        self.meter = s.meter;
+    }
+
+    /// Every action of the apply-actions and write-actions instructions.
+    pub fn all_actions(&self) -> impl Iterator<Item = &OfAction> {
+        self.actions.iter().chain(self.write_actions.iter().flatten())
+    }
+
+    /// Whether an action of the rule sends packets to group `g`.
+    pub fn uses_group(&self, g: u32) -> bool {
+        self.all_actions().any(|a| *a == OfAction::Group(g))
     }
 
     /// One `ovs-ofctl dump-flows` line (ports as numbers), e.g.
@@ -101,14 +165,134 @@ impl Rule {
             s.push(' ');
         }
         s += "actions=";
-        s += &format_actions(&self.actions, self.goto_table);
+        s += &self.spec().format_instructions();
         s
     }
 
     /// Whether the rule outputs to `port` (the flow-mod `out_port` filter; ANY passes all).
     fn passes_out_port(&self, port: u32) -> bool {
-        port == ofpp::ANY || self.actions.iter().any(|a| a.outputs_to(port))
+        port == ofpp::ANY || self.all_actions().any(|a| a.outputs_to(port))
     }
+
+    /// Whether the rule sends to group `g` (the `out_group` filter; ANY passes all).
+    fn passes_out_group(&self, g: u32) -> bool {
+        g == ofpg::ANY || self.uses_group(g)
+    }
+}
+
+/// Why a rule left its table (`OFPRR_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RemovedReason {
+    /// `idle_timeout` passed without traffic.
+    IdleTimeout,
+    /// `hard_timeout` passed.
+    HardTimeout,
+    /// A delete flow-mod.
+    Delete,
+    /// The group it sent to was deleted.
+    GroupDelete,
+    /// The meter it used was deleted (1.3 reports this as `OFPRR_DELETE`).
+    MeterDelete,
+}
+
+/// What a flow-mod's actions may refer to. `None` = not checked (the flows-file path).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Checks<'a> {
+    /// The OpenFlow numbers of the ports that exist (`OFPBAC_BAD_OUT_PORT` otherwise).
+    pub ports: Option<&'a [u32]>,
+    /// The groups (`OFPBAC_BAD_OUT_GROUP` for a `group` action to a missing one).
+    pub groups: Option<&'a GroupTable>,
+    /// The meters (`OFPMMFC_UNKNOWN_METER` for a meter instruction to a missing one).
+    pub meters: Option<&'a MeterTable>,
+    /// Check set-field actions against the match (`OFPBAC_MATCH_INCONSISTENT`), as the
+    /// OpenFlow agent does; the `ovs-ofctl` flows file instead skips such actions per packet.
+    pub consistency: bool,
+}
+
+/// Checks an action list (`in_set`: a write-actions set or a group bucket) against `checks`
+/// and, if `m` is given and `checks.consistency` is set, against the match.
+pub fn check_actions(
+    actions: &[OfAction],
+    m: Option<&Match>,
+    checks: &Checks<'_>,
+    in_set: bool,
+) -> Result<(), Error> {
+    for a in actions {
+        match *a {
+            OfAction::Output(p) => {
+                if p >= ofpp::MAX || checks.ports.is_some_and(|ps| !ps.contains(&p)) {
+                    return Err(Error::new(ErrorCode::OFPBAC_BAD_OUT_PORT, format!("no port {p}")));
+                }
+            }
+            OfAction::Group(g) => {
+                if g > ofpg::MAX || checks.groups.is_some_and(|gt| gt.get(g).is_none()) {
+                    return Err(Error::new(ErrorCode::OFPBAC_BAD_OUT_GROUP, format!("no group {g}")));
+                }
+            }
+            OfAction::Resubmit { .. } if in_set => {
+                return Err(Error::new(ErrorCode::OFPBAC_UNSUPPORTED_ORDER, "resubmit in an action set"));
+            }
+            _ => {}
+        }
+        if let (Some(m), true) = (m, checks.consistency) {
+            if !consistent(a, m) {
+                return Err(Error::new(
+                    ErrorCode::OFPBAC_MATCH_INCONSISTENT,
+                    format!("{a} needs a match on its protocol"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether the match guarantees the header `a` rewrites (OpenFlow's set-field prerequisites).
+fn consistent(a: &OfAction, m: &Match) -> bool {
+    let (k, mk) = (m.key(), m.mask().0);
+    let dl = (mk.dl_type == 0xffff).then_some(k.dl_type);
+    let proto = (mk.nw_proto == 0xff).then_some(k.nw_proto);
+    let ip_any = matches!(dl, Some(ETH_IP | ETH_IPV6));
+    match a {
+        OfAction::SetIpv4Src(_) | OfAction::SetIpv4Dst(_) => dl == Some(ETH_IP),
+        OfAction::SetIpv6Src(_) | OfAction::SetIpv6Dst(_) => dl == Some(ETH_IPV6),
+        OfAction::SetNwTos(_) | OfAction::SetNwTtl(_) => ip_any,
+        OfAction::SetTpSrc(_) | OfAction::SetTpDst(_) => {
+            ip_any && matches!(proto, Some(IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP))
+        }
+        _ => true,
+    }
+}
+
+/// Checks the instructions of `s` for a rule in `table` with match `m`.
+fn check_spec(s: &FlowSpec, table: TableId, m: &Match, checks: &Checks<'_>) -> Result<(), Error> {
+    if let Some(g) = s.goto_table {
+        if g <= table || g as usize >= N_TABLES {
+            return Err(Error::BadGoto { table, goto: g });
+        }
+    }
+    if let (Some(id), Some(mt)) = (s.meter, checks.meters) {
+        if mt.get(id).is_none() {
+            return Err(Error::new(ErrorCode::OFPMMFC_UNKNOWN_METER, format!("no meter {id}")));
+        }
+    }
+    check_actions(&s.actions, Some(m), checks, false)?;
+    if let Some(w) = &s.write_actions {
+        check_actions(w, Some(m), checks, true)?;
+    }
+    Ok(())
+}
+
+/// Per-table counters (`ofp_table_stats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableStats {
+    /// The table.
+    pub table_id: TableId,
+    /// Rules in it.
+    pub active: u32,
+    /// Packets looked up in it.
+    pub lookups: u64,
+    /// Packets that hit a rule in it.
+    pub matched: u64,
 }
 
 /// Hashes a key with the datapath's own key hash (one pass over the words).
@@ -253,6 +437,19 @@ impl FlowTable {
         (best.and_then(|(_, id)| self.get(id)), examined)
     }
 
+    /// Whether some rule of priority `priority` matches a packet that `m` also matches
+    /// (OpenFlow's overlap: the two matches agree on every bit both compare).
+    pub fn overlaps(&self, m: &Match, priority: u16) -> bool {
+        self.rules.values().any(|r| {
+            if r.priority != priority {
+                return false;
+            }
+            let (a, b) = (r.matches.key().words(), m.key().words());
+            let (ma, mb) = (r.matches.mask().0.words(), m.mask().0.words());
+            (0..a.len()).all(|i| (a[i] ^ b[i]) & ma[i] & mb[i] == 0)
+        })
+    }
+
     /// The rule with exactly this match and priority.
     pub fn find_strict(&self, m: &Match, priority: u16) -> Option<RuleId> {
         let st = self.subtables[*self.by_mask.get(m.mask())?].as_ref()?;
@@ -339,21 +536,24 @@ impl FlowTable {
     }
 }
 
-/// What a flow-mod changed, so the caller can revalidate megaflows.
+/// What a flow-mod changed, so the caller can revalidate megaflows and send flow-removed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Changes {
     /// Rules added.
     pub added: Vec<RuleId>,
     /// Rules whose instructions changed.
     pub modified: Vec<RuleId>,
-    /// Rules removed (deleted or replaced), with their final counters.
+    /// Rules deleted, with their final counters (flow-removed with `OFPRR_DELETE` for those
+    /// with `SEND_FLOW_REM`).
     pub removed: Vec<Rule>,
+    /// Rules an add replaced (same match and priority): gone, but no flow-removed is due.
+    pub replaced: Vec<Rule>,
 }
 
 impl Changes {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.added.is_empty() && self.modified.is_empty() && self.removed.is_empty()
+        self.added.is_empty() && self.modified.is_empty() && self.removed.is_empty() && self.replaced.is_empty()
     }
 }
 
@@ -376,6 +576,8 @@ pub struct FlowFileError {
 pub struct Pipeline {
     tables: Vec<FlowTable>,
     table_of: FastMap<RuleIdKey, TableId>,
+    /// Per table: (lookups, matched).
+    counters: Vec<(u64, u64)>,
     next_id: u64,
 }
 
@@ -391,6 +593,7 @@ impl Pipeline {
         Pipeline {
             tables: (0..N_TABLES).map(|_| FlowTable::new()).collect(),
             table_of: FastMap::default(),
+            counters: vec![(0, 0); N_TABLES],
             next_id: 1,
         }
     }
@@ -436,69 +639,69 @@ impl Pipeline {
         Ok(n)
     }
 
-    /// Applies a flow-mod (OpenFlow 1.3 semantics: modify never adds; add replaces a rule with
-    /// the same match and priority, counters reset). Returns what changed.
+    /// Applies a flow-mod with no checks of ports, groups, meters or match consistency
+    /// (the flows-file path); see [`Pipeline::apply_checked`].
     pub fn apply(&mut self, fm: FlowMod, now: Duration) -> Result<Changes, Error> {
+        self.apply_checked(fm, &Checks::default(), now)
+    }
+
+    /// Applies a flow-mod with OpenFlow 1.3 semantics (spec 6.4), all or nothing:
+    /// - add: refused into a table that does not exist (`OFPFMFC_BAD_TABLE_ID`) or, with
+    ///   `CHECK_OVERLAP`, when a rule of the same priority overlaps (`OFPFMFC_OVERLAP`); a rule
+    ///   with the same match and priority is replaced, its counters carried over unless
+    ///   `RESET_COUNTS`;
+    /// - modify[-strict]: new instructions for the rules selected (by match, cookie/mask; any
+    ///   table with `OFPTT_ALL`); cookie, timeouts and flags stay; `RESET_COUNTS` zeroes the
+    ///   counters; nothing selected adds nothing (unless `add_if_missing`, OpenFlow 1.0);
+    /// - delete[-strict]: as modify, plus the `out_port`/`out_group` filters.
+    ///
+    /// Every instruction is checked (goto to a later table: `OFPBIC_BAD_TABLE_ID`; `checks`)
+    /// before anything changes.
+    pub fn apply_checked(&mut self, fm: FlowMod, checks: &Checks<'_>, now: Duration) -> Result<Changes, Error> {
         let s = &fm.spec;
-        if fm.command == FlowModCommand::Add && s.table as usize >= N_TABLES {
-            return Err(Error::BadTable { table: s.table });
-        }
-        if let Some(g) = s.goto_table {
-            if s.table == TABLE_ALL && fm.command != FlowModCommand::Add {
-                // Checked per rule below.
-            } else if g <= s.table || g as usize >= N_TABLES {
-                return Err(Error::BadGoto { table: s.table, goto: g });
-            }
+        if s.flags & !flags::ALL != 0 {
+            return Err(Error::new(ErrorCode::OFPFMFC_BAD_FLAGS, format!("flags 0x{:x}", s.flags)));
         }
         let mut changes = Changes::default();
         match fm.command {
-            FlowModCommand::Add => {
-                let id = RuleId(self.next_id);
-                self.next_id += 1;
-                let rule = Rule {
-                    id,
-                    table: s.table,
-                    priority: s.priority,
-                    matches: s.matches,
-                    cookie: s.cookie,
-                    idle_timeout: s.idle_timeout,
-                    hard_timeout: s.hard_timeout,
-                    actions: fm.spec.actions,
-                    goto_table: fm.spec.goto_table,
-                    n_packets: 0,
-                    n_bytes: 0,
-                    created: now,
-                    used: now,
-                };
-                let t = rule.table;
-                if let Some(old) = self.tables[t as usize].insert(rule) {
-                    self.table_of.remove(&RuleIdKey(old.id));
-                    changes.removed.push(old);
-                }
-                self.table_of.insert(RuleIdKey(id), t);
-                changes.added.push(id);
-            }
+            FlowModCommand::Add => self.add(fm.spec, checks, now, &mut changes)?,
             FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
                 let strict = fm.command == FlowModCommand::ModifyStrict;
-                let ids = self.select(&fm, strict);
+                if s.table != TABLE_ALL && s.table as usize >= N_TABLES {
+                    return Err(Error::BadTable { table: s.table });
+                }
+                let ids = self.select(s, strict, ofpp::ANY, ofpg::ANY);
+                if ids.is_empty() && fm.add_if_missing {
+                    let mut spec = fm.spec;
+                    if spec.table == TABLE_ALL {
+                        spec.table = 0;
+                    }
+                    self.add(spec, checks, now, &mut changes)?;
+                    return Ok(changes);
+                }
                 for &id in &ids {
-                    if let (Some(g), Some(r)) = (s.goto_table, self.rule(id)) {
-                        if g <= r.table {
-                            return Err(Error::BadGoto { table: r.table, goto: g });
-                        }
+                    if let Some(r) = self.rule(id) {
+                        check_spec(s, r.table, &r.matches, checks)?;
                     }
                 }
                 for id in ids {
                     let Some(&t) = self.table_of.get(&RuleIdKey(id)) else { continue };
                     if let Some(r) = self.tables[t as usize].get_mut(id) {
-                        r.actions = fm.spec.actions.clone();
-                        r.goto_table = fm.spec.goto_table;
+                        r.set_instructions(s);
+                        if s.flags & flags::RESET_COUNTS != 0 {
+                            r.n_packets = 0;
+                            r.n_bytes = 0;
+                        }
                         changes.modified.push(id);
                     }
                 }
             }
             FlowModCommand::Delete | FlowModCommand::DeleteStrict => {
-                let ids = self.select(&fm, fm.command == FlowModCommand::DeleteStrict);
+                if s.table != TABLE_ALL && s.table as usize >= N_TABLES {
+                    return Err(Error::BadTable { table: s.table });
+                }
+                let strict = fm.command == FlowModCommand::DeleteStrict;
+                let ids = self.select(s, strict, fm.out_port, fm.out_group);
                 for id in ids {
                     if let Some(r) = self.remove(id) {
                         changes.removed.push(r);
@@ -509,21 +712,53 @@ impl Pipeline {
         Ok(changes)
     }
 
+    fn add(&mut self, s: FlowSpec, checks: &Checks<'_>, now: Duration, changes: &mut Changes) -> Result<(), Error> {
+        if s.table as usize >= N_TABLES {
+            return Err(Error::BadTable { table: s.table });
+        }
+        check_spec(&s, s.table, &s.matches, checks)?;
+        let table = &self.tables[s.table as usize];
+        if s.flags & flags::CHECK_OVERLAP != 0 && table.overlaps(&s.matches, s.priority) {
+            return Err(Error::new(
+                ErrorCode::OFPFMFC_OVERLAP,
+                format!("table {}: overlaps a rule of priority {}", s.table, s.priority),
+            ));
+        }
+        let carried = table
+            .find_strict(&s.matches, s.priority)
+            .and_then(|id| table.get(id))
+            .filter(|_| s.flags & flags::RESET_COUNTS == 0)
+            .map_or((0, 0), |r| (r.n_packets, r.n_bytes));
+        let id = RuleId(self.next_id);
+        self.next_id += 1;
+        let t = s.table;
+        let mut rule = Rule::from_spec(id, s, now);
+        (rule.n_packets, rule.n_bytes) = carried;
+        if let Some(old) = self.tables[t as usize].insert(rule) {
+            self.table_of.remove(&RuleIdKey(old.id));
+            changes.replaced.push(old);
+        }
+        self.table_of.insert(RuleIdKey(id), t);
+        changes.added.push(id);
+        Ok(())
+    }
+
     fn remove(&mut self, id: RuleId) -> Option<Rule> {
         let t = self.table_of.remove(&RuleIdKey(id))?;
         self.tables[t as usize].remove(id)
     }
 
     /// The rules a modify/delete selects, ascending by id.
-    fn select(&self, fm: &FlowMod, strict: bool) -> Vec<RuleId> {
-        let s = &fm.spec;
+    fn select(&self, s: &FlowSpec, strict: bool, out_port: u32, out_group: u32) -> Vec<RuleId> {
         let tables: Vec<&FlowTable> = if s.table == TABLE_ALL {
             self.tables.iter().collect()
         } else {
             self.tables.get(s.table as usize).into_iter().collect()
         };
         let keep = |r: &Rule| {
-            (r.cookie & s.cookie_mask) == (s.cookie & s.cookie_mask) && r.passes_out_port(fm.out_port)
+            (r.cookie & s.cookie_mask) == (s.cookie & s.cookie_mask)
+                && r.passes_out_port(out_port)
+                && r.passes_out_group(out_group)
         };
         let mut ids: Vec<RuleId> = Vec::new();
         for t in tables {
@@ -541,6 +776,44 @@ impl Pipeline {
         ids
     }
 
+    /// The rules selected by a flow-stats style request (non-strict match, cookie/mask,
+    /// `out_port`, `out_group`; `table` may be `OFPTT_ALL`), by table, priority, id.
+    pub fn query(&self, fm: &FlowMod) -> Vec<&Rule> {
+        let ids = self.select(&fm.spec, false, fm.out_port, fm.out_group);
+        let mut rules: Vec<&Rule> = ids.into_iter().filter_map(|id| self.rule(id)).collect();
+        rules.sort_by_key(|r| (r.table, std::cmp::Reverse(r.priority), r.id));
+        rules
+    }
+
+    /// Removes every rule that sends to group `g` (the group is being deleted).
+    pub fn remove_group_users(&mut self, g: u32) -> Vec<Rule> {
+        let ids = self.ids_where(|r| r.uses_group(g));
+        ids.into_iter().filter_map(|id| self.remove(id)).collect()
+    }
+
+    /// Removes every rule with a meter instruction to `m` (the meter is being deleted).
+    pub fn remove_meter_users(&mut self, m: u32) -> Vec<Rule> {
+        let ids = self.ids_where(|r| r.meter == Some(m));
+        ids.into_iter().filter_map(|id| self.remove(id)).collect()
+    }
+
+    /// How many rules send to group `g` (its reference count).
+    pub fn group_ref_count(&self, g: u32) -> u32 {
+        self.ids_where(|r| r.uses_group(g)).len() as u32
+    }
+
+    /// How many rules use meter `m` (its flow count).
+    pub fn meter_flow_count(&self, m: u32) -> u32 {
+        self.ids_where(|r| r.meter == Some(m)).len() as u32
+    }
+
+    fn ids_where(&self, f: impl Fn(&Rule) -> bool) -> Vec<RuleId> {
+        let mut ids: Vec<RuleId> =
+            self.tables.iter().flat_map(|t| t.rules()).filter(|r| f(r)).map(|r| r.id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// Credits a rule with traffic (from megaflow stats); `used` moves to `now` if
     /// `packets > 0`. Unknown ids (rule since deleted) are ignored.
     pub fn credit(&mut self, id: RuleId, packets: u64, bytes: u64, now: Duration) {
@@ -554,8 +827,37 @@ impl Pipeline {
         }
     }
 
-    /// Removes the rules whose idle or hard timeout has passed at `now`.
-    pub fn expire(&mut self, now: Duration) -> Vec<Rule> {
+    /// Credits the table counters with `packets` that made these lookups
+    /// ([`Translation::lookups`](super::xlate::Translation::lookups)).
+    pub fn credit_lookups(&mut self, lookups: &[(TableId, Option<RuleId>)], packets: u64) {
+        for (t, hit) in lookups {
+            if let Some(c) = self.counters.get_mut(*t as usize) {
+                c.0 += packets;
+                if hit.is_some() {
+                    c.1 += packets;
+                }
+            }
+        }
+    }
+
+    /// Counters of every table, table 0 first.
+    pub fn table_stats(&self) -> Vec<TableStats> {
+        self.tables
+            .iter()
+            .zip(&self.counters)
+            .enumerate()
+            .map(|(i, (t, c))| TableStats {
+                table_id: i as TableId,
+                active: t.len() as u32,
+                lookups: c.0,
+                matched: c.1,
+            })
+            .collect()
+    }
+
+    /// Removes the rules whose idle or hard timeout has passed at `now` (hard first when
+    /// both have), with the reason for each flow-removed.
+    pub fn expire(&mut self, now: Duration) -> Vec<(Rule, RemovedReason)> {
         let mut dead = Vec::new();
         for t in &self.tables {
             for r in t.rules() {
@@ -563,13 +865,15 @@ impl Pipeline {
                     && now.saturating_sub(r.created) >= Duration::from_secs(r.hard_timeout.into());
                 let idle = r.idle_timeout != 0
                     && now.saturating_sub(r.used) >= Duration::from_secs(r.idle_timeout.into());
-                if hard || idle {
-                    dead.push(r.id);
+                if hard {
+                    dead.push((r.id, RemovedReason::HardTimeout));
+                } else if idle {
+                    dead.push((r.id, RemovedReason::IdleTimeout));
                 }
             }
         }
-        dead.sort_unstable();
-        dead.into_iter().filter_map(|id| self.remove(id)).collect()
+        dead.sort_unstable_by_key(|d| d.0);
+        dead.into_iter().filter_map(|(id, why)| self.remove(id).map(|r| (r, why))).collect()
     }
 
     /// `ovs-ofctl dump-flows` lines: by table, then priority (highest first), then id.
@@ -597,7 +901,7 @@ mod tests {
 
     fn sel(cmd: FlowModCommand, line: &str) -> FlowMod {
         let (spec, out_port) = super::super::syntax::parse_flow_selector(line, &ports()).unwrap();
-        FlowMod { command: cmd, spec, out_port }
+        FlowMod { out_port, ..FlowMod::new(cmd, spec) }
     }
 
     fn key(in_port: u32, dl_type: u16, src0: u8, tp_dst: u16) -> FlowKey {
@@ -618,13 +922,17 @@ mod tests {
             )
             .unwrap();
         assert_eq!((n, p.n_rules()), (3, 3));
-        // Replacing add: new id, counters reset, old rule reported.
+        // Replacing add: new id, counters carried over (1.3), old rule reported as replaced.
         let first = p.table(0).lookup(&key(1, 0, 0, 0)).0.unwrap().id;
         p.credit(first, 3, 180, T0 + Duration::from_millis(5));
         let c = add(&mut p, "priority=10,in_port=1 actions=output:3");
-        assert_eq!(c.removed.len(), 1);
-        assert_eq!((c.removed[0].id, c.removed[0].n_packets), (first, 3));
+        assert_eq!((c.removed.len(), c.replaced.len()), (0, 1));
+        assert_eq!((c.replaced[0].id, c.replaced[0].n_packets), (first, 3));
+        assert_eq!(p.rule(c.added[0]).unwrap().n_packets, 3);
         assert_eq!(p.n_rules(), 3);
+        // ... unless reset_counts.
+        let c = add(&mut p, "reset_counts,priority=10,in_port=1 actions=output:3");
+        assert_eq!(p.rule(c.added[0]).unwrap().n_packets, 0);
         // Modify (non-strict, catch-all selects everything in table 0).
         let c = p.apply(sel(FlowModCommand::Modify, "table=0,actions=output:1"), T0).unwrap();
         assert_eq!(c.modified.len(), 2);
@@ -674,7 +982,7 @@ mod tests {
         }
         assert!(p.expire(T0 + Duration::from_secs(4)).is_empty());
         let gone = p.expire(T0 + Duration::from_secs(5));
-        assert_eq!((gone.len(), gone[0].table), (1, 2));
+        assert_eq!((gone.len(), gone[0].0.table, gone[0].1), (1, 2, RemovedReason::IdleTimeout));
         assert!(p.expire(T0 + Duration::from_secs(1000)).is_empty());
         assert_eq!(p.n_rules(), 2);
     }
@@ -792,12 +1100,12 @@ mod tests {
                         ids.sort();
                         if !ids.is_empty() {
                             let r = p.rule(ids[n % ids.len()]).unwrap().spec();
-                            let fm = FlowMod { command: FlowModCommand::DeleteStrict, spec: r, out_port: ofpp::ANY };
+                            let fm = FlowMod::new(FlowModCommand::DeleteStrict, r);
                             prop_assert_eq!(p.apply(fm, T0).unwrap().removed.len(), 1);
                         }
                     }
                     Op::DeleteWithin(s) if i % 3 == 0 => {
-                        let fm = FlowMod { command: FlowModCommand::Delete, spec: s, out_port: ofpp::ANY };
+                        let fm = FlowMod::new(FlowModCommand::Delete, s);
                         p.apply(fm, T0).unwrap();
                     }
                     Op::DeleteWithin(_) => {}

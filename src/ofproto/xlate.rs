@@ -1,33 +1,183 @@
 //! Translation: run a packet key through the OpenFlow [`Pipeline`] and produce the datapath
 //! actions for it, plus the megaflow mask: every bit of the key the result depended on.
 //!
-//! The walk starts at table 0, follows `goto_table` and `resubmit`, and applies each rule's
-//! actions in order to a working copy of the key (the packet as it is at that point), so
-//! later decisions see earlier changes: `mod_vlan_vid` pushes a tag on an untagged packet and
-//! rewrites the TCI of a tagged one; `strip_vlan` on an untagged packet does nothing;
-//! `mod_nw_src` on a non-IPv4 packet is skipped; `output:N` with N the ingress port is
-//! dropped (use `in_port`). A table miss ends that branch of the walk (OpenFlow 1.3: drop).
+//! The walk starts at table 0 and runs each matching rule's instructions in the spec's order
+//! (meter, apply-actions, clear-actions, write-actions, write-metadata, goto-table; OVS's
+//! `resubmit` too). Actions apply to a working copy of the key (the packet as it is at that
+//! point), so later decisions see earlier changes: `mod_vlan_vid` pushes a tag on an untagged
+//! packet and rewrites the TCI of a tagged one; `strip_vlan` on an untagged packet does
+//! nothing; `mod_nw_src` on a non-IPv4 packet is skipped; `output:N` with N the ingress port
+//! is dropped (use `in_port`). When the pipeline ends, the action set runs in the order of
+//! spec 5.10 (pop, push, dec TTL, set-field, set_queue, group, output; a group wins over an
+//! output). A table miss sends the packet to the controller or drops it, per
+//! [`XlateCtx::miss`].
+//!
+//! Groups: `all` runs every bucket on its own copy of the packet state, `indirect` its
+//! bucket, `select` one live bucket by weight, chosen by a hash of the L2-L4 fields (which
+//! go into the mask), `fast_failover` the first live bucket. Output to `CONTROLLER` becomes
+//! `DpAction::Userspace(id)` with `id` naming a [`PacketInCtx`] in [`PacketInContexts`].
 //!
 //! **Soundness:** every key equal to the input under [`Translation::mask`] translates to the
 //! same actions, rules and error. The mask is the union of the classifier masks of every
-//! lookup plus the fields each action decision read (dl_type and nw_proto for L3/L4 sets,
-//! vlan_tci for push-vs-set, in_port for FLOOD/ALL/`in_port`/output-to-ingress, nw_ttl for
-//! `dec_ttl`).
+//! lookup plus the fields each decision read (dl_type and nw_proto for L3/L4 sets, vlan_tci
+//! for push-vs-set, in_port for FLOOD/ALL/`in_port`/output-to-ingress and packet-in
+//! permission, nw_ttl for `dec_ttl`, the L2-L4 fields for a select group's hash).
+
+use std::collections::HashMap;
 
 use crate::datapath::actions::DpAction;
 use crate::datapath::flow::{FlowKey, FlowMask, FRAG_LATER, VLAN_PRESENT, VLAN_VID_MASK};
 use crate::netdev::DpPortNo;
 
+use super::group::{Bucket, GroupTable, GroupType};
 use super::rule::{ofpp, OfAction, TableId};
 use super::syntax::{ETH_IP, ETH_IPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
-use super::table::{Pipeline, RuleId};
+use super::table::{Pipeline, Rule, RuleId};
 
-/// Deepest chain of `resubmit`/`goto_table` followed (as OVS).
+/// Deepest chain of `resubmit`/`goto_table`/group followed (as OVS).
 pub const MAX_DEPTH: usize = 64;
 /// Most table lookups in one translation (bounds resubmit fan-out, as OVS).
 pub const MAX_LOOKUPS: usize = 4096;
 
 const VLAN_PCP_MASK: u16 = 0xe000;
+
+/// `OFPPC_*` port config bits that change forwarding.
+pub mod ofppc {
+    /// The port is administratively down.
+    pub const PORT_DOWN: u32 = 1 << 0;
+    /// (OpenFlow 1.0) leave the port out of FLOOD.
+    pub const NO_FLOOD: u32 = 1 << 4;
+    /// Drop packets forwarded to the port.
+    pub const NO_FWD: u32 = 1 << 5;
+    /// No packet-ins for packets received on the port.
+    pub const NO_PACKET_IN: u32 = 1 << 6;
+}
+
+/// A port as translation sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct XPort {
+    /// Its number (OpenFlow and datapath numbers are the same).
+    pub no: u32,
+    /// `OFPPC_*` bits ([`ofppc`]).
+    pub config: u32,
+    /// Link up (fast-failover liveness; FLOOD skips dead ports).
+    pub live: bool,
+}
+
+impl XPort {
+    /// An up port with no config bits.
+    pub fn up(no: u32) -> XPort {
+        XPort { no, config: 0, live: true }
+    }
+    fn is_live(&self) -> bool {
+        self.live && self.config & ofppc::PORT_DOWN == 0
+    }
+}
+
+/// What a table miss does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableMiss {
+    /// Drop (OpenFlow 1.3 without a table-miss rule).
+    Drop,
+    /// Packet-in with reason `OFPR_NO_MATCH` (OpenFlow 1.0).
+    Controller,
+}
+
+/// Everything translation reads besides the key.
+#[derive(Clone, Copy, Debug)]
+pub struct XlateCtx<'a> {
+    /// The flow tables.
+    pub pipeline: &'a Pipeline,
+    /// The groups.
+    pub groups: &'a GroupTable,
+    /// The bridge's ports.
+    pub ports: &'a [XPort],
+    /// The datapath port `OFPP_LOCAL` means (`None`: output to LOCAL drops).
+    pub local_port: Option<u32>,
+    /// Table-miss behaviour.
+    pub miss: TableMiss,
+    /// `max_len` of packet-ins for table misses and invalid TTLs (`miss_send_len`).
+    pub miss_send_len: u16,
+    /// Send packets whose TTL `dec_ttl` would expire to the controller
+    /// (`OFPC_INVALID_TTL_TO_CONTROLLER`); otherwise they are dropped.
+    pub invalid_ttl_to_controller: bool,
+}
+
+/// Why a packet goes to the controller (`OFPR_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PacketInReason {
+    /// A table miss, or output from a table-miss rule (priority 0, match-all).
+    NoMatch,
+    /// An output-to-controller action.
+    Action,
+    /// `dec_ttl` on a packet with TTL 0 or 1.
+    InvalidTtl,
+}
+
+impl PacketInReason {
+    /// The `OFPR_*` number.
+    pub fn number(self) -> u8 {
+        match self {
+            PacketInReason::NoMatch => 0,
+            PacketInReason::Action => 1,
+            PacketInReason::InvalidTtl => 2,
+        }
+    }
+}
+
+/// What the agent needs to build a packet-in besides the packet and its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PacketInCtx {
+    /// Why.
+    pub reason: PacketInReason,
+    /// The table of the rule (or of the miss).
+    pub table_id: TableId,
+    /// The rule's cookie (all ones for a miss).
+    pub cookie: u64,
+    /// Bytes of the packet to include (`OFPCML_NO_BUFFER` 0xffff = all).
+    pub max_len: u16,
+    /// The pipeline metadata at that point.
+    pub metadata: u64,
+    /// The tunnel id at that point.
+    pub tun_id: u64,
+}
+
+/// Interned packet-in contexts: `DpAction::Userspace(id)` names one. Ids stay valid for
+/// the life of the table (contexts are few: one per rule and reason at most).
+#[derive(Clone, Debug, Default)]
+pub struct PacketInContexts {
+    ids: HashMap<PacketInCtx, u32>,
+    all: Vec<PacketInCtx>,
+}
+
+impl PacketInContexts {
+    /// None yet.
+    pub fn new() -> PacketInContexts {
+        PacketInContexts::default()
+    }
+    /// The id of `ctx`, allocating one the first time.
+    pub fn intern(&mut self, ctx: PacketInCtx) -> u32 {
+        if let Some(&id) = self.ids.get(&ctx) {
+            return id;
+        }
+        let id = self.all.len() as u32;
+        self.all.push(ctx);
+        self.ids.insert(ctx, id);
+        id
+    }
+    /// The context with id `id`.
+    pub fn get(&self, id: u32) -> Option<&PacketInCtx> {
+        self.all.get(id as usize)
+    }
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.all.len()
+    }
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+}
 
 /// Why a translation was abandoned.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -38,7 +188,7 @@ pub enum XlateError {
         /// The action, as `ovs-ofctl` writes it.
         action: &'static str,
     },
-    /// `resubmit`/`goto_table` nested deeper than [`MAX_DEPTH`].
+    /// `resubmit`/`goto_table`/group chains nested deeper than [`MAX_DEPTH`].
     #[error("resubmit/goto_table nested deeper than {MAX_DEPTH}")]
     TooDeep,
     /// More than [`MAX_LOOKUPS`] table lookups.
@@ -55,14 +205,22 @@ pub struct Translation {
     pub mask: FlowMask,
     /// Every rule hit, in order (credit their counters with the megaflow's stats).
     pub rules: Vec<RuleId>,
+    /// Every table lookup and the rule it hit (credit the table counters:
+    /// [`Pipeline::credit_lookups`]).
+    pub lookups: Vec<(TableId, Option<RuleId>)>,
+    /// Every group the packet went through, then each bucket it took (`Some(index)`):
+    /// credit with [`GroupTable::credit`].
+    pub groups: Vec<(u32, Option<usize>)>,
+    /// Every meter the packet went through, in order.
+    pub meters: Vec<u32>,
     /// Set when translation was abandoned; the packet should be dropped (a drop megaflow
     /// with `mask` is sound).
     pub error: Option<XlateError>,
 }
 
-/// The name of `a` when this build cannot translate it at all (it needs a later feature:
-/// NORMAL, packet-in to a controller, the LOCAL port, tunnels), else `None`. Flow files with
-/// such actions are refused at load time instead of dropping packets silently.
+/// The name of `a` when the flows-file path (no agent: no controller, no LOCAL port,
+/// no NORMAL, no tunnels) cannot carry it out, else `None`. Flow files with such actions
+/// are refused at load time instead of dropping packets silently.
 pub fn unsupported(a: &OfAction) -> Option<&'static str> {
     match a {
         OfAction::Normal => Some("NORMAL"),
@@ -73,33 +231,63 @@ pub fn unsupported(a: &OfAction) -> Option<&'static str> {
     }
 }
 
-/// Translates the packet with key `key`. `ports` lists every port number of the bridge
-/// (FLOOD and ALL output to each of them but the ingress port; outputs to ports not in it
-/// are skipped, as OVS does).
+/// Translates `key` for the flows-file bridge: `ports` are all up, no groups, no LOCAL port,
+/// table misses drop (packet-in contexts are discarded).
 pub fn translate(pipeline: &Pipeline, key: &FlowKey, ports: &[u32]) -> Translation {
-    let mut cx = Ctx {
+    let xports: Vec<XPort> = ports.iter().map(|&p| XPort::up(p)).collect();
+    let groups = GroupTable::new();
+    let ctx = XlateCtx {
         pipeline,
-        ports,
-        key: *key,
-        in_port: key.in_port,
-        mask: FlowMask::catchall(),
-        actions: Vec::new(),
-        rules: Vec::new(),
-        error: None,
-        stop: false,
-        lookups: 0,
+        groups: &groups,
+        ports: &xports,
+        local_port: None,
+        miss: TableMiss::Drop,
+        miss_send_len: 128,
+        invalid_ttl_to_controller: false,
     };
-    cx.run_table(0, None, 0);
-    let Ctx { mut actions, mask, rules, error, .. } = cx;
-    if error.is_some() {
-        actions.clear();
-    }
-    Translation { actions, mask, rules, error }
+    translate_with(&ctx, &mut PacketInContexts::new(), key)
 }
 
-struct Ctx<'a> {
-    pipeline: &'a Pipeline,
-    ports: &'a [u32],
+/// Translates the packet with key `key` through the pipeline.
+pub fn translate_with(ctx: &XlateCtx<'_>, pins: &mut PacketInContexts, key: &FlowKey) -> Translation {
+    let mut cx = Ctx::new(ctx, pins, key);
+    cx.run_pipeline(0, 0);
+    cx.finish()
+}
+
+/// Translates an `OFPT_PACKET_OUT`: `actions` run as an apply-actions list on the packet
+/// with key `key` (`key.in_port` may be `OFPP_CONTROLLER`); `output:TABLE`
+/// (`OfAction::Output(ofpp::TABLE)`) runs it through the pipeline from table 0.
+pub fn translate_packet_out(
+    ctx: &XlateCtx<'_>,
+    pins: &mut PacketInContexts,
+    key: &FlowKey,
+    actions: &[OfAction],
+) -> Translation {
+    let mut cx = Ctx::new(ctx, pins, key);
+    cx.packet_out = true;
+    let at = At { table: 0, cookie: u64::MAX, miss_rule: false };
+    for a in actions {
+        if cx.stop {
+            break;
+        }
+        cx.action(a, at, 0);
+    }
+    cx.finish()
+}
+
+/// Where an action comes from (for packet-ins and `resubmit`).
+#[derive(Clone, Copy)]
+struct At {
+    table: TableId,
+    cookie: u64,
+    /// The rule is a table-miss rule (priority 0, matches everything).
+    miss_rule: bool,
+}
+
+struct Ctx<'a, 'p> {
+    x: &'a XlateCtx<'a>,
+    pins: &'p mut PacketInContexts,
     /// The packet as the actions so far have made it.
     key: FlowKey,
     /// The real ingress port.
@@ -107,16 +295,65 @@ struct Ctx<'a> {
     mask: FlowMask,
     actions: Vec<DpAction>,
     rules: Vec<RuleId>,
+    lookups: Vec<(TableId, Option<RuleId>)>,
+    groups: Vec<(u32, Option<usize>)>,
+    meters: Vec<u32>,
+    /// The action set (one action per type).
+    set: Vec<OfAction>,
     error: Option<XlateError>,
+    /// Fields written since the innermost group bucket began ([`dirty`] bits).
+    dirty: u8,
     /// Set to end the whole translation (error, or `dec_ttl` killed the packet).
     stop: bool,
-    lookups: usize,
+    packet_out: bool,
 }
 
-impl Ctx<'_> {
+impl<'a, 'p> Ctx<'a, 'p> {
+    fn new(x: &'a XlateCtx<'a>, pins: &'p mut PacketInContexts, key: &FlowKey) -> Self {
+        Ctx {
+            x,
+            pins,
+            key: *key,
+            in_port: key.in_port,
+            mask: FlowMask::catchall(),
+            actions: Vec::new(),
+            rules: Vec::new(),
+            lookups: Vec::new(),
+            groups: Vec::new(),
+            meters: Vec::new(),
+            set: Vec::new(),
+            error: None,
+            dirty: 0,
+            stop: false,
+            packet_out: false,
+        }
+    }
+
+    fn finish(self) -> Translation {
+        let Ctx { mut actions, mask, rules, lookups, groups, meters, error, .. } = self;
+        if error.is_some() {
+            actions.clear();
+        }
+        Translation { actions, mask, rules, lookups, groups, meters, error }
+    }
+
     fn fail(&mut self, e: XlateError) {
         self.error.get_or_insert(e);
         self.stop = true;
+    }
+
+    fn port(&self, no: u32) -> Option<&'a XPort> {
+        self.x.ports.iter().find(|p| p.no == no)
+    }
+
+    /// Runs the pipeline from `table` with an empty action set, then executes the set.
+    fn run_pipeline(&mut self, table: TableId, depth: usize) {
+        let saved = std::mem::take(&mut self.set);
+        self.run_table(table, None, depth);
+        let set = std::mem::replace(&mut self.set, saved);
+        if !self.stop {
+            self.execute_set(set, At { table, cookie: u64::MAX, miss_rule: false }, depth);
+        }
     }
 
     /// Looks the packet up in `table` (as if received on `in_port`, if given) and runs the
@@ -128,28 +365,94 @@ impl Ctx<'_> {
         if depth > MAX_DEPTH {
             return self.fail(XlateError::TooDeep);
         }
-        self.lookups += 1;
-        if self.lookups > MAX_LOOKUPS {
+        if self.lookups.len() >= MAX_LOOKUPS {
             return self.fail(XlateError::TooManyLookups);
         }
         let saved = self.key.in_port;
         if let Some(p) = in_port {
             self.key.in_port = p;
         }
-        let (rule, m) = self.pipeline.table(table).lookup(&self.key);
+        let pipeline = self.x.pipeline;
+        let (rule, m) = pipeline.table(table).lookup(&self.key);
         self.key.in_port = saved;
         self.mask = self.mask.union(&m);
-        let Some(rule) = rule else { return };
+        self.lookups.push((table, rule.map(|r| r.id)));
+        let Some(rule) = rule else {
+            if self.x.miss == TableMiss::Controller {
+                let max_len = self.x.miss_send_len;
+                self.packet_in(PacketInReason::NoMatch, table, u64::MAX, max_len);
+            }
+            return;
+        };
         self.rules.push(rule.id);
+        self.run_rule(rule, depth);
+    }
+
+    fn run_rule(&mut self, rule: &'a Rule, depth: usize) {
+        let at = At {
+            table: rule.table,
+            cookie: rule.cookie,
+            miss_rule: rule.priority == 0 && *rule.matches.mask() == FlowMask::catchall(),
+        };
+        if let Some(m) = rule.meter {
+            self.meters.push(m);
+            self.actions.push(DpAction::Meter(m));
+        }
         for a in &rule.actions {
             if self.stop {
                 return;
             }
-            self.action(a, table, depth);
+            self.action(a, at, depth);
+        }
+        if rule.clear_actions {
+            self.set.clear();
+        }
+        if let Some(w) = &rule.write_actions {
+            for a in w {
+                write_to_set(&mut self.set, a);
+            }
+        }
+        if let Some((v, m)) = rule.write_metadata {
+            self.key.metadata = (self.key.metadata & !m) | (v & m);
         }
         if let Some(g) = rule.goto_table {
             self.run_table(g, None, depth + 1);
         }
+    }
+
+    /// Executes an action set in the order of spec 5.10.
+    fn execute_set(&mut self, mut set: Vec<OfAction>, at: At, depth: usize) {
+        set.sort_by_key(set_rank);
+        let has_group = set.iter().any(|a| matches!(a, OfAction::Group(_)));
+        for a in &set {
+            if self.stop {
+                return;
+            }
+            if has_group && a.is_output() {
+                continue;
+            }
+            self.action(a, at, depth);
+        }
+    }
+
+    fn packet_in(&mut self, reason: PacketInReason, table_id: TableId, cookie: u64, max_len: u16) {
+        self.examine_in_port();
+        if self.port(self.in_port).is_some_and(|p| p.config & ofppc::NO_PACKET_IN != 0) {
+            return;
+        }
+        // The context carries the pipeline fields: they are part of the decision.
+        self.mask.0.metadata = !0;
+        self.mask.0.tun_id = !0;
+        let ctx = PacketInCtx {
+            reason,
+            table_id,
+            cookie,
+            max_len,
+            metadata: self.key.metadata,
+            tun_id: self.key.tun_id,
+        };
+        let id = self.pins.intern(ctx);
+        self.actions.push(DpAction::Userspace(id));
     }
 
     fn examine_in_port(&mut self) {
@@ -187,18 +490,18 @@ impl Ctx<'_> {
         self.key.vlan_tci & VLAN_PRESENT != 0
     }
 
+    /// Output to datapath port `port` unless it is the ingress port or refuses forwarding.
     fn output(&mut self, port: u32) {
-        if !self.ports.contains(&port) {
-            return;
-        }
+        let Some(p) = self.port(port) else { return };
         self.examine_in_port();
-        if port != self.in_port {
+        if port != self.in_port && p.config & ofppc::NO_FWD == 0 {
             self.actions.push(DpAction::Output(DpPortNo(port)));
         }
     }
 
     /// Sets the VLAN TCI bits in `bits` (under `which`), pushing a tag if there is none.
     fn set_vlan(&mut self, bits: u16, which: u16) {
+        self.dirty |= dirty::VLAN;
         if self.is_tagged() {
             // The new TCI keeps the other bits of the packet's tag.
             self.mask.0.vlan_tci |= !which & !VLAN_PRESENT;
@@ -212,65 +515,92 @@ impl Ctx<'_> {
         }
     }
 
-    fn action(&mut self, a: &OfAction, table: TableId, depth: usize) {
+    fn action(&mut self, a: &OfAction, at: At, depth: usize) {
         match *a {
+            OfAction::Output(ofpp::TABLE) if self.packet_out => self.run_pipeline(0, depth + 1),
             OfAction::Output(p) => self.output(p),
             OfAction::InPort => {
                 self.examine_in_port();
-                self.actions.push(DpAction::Output(DpPortNo(self.in_port)));
+                let no_fwd = self.port(self.in_port).is_some_and(|p| p.config & ofppc::NO_FWD != 0);
+                if self.in_port < ofpp::MAX && !no_fwd {
+                    self.actions.push(DpAction::Output(DpPortNo(self.in_port)));
+                }
             }
             OfAction::Flood | OfAction::All => {
                 self.examine_in_port();
-                for &p in self.ports {
-                    if p != self.in_port && p < ofpp::MAX {
-                        self.actions.push(DpAction::Output(DpPortNo(p)));
+                let flood = matches!(a, OfAction::Flood);
+                for p in self.x.ports {
+                    let skip = p.no == self.in_port
+                        || p.config & ofppc::NO_FWD != 0
+                        || (flood && (!p.is_live() || p.config & ofppc::NO_FLOOD != 0));
+                    if !skip {
+                        self.actions.push(DpAction::Output(DpPortNo(p.no)));
                     }
                 }
             }
-            OfAction::Normal | OfAction::Controller { .. } | OfAction::Local | OfAction::SetTunId(_) => {
-                self.fail(XlateError::Unsupported { action: unsupported(a).unwrap_or("?") })
+            OfAction::Local => {
+                if let Some(l) = self.x.local_port {
+                    self.examine_in_port();
+                    if l != self.in_port {
+                        self.actions.push(DpAction::Output(DpPortNo(l)));
+                    }
+                }
             }
+            OfAction::Controller { max_len } => {
+                let reason = if at.miss_rule { PacketInReason::NoMatch } else { PacketInReason::Action };
+                self.packet_in(reason, at.table, at.cookie, max_len);
+            }
+            OfAction::Normal => self.fail(XlateError::Unsupported { action: "NORMAL" }),
+            OfAction::SetTunId(t) => self.key.tun_id = t,
             OfAction::SetEthSrc(m) => {
                 self.key.dl_src = m;
+                self.dirty |= dirty::ETH_SRC;
                 self.actions.push(DpAction::SetEthSrc(m));
             }
             OfAction::SetEthDst(m) => {
                 self.key.dl_dst = m;
+                self.dirty |= dirty::ETH_DST;
                 self.actions.push(DpAction::SetEthDst(m));
             }
             OfAction::SetIpv4Src(ip) => {
                 if self.is_ipv4() {
                     self.key.nw_src[..4].copy_from_slice(&ip);
+                    self.dirty |= dirty::NW_ADDR;
                     self.actions.push(DpAction::SetIpv4Src(ip));
                 }
             }
             OfAction::SetIpv4Dst(ip) => {
                 if self.is_ipv4() {
                     self.key.nw_dst[..4].copy_from_slice(&ip);
+                    self.dirty |= dirty::NW_ADDR;
                     self.actions.push(DpAction::SetIpv4Dst(ip));
                 }
             }
             OfAction::SetIpv6Src(ip) => {
                 if self.is_ipv6() {
                     self.key.nw_src = ip;
+                    self.dirty |= dirty::NW_ADDR;
                     self.actions.push(DpAction::SetIpv6Src(ip));
                 }
             }
             OfAction::SetIpv6Dst(ip) => {
                 if self.is_ipv6() {
                     self.key.nw_dst = ip;
+                    self.dirty |= dirty::NW_ADDR;
                     self.actions.push(DpAction::SetIpv6Dst(ip));
                 }
             }
             OfAction::SetNwTos(tos) => {
                 if self.is_ip_any() {
                     self.key.nw_tos = (self.key.nw_tos & 0x03) | (tos & 0xfc);
+                    self.dirty |= dirty::TOS;
                     self.actions.push(DpAction::SetIpDscp(tos >> 2));
                 }
             }
             OfAction::SetNwTtl(ttl) => {
                 if self.is_ip_any() {
                     self.key.nw_ttl = ttl;
+                    self.dirty |= dirty::TTL;
                     self.actions.push(DpAction::SetIpTtl(ttl));
                 }
             }
@@ -278,11 +608,15 @@ impl Ctx<'_> {
                 if self.is_ip_any() {
                     self.mask.0.nw_ttl = !0;
                     if self.key.nw_ttl <= 1 {
-                        // OVS sends such packets to the controller (invalid_ttl) and stops;
-                        // we have no controller yet: the packet goes no further.
+                        // The packet goes no further; the controller hears of it if it asked.
+                        if self.x.invalid_ttl_to_controller {
+                            let max_len = self.x.miss_send_len;
+                            self.packet_in(PacketInReason::InvalidTtl, at.table, at.cookie, max_len);
+                        }
                         self.stop = true;
                     } else {
                         self.key.nw_ttl -= 1;
+                        self.dirty |= dirty::TTL;
                         self.actions.push(DpAction::DecIpTtl);
                     }
                 }
@@ -290,12 +624,14 @@ impl Ctx<'_> {
             OfAction::SetTpSrc(p) => {
                 if self.has_ports() {
                     self.key.tp_src = p;
+                    self.dirty |= dirty::TP_SRC;
                     self.actions.push(DpAction::SetTpSrc(p));
                 }
             }
             OfAction::SetTpDst(p) => {
                 if self.has_ports() {
                     self.key.tp_dst = p;
+                    self.dirty |= dirty::TP_DST;
                     self.actions.push(DpAction::SetTpDst(p));
                 }
             }
@@ -304,6 +640,7 @@ impl Ctx<'_> {
                     self.fail(XlateError::Unsupported { action: "push_vlan on a tagged packet" });
                 } else {
                     self.key.vlan_tci = VLAN_PRESENT;
+                    self.dirty |= dirty::VLAN;
                     self.actions.push(DpAction::PushVlan { tpid, tci: 0 });
                 }
             }
@@ -312,16 +649,203 @@ impl Ctx<'_> {
             OfAction::StripVlan => {
                 if self.is_tagged() {
                     self.key.vlan_tci = 0;
+                    self.dirty |= dirty::VLAN;
                     self.actions.push(DpAction::PopVlan);
                 }
             }
             OfAction::SetMetadata(v) => self.key.metadata = v,
+            // One queue per port: the queue changes nothing here.
+            OfAction::SetQueue(_) => {}
+            OfAction::Group(g) => self.group(g, at, depth + 1),
             OfAction::Resubmit { in_port, table: t } => {
                 let in_port = in_port.filter(|&p| p != ofpp::IN_PORT);
-                self.run_table(t.unwrap_or(table), in_port, depth + 1);
+                self.run_table(t.unwrap_or(at.table), in_port, depth + 1);
             }
         }
     }
+
+    fn group(&mut self, id: u32, at: At, depth: usize) {
+        if depth > MAX_DEPTH {
+            return self.fail(XlateError::TooDeep);
+        }
+        let groups = self.x.groups;
+        // A group deleted since the rule was checked: drop, as for a miss.
+        let Some(g) = groups.get(id) else { return };
+        self.groups.push((id, None));
+        let ports = self.x.ports;
+        let port_live = |no: u32| ports.iter().any(|p| p.no == no && p.is_live());
+        let live = |b: &Bucket| groups.bucket_live(b, &port_live, MAX_DEPTH);
+        match g.group_type {
+            GroupType::All => {
+                for (i, b) in g.buckets.iter().enumerate() {
+                    self.bucket(id, i, b, at, depth);
+                }
+            }
+            GroupType::Indirect => {
+                if let Some(b) = g.buckets.first() {
+                    self.bucket(id, 0, b, at, depth);
+                }
+            }
+            GroupType::FastFailover => {
+                if let Some((i, b)) = g.buckets.iter().enumerate().find(|(_, b)| live(b)) {
+                    self.bucket(id, i, b, at, depth);
+                }
+            }
+            GroupType::Select => {
+                let total: u64 = g.buckets.iter().filter(|b| live(b)).map(|b| u64::from(b.weight)).sum();
+                if total == 0 {
+                    return;
+                }
+                let mut pick = u64::from(self.select_hash()) % total;
+                for (i, b) in g.buckets.iter().enumerate() {
+                    if !live(b) {
+                        continue;
+                    }
+                    let w = u64::from(b.weight);
+                    if pick < w {
+                        self.bucket(id, i, b, at, depth);
+                        break;
+                    }
+                    pick -= w;
+                }
+            }
+        }
+    }
+
+    /// Runs bucket `i` of `group` on a copy of the packet: afterwards the packet is as
+    /// before (the changes the bucket made are undone in the datapath actions).
+    fn bucket(&mut self, group: u32, i: usize, b: &Bucket, at: At, depth: usize) {
+        self.groups.push((group, Some(i)));
+        let (saved, saved_dirty) = (self.key, std::mem::take(&mut self.dirty));
+        self.execute_set(b.actions.clone(), at, depth);
+        if !self.stop {
+            self.restore(&saved);
+        }
+        self.dirty |= saved_dirty;
+    }
+
+    /// Emits the datapath actions that take the packet from `self.key` back to `old`; the
+    /// fields restored go into the mask (their old values came from the packet).
+    fn restore(&mut self, old: &FlowKey) {
+        let new = self.key;
+        let d = self.dirty;
+        if d & dirty::ETH_SRC != 0 {
+            self.mask.0.dl_src = [0xff; 6];
+            if new.dl_src != old.dl_src {
+                self.actions.push(DpAction::SetEthSrc(old.dl_src));
+            }
+        }
+        if d & dirty::ETH_DST != 0 {
+            self.mask.0.dl_dst = [0xff; 6];
+            if new.dl_dst != old.dl_dst {
+                self.actions.push(DpAction::SetEthDst(old.dl_dst));
+            }
+        }
+        if d & dirty::NW_ADDR != 0 {
+            self.mask.0.nw_src = [0xff; 16];
+            self.mask.0.nw_dst = [0xff; 16];
+            if new.nw_src != old.nw_src || new.nw_dst != old.nw_dst {
+                if old.dl_type == ETH_IP {
+                    self.actions.push(DpAction::SetIpv4Src(old.ipv4_src()));
+                    self.actions.push(DpAction::SetIpv4Dst(old.ipv4_dst()));
+                } else {
+                    self.actions.push(DpAction::SetIpv6Src(old.nw_src));
+                    self.actions.push(DpAction::SetIpv6Dst(old.nw_dst));
+                }
+            }
+        }
+        if d & dirty::TOS != 0 {
+            self.mask.0.nw_tos |= 0xfc;
+            if new.nw_tos != old.nw_tos {
+                self.actions.push(DpAction::SetIpDscp(old.nw_tos >> 2));
+            }
+        }
+        if d & dirty::TTL != 0 {
+            self.mask.0.nw_ttl = !0;
+            if new.nw_ttl != old.nw_ttl {
+                self.actions.push(DpAction::SetIpTtl(old.nw_ttl));
+            }
+        }
+        if d & dirty::TP_SRC != 0 {
+            self.mask.0.tp_src = !0;
+            if new.tp_src != old.tp_src {
+                self.actions.push(DpAction::SetTpSrc(old.tp_src));
+            }
+        }
+        if d & dirty::TP_DST != 0 {
+            self.mask.0.tp_dst = !0;
+            if new.tp_dst != old.tp_dst {
+                self.actions.push(DpAction::SetTpDst(old.tp_dst));
+            }
+        }
+        if d & dirty::VLAN != 0 {
+            self.mask.0.vlan_tci = !0;
+            let (was, is) = (old.vlan_tci & VLAN_PRESENT != 0, new.vlan_tci & VLAN_PRESENT != 0);
+            match (was, is) {
+                (true, true) if new.vlan_tci != old.vlan_tci => {
+                    self.actions.push(DpAction::SetVlanTci(old.vlan_tci & !VLAN_PRESENT))
+                }
+                (true, false) => {
+                    self.actions.push(DpAction::PushVlan { tpid: 0x8100, tci: old.vlan_tci & !VLAN_PRESENT })
+                }
+                (false, true) => self.actions.push(DpAction::PopVlan),
+                _ => {}
+            }
+        }
+        self.key = *old;
+    }
+
+    /// A hash of the packet's L2-L4 fields (a select group's choice); the fields go into the
+    /// mask.
+    fn select_hash(&mut self) -> u32 {
+        let mut m = FlowMask::catchall();
+        m.0.dl_src = [0xff; 6];
+        m.0.dl_dst = [0xff; 6];
+        m.0.dl_type = !0;
+        m.0.vlan_tci = VLAN_VID_MASK | VLAN_PRESENT;
+        m.0.nw_src = [0xff; 16];
+        m.0.nw_dst = [0xff; 16];
+        m.0.nw_proto = !0;
+        m.0.tp_src = !0;
+        m.0.tp_dst = !0;
+        self.mask = self.mask.union(&m);
+        self.key.hash_masked(&m)
+    }
+}
+
+/// Packet fields a bucket may change and must then restore.
+mod dirty {
+    pub const ETH_SRC: u8 = 1 << 0;
+    pub const ETH_DST: u8 = 1 << 1;
+    pub const NW_ADDR: u8 = 1 << 2;
+    pub const TOS: u8 = 1 << 3;
+    pub const TTL: u8 = 1 << 4;
+    pub const TP_SRC: u8 = 1 << 5;
+    pub const TP_DST: u8 = 1 << 6;
+    pub const VLAN: u8 = 1 << 7;
+}
+
+/// Position in the action set's execution order (spec 5.10).
+fn set_rank(a: &OfAction) -> u8 {
+    match a {
+        OfAction::StripVlan => 1,
+        OfAction::PushVlan(_) => 2,
+        OfAction::DecTtl => 3,
+        OfAction::SetQueue(_) => 5,
+        OfAction::Group(_) => 6,
+        a if a.is_output() => 7,
+        _ => 4,
+    }
+}
+
+/// Adds `a` to an action set, replacing the action of the same type (all outputs are one
+/// type; each set-field field is its own).
+pub fn write_to_set(set: &mut Vec<OfAction>, a: &OfAction) {
+    let same = |b: &OfAction| {
+        (a.is_output() && b.is_output()) || std::mem::discriminant(a) == std::mem::discriminant(b)
+    };
+    set.retain(|b| !same(b));
+    set.push(a.clone());
 }
 
 #[cfg(test)]
@@ -559,6 +1083,251 @@ mod tests {
                 let t2 = translate(&p, &q, PORTS);
                 prop_assert_eq!(&t.actions, &t2.actions, "{:?} vs {:?} under {:?}", k, q, t.mask);
                 prop_assert_eq!(&t.rules, &t2.rules);
+                prop_assert_eq!(&t.error, &t2.error);
+            }
+        }
+    }
+
+    // ---- OpenFlow 1.3 features: action set, groups, packet-ins, ports.
+
+    use crate::ofproto::group::{Bucket, GroupMod, GroupModCommand, GroupType};
+    use crate::ofproto::rule::ofpg;
+    use crate::ofproto::table::Checks;
+
+    struct World {
+        p: Pipeline,
+        g: GroupTable,
+        ports: Vec<XPort>,
+        local: Option<u32>,
+        miss: TableMiss,
+    }
+
+    impl World {
+        fn new(text: &str) -> World {
+            World {
+                p: pipeline(text),
+                g: GroupTable::new(),
+                ports: PORTS.iter().map(|&p| XPort::up(p)).collect(),
+                local: None,
+                miss: TableMiss::Drop,
+            }
+        }
+        fn group(&mut self, id: u32, group_type: GroupType, buckets: Vec<Bucket>) {
+            let gm = GroupMod { command: GroupModCommand::Add, group_type, group_id: id, buckets };
+            self.g.apply(gm, &Checks::default(), Duration::ZERO).unwrap();
+        }
+        fn ctx(&self) -> XlateCtx<'_> {
+            XlateCtx {
+                pipeline: &self.p,
+                groups: &self.g,
+                ports: &self.ports,
+                local_port: self.local,
+                miss: self.miss,
+                miss_send_len: 128,
+                invalid_ttl_to_controller: true,
+            }
+        }
+        fn run(&self, pins: &mut PacketInContexts, k: &FlowKey) -> Translation {
+            translate_with(&self.ctx(), pins, k)
+        }
+    }
+
+    #[test]
+    fn action_set_runs_in_spec_order() {
+        let w = World::new(
+            "table=0,actions=write_actions(output:3,mod_nw_dst:9.9.9.9,strip_vlan,dec_ttl),write_metadata:0x10/0xf0,goto_table:1\n\
+             table=1,metadata=0x10/0xf0,actions=output:2,write_actions(output:1)\n",
+        );
+        let t = w.run(&mut PacketInContexts::new(), &udp(3, VLAN_PRESENT | 5));
+        assert_eq!(
+            t.actions,
+            vec![out(2), DpAction::PopVlan, DpAction::DecIpTtl, DpAction::SetIpv4Dst([9, 9, 9, 9]), out(1)]
+        );
+        assert_eq!(t.lookups.len(), 2);
+        // clear_actions empties the set; a group in the set wins over the output.
+        let mut w = World::new(
+            "table=0,actions=write_actions(output:2),goto_table:1\n\
+             table=1,in_port=1,actions=clear_actions\n\
+             table=1,in_port=2,actions=write_actions(group:1)\n",
+        );
+        w.group(1, GroupType::Indirect, vec![Bucket::new(vec![OfAction::Output(3)])]);
+        assert!(w.run(&mut PacketInContexts::new(), &udp(1, 0)).actions.is_empty());
+        let t = w.run(&mut PacketInContexts::new(), &udp(2, 0));
+        assert_eq!(t.actions, vec![out(3)]);
+        assert_eq!(t.groups, vec![(1, None), (1, Some(0))]);
+    }
+
+    #[test]
+    fn groups_all_select_fast_failover() {
+        let mut w = World::new("in_port=1,actions=group:1,output:3\nin_port=2,actions=group:2\nin_port=3,actions=group:3");
+        w.group(
+            1,
+            GroupType::All,
+            vec![
+                Bucket::new(vec![OfAction::SetEthDst([1; 6]), OfAction::Output(2)]),
+                Bucket::new(vec![OfAction::Output(2), OfAction::SetVlanVid(7)]),
+            ],
+        );
+        // Each bucket works on its own copy; the packet after the group is unchanged.
+        let t = w.run(&mut PacketInContexts::new(), &udp(1, 0));
+        assert_eq!(
+            t.actions,
+            vec![
+                DpAction::SetEthDst([1; 6]),
+                out(2),
+                DpAction::SetEthDst([0; 6]),
+                DpAction::PushVlan { tpid: 0x8100, tci: 7 },
+                out(2),
+                DpAction::PopVlan,
+                out(3)
+            ]
+        );
+        assert_eq!(t.mask.0.dl_dst, [0xff; 6]);
+        let weighted = |p: u32, weight: u16| Bucket { weight, ..Bucket::new(vec![OfAction::Output(p)]) };
+        w.group(2, GroupType::Select, vec![weighted(1, 1), weighted(3, 3), weighted(2, 0)]);
+        let mut seen = [0u32; 4];
+        for i in 0..400u16 {
+            let mut k = udp(2, 0);
+            k.tp_src = i;
+            let t = w.run(&mut PacketInContexts::new(), &k);
+            assert_eq!(t.mask.0.tp_src, !0);
+            assert_eq!(t.mask.0.nw_src, [0xff; 16]);
+            match t.actions.as_slice() {
+                [DpAction::Output(p)] => seen[p.0 as usize] += 1,
+                [] => seen[0] += 1,
+                a => panic!("{a:?}"),
+            }
+        }
+        // Weight 0 never; weight 3 about three times weight 1; in_port 2 itself drops.
+        assert_eq!(seen[2], 0);
+        assert!(seen[3] > 2 * seen[1] && seen[1] > 50, "{seen:?}");
+        let watch = |p: u32| Bucket { watch_port: p, ..Bucket::new(vec![OfAction::Output(p)]) };
+        w.group(3, GroupType::FastFailover, vec![watch(1), watch(2)]);
+        assert_eq!(w.run(&mut PacketInContexts::new(), &udp(3, 0)).actions, vec![out(1)]);
+        w.ports[0].live = false;
+        assert_eq!(w.run(&mut PacketInContexts::new(), &udp(3, 0)).actions, vec![out(2)]);
+        w.ports[1].config = ofppc::PORT_DOWN;
+        assert_eq!(w.run(&mut PacketInContexts::new(), &udp(3, 0)).actions, vec![]);
+        assert_eq!(ofpg::ANY, Bucket::new(vec![]).watch_group);
+    }
+
+    #[test]
+    fn controller_local_flood_and_misses() {
+        let mut w = World::new(
+            "cookie=0x7,table=0,in_port=1,actions=CONTROLLER:64,LOCAL,goto_table:1\n\
+             table=0,in_port=2,actions=FLOOD\n\
+             table=0,in_port=3,actions=ALL,dec_ttl\n\
+             table=1,priority=0,actions=controller(max_len=32)\n",
+        );
+        w.ports.push(XPort { no: 4, config: ofppc::NO_FLOOD, live: true });
+        w.ports.push(XPort { no: 5, config: 0, live: false });
+        w.ports.push(XPort { no: 6, config: ofppc::NO_FWD, live: true });
+        w.local = Some(10);
+        let mut pins = PacketInContexts::new();
+        let t = w.run(&mut pins, &udp(1, 0));
+        assert_eq!(t.actions, vec![DpAction::Userspace(0), out(10), DpAction::Userspace(1)]);
+        let c0 = *pins.get(0).unwrap();
+        assert_eq!(
+            (c0.reason, c0.table_id, c0.cookie, c0.max_len),
+            (PacketInReason::Action, 0, 7, 64)
+        );
+        let c1 = *pins.get(1).unwrap();
+        assert_eq!((c1.reason, c1.table_id, c1.max_len), (PacketInReason::NoMatch, 1, 32));
+        // Interning: the same contexts again.
+        w.run(&mut pins, &udp(1, 0));
+        assert_eq!(pins.len(), 2);
+        assert_eq!(w.run(&mut pins, &udp(2, 0)).actions, vec![out(1), out(3)]);
+        let mut dying = udp(3, 0);
+        dying.nw_ttl = 1;
+        let t = w.run(&mut pins, &dying);
+        assert_eq!(t.actions[..4], [out(1), out(2), out(4), out(5)]);
+        assert_eq!(pins.get(2).unwrap().reason, PacketInReason::InvalidTtl);
+        // Misses: drop, or packet-in (1.0) unless the port says no packet-ins.
+        let miss = FlowKey { in_port: 4, ..Default::default() };
+        assert!(w.run(&mut pins, &miss).actions.is_empty());
+        w.miss = TableMiss::Controller;
+        let t = w.run(&mut pins, &miss);
+        assert_eq!(t.lookups, vec![(0, None)]);
+        let id = match t.actions[..] {
+            [DpAction::Userspace(id)] => id,
+            ref a => panic!("{a:?}"),
+        };
+        assert_eq!(pins.get(id).unwrap().cookie, u64::MAX);
+        w.ports[3].config |= ofppc::NO_PACKET_IN;
+        assert!(w.run(&mut pins, &miss).actions.is_empty());
+        // No LOCAL port: output to LOCAL drops.
+        w.local = None;
+        assert_eq!(w.run(&mut pins, &udp(1, 0)).actions, vec![DpAction::Userspace(0), DpAction::Userspace(1)]);
+    }
+
+    #[test]
+    fn packet_out_and_meters() {
+        let mut p = pipeline("in_port=1,actions=output:2");
+        let mut spec = crate::ofproto::rule::FlowSpec { priority: 5, ..Default::default() };
+        spec.meter = Some(4);
+        spec.actions = vec![OfAction::Output(3)];
+        p.apply(FlowMod::add(spec), Duration::ZERO).unwrap();
+        let w = World { p, ..World::new("") };
+        let mut pins = PacketInContexts::new();
+        let mut k = udp(1, 0);
+        let t = translate_packet_out(&w.ctx(), &mut pins, &k, &[OfAction::Output(3), OfAction::Output(ofpp::TABLE)]);
+        assert_eq!(t.actions, vec![out(3), out(2)]);
+        k.in_port = ofpp::CONTROLLER;
+        let t = translate_packet_out(&w.ctx(), &mut pins, &k, &[OfAction::InPort, OfAction::Output(ofpp::TABLE)]);
+        assert_eq!(t.actions, vec![DpAction::Meter(4), out(3)]);
+        assert_eq!(t.meters, vec![4]);
+    }
+
+    fn arb_group_action() -> impl Strategy<Value = OfAction> {
+        prop_oneof![
+            (1u32..5).prop_map(OfAction::Output),
+            Just(OfAction::SetEthDst([3; 6])),
+            Just(OfAction::SetIpv4Src([1, 1, 1, 1])),
+            Just(OfAction::SetTpDst(7)),
+            Just(OfAction::StripVlan),
+            (0u16..3).prop_map(OfAction::SetVlanVid),
+            Just(OfAction::DecTtl),
+            (1u32..4).prop_map(OfAction::Group),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+        #[test]
+        fn group_translation_mask_is_sound(
+            specs in prop::collection::vec(arb_spec(), 0..8),
+            buckets in prop::collection::vec(
+                (prop::collection::vec(arb_group_action(), 0..3), 0u16..3, prop::option::of(1u32..4)), 1..5),
+            dead in 1u32..5,
+            pkts in prop::collection::vec((arb_key(), arb_key()), 1..12),
+        ) {
+            let mut w = World::new("");
+            for s in specs {
+                w.p.apply(FlowMod::add(s), Duration::ZERO).unwrap();
+            }
+            w.p.apply(FlowMod::add(crate::ofproto::rule::FlowSpec {
+                priority: 7,
+                actions: vec![OfAction::Group(1), OfAction::Group(2), OfAction::Group(3)],
+                ..Default::default()
+            }), Duration::ZERO).unwrap();
+            // Group 3: select; 2: fast failover; 1: all. Chains only go down (3 -> 2 -> 1).
+            for (id, t) in [(1u32, GroupType::All), (2, GroupType::FastFailover), (3, GroupType::Select)] {
+                let bs = buckets.iter().map(|(acts, weight, watch)| Bucket {
+                    weight: if t == GroupType::Select { *weight } else { 0 },
+                    watch_port: if t == GroupType::FastFailover { watch.unwrap_or(1) } else { ofpp::ANY },
+                    watch_group: ofpg::ANY,
+                    actions: acts.iter().filter(|a| !matches!(a, OfAction::Group(g) if *g >= id)).cloned().collect(),
+                }).collect();
+                w.group(id, t, bs);
+            }
+            w.ports.retain(|p| p.no != dead);
+            for (k, q) in &pkts {
+                let mut pins = PacketInContexts::new();
+                let t = w.run(&mut pins, k);
+                let q = agree(k, q, &t.mask);
+                let t2 = w.run(&mut pins, &q);
+                prop_assert_eq!(&t.actions, &t2.actions, "{:?} vs {:?} under {:?}", k, q, t.mask);
+                prop_assert_eq!(&t.groups, &t2.groups);
                 prop_assert_eq!(&t.error, &t2.error);
             }
         }
