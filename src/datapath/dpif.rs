@@ -5,6 +5,11 @@
 //! on every port with enough queues, all in the thread's one UMEM: forwarding between those
 //! ports never copies. A thread that must transmit on a port it has no queue of (a port with
 //! fewer queues than poll threads) drops and counts (`tx_no_port`); `start` warns about it.
+//!
+//! For OpenFlow it also carries: packets for the controller ([`Datapath::packet_ins`], a
+//! bounded queue of its own), packet-outs ([`Datapath::inject`], run by poll thread 0, the
+//! one thread that holds a transmit path to every port), meters ([`Datapath::set_meter`]),
+//! and port state (`no_recv`, admin up/down, link state and description).
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -17,8 +22,9 @@ use super::actions::DpAction;
 use super::classifier::SubtableRanking;
 use super::emc::{EmcConfig, ExactMatchCache};
 use super::megaflow::MegaflowTable;
-use super::pmd::{Pmd, PmdQueue, PmdStats, PmdStatsSnapshot};
-use super::upcall::{Execute, Upcall};
+use super::meter::{MeterConfig, MeterError, MeterStats, MeterTable};
+use super::pmd::{Pmd, PmdQueue, PmdStats, PmdStatsSnapshot, PortControl};
+use super::upcall::{Execute, PacketIn, Upcall};
 use crate::netdev::{self, DpPortNo, Port, PortStats, Umem, RX_BATCH};
 
 /// Tunables of the fast path.
@@ -32,8 +38,10 @@ pub struct DatapathConfig {
     pub emc_insert_inv_prob: u32,
     /// Bound of the upcall queue (misses beyond it are dropped and counted).
     pub upcall_queue: usize,
-    /// Bound of each poll thread's execute queue.
+    /// Bound of each poll thread's execute queue (also carries packet-outs to thread 0).
     pub exec_queue: usize,
+    /// Bound of the packet-in queue (`Userspace` copies beyond it are dropped and counted).
+    pub packet_in_queue: usize,
     /// Most megaflows at once.
     pub max_megaflows: usize,
     /// CPUs to pin poll threads to, in order; empty = the last CPUs, one each (poll thread 0
@@ -49,6 +57,7 @@ impl Default for DatapathConfig {
             emc_insert_inv_prob: 100,
             upcall_queue: 4096,
             exec_queue: 4096,
+            packet_in_queue: 1024,
             max_megaflows: 200_000,
             pmd_cpus: Vec::new(),
         }
@@ -72,6 +81,10 @@ pub enum Error {
     BadPortNo(DpPortNo),
     #[error("--cores must be at least 1")]
     NoPmds,
+    #[error("no port number {0} in the datapath")]
+    NoSuchPort(DpPortNo),
+    #[error(transparent)]
+    Meter(#[from] MeterError),
     #[error("starting poll thread {pmd}: {source}")]
     Spawn {
         pmd: usize,
@@ -85,6 +98,22 @@ pub enum Error {
 pub struct DpPort {
     pub no: DpPortNo,
     pub port: Arc<dyn Port>,
+}
+
+/// What OpenFlow's port description needs to know about a port.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PortInfo {
+    pub name: String,
+    pub hw_addr: [u8; 6],
+    pub mtu: u32,
+    /// Carrier and operationally up (`OFPPS_LIVE`; otherwise `OFPPS_LINK_DOWN`).
+    pub live: bool,
+    /// Administratively up (otherwise `OFPPC_PORT_DOWN`).
+    pub admin_up: bool,
+    /// Current speed; 0 when unknown.
+    pub speed_kbps: u32,
+    /// `OFPPC_NO_RECV`: everything received is dropped.
+    pub no_recv: bool,
 }
 
 struct PmdHandle {
@@ -101,6 +130,11 @@ pub struct Datapath {
     megaflows: MegaflowTable,
     pmds: Vec<PmdHandle>,
     upcall_rx: Receiver<Upcall>,
+    packet_in_rx: Receiver<PacketIn>,
+    recycle_tx: Sender<Vec<u8>>,
+    meters: MeterTable,
+    /// Per port (same order as `ports`): settings the poll threads read.
+    controls: Vec<Arc<PortControl>>,
     stop: Arc<AtomicBool>,
     epoch: Instant,
     baseline: Vec<PmdStatsSnapshot>,
@@ -128,6 +162,10 @@ impl Datapath {
         }
         let megaflows = MegaflowTable::new(cfg.n_pmds, cfg.max_megaflows);
         let (upcall_tx, upcall_rx) = bounded(cfg.upcall_queue.max(1));
+        let (packet_in_tx, packet_in_rx) = bounded(cfg.packet_in_queue.max(1));
+        let (recycle_tx, recycle_rx) = bounded(cfg.packet_in_queue.max(1));
+        let meters = MeterTable::new(cfg.n_pmds);
+        let controls: Vec<Arc<PortControl>> = ports.iter().map(|_| Arc::default()).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let epoch = Instant::now();
         let mut built = Vec::new();
@@ -149,7 +187,12 @@ impl Datapath {
             for (slot, qid) in assigned {
                 let queue = ports[slot].port.open_queue(qid, &mut umem)?;
                 tx_queue_of[slot].get_or_insert(queues.len());
-                queues.push(PmdQueue { port_no: ports[slot].no, qid, queue });
+                queues.push(PmdQueue {
+                    port_no: ports[slot].no,
+                    qid,
+                    queue,
+                    control: controls[slot].clone(),
+                });
             }
             for (slot, tx) in tx_queue_of.iter().enumerate() {
                 if tx.is_none() && !queues.is_empty() {
@@ -180,6 +223,9 @@ impl Datapath {
                 ranking: SubtableRanking::default(),
                 stats: stats.clone(),
                 upcall_tx: upcall_tx.clone(),
+                packet_in_tx: packet_in_tx.clone(),
+                recycle_rx: recycle_rx.clone(),
+                meters: meters.reader(),
                 exec_rx,
                 stop: stop.clone(),
                 epoch,
@@ -205,7 +251,19 @@ impl Datapath {
         }
         let baseline =
             pmds.iter().enumerate().map(|(i, _)| PmdStatsSnapshot { pmd: i, ..Default::default() }).collect();
-        Ok(Datapath { ports, megaflows, pmds, upcall_rx, stop, epoch, baseline })
+        Ok(Datapath {
+            ports,
+            megaflows,
+            pmds,
+            upcall_rx,
+            packet_in_rx,
+            recycle_tx,
+            meters,
+            controls,
+            stop,
+            epoch,
+            baseline,
+        })
     }
 
     /// The ports, in the order given.
@@ -238,11 +296,93 @@ impl Datapath {
     }
     /// Asks poll thread `pmd` to run `actions` on `packet`. `false` when its queue is full.
     pub fn execute(&self, pmd: usize, in_port: DpPortNo, packet: Vec<u8>, actions: Arc<[DpAction]>) -> bool {
+        self.send_execute(pmd, Execute { in_port: Some(in_port), packet, actions })
+    }
+
+    /// Runs `actions` on a packet from the controller (OpenFlow packet-out). `in_port` is the
+    /// packet-out's in_port when it names a datapath port, `None` for `OFPP_CONTROLLER` /
+    /// `OFPP_ANY` (no ingress port: no output is skipped as "the ingress port"; the datapath
+    /// never skips one anyway, translation does). Poll thread 0 runs it: queue 0 of every
+    /// port is served by thread 0, so it is the one thread with a transmit path to every
+    /// port. `false` when its execute queue is full (the packet is not sent).
+    pub fn inject(&self, in_port: Option<DpPortNo>, packet: Vec<u8>, actions: Arc<[DpAction]>) -> bool {
+        self.send_execute(0, Execute { in_port, packet, actions })
+    }
+
+    fn send_execute(&self, pmd: usize, ex: Execute) -> bool {
         let pmd = pmd.min(self.pmds.len() - 1);
-        match self.pmds[pmd].exec_tx.try_send(Execute { in_port, packet, actions }) {
+        match self.pmds[pmd].exec_tx.try_send(ex) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
         }
+    }
+
+    /// Packets for the controller (`DpAction::Userspace`), from every poll thread.
+    pub fn packet_ins(&self) -> &Receiver<PacketIn> {
+        &self.packet_in_rx
+    }
+
+    /// Hands a packet-in buffer back for poll threads to reuse (optional; dropped if the
+    /// recycling queue is full).
+    pub fn recycle_packet_in(&self, buf: Vec<u8>) {
+        let _ = self.recycle_tx.try_send(buf);
+    }
+
+    /// Adds meter `id` or replaces its band (keeping its bucket and counters). Poll threads
+    /// see a new meter from their next batch.
+    pub fn set_meter(&mut self, id: u32, cfg: MeterConfig) -> Result<(), Error> {
+        Ok(self.meters.set(id, cfg)?)
+    }
+    /// Removes meter `id`; `false` if there was none. Its flows' packets pass from then on.
+    pub fn remove_meter(&mut self, id: u32) -> bool {
+        self.meters.remove(id)
+    }
+    /// Counters of meter `id` since it was added.
+    pub fn meter_stats(&self, id: u32) -> Option<MeterStats> {
+        self.meters.stats(id)
+    }
+    /// The band of meter `id`.
+    pub fn meter_config(&self, id: u32) -> Option<MeterConfig> {
+        self.meters.config(id)
+    }
+    /// Every meter id, ascending.
+    pub fn meter_ids(&self) -> Vec<u32> {
+        self.meters.ids()
+    }
+
+    fn slot(&self, no: DpPortNo) -> Result<usize, Error> {
+        self.ports.iter().position(|p| p.no == no).ok_or(Error::NoSuchPort(no))
+    }
+    /// Sets or clears `no_recv` on port `no`: everything it receives is dropped before lookup
+    /// and counted in its `rx_dropped`. Poll threads see it from their next batch.
+    pub fn set_port_no_recv(&self, no: DpPortNo, on: bool) -> Result<(), Error> {
+        let slot = self.slot(no)?;
+        self.controls[slot].no_recv.store(on, Relaxed);
+        Ok(())
+    }
+    /// Brings port `no`'s interface up or down (OpenFlow `OFPPC_PORT_DOWN`).
+    pub fn set_port_admin_up(&self, no: DpPortNo, up: bool) -> Result<(), Error> {
+        let slot = self.slot(no)?;
+        Ok(self.ports[slot].port.set_admin_up(up)?)
+    }
+    /// Whether port `no`'s link is up (false for an unknown port). Reads sysfs: control thread.
+    pub fn port_live(&self, no: DpPortNo) -> bool {
+        self.slot(no).is_ok_and(|s| self.ports[s].port.is_live())
+    }
+    /// Name, address, MTU, link and admin state, speed and `no_recv` of port `no`.
+    pub fn port_info(&self, no: DpPortNo) -> Option<PortInfo> {
+        let slot = self.slot(no).ok()?;
+        let p = &self.ports[slot].port;
+        let link = p.link();
+        Some(PortInfo {
+            name: p.name().to_string(),
+            hw_addr: p.mac(),
+            mtu: link.mtu,
+            live: link.live,
+            admin_up: link.admin_up,
+            speed_kbps: link.speed_kbps,
+            no_recv: self.controls[slot].no_recv.load(Relaxed),
+        })
     }
     /// Counters of every poll thread since the last `clear_pmd_stats`.
     pub fn pmd_stats(&self) -> Vec<PmdStatsSnapshot> {

@@ -17,5 +17,6 @@ pub mod execute;
 pub mod extract;
 pub mod flow;
 pub mod megaflow;
+pub mod meter;
 pub mod pmd;
 pub mod upcall;
