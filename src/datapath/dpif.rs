@@ -415,3 +415,246 @@ impl Drop for Datapath {
         self.shutdown();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::datapath::flow::{FlowKey, FlowMask};
+    use crate::datapath::meter::MeterUnit;
+    use crate::netdev::mem::MemPort;
+    use crate::packet::build::{udp4, Udp4Spec};
+
+    fn wait(mut done: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if done() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        done()
+    }
+
+    /// Ports 1 and 2 (in-memory, one queue each, capturing).
+    fn rig(cfg: DatapathConfig) -> (Datapath, MemPort, MemPort) {
+        let (a, b) = (MemPort::new("a", 1), MemPort::new("b", 1));
+        a.capture(true);
+        b.capture(true);
+        let ports = vec![
+            DpPort { no: DpPortNo(1), port: Arc::new(a.clone()) as Arc<dyn Port> },
+            DpPort { no: DpPortNo(2), port: Arc::new(b.clone()) as Arc<dyn Port> },
+        ];
+        (Datapath::start(&cfg, ports).unwrap(), a, b)
+    }
+
+    /// Every packet from `in_port` runs `actions`.
+    fn flow(dp: &mut Datapath, in_port: u32, actions: &[DpAction]) {
+        let mut mask = FlowMask::catchall();
+        mask.0.in_port = !0;
+        dp.megaflows().insert(FlowKey { in_port, ..Default::default() }, mask, actions, 0).unwrap();
+        dp.megaflows().publish();
+    }
+
+    fn pkt(i: u8) -> Vec<u8> {
+        udp4(&Udp4Spec { sport: 1000 + u16::from(i), payload_len: 8, ..Default::default() })
+    }
+
+    fn stat(dp: &Datapath, f: impl Fn(&PmdStatsSnapshot) -> u64) -> u64 {
+        dp.pmd_stats().iter().map(f).sum()
+    }
+
+    #[test]
+    fn userspace_copies_reach_packet_ins_with_their_port() {
+        let (mut dp, a, b) = rig(DatapathConfig::default());
+        let acts = [DpAction::SetEthDst([7; 6]), DpAction::Userspace(5), DpAction::Output(DpPortNo(2))];
+        flow(&mut dp, 1, &acts);
+        for i in 0..3 {
+            assert!(a.inject(pkt(i)));
+        }
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            got.push(dp.packet_ins().recv_timeout(Duration::from_secs(5)).expect("a packet-in"));
+        }
+        for (i, p) in got.iter().enumerate() {
+            assert_eq!((p.id, p.in_port, p.pmd), (5, Some(DpPortNo(1)), 0));
+            assert_eq!(p.packet[..6], [7; 6]);
+            assert_eq!(p.packet[6..], pkt(i as u8)[6..]);
+        }
+        assert!(wait(|| b.stats().tx_packets == 3));
+        assert_eq!(stat(&dp, |s| s.userspace), 3);
+        // A recycled buffer comes back as a later packet-in's, with the new bytes.
+        let buf = got.pop().unwrap().packet;
+        let ptr = buf.as_ptr();
+        dp.recycle_packet_in(buf);
+        assert!(a.inject(pkt(9)));
+        let p = dp.packet_ins().recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!((p.packet.as_ptr(), p.packet[6..].to_vec()), (ptr, pkt(9)[6..].to_vec()));
+        assert!(dp.upcalls().is_empty());
+    }
+
+    #[test]
+    fn full_packet_in_queue_drops_and_counts_but_misses_still_go_up() {
+        let (mut dp, a, b) = rig(DatapathConfig { packet_in_queue: 2, ..DatapathConfig::default() });
+        flow(&mut dp, 1, &[DpAction::Userspace(1)]);
+        for i in 0..10 {
+            assert!(a.inject(pkt(i)));
+        }
+        assert!(wait(|| stat(&dp, |s| s.userspace + s.userspace_dropped) == 10));
+        assert_eq!((stat(&dp, |s| s.userspace), stat(&dp, |s| s.userspace_dropped)), (2, 8));
+        assert_eq!(dp.packet_ins().len(), 2);
+        // Port 2 has no flow: its packet is a miss, and the miss queue is not the full one.
+        assert!(b.inject(pkt(1)));
+        let up = dp.upcalls().recv_timeout(Duration::from_secs(5)).expect("the miss went up");
+        assert_eq!(up.key.in_port, 2);
+    }
+
+    #[test]
+    fn meter_enforced_in_the_fast_path() {
+        let (mut dp, a, b) = rig(DatapathConfig::default());
+        // 1 packet/s with a bucket of 5: a quick burst of 40 lets 5 through (plus one per
+        // second the test may take: a bound, not a timing assertion).
+        dp.set_meter(1, MeterConfig { rate: 1, burst: 5, unit: MeterUnit::Pktps }).unwrap();
+        flow(&mut dp, 1, &[DpAction::Meter(1), DpAction::Output(DpPortNo(2))]);
+        let t0 = Instant::now();
+        for i in 0..40 {
+            assert!(a.inject(pkt(i)));
+        }
+        assert!(wait(|| stat(&dp, |s| s.rx_packets) == 40
+            && stat(&dp, |s| s.meter_dropped) + b.stats().tx_packets == 40));
+        let passed = b.stats().tx_packets;
+        let slack = t0.elapsed().as_secs() + 1;
+        assert!((5..=5 + slack).contains(&passed), "{passed}");
+        let st = dp.meter_stats(1).unwrap();
+        assert_eq!((st.packets_in, st.band_drops_packets), (40, 40 - passed));
+        assert_eq!(st.bytes_in, 40 * pkt(0).len() as u64);
+        assert_eq!(stat(&dp, |s| s.meter_dropped), 40 - passed);
+        assert_eq!(dp.meter_ids(), vec![1]);
+        assert!(dp.set_meter(0, MeterConfig { rate: 1, burst: 0, unit: MeterUnit::Kbps }).is_err());
+        // Without its meter the flow passes everything.
+        assert!(dp.remove_meter(1));
+        assert_eq!(dp.meter_stats(1), None);
+        for i in 0..10 {
+            assert!(a.inject(pkt(i)));
+        }
+        assert!(wait(|| b.stats().tx_packets == passed + 10));
+    }
+
+    #[test]
+    fn inject_without_ingress_port_reaches_every_port() {
+        let cfg = DatapathConfig { n_pmds: 2, pmd_cpus: vec![0, 0], ..DatapathConfig::default() };
+        let (dp, a, b) = rig(cfg);
+        let acts: Arc<[DpAction]> =
+            vec![DpAction::Output(DpPortNo(1)), DpAction::Userspace(4), DpAction::Output(DpPortNo(2))].into();
+        assert!(dp.inject(None, pkt(1), acts.clone()));
+        assert!(wait(|| a.stats().tx_packets == 1 && b.stats().tx_packets == 1));
+        assert_eq!(a.take_sent(), vec![pkt(1)]);
+        assert_eq!(b.take_sent(), vec![pkt(1)]);
+        let p = dp.packet_ins().recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!((p.id, p.in_port, p.pmd), (4, None, 0));
+        // A packet-out naming an ingress port still goes out of that port.
+        assert!(dp.inject(Some(DpPortNo(1)), pkt(2), acts));
+        assert!(wait(|| a.stats().tx_packets == 2));
+        assert_eq!(dp.packet_ins().recv_timeout(Duration::from_secs(5)).unwrap().in_port, Some(DpPortNo(1)));
+        assert_eq!(stat(&dp, |s| s.tx_no_port), 0);
+        assert_eq!(dp.pmd_stats()[0].executed, 2);
+    }
+
+    #[test]
+    fn no_recv_drops_before_lookup_and_counts_rx_dropped() {
+        let (mut dp, a, b) = rig(DatapathConfig::default());
+        flow(&mut dp, 1, &[DpAction::Output(DpPortNo(2))]);
+        dp.set_port_no_recv(DpPortNo(1), true).unwrap();
+        assert!(dp.port_info(DpPortNo(1)).unwrap().no_recv);
+        for i in 0..5 {
+            assert!(a.inject(pkt(i)));
+        }
+        assert!(wait(|| stat(&dp, |s| s.no_recv_dropped) == 5));
+        let (_, _, _, _, st) = dp.port_stats().into_iter().find(|p| p.0 == DpPortNo(1)).unwrap();
+        assert_eq!((st.rx_packets, st.rx_dropped), (5, 5));
+        assert_eq!(stat(&dp, |s| s.megaflow_hits + s.emc_hits + s.misses), 0);
+        dp.set_port_no_recv(DpPortNo(1), false).unwrap();
+        assert!(a.inject(pkt(1)));
+        assert!(wait(|| b.stats().tx_packets == 1));
+        assert!(!dp.port_info(DpPortNo(1)).unwrap().no_recv);
+        assert!(matches!(dp.set_port_no_recv(DpPortNo(9), true), Err(Error::NoSuchPort(DpPortNo(9)))));
+    }
+
+    #[test]
+    fn port_info_and_admin_state() {
+        let (dp, a, _b) = rig(DatapathConfig::default());
+        let info = dp.port_info(DpPortNo(1)).unwrap();
+        assert_eq!(
+            info,
+            PortInfo {
+                name: "a".into(),
+                hw_addr: a.mac(),
+                mtu: 1500,
+                live: true,
+                admin_up: true,
+                speed_kbps: 0,
+                no_recv: false
+            }
+        );
+        assert!(dp.port_live(DpPortNo(1)));
+        dp.set_port_admin_up(DpPortNo(1), false).unwrap();
+        assert!(!dp.port_live(DpPortNo(1)));
+        assert!(!dp.port_info(DpPortNo(1)).unwrap().admin_up);
+        a.set_carrier(false);
+        dp.set_port_admin_up(DpPortNo(1), true).unwrap();
+        let info = dp.port_info(DpPortNo(1)).unwrap();
+        assert!(info.admin_up && !info.live);
+        assert!(!dp.port_live(DpPortNo(7)));
+        assert!(dp.port_info(DpPortNo(7)).is_none());
+        assert!(dp.set_port_admin_up(DpPortNo(7), true).is_err());
+    }
+
+    /// A TAP device as the LOCAL port, next to an in-memory port: frames from the memory
+    /// port reach the kernel's sockets, and the kernel's frames come out on the memory port.
+    #[test]
+    fn tap_port_forwards_both_ways() {
+        if !crate::netns::is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let id = std::process::id() % 200 + 20;
+        let name = format!("xsdptap{id}");
+        let tap = Arc::new(crate::netdev::tap::TapPort::open(&name).unwrap());
+        tap.set_admin_up(true).unwrap();
+        crate::netns::sh(&["sysctl", "-qw", &format!("net.ipv6.conf.{name}.disable_ipv6=1")]).unwrap();
+        crate::netns::sh(&["ip", "addr", "add", &format!("10.214.{id}.1/24"), "dev", &name]).unwrap();
+        let mem = MemPort::new("m", 1);
+        mem.capture(true);
+        let ports = vec![
+            DpPort { no: DpPortNo(1), port: Arc::new(mem.clone()) as Arc<dyn Port> },
+            DpPort { no: DpPortNo(0xfffe), port: tap.clone() as Arc<dyn Port> },
+        ];
+        let mut dp = Datapath::start(&DatapathConfig::default(), ports).unwrap();
+        flow(&mut dp, 1, &[DpAction::Output(DpPortNo(0xfffe))]);
+        flow(&mut dp, 0xfffe, &[DpAction::Output(DpPortNo(1))]);
+        let info = dp.port_info(DpPortNo(0xfffe)).unwrap();
+        assert!(info.live && info.admin_up && info.name == name, "{info:?}");
+
+        let (me, peer) = ([10, 214, id as u8, 1], [10, 214, id as u8, 2]);
+        let sock = std::net::UdpSocket::bind((std::net::Ipv4Addr::from(me), 0)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let frame = udp4(&Udp4Spec {
+            src_mac: [2, 0, 0, 0, 0, 0x42],
+            dst_mac: tap.mac(),
+            src_ip: peer,
+            dst_ip: me,
+            sport: 5555,
+            dport: sock.local_addr().unwrap().port(),
+            payload_len: 20,
+            ..Default::default()
+        });
+        assert!(mem.inject(frame));
+        let mut buf = [0u8; 64];
+        let (len, from) = sock.recv_from(&mut buf).expect("the frame reached the kernel through the tap");
+        assert_eq!((len, from.port()), (20, 5555));
+        // The kernel answers an unknown neighbour with an ARP request out of the tap.
+        sock.send_to(b"x", (std::net::Ipv4Addr::from(peer), 9)).unwrap();
+        assert!(wait(|| mem.take_sent().iter().any(|f| f[12..14] == [0x08, 0x06] && f[38..42] == peer)));
+    }
+}
