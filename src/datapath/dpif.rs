@@ -25,7 +25,7 @@ use super::megaflow::MegaflowTable;
 use super::meter::{MeterConfig, MeterError, MeterStats, MeterTable};
 use super::pmd::{Pmd, PmdQueue, PmdStats, PmdStatsSnapshot, PortControl};
 use super::upcall::{Execute, PacketIn, Upcall};
-use crate::netdev::{self, DpPortNo, Port, PortStats, Umem, RX_BATCH};
+use crate::netdev::{self, Counter, DpPortNo, Port, PortStats, Umem, RX_BATCH};
 
 /// Tunables of the fast path.
 #[derive(Clone, Debug)]
@@ -120,6 +120,8 @@ struct PmdHandle {
     thread: Option<JoinHandle<()>>,
     stats: Arc<PmdStats>,
     exec_tx: Sender<Execute>,
+    /// Per port slot: drops for lack of a transmit queue on this thread.
+    port_tx_dropped: Arc<[Counter]>,
     /// (port, queue) pairs this thread serves.
     queues: Vec<(DpPortNo, u32)>,
 }
@@ -212,6 +214,7 @@ impl Datapath {
                 })
             });
             let served = queues.iter().map(|q| (q.port_no, q.qid)).collect::<Vec<_>>();
+            let port_tx_dropped: Arc<[Counter]> = ports.iter().map(|_| Counter::default()).collect();
             let pmd = Pmd {
                 id,
                 umem,
@@ -222,6 +225,7 @@ impl Datapath {
                 reader: megaflows.reader(),
                 ranking: SubtableRanking::default(),
                 stats: stats.clone(),
+                port_tx_dropped: port_tx_dropped.clone(),
                 upcall_tx: upcall_tx.clone(),
                 packet_in_tx: packet_in_tx.clone(),
                 recycle_rx: recycle_rx.clone(),
@@ -230,7 +234,7 @@ impl Datapath {
                 stop: stop.clone(),
                 epoch,
             };
-            built.push((pmd, PmdHandle { thread: None, stats, exec_tx, queues: served }));
+            built.push((pmd, PmdHandle { thread: None, stats, exec_tx, port_tx_dropped, queues: served }));
         }
         let mut pmds = Vec::with_capacity(built.len());
         let n_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -392,11 +396,17 @@ impl Datapath {
     pub fn clear_pmd_stats(&mut self) {
         self.baseline = self.pmds.iter().enumerate().map(|(i, p)| p.stats.snapshot(i)).collect();
     }
-    /// Counters of every port.
+    /// Counters of every port. `tx_dropped` includes frames a poll thread dropped because it
+    /// holds no transmit queue on the port (see the module docs).
     pub fn port_stats(&self) -> Vec<(DpPortNo, String, &'static str, String, PortStats)> {
         self.ports
             .iter()
-            .map(|p| (p.no, p.port.name().to_string(), p.port.kind(), p.port.describe(), p.port.stats()))
+            .enumerate()
+            .map(|(slot, p)| {
+                let mut st = p.port.stats();
+                st.tx_dropped += self.pmds.iter().map(|h| h.port_tx_dropped[slot].get()).sum::<u64>();
+                (p.no, p.port.name().to_string(), p.port.kind(), p.port.describe(), st)
+            })
             .collect()
     }
     /// Stops the poll threads and waits for them (they hand their frames back first).
@@ -608,6 +618,29 @@ mod tests {
         assert!(!dp.port_live(DpPortNo(7)));
         assert!(dp.port_info(DpPortNo(7)).is_none());
         assert!(dp.set_port_admin_up(DpPortNo(7), true).is_err());
+    }
+
+    /// A poll thread with no transmit queue on a port drops what it must send there, and the
+    /// port's `tx_dropped` shows it.
+    #[test]
+    fn tx_without_a_queue_counts_in_the_ports_tx_dropped() {
+        let (a, b) = (MemPort::new("a", 2), MemPort::new("b", 1));
+        let ports = vec![
+            DpPort { no: DpPortNo(1), port: Arc::new(a.clone()) as Arc<dyn Port> },
+            DpPort { no: DpPortNo(2), port: Arc::new(b.clone()) as Arc<dyn Port> },
+        ];
+        let cfg = DatapathConfig { n_pmds: 2, pmd_cpus: vec![0, 0], ..DatapathConfig::default() };
+        let mut dp = Datapath::start(&cfg, ports).unwrap();
+        assert_eq!(dp.pmd_queues(1), &[(DpPortNo(1), 1)]);
+        flow(&mut dp, 1, &[DpAction::Output(DpPortNo(2))]);
+        for i in 0..4 {
+            assert!(a.inject_to(1, pkt(i))); // served by poll thread 1: no queue of port 2
+        }
+        assert!(a.inject_to(0, pkt(9))); // poll thread 0: forwarded
+        assert!(wait(|| b.stats().tx_packets == 1 && stat(&dp, |s| s.tx_no_port) == 4));
+        let st = |no: u32| dp.port_stats().into_iter().find(|p| p.0 == DpPortNo(no)).unwrap().4;
+        assert_eq!((st(2).tx_packets, st(2).tx_dropped), (1, 4));
+        assert_eq!(st(1).tx_dropped, 0);
     }
 
     /// A TAP device as the LOCAL port, next to an in-memory port: frames from the memory

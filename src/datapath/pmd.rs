@@ -199,6 +199,9 @@ pub(crate) struct Pmd {
     /// This thread's order of classifier subtables, by its own hits.
     pub ranking: SubtableRanking,
     pub stats: Arc<PmdStats>,
+    /// Per port slot: frames for that port dropped here because this thread has no transmit
+    /// queue on it (written only by this thread; added into the port's `tx_dropped`).
+    pub port_tx_dropped: Arc<[Counter]>,
     pub upcall_tx: Sender<Upcall>,
     pub packet_in_tx: Sender<PacketIn>,
     /// Packet-in buffers the slow path handed back, for reuse.
@@ -530,6 +533,7 @@ impl Pmd {
                 }
                 None => {
                     self.stats.tx_no_port.add(frames.len() as u64);
+                    self.port_tx_dropped[slot].add(frames.len() as u64);
                     for f in frames.drain(..) {
                         self.umem.free(f);
                     }
