@@ -5,6 +5,8 @@
 //! - `emc_hit/1_flow`: every packet hits the exact-match cache.
 //! - `classifier/10k_megaflows_8_masks_emc_off`: 10 000 megaflows spread over 8 masks, EMC
 //!   off, packets cycling over all of them (OVS-DPDK's figure here is ~5 Mpps).
+//! - `meter/1_flow_emc`: as `emc_hit/1_flow`, with the flow's packets passing an OpenFlow meter
+//!   first (a rate so high that every packet conforms): the price of the shared token bucket.
 //!
 //! `cargo bench --bench forward`
 
@@ -16,6 +18,7 @@ use xdpswitch::datapath::actions::DpAction;
 use xdpswitch::datapath::dpif::{Datapath, DatapathConfig, DpPort};
 use xdpswitch::datapath::extract::extract;
 use xdpswitch::datapath::flow::{FlowKey, FlowMask};
+use xdpswitch::datapath::meter::{MeterConfig, MeterUnit};
 use xdpswitch::netdev::mem::MemPort;
 use xdpswitch::netdev::{DpPortNo, Port};
 use xdpswitch::packet::build::{udp4, Udp4Spec};
@@ -62,7 +65,7 @@ struct Rig {
     out: MemPort,
 }
 
-fn rig(emc_entries: usize, n_flows: u32) -> Rig {
+fn rig(emc_entries: usize, n_flows: u32, metered: bool) -> Rig {
     let inp = MemPort::new("in", 1);
     let out = MemPort::new("out", 1);
     let cfg = DatapathConfig { n_pmds: 1, emc_entries, emc_insert_inv_prob: 1, ..DatapathConfig::default() };
@@ -71,6 +74,11 @@ fn rig(emc_entries: usize, n_flows: u32) -> Rig {
         DpPort { no: DpPortNo(2), port: Arc::new(out.clone()) as Arc<dyn Port> },
     ];
     let mut dp = Datapath::start(&cfg, ports).expect("datapath");
+    let mut actions = vec![DpAction::Output(DpPortNo(2))];
+    if metered {
+        dp.set_meter(1, MeterConfig { rate: u32::MAX, burst: 0, unit: MeterUnit::Kbps }).expect("meter");
+        actions.insert(0, DpAction::Meter(1));
+    }
     let masks = masks();
     let mut templates = Vec::new();
     for i in 0..n_flows {
@@ -78,7 +86,7 @@ fn rig(emc_entries: usize, n_flows: u32) -> Rig {
         let mut key = FlowKey::default();
         extract(&f, 1, &mut key).expect("valid frame");
         let mask = masks[(i % masks.len() as u32) as usize];
-        dp.megaflows().insert(key, mask, &[DpAction::Output(DpPortNo(2))], 0).expect("room");
+        dp.megaflows().insert(key, mask, &actions, 0).expect("room");
         templates.push(f);
     }
     dp.megaflows().publish();
@@ -90,8 +98,8 @@ fn forwarded(p: &MemPort) -> u64 {
     p.stats().tx_packets
 }
 
-fn run(c: &mut Criterion, group: &str, name: &str, emc_entries: usize, n_flows: u32) {
-    let mut rig = rig(emc_entries, n_flows);
+fn run(c: &mut Criterion, group: &str, name: &str, emc_entries: usize, n_flows: u32, metered: bool) {
+    let mut rig = rig(emc_entries, n_flows, metered);
     // Let the caches warm up.
     let t = forwarded(&rig.out);
     while forwarded(&rig.out) < t + 2 * n_flows as u64 + 100_000 {
@@ -114,18 +122,20 @@ fn run(c: &mut Criterion, group: &str, name: &str, emc_entries: usize, n_flows: 
     g.finish();
     let st = &rig.dp.pmd_stats()[0];
     eprintln!(
-        "{group}/{name}: emc hits {}, megaflow hits {}, misses {}, megaflows {}",
+        "{group}/{name}: emc hits {}, megaflow hits {}, misses {}, meter drops {}, megaflows {}",
         st.emc_hits,
         st.megaflow_hits,
         st.misses,
+        st.meter_dropped,
         rig.dp.megaflows_ref().len()
     );
     rig.dp.shutdown();
 }
 
 fn benches(c: &mut Criterion) {
-    run(c, "emc_hit", "1_flow", 8192, 1);
-    run(c, "classifier", "10k_megaflows_8_masks_emc_off", 0, 10_000);
+    run(c, "emc_hit", "1_flow", 8192, 1, false);
+    run(c, "classifier", "10k_megaflows_8_masks_emc_off", 0, 10_000, false);
+    run(c, "meter", "1_flow_emc", 8192, 1, true);
 }
 
 criterion_group! {

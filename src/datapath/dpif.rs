@@ -5,6 +5,11 @@
 //! on every port with enough queues, all in the thread's one UMEM: forwarding between those
 //! ports never copies. A thread that must transmit on a port it has no queue of (a port with
 //! fewer queues than poll threads) drops and counts (`tx_no_port`); `start` warns about it.
+//!
+//! For OpenFlow it also carries: packets for the controller ([`Datapath::packet_ins`], a
+//! bounded queue of its own), packet-outs ([`Datapath::inject`], run by poll thread 0, the
+//! one thread that holds a transmit path to every port), meters ([`Datapath::set_meter`]),
+//! and port state (`no_recv`, admin up/down, link state and description).
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -17,9 +22,10 @@ use super::actions::DpAction;
 use super::classifier::SubtableRanking;
 use super::emc::{EmcConfig, ExactMatchCache};
 use super::megaflow::MegaflowTable;
-use super::pmd::{Pmd, PmdQueue, PmdStats, PmdStatsSnapshot};
-use super::upcall::{Execute, Upcall};
-use crate::netdev::{self, DpPortNo, Port, PortStats, Umem, RX_BATCH};
+use super::meter::{MeterConfig, MeterError, MeterStats, MeterTable};
+use super::pmd::{Pmd, PmdQueue, PmdStats, PmdStatsSnapshot, PortControl};
+use super::upcall::{Execute, PacketIn, Upcall};
+use crate::netdev::{self, Counter, DpPortNo, Port, PortStats, Umem, RX_BATCH};
 
 /// Tunables of the fast path.
 #[derive(Clone, Debug)]
@@ -32,8 +38,10 @@ pub struct DatapathConfig {
     pub emc_insert_inv_prob: u32,
     /// Bound of the upcall queue (misses beyond it are dropped and counted).
     pub upcall_queue: usize,
-    /// Bound of each poll thread's execute queue.
+    /// Bound of each poll thread's execute queue (also carries packet-outs to thread 0).
     pub exec_queue: usize,
+    /// Bound of the packet-in queue (`Userspace` copies beyond it are dropped and counted).
+    pub packet_in_queue: usize,
     /// Most megaflows at once.
     pub max_megaflows: usize,
     /// CPUs to pin poll threads to, in order; empty = the last CPUs, one each (poll thread 0
@@ -49,6 +57,7 @@ impl Default for DatapathConfig {
             emc_insert_inv_prob: 100,
             upcall_queue: 4096,
             exec_queue: 4096,
+            packet_in_queue: 1024,
             max_megaflows: 200_000,
             pmd_cpus: Vec::new(),
         }
@@ -72,6 +81,10 @@ pub enum Error {
     BadPortNo(DpPortNo),
     #[error("--cores must be at least 1")]
     NoPmds,
+    #[error("no port number {0} in the datapath")]
+    NoSuchPort(DpPortNo),
+    #[error(transparent)]
+    Meter(#[from] MeterError),
     #[error("starting poll thread {pmd}: {source}")]
     Spawn {
         pmd: usize,
@@ -87,10 +100,28 @@ pub struct DpPort {
     pub port: Arc<dyn Port>,
 }
 
+/// What OpenFlow's port description needs to know about a port.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PortInfo {
+    pub name: String,
+    pub hw_addr: [u8; 6],
+    pub mtu: u32,
+    /// Carrier and operationally up (`OFPPS_LIVE`; otherwise `OFPPS_LINK_DOWN`).
+    pub live: bool,
+    /// Administratively up (otherwise `OFPPC_PORT_DOWN`).
+    pub admin_up: bool,
+    /// Current speed; 0 when unknown.
+    pub speed_kbps: u32,
+    /// `OFPPC_NO_RECV`: everything received is dropped.
+    pub no_recv: bool,
+}
+
 struct PmdHandle {
     thread: Option<JoinHandle<()>>,
     stats: Arc<PmdStats>,
     exec_tx: Sender<Execute>,
+    /// Per port slot: drops for lack of a transmit queue on this thread.
+    port_tx_dropped: Arc<[Counter]>,
     /// (port, queue) pairs this thread serves.
     queues: Vec<(DpPortNo, u32)>,
 }
@@ -101,6 +132,11 @@ pub struct Datapath {
     megaflows: MegaflowTable,
     pmds: Vec<PmdHandle>,
     upcall_rx: Receiver<Upcall>,
+    packet_in_rx: Receiver<PacketIn>,
+    recycle_tx: Sender<Vec<u8>>,
+    meters: MeterTable,
+    /// Per port (same order as `ports`): settings the poll threads read.
+    controls: Vec<Arc<PortControl>>,
     stop: Arc<AtomicBool>,
     epoch: Instant,
     baseline: Vec<PmdStatsSnapshot>,
@@ -128,6 +164,10 @@ impl Datapath {
         }
         let megaflows = MegaflowTable::new(cfg.n_pmds, cfg.max_megaflows);
         let (upcall_tx, upcall_rx) = bounded(cfg.upcall_queue.max(1));
+        let (packet_in_tx, packet_in_rx) = bounded(cfg.packet_in_queue.max(1));
+        let (recycle_tx, recycle_rx) = bounded(cfg.packet_in_queue.max(1));
+        let meters = MeterTable::new(cfg.n_pmds);
+        let controls: Vec<Arc<PortControl>> = ports.iter().map(|_| Arc::default()).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let epoch = Instant::now();
         let mut built = Vec::new();
@@ -149,7 +189,12 @@ impl Datapath {
             for (slot, qid) in assigned {
                 let queue = ports[slot].port.open_queue(qid, &mut umem)?;
                 tx_queue_of[slot].get_or_insert(queues.len());
-                queues.push(PmdQueue { port_no: ports[slot].no, qid, queue });
+                queues.push(PmdQueue {
+                    port_no: ports[slot].no,
+                    qid,
+                    queue,
+                    control: controls[slot].clone(),
+                });
             }
             for (slot, tx) in tx_queue_of.iter().enumerate() {
                 if tx.is_none() && !queues.is_empty() {
@@ -169,6 +214,7 @@ impl Datapath {
                 })
             });
             let served = queues.iter().map(|q| (q.port_no, q.qid)).collect::<Vec<_>>();
+            let port_tx_dropped: Arc<[Counter]> = ports.iter().map(|_| Counter::default()).collect();
             let pmd = Pmd {
                 id,
                 umem,
@@ -179,12 +225,16 @@ impl Datapath {
                 reader: megaflows.reader(),
                 ranking: SubtableRanking::default(),
                 stats: stats.clone(),
+                port_tx_dropped: port_tx_dropped.clone(),
                 upcall_tx: upcall_tx.clone(),
+                packet_in_tx: packet_in_tx.clone(),
+                recycle_rx: recycle_rx.clone(),
+                meters: meters.reader(),
                 exec_rx,
                 stop: stop.clone(),
                 epoch,
             };
-            built.push((pmd, PmdHandle { thread: None, stats, exec_tx, queues: served }));
+            built.push((pmd, PmdHandle { thread: None, stats, exec_tx, port_tx_dropped, queues: served }));
         }
         let mut pmds = Vec::with_capacity(built.len());
         let n_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -205,7 +255,19 @@ impl Datapath {
         }
         let baseline =
             pmds.iter().enumerate().map(|(i, _)| PmdStatsSnapshot { pmd: i, ..Default::default() }).collect();
-        Ok(Datapath { ports, megaflows, pmds, upcall_rx, stop, epoch, baseline })
+        Ok(Datapath {
+            ports,
+            megaflows,
+            pmds,
+            upcall_rx,
+            packet_in_rx,
+            recycle_tx,
+            meters,
+            controls,
+            stop,
+            epoch,
+            baseline,
+        })
     }
 
     /// The ports, in the order given.
@@ -238,11 +300,93 @@ impl Datapath {
     }
     /// Asks poll thread `pmd` to run `actions` on `packet`. `false` when its queue is full.
     pub fn execute(&self, pmd: usize, in_port: DpPortNo, packet: Vec<u8>, actions: Arc<[DpAction]>) -> bool {
+        self.send_execute(pmd, Execute { in_port: Some(in_port), packet, actions })
+    }
+
+    /// Runs `actions` on a packet from the controller (OpenFlow packet-out). `in_port` is the
+    /// packet-out's in_port when it names a datapath port, `None` for `OFPP_CONTROLLER` /
+    /// `OFPP_ANY` (no ingress port: no output is skipped as "the ingress port"; the datapath
+    /// never skips one anyway, translation does). Poll thread 0 runs it: queue 0 of every
+    /// port is served by thread 0, so it is the one thread with a transmit path to every
+    /// port. `false` when its execute queue is full (the packet is not sent).
+    pub fn inject(&self, in_port: Option<DpPortNo>, packet: Vec<u8>, actions: Arc<[DpAction]>) -> bool {
+        self.send_execute(0, Execute { in_port, packet, actions })
+    }
+
+    fn send_execute(&self, pmd: usize, ex: Execute) -> bool {
         let pmd = pmd.min(self.pmds.len() - 1);
-        match self.pmds[pmd].exec_tx.try_send(Execute { in_port, packet, actions }) {
+        match self.pmds[pmd].exec_tx.try_send(ex) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
         }
+    }
+
+    /// Packets for the controller (`DpAction::Userspace`), from every poll thread.
+    pub fn packet_ins(&self) -> &Receiver<PacketIn> {
+        &self.packet_in_rx
+    }
+
+    /// Hands a packet-in buffer back for poll threads to reuse (optional; dropped if the
+    /// recycling queue is full).
+    pub fn recycle_packet_in(&self, buf: Vec<u8>) {
+        let _ = self.recycle_tx.try_send(buf);
+    }
+
+    /// Adds meter `id` or replaces its band (keeping its bucket and counters). Poll threads
+    /// see a new meter from their next batch.
+    pub fn set_meter(&mut self, id: u32, cfg: MeterConfig) -> Result<(), Error> {
+        Ok(self.meters.set(id, cfg)?)
+    }
+    /// Removes meter `id`; `false` if there was none. Its flows' packets pass from then on.
+    pub fn remove_meter(&mut self, id: u32) -> bool {
+        self.meters.remove(id)
+    }
+    /// Counters of meter `id` since it was added.
+    pub fn meter_stats(&self, id: u32) -> Option<MeterStats> {
+        self.meters.stats(id)
+    }
+    /// The band of meter `id`.
+    pub fn meter_config(&self, id: u32) -> Option<MeterConfig> {
+        self.meters.config(id)
+    }
+    /// Every meter id, ascending.
+    pub fn meter_ids(&self) -> Vec<u32> {
+        self.meters.ids()
+    }
+
+    fn slot(&self, no: DpPortNo) -> Result<usize, Error> {
+        self.ports.iter().position(|p| p.no == no).ok_or(Error::NoSuchPort(no))
+    }
+    /// Sets or clears `no_recv` on port `no`: everything it receives is dropped before lookup
+    /// and counted in its `rx_dropped`. Poll threads see it from their next batch.
+    pub fn set_port_no_recv(&self, no: DpPortNo, on: bool) -> Result<(), Error> {
+        let slot = self.slot(no)?;
+        self.controls[slot].no_recv.store(on, Relaxed);
+        Ok(())
+    }
+    /// Brings port `no`'s interface up or down (OpenFlow `OFPPC_PORT_DOWN`).
+    pub fn set_port_admin_up(&self, no: DpPortNo, up: bool) -> Result<(), Error> {
+        let slot = self.slot(no)?;
+        Ok(self.ports[slot].port.set_admin_up(up)?)
+    }
+    /// Whether port `no`'s link is up (false for an unknown port). Reads sysfs: control thread.
+    pub fn port_live(&self, no: DpPortNo) -> bool {
+        self.slot(no).is_ok_and(|s| self.ports[s].port.is_live())
+    }
+    /// Name, address, MTU, link and admin state, speed and `no_recv` of port `no`.
+    pub fn port_info(&self, no: DpPortNo) -> Option<PortInfo> {
+        let slot = self.slot(no).ok()?;
+        let p = &self.ports[slot].port;
+        let link = p.link();
+        Some(PortInfo {
+            name: p.name().to_string(),
+            hw_addr: p.mac(),
+            mtu: link.mtu,
+            live: link.live,
+            admin_up: link.admin_up,
+            speed_kbps: link.speed_kbps,
+            no_recv: self.controls[slot].no_recv.load(Relaxed),
+        })
     }
     /// Counters of every poll thread since the last `clear_pmd_stats`.
     pub fn pmd_stats(&self) -> Vec<PmdStatsSnapshot> {
@@ -252,11 +396,17 @@ impl Datapath {
     pub fn clear_pmd_stats(&mut self) {
         self.baseline = self.pmds.iter().enumerate().map(|(i, p)| p.stats.snapshot(i)).collect();
     }
-    /// Counters of every port.
+    /// Counters of every port. `tx_dropped` includes frames a poll thread dropped because it
+    /// holds no transmit queue on the port (see the module docs).
     pub fn port_stats(&self) -> Vec<(DpPortNo, String, &'static str, String, PortStats)> {
         self.ports
             .iter()
-            .map(|p| (p.no, p.port.name().to_string(), p.port.kind(), p.port.describe(), p.port.stats()))
+            .enumerate()
+            .map(|(slot, p)| {
+                let mut st = p.port.stats();
+                st.tx_dropped += self.pmds.iter().map(|h| h.port_tx_dropped[slot].get()).sum::<u64>();
+                (p.no, p.port.name().to_string(), p.port.kind(), p.port.describe(), st)
+            })
             .collect()
     }
     /// Stops the poll threads and waits for them (they hand their frames back first).
@@ -273,5 +423,271 @@ impl Datapath {
 impl Drop for Datapath {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::datapath::flow::{FlowKey, FlowMask};
+    use crate::datapath::meter::MeterUnit;
+    use crate::netdev::mem::MemPort;
+    use crate::packet::build::{udp4, Udp4Spec};
+
+    fn wait(mut done: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if done() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        done()
+    }
+
+    /// Ports 1 and 2 (in-memory, one queue each, capturing).
+    fn rig(cfg: DatapathConfig) -> (Datapath, MemPort, MemPort) {
+        let (a, b) = (MemPort::new("a", 1), MemPort::new("b", 1));
+        a.capture(true);
+        b.capture(true);
+        let ports = vec![
+            DpPort { no: DpPortNo(1), port: Arc::new(a.clone()) as Arc<dyn Port> },
+            DpPort { no: DpPortNo(2), port: Arc::new(b.clone()) as Arc<dyn Port> },
+        ];
+        (Datapath::start(&cfg, ports).unwrap(), a, b)
+    }
+
+    /// Every packet from `in_port` runs `actions`.
+    fn flow(dp: &mut Datapath, in_port: u32, actions: &[DpAction]) {
+        let mut mask = FlowMask::catchall();
+        mask.0.in_port = !0;
+        dp.megaflows().insert(FlowKey { in_port, ..Default::default() }, mask, actions, 0).unwrap();
+        dp.megaflows().publish();
+    }
+
+    fn pkt(i: u8) -> Vec<u8> {
+        udp4(&Udp4Spec { sport: 1000 + u16::from(i), payload_len: 8, ..Default::default() })
+    }
+
+    fn stat(dp: &Datapath, f: impl Fn(&PmdStatsSnapshot) -> u64) -> u64 {
+        dp.pmd_stats().iter().map(f).sum()
+    }
+
+    #[test]
+    fn userspace_copies_reach_packet_ins_with_their_port() {
+        let (mut dp, a, b) = rig(DatapathConfig::default());
+        let acts = [DpAction::SetEthDst([7; 6]), DpAction::Userspace(5), DpAction::Output(DpPortNo(2))];
+        flow(&mut dp, 1, &acts);
+        for i in 0..3 {
+            assert!(a.inject(pkt(i)));
+        }
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            got.push(dp.packet_ins().recv_timeout(Duration::from_secs(5)).expect("a packet-in"));
+        }
+        for (i, p) in got.iter().enumerate() {
+            assert_eq!((p.id, p.in_port, p.pmd), (5, Some(DpPortNo(1)), 0));
+            assert_eq!(p.packet[..6], [7; 6]);
+            assert_eq!(p.packet[6..], pkt(i as u8)[6..]);
+        }
+        assert!(wait(|| b.stats().tx_packets == 3));
+        assert_eq!(stat(&dp, |s| s.userspace), 3);
+        // A recycled buffer comes back as a later packet-in's, with the new bytes.
+        let buf = got.pop().unwrap().packet;
+        let ptr = buf.as_ptr();
+        dp.recycle_packet_in(buf);
+        assert!(a.inject(pkt(9)));
+        let p = dp.packet_ins().recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!((p.packet.as_ptr(), p.packet[6..].to_vec()), (ptr, pkt(9)[6..].to_vec()));
+        assert!(dp.upcalls().is_empty());
+    }
+
+    #[test]
+    fn full_packet_in_queue_drops_and_counts_but_misses_still_go_up() {
+        let (mut dp, a, b) = rig(DatapathConfig { packet_in_queue: 2, ..DatapathConfig::default() });
+        flow(&mut dp, 1, &[DpAction::Userspace(1)]);
+        for i in 0..10 {
+            assert!(a.inject(pkt(i)));
+        }
+        assert!(wait(|| stat(&dp, |s| s.userspace + s.userspace_dropped) == 10));
+        assert_eq!((stat(&dp, |s| s.userspace), stat(&dp, |s| s.userspace_dropped)), (2, 8));
+        assert_eq!(dp.packet_ins().len(), 2);
+        // Port 2 has no flow: its packet is a miss, and the miss queue is not the full one.
+        assert!(b.inject(pkt(1)));
+        let up = dp.upcalls().recv_timeout(Duration::from_secs(5)).expect("the miss went up");
+        assert_eq!(up.key.in_port, 2);
+    }
+
+    #[test]
+    fn meter_enforced_in_the_fast_path() {
+        let (mut dp, a, b) = rig(DatapathConfig::default());
+        // 1 packet/s with a bucket of 5: a quick burst of 40 lets 5 through (plus one per
+        // second the test may take: a bound, not a timing assertion).
+        dp.set_meter(1, MeterConfig { rate: 1, burst: 5, unit: MeterUnit::Pktps }).unwrap();
+        flow(&mut dp, 1, &[DpAction::Meter(1), DpAction::Output(DpPortNo(2))]);
+        let t0 = Instant::now();
+        for i in 0..40 {
+            assert!(a.inject(pkt(i)));
+        }
+        assert!(wait(|| stat(&dp, |s| s.rx_packets) == 40
+            && stat(&dp, |s| s.meter_dropped) + b.stats().tx_packets == 40));
+        let passed = b.stats().tx_packets;
+        let slack = t0.elapsed().as_secs() + 1;
+        assert!((5..=5 + slack).contains(&passed), "{passed}");
+        let st = dp.meter_stats(1).unwrap();
+        assert_eq!((st.packets_in, st.band_drops_packets), (40, 40 - passed));
+        assert_eq!(st.bytes_in, 40 * pkt(0).len() as u64);
+        assert_eq!(stat(&dp, |s| s.meter_dropped), 40 - passed);
+        assert_eq!(dp.meter_ids(), vec![1]);
+        assert!(dp.set_meter(0, MeterConfig { rate: 1, burst: 0, unit: MeterUnit::Kbps }).is_err());
+        // Without its meter the flow passes everything.
+        assert!(dp.remove_meter(1));
+        assert_eq!(dp.meter_stats(1), None);
+        for i in 0..10 {
+            assert!(a.inject(pkt(i)));
+        }
+        assert!(wait(|| b.stats().tx_packets == passed + 10));
+    }
+
+    #[test]
+    fn inject_without_ingress_port_reaches_every_port() {
+        let cfg = DatapathConfig { n_pmds: 2, pmd_cpus: vec![0, 0], ..DatapathConfig::default() };
+        let (dp, a, b) = rig(cfg);
+        let acts: Arc<[DpAction]> =
+            vec![DpAction::Output(DpPortNo(1)), DpAction::Userspace(4), DpAction::Output(DpPortNo(2))].into();
+        assert!(dp.inject(None, pkt(1), acts.clone()));
+        assert!(wait(|| a.stats().tx_packets == 1 && b.stats().tx_packets == 1));
+        assert_eq!(a.take_sent(), vec![pkt(1)]);
+        assert_eq!(b.take_sent(), vec![pkt(1)]);
+        let p = dp.packet_ins().recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!((p.id, p.in_port, p.pmd), (4, None, 0));
+        // A packet-out naming an ingress port still goes out of that port.
+        assert!(dp.inject(Some(DpPortNo(1)), pkt(2), acts));
+        assert!(wait(|| a.stats().tx_packets == 2));
+        assert_eq!(dp.packet_ins().recv_timeout(Duration::from_secs(5)).unwrap().in_port, Some(DpPortNo(1)));
+        assert_eq!(stat(&dp, |s| s.tx_no_port), 0);
+        assert_eq!(dp.pmd_stats()[0].executed, 2);
+    }
+
+    #[test]
+    fn no_recv_drops_before_lookup_and_counts_rx_dropped() {
+        let (mut dp, a, b) = rig(DatapathConfig::default());
+        flow(&mut dp, 1, &[DpAction::Output(DpPortNo(2))]);
+        dp.set_port_no_recv(DpPortNo(1), true).unwrap();
+        assert!(dp.port_info(DpPortNo(1)).unwrap().no_recv);
+        for i in 0..5 {
+            assert!(a.inject(pkt(i)));
+        }
+        assert!(wait(|| stat(&dp, |s| s.no_recv_dropped) == 5));
+        let (_, _, _, _, st) = dp.port_stats().into_iter().find(|p| p.0 == DpPortNo(1)).unwrap();
+        assert_eq!((st.rx_packets, st.rx_dropped), (5, 5));
+        assert_eq!(stat(&dp, |s| s.megaflow_hits + s.emc_hits + s.misses), 0);
+        dp.set_port_no_recv(DpPortNo(1), false).unwrap();
+        assert!(a.inject(pkt(1)));
+        assert!(wait(|| b.stats().tx_packets == 1));
+        assert!(!dp.port_info(DpPortNo(1)).unwrap().no_recv);
+        assert!(matches!(dp.set_port_no_recv(DpPortNo(9), true), Err(Error::NoSuchPort(DpPortNo(9)))));
+    }
+
+    #[test]
+    fn port_info_and_admin_state() {
+        let (dp, a, _b) = rig(DatapathConfig::default());
+        let info = dp.port_info(DpPortNo(1)).unwrap();
+        assert_eq!(
+            info,
+            PortInfo {
+                name: "a".into(),
+                hw_addr: a.mac(),
+                mtu: 1500,
+                live: true,
+                admin_up: true,
+                speed_kbps: 0,
+                no_recv: false
+            }
+        );
+        assert!(dp.port_live(DpPortNo(1)));
+        dp.set_port_admin_up(DpPortNo(1), false).unwrap();
+        assert!(!dp.port_live(DpPortNo(1)));
+        assert!(!dp.port_info(DpPortNo(1)).unwrap().admin_up);
+        a.set_carrier(false);
+        dp.set_port_admin_up(DpPortNo(1), true).unwrap();
+        let info = dp.port_info(DpPortNo(1)).unwrap();
+        assert!(info.admin_up && !info.live);
+        assert!(!dp.port_live(DpPortNo(7)));
+        assert!(dp.port_info(DpPortNo(7)).is_none());
+        assert!(dp.set_port_admin_up(DpPortNo(7), true).is_err());
+    }
+
+    /// A poll thread with no transmit queue on a port drops what it must send there, and the
+    /// port's `tx_dropped` shows it.
+    #[test]
+    fn tx_without_a_queue_counts_in_the_ports_tx_dropped() {
+        let (a, b) = (MemPort::new("a", 2), MemPort::new("b", 1));
+        let ports = vec![
+            DpPort { no: DpPortNo(1), port: Arc::new(a.clone()) as Arc<dyn Port> },
+            DpPort { no: DpPortNo(2), port: Arc::new(b.clone()) as Arc<dyn Port> },
+        ];
+        let cfg = DatapathConfig { n_pmds: 2, pmd_cpus: vec![0, 0], ..DatapathConfig::default() };
+        let mut dp = Datapath::start(&cfg, ports).unwrap();
+        assert_eq!(dp.pmd_queues(1), &[(DpPortNo(1), 1)]);
+        flow(&mut dp, 1, &[DpAction::Output(DpPortNo(2))]);
+        for i in 0..4 {
+            assert!(a.inject_to(1, pkt(i))); // served by poll thread 1: no queue of port 2
+        }
+        assert!(a.inject_to(0, pkt(9))); // poll thread 0: forwarded
+        assert!(wait(|| b.stats().tx_packets == 1 && stat(&dp, |s| s.tx_no_port) == 4));
+        let st = |no: u32| dp.port_stats().into_iter().find(|p| p.0 == DpPortNo(no)).unwrap().4;
+        assert_eq!((st(2).tx_packets, st(2).tx_dropped), (1, 4));
+        assert_eq!(st(1).tx_dropped, 0);
+    }
+
+    /// A TAP device as the LOCAL port, next to an in-memory port: frames from the memory
+    /// port reach the kernel's sockets, and the kernel's frames come out on the memory port.
+    #[test]
+    fn tap_port_forwards_both_ways() {
+        if !crate::netns::is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let id = std::process::id() % 200 + 20;
+        let name = format!("xsdptap{id}");
+        let tap = Arc::new(crate::netdev::tap::TapPort::open(&name).unwrap());
+        tap.set_admin_up(true).unwrap();
+        crate::netns::sh(&["sysctl", "-qw", &format!("net.ipv6.conf.{name}.disable_ipv6=1")]).unwrap();
+        crate::netns::sh(&["ip", "addr", "add", &format!("10.214.{id}.1/24"), "dev", &name]).unwrap();
+        let mem = MemPort::new("m", 1);
+        mem.capture(true);
+        let ports = vec![
+            DpPort { no: DpPortNo(1), port: Arc::new(mem.clone()) as Arc<dyn Port> },
+            DpPort { no: DpPortNo(0xfffe), port: tap.clone() as Arc<dyn Port> },
+        ];
+        let mut dp = Datapath::start(&DatapathConfig::default(), ports).unwrap();
+        flow(&mut dp, 1, &[DpAction::Output(DpPortNo(0xfffe))]);
+        flow(&mut dp, 0xfffe, &[DpAction::Output(DpPortNo(1))]);
+        let info = dp.port_info(DpPortNo(0xfffe)).unwrap();
+        assert!(info.live && info.admin_up && info.name == name, "{info:?}");
+
+        let (me, peer) = ([10, 214, id as u8, 1], [10, 214, id as u8, 2]);
+        let sock = std::net::UdpSocket::bind((std::net::Ipv4Addr::from(me), 0)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let frame = udp4(&Udp4Spec {
+            src_mac: [2, 0, 0, 0, 0, 0x42],
+            dst_mac: tap.mac(),
+            src_ip: peer,
+            dst_ip: me,
+            sport: 5555,
+            dport: sock.local_addr().unwrap().port(),
+            payload_len: 20,
+            ..Default::default()
+        });
+        assert!(mem.inject(frame));
+        let mut buf = [0u8; 64];
+        let (len, from) = sock.recv_from(&mut buf).expect("the frame reached the kernel through the tap");
+        assert_eq!((len, from.port()), (20, 5555));
+        // The kernel answers an unknown neighbour with an ARP request out of the tap.
+        sock.send_to(b"x", (std::net::Ipv4Addr::from(peer), 9)).unwrap();
+        assert!(wait(|| mem.take_sent().iter().any(|f| f[12..14] == [0x08, 0x06] && f[38..42] == peer)));
     }
 }

@@ -2,10 +2,14 @@
 //!
 //! Actions run in order on the frame in place. `Output` sends the packet as it is at that
 //! point: every output but the last sends a copy ([`Umem::clone_frame`]; with the pool empty
-//! the output is skipped and counted), and the last output moves the frame itself. Actions
-//! after the last output could change nothing anyone sees, so they are not run. A list
-//! without outputs frees the frame. Either way every frame ends with the sink or back in the
-//! pool.
+//! the output is skipped and counted), and the last output moves the frame itself.
+//! `Userspace` hands the sink a view of the packet as it is at that point (the sink copies
+//! it to the slow path) and goes on. `Meter` asks the sink; a packet over the meter's rate
+//! is freed there and the actions after it do not run. Actions after the last action anyone
+//! can observe (output, userspace, meter) could change nothing anyone sees, so they are not
+//! run. A list without any of those frees the frame. Either way every frame ends with the
+//! sink or back in the pool. `execute` never looks at the packet's ingress port: a packet
+//! from the controller (no ingress port) runs like any other.
 //!
 //! Set-field actions find their header themselves (Ethernet, at most one tag, then L3), since
 //! an earlier push or pop may have moved it, and keep checksums right with RFC 1624
@@ -20,17 +24,15 @@ use crate::packet::{
     be16, checksum, icmp, ip_proto, ipv4, ipv6, put16, sctp, tcp, udp, vlan, Buf, Malformed,
 };
 
-/// Where [`execute`] hands frames to be sent.
+/// Where [`execute`] hands frames to be sent, packets for the slow path, and meter checks.
 pub trait OutputSink {
     /// Takes ownership of `frame`, to be sent on `port`.
     fn output(&mut self, port: DpPortNo, frame: Frame);
-}
-
-/// Collects outputs in order (tests, and callers that batch by port afterwards).
-impl OutputSink for Vec<(DpPortNo, Frame)> {
-    fn output(&mut self, port: DpPortNo, frame: Frame) {
-        self.push((port, frame));
-    }
+    /// `Userspace(id)`: copy `packet` (as it is now) to the slow path. Returns whether it was
+    /// queued (`false`: the queue was full and the copy was dropped; the sink counts it).
+    fn userspace(&mut self, id: u32, packet: &[u8]) -> bool;
+    /// `Meter(id)`: whether a packet of `len` bytes conforms to meter `id` (`false`: drop it).
+    fn meter(&mut self, id: u32, len: usize) -> bool;
 }
 
 /// Why the frame itself was freed instead of sent. `as usize` indexes a counter array.
@@ -43,20 +45,23 @@ pub enum ExecDrop {
     TtlExpired,
     /// A header could not be pushed (no headroom).
     Malformed,
+    /// A meter's drop band dropped it.
+    Meter,
 }
 
 impl ExecDrop {
     /// Number of reasons.
-    pub const COUNT: usize = 3;
+    pub const COUNT: usize = 4;
     /// Every reason, in `as usize` order.
     pub const ALL: [ExecDrop; ExecDrop::COUNT] =
-        [ExecDrop::NoOutput, ExecDrop::TtlExpired, ExecDrop::Malformed];
+        [ExecDrop::NoOutput, ExecDrop::TtlExpired, ExecDrop::Malformed, ExecDrop::Meter];
     /// A short name for counters and `ctl` output.
     pub const fn name(self) -> &'static str {
         match self {
             ExecDrop::NoOutput => "no_output",
             ExecDrop::TtlExpired => "ttl_expired",
             ExecDrop::Malformed => "malformed",
+            ExecDrop::Meter => "meter",
         }
     }
 }
@@ -69,6 +74,8 @@ pub struct ExecResult {
     pub sent: u32,
     /// Outputs skipped because the pool had no frame for the copy.
     pub copy_failed: u32,
+    /// Copies the sink queued for the slow path (`Userspace`).
+    pub to_userspace: u32,
     /// Set when the original frame was freed rather than sent, and why.
     pub dropped: Option<ExecDrop>,
 }
@@ -82,17 +89,21 @@ pub fn execute(
 ) -> ExecResult {
     let mut res = ExecResult::default();
     let mut frame = frame;
-    let last = actions.iter().enumerate().rev().find_map(|(i, a)| match a {
-        DpAction::Output(p) => Some((i, *p)),
-        _ => None,
-    });
-    let Some((last, last_port)) = last else {
+    let Some(end) = actions
+        .iter()
+        .rposition(|a| matches!(a, DpAction::Output(_) | DpAction::Userspace(_) | DpAction::Meter(_)))
+    else {
         umem.free(frame);
         res.dropped = Some(ExecDrop::NoOutput);
         return res;
     };
-    for action in &actions[..last] {
+    for (i, action) in actions[..=end].iter().enumerate() {
         let drop = match action {
+            DpAction::Output(port) if i == end => {
+                sink.output(*port, frame);
+                res.sent += 1;
+                return res;
+            }
             DpAction::Output(port) => {
                 match umem.clone_frame(&frame) {
                     Some(copy) => {
@@ -103,6 +114,13 @@ pub fn execute(
                 }
                 None
             }
+            DpAction::Userspace(id) => {
+                if sink.userspace(*id, umem.data(&frame)) {
+                    res.to_userspace += 1;
+                }
+                None
+            }
+            DpAction::Meter(id) => (!sink.meter(*id, frame.len())).then_some(ExecDrop::Meter),
             DpAction::DecIpTtl => (!dec_ttl(umem.data_mut(&frame))).then_some(ExecDrop::TtlExpired),
             DpAction::PushVlan { tpid, tci } => {
                 umem.with_buf(&mut frame, |b| push_vlan(b, *tpid, *tci)).err().map(|_| ExecDrop::Malformed)
@@ -122,8 +140,11 @@ pub fn execute(
             return res;
         }
     }
-    sink.output(last_port, frame);
-    res.sent += 1;
+    // The list ends with a userspace or meter action: the frame itself goes nowhere.
+    umem.free(frame);
+    if res.sent == 0 && res.to_userspace == 0 {
+        res.dropped = Some(ExecDrop::NoOutput);
+    }
     res
 }
 
@@ -395,6 +416,115 @@ mod tests {
     };
     use proptest::prelude::*;
 
+    /// Collects outputs in order; refuses userspace copies, passes every meter.
+    impl OutputSink for Vec<(DpPortNo, Frame)> {
+        fn output(&mut self, port: DpPortNo, frame: Frame) {
+            self.push((port, frame));
+        }
+        fn userspace(&mut self, _id: u32, _packet: &[u8]) -> bool {
+            false
+        }
+        fn meter(&mut self, _id: u32, _len: usize) -> bool {
+            true
+        }
+    }
+
+    /// Records everything; meters in `closed` drop, the others pass.
+    #[derive(Default)]
+    struct Recorder {
+        out: Vec<(DpPortNo, Vec<u8>)>,
+        up: Vec<(u32, Vec<u8>)>,
+        metered: Vec<(u32, usize)>,
+        closed: Vec<u32>,
+        frames: Vec<Frame>,
+        up_room: usize,
+    }
+
+    impl OutputSink for Recorder {
+        fn output(&mut self, port: DpPortNo, frame: Frame) {
+            self.out.push((port, Vec::new()));
+            self.frames.push(frame);
+        }
+        fn userspace(&mut self, id: u32, packet: &[u8]) -> bool {
+            if self.up.len() >= self.up_room {
+                return false;
+            }
+            self.up.push((id, packet.to_vec()));
+            true
+        }
+        fn meter(&mut self, id: u32, len: usize) -> bool {
+            self.metered.push((id, len));
+            !self.closed.contains(&id)
+        }
+    }
+
+    /// Runs `actions` through a [`Recorder`] (closed meters: `closed`); checks no frame leaks.
+    fn record(actions: &[DpAction], bytes: &[u8], closed: &[u32], up_room: usize) -> (ExecResult, Recorder) {
+        let mut umem = Umem::new(8).unwrap();
+        let frame = umem.frame_from(bytes).unwrap();
+        let mut rec = Recorder { closed: closed.to_vec(), up_room, ..Default::default() };
+        let r = execute(actions, frame, &mut umem, &mut rec);
+        for (i, f) in std::mem::take(&mut rec.frames).into_iter().enumerate() {
+            rec.out[i].1 = umem.data(&f).to_vec();
+            umem.free(f);
+        }
+        assert_eq!(umem.n_free(), 8);
+        (r, rec)
+    }
+
+    #[test]
+    fn userspace_copies_the_packet_as_it_is_then_goes_on() {
+        let f = udp4();
+        let acts = [
+            DpAction::SetEthDst([7; 6]),
+            DpAction::Userspace(3),
+            DpAction::SetEthDst([8; 6]),
+            DpAction::Output(DpPortNo(2)),
+            DpAction::Userspace(4),
+        ];
+        let (r, rec) = record(&acts, &f, &[], usize::MAX);
+        assert_eq!(r, ExecResult { sent: 1, copy_failed: 0, to_userspace: 2, dropped: None });
+        assert_eq!(rec.up.len(), 2);
+        assert_eq!(rec.up[0].0, 3);
+        assert_eq!(rec.up[0].1[..6], [7; 6]);
+        assert_eq!(rec.up[0].1[6..], f[6..]);
+        assert_eq!((rec.up[1].0, &rec.up[1].1[..6]), (4, &[8u8; 6][..]));
+        assert_eq!(rec.out.len(), 1);
+        assert_eq!(rec.out[0].1[..6], [8; 6]);
+        // Only to the slow path: not a drop. A full queue: counted by the sink, and a drop here.
+        let (r, rec) = record(&[DpAction::Userspace(1)], &f, &[], usize::MAX);
+        assert_eq!((r.to_userspace, r.dropped, rec.up.len()), (1, None, 1));
+        let (r, _) = record(&[DpAction::Userspace(1)], &f, &[], 0);
+        assert_eq!((r.to_userspace, r.dropped), (0, Some(ExecDrop::NoOutput)));
+    }
+
+    #[test]
+    fn meter_drop_stops_the_actions_after_it() {
+        let f = udp4();
+        let acts = [
+            DpAction::Output(DpPortNo(1)),
+            DpAction::Meter(9),
+            DpAction::Userspace(1),
+            DpAction::Output(DpPortNo(2)),
+        ];
+        let (r, rec) = record(&acts, &f, &[9], usize::MAX);
+        assert_eq!(
+            r,
+            ExecResult { sent: 1, copy_failed: 0, to_userspace: 0, dropped: Some(ExecDrop::Meter) }
+        );
+        assert_eq!(rec.metered, vec![(9, f.len())]);
+        assert_eq!(rec.out.iter().map(|o| o.0 .0).collect::<Vec<_>>(), [1]);
+        assert!(rec.up.is_empty());
+        // An open meter passes: everything runs.
+        let (r, rec) = record(&acts, &f, &[], usize::MAX);
+        assert_eq!((r.sent, r.to_userspace, r.dropped), (2, 1, None));
+        assert_eq!(rec.out.iter().map(|o| o.0 .0).collect::<Vec<_>>(), [1, 2]);
+        // A meter after a VLAN push sees the longer packet; a trailing meter still counts.
+        let acts = [DpAction::PushVlan { tpid: 0x8100, tci: 1 }, DpAction::Meter(2)];
+        let (r, rec) = record(&acts, &f, &[], usize::MAX);
+        assert_eq!((r.dropped, rec.metered), (Some(ExecDrop::NoOutput), vec![(2, f.len() + 4)]));
+    }
+
     fn run(actions: &[DpAction], bytes: &[u8]) -> (ExecResult, Vec<(DpPortNo, Vec<u8>)>) {
         let mut umem = Umem::new(8).unwrap();
         let frame = umem.frame_from(bytes).unwrap();
@@ -511,7 +641,7 @@ mod tests {
         ] {
             let (r, out) =
                 run(&[DpAction::Output(DpPortNo(5)), DpAction::DecIpTtl, DpAction::Output(DpPortNo(1))], &f);
-            assert_eq!(r, ExecResult { sent: 1, copy_failed: 0, dropped: Some(ExecDrop::TtlExpired) });
+            assert_eq!(r, ExecResult { sent: 1, dropped: Some(ExecDrop::TtlExpired), ..Default::default() });
             assert_eq!(out.len(), 1);
             assert_eq!(out[0], (DpPortNo(5), f));
         }
@@ -606,7 +736,7 @@ mod tests {
         let orig_addr = frame.addr();
         let mut sink = Vec::new();
         let r = execute(&acts, frame, &mut umem, &mut sink);
-        assert_eq!(r, ExecResult { sent: 3, copy_failed: 0, dropped: None });
+        assert_eq!(r, ExecResult { sent: 3, ..Default::default() });
         let ports: Vec<_> = sink.iter().map(|(p, _)| p.0).collect();
         assert_eq!(ports, [1, 2, 3]);
         assert_eq!(sink[2].1.addr(), orig_addr, "the last output moves the original frame");
@@ -626,7 +756,7 @@ mod tests {
         let mut sink = Vec::new();
         let acts = [DpAction::Output(DpPortNo(1)), DpAction::Output(DpPortNo(2))];
         let r = execute(&acts, frame, &mut umem, &mut sink);
-        assert_eq!(r, ExecResult { sent: 1, copy_failed: 1, dropped: None });
+        assert_eq!(r, ExecResult { sent: 1, copy_failed: 1, ..Default::default() });
         assert_eq!(sink.len(), 1);
         umem.free(sink.pop().unwrap().1);
         let frame = umem.frame_from(&udp4()).unwrap();
@@ -634,6 +764,7 @@ mod tests {
         assert_eq!(r.dropped, Some(ExecDrop::NoOutput));
         assert_eq!(umem.n_free(), 1);
         for (i, d) in ExecDrop::ALL.iter().enumerate() {
+            assert!(ExecDrop::ALL[..i].iter().all(|e| e.name() != d.name()));
             assert_eq!(*d as usize, i);
             assert!(!d.name().is_empty());
         }
@@ -702,6 +833,8 @@ mod tests {
             1 => (prop_oneof![Just(0x8100u16), Just(0x88a8)], any::<u16>())
                 .prop_map(|(tpid, tci)| DpAction::PushVlan { tpid, tci }),
             1 => Just(DpAction::PopVlan),
+            1 => (0u32..3).prop_map(DpAction::Userspace),
+            1 => (0u32..3).prop_map(DpAction::Meter),
         ]
     }
 

@@ -6,7 +6,9 @@
 //! thread, read lock-free, and published by the control thread as new versions
 //! ([`megaflow`]): when `MegaflowTable::publish` returns, no poll thread can use an older
 //! version. Misses become [`Upcall`](upcall::Upcall)s on a bounded queue (full => drop and
-//! count); the poll thread never blocks on the slow path.
+//! count); the poll thread never blocks on the slow path. Copies for the controller
+//! (`Userspace` actions) go on a separate bounded queue ([`upcall::PacketIn`]), and
+//! OpenFlow meters ([`meter`]) are enforced in the fast path with a lock-free shared bucket.
 //! Calls: `netdev`, `packet`. Threads: poll threads + the control thread. No `unsafe`.
 
 pub mod actions;
@@ -17,6 +19,7 @@ pub mod execute;
 pub mod extract;
 pub mod flow;
 pub mod megaflow;
+pub mod meter;
 pub mod pmd;
 pub mod fdb;
 pub mod upcall;

@@ -3,8 +3,11 @@
 //!
 //! One round: receive a batch from each queue → extract keys → EMC → megaflow classifier →
 //! execute actions into per-port transmit batches → (misses: copy to an upcall) → run the
-//! execute requests the slow path sent back → transmit every pending batch → let each queue
-//! reclaim completions and refill. A thread spins while there is work and, after a run of
+//! execute requests the slow path sent back (and packet-outs) → transmit every pending batch
+//! → let each queue reclaim completions and refill. A batch from a port set to `no_recv` is
+//! dropped before lookup (counted in the port's `rx_dropped`); the flag is read once per
+//! batch. `Userspace` actions copy the packet onto the packet-in queue (its own bounded
+//! queue: full => drop and count); `Meter` actions use the shared lock-free meters. A thread spins while there is work and, after a run of
 //! empty rounds, sleeps in `poll()` on its sockets so a 2-core machine keeps a core for the
 //! kernel (busy-polling every core starved veth NAPI here).
 //!
@@ -15,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use super::classifier::SubtableRanking;
@@ -23,7 +27,8 @@ use super::execute::{execute, OutputSink};
 use super::extract::{extract, DropReason};
 use super::flow::FlowKey;
 use super::megaflow::{Megaflow, MegaflowReader};
-use super::upcall::{Execute, Upcall, UpcallKind};
+use super::meter::{MeterMap, MeterReader};
+use super::upcall::{Execute, PacketIn, Upcall, UpcallKind};
 use crate::netdev::{wait_readable, Counter, DpPortNo, Frame, Queue, Umem, Wakeup};
 
 /// Frames taken from one queue in one go.
@@ -48,8 +53,16 @@ pub struct PmdStats {
     pub upcalls: Counter,
     /// Misses whose upcall found the queue full: dropped.
     pub upcall_dropped: Counter,
-    /// Packets run from the slow path's execute requests.
+    /// Packets run from the slow path's execute requests (and packet-outs).
     pub executed: Counter,
+    /// Packet copies queued for the controller (`Userspace` actions).
+    pub userspace: Counter,
+    /// `Userspace` copies dropped because the packet-in queue was full.
+    pub userspace_dropped: Counter,
+    /// Packets dropped by a meter's band.
+    pub meter_dropped: Counter,
+    /// Packets received on a port set to `no_recv`: dropped before lookup.
+    pub no_recv_dropped: Counter,
     /// Outputs to a port this thread has no transmit queue on: dropped.
     pub tx_no_port: Counter,
     /// Packets dropped while executing actions (TTL expired, no free frame for a copy).
@@ -77,6 +90,10 @@ pub struct PmdStatsSnapshot {
     pub upcalls: u64,
     pub upcall_dropped: u64,
     pub executed: u64,
+    pub userspace: u64,
+    pub userspace_dropped: u64,
+    pub meter_dropped: u64,
+    pub no_recv_dropped: u64,
     pub tx_no_port: u64,
     pub action_dropped: u64,
     pub no_output: u64,
@@ -100,6 +117,10 @@ impl PmdStats {
             upcalls: self.upcalls.get(),
             upcall_dropped: self.upcall_dropped.get(),
             executed: self.executed.get(),
+            userspace: self.userspace.get(),
+            userspace_dropped: self.userspace_dropped.get(),
+            meter_dropped: self.meter_dropped.get(),
+            no_recv_dropped: self.no_recv_dropped.get(),
             tx_no_port: self.tx_no_port.get(),
             action_dropped: self.action_dropped.get(),
             no_output: self.no_output.get(),
@@ -130,6 +151,10 @@ impl PmdStatsSnapshot {
             upcalls: d(self.upcalls, base.upcalls),
             upcall_dropped: d(self.upcall_dropped, base.upcall_dropped),
             executed: d(self.executed, base.executed),
+            userspace: d(self.userspace, base.userspace),
+            userspace_dropped: d(self.userspace_dropped, base.userspace_dropped),
+            meter_dropped: d(self.meter_dropped, base.meter_dropped),
+            no_recv_dropped: d(self.no_recv_dropped, base.no_recv_dropped),
             tx_no_port: d(self.tx_no_port, base.tx_no_port),
             action_dropped: d(self.action_dropped, base.action_dropped),
             no_output: d(self.no_output, base.no_output),
@@ -145,11 +170,19 @@ impl PmdStatsSnapshot {
     }
 }
 
+/// Settings of a port the control thread may change while poll threads run.
+#[derive(Debug, Default)]
+pub(crate) struct PortControl {
+    /// OpenFlow `OFPPC_NO_RECV`: drop everything received on the port before lookup.
+    pub no_recv: AtomicBool,
+}
+
 /// One queue a poll thread serves.
 pub(crate) struct PmdQueue {
     pub port_no: DpPortNo,
     pub qid: u32,
     pub queue: Box<dyn Queue>,
+    pub control: Arc<PortControl>,
 }
 
 /// Everything a poll thread owns. Built by the control thread, then moved into the thread.
@@ -166,17 +199,35 @@ pub(crate) struct Pmd {
     /// This thread's order of classifier subtables, by its own hits.
     pub ranking: SubtableRanking,
     pub stats: Arc<PmdStats>,
+    /// Per port slot: frames for that port dropped here because this thread has no transmit
+    /// queue on it (written only by this thread; added into the port's `tx_dropped`).
+    pub port_tx_dropped: Arc<[Counter]>,
     pub upcall_tx: Sender<Upcall>,
+    pub packet_in_tx: Sender<PacketIn>,
+    /// Packet-in buffers the slow path handed back, for reuse.
+    pub recycle_rx: Receiver<Vec<u8>>,
+    pub meters: MeterReader,
     pub exec_rx: Receiver<Execute>,
     pub stop: Arc<AtomicBool>,
     pub epoch: Instant,
 }
 
-/// Where executed packets go: the per-port transmit batches of this thread.
+/// Where executed packets go: the per-port transmit batches of this thread, the packet-in
+/// queue, and the meters. Built per batch.
 struct Outputs<'a> {
     slot_of: &'a [u16],
     pending: &'a mut [Vec<Frame>],
     unroutable: &'a mut Vec<Frame>,
+    core: usize,
+    /// Ingress port of the packet being executed (`None`: from the controller).
+    in_port: Option<DpPortNo>,
+    now_ns: u64,
+    stats: &'a PmdStats,
+    packet_in_tx: &'a Sender<PacketIn>,
+    recycle: &'a Receiver<Vec<u8>>,
+    meters: &'a ArcSwap<MeterMap>,
+    /// The meter map, loaded at the batch's first meter action.
+    meter_map: Option<arc_swap::Guard<Arc<MeterMap>>>,
 }
 
 impl OutputSink for Outputs<'_> {
@@ -185,6 +236,37 @@ impl OutputSink for Outputs<'_> {
         match self.slot_of.get(port.0 as usize) {
             Some(&s) if s != 0 => self.pending[s as usize - 1].push(frame),
             _ => self.unroutable.push(frame),
+        }
+    }
+
+    fn userspace(&mut self, id: u32, packet: &[u8]) -> bool {
+        // Checked first so that a flood toward a full queue costs no copy.
+        if self.packet_in_tx.is_full() {
+            self.stats.userspace_dropped.add(1);
+            return false;
+        }
+        let mut buf = self.recycle.try_recv().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(packet);
+        let pin = PacketIn { id, pmd: self.core, in_port: self.in_port, packet: buf };
+        match self.packet_in_tx.try_send(pin) {
+            Ok(()) => {
+                self.stats.userspace.add(1);
+                true
+            }
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.stats.userspace_dropped.add(1);
+                false
+            }
+        }
+    }
+
+    #[inline]
+    fn meter(&mut self, id: u32, len: usize) -> bool {
+        let map = self.meter_map.get_or_insert_with(|| self.meters.load());
+        match map.get(&id) {
+            Some(m) => m.admit(self.core, self.now_ns, len),
+            None => true,
         }
     }
 }
@@ -236,7 +318,11 @@ impl Pmd {
                 let n = self.queues[qi].queue.recv(&mut self.umem, &mut s.batch, BATCH);
                 if n > 0 {
                     work += n;
-                    self.process(qi, &mut s);
+                    if self.queues[qi].control.no_recv.load(Relaxed) {
+                        self.drop_batch(qi, &mut s);
+                    } else {
+                        self.process(qi, &mut s);
+                    }
                 }
             }
             work += self.run_executes(&mut s);
@@ -278,13 +364,37 @@ impl Pmd {
         }
     }
 
+    /// Drops a received batch of a `no_recv` port, counting it in the port's `rx_dropped`.
+    fn drop_batch(&mut self, qi: usize, s: &mut Scratch) {
+        let n = s.batch.len() as u64;
+        self.stats.no_recv_dropped.add(n);
+        self.queues[qi].queue.stats().rx_dropped.add(n);
+        for f in s.batch.drain(..) {
+            self.umem.free(f);
+        }
+    }
+
     /// Classifies and forwards one received batch (in `s.batch`): keys for the whole batch,
     /// then the EMC and the classifier over the whole batch, then actions packet by packet.
     fn process(&mut self, qi: usize, s: &mut Scratch) {
         let in_port = self.queues[qi].port_no;
         let core = self.id;
-        let now_ms = self.epoch.elapsed().as_millis() as u64;
-        let Pmd { umem, emc, reader, ranking, stats, slot_of, upcall_tx, .. } = self;
+        let now_ns = self.epoch.elapsed().as_nanos() as u64;
+        let now_ms = now_ns / 1_000_000;
+        let Pmd {
+            umem,
+            emc,
+            reader,
+            ranking,
+            stats,
+            slot_of,
+            upcall_tx,
+            packet_in_tx,
+            recycle_rx,
+            meters,
+            ..
+        } = self;
+        let stats: &PmdStats = stats;
         let Scratch { batch, valid, keys, hashes, from_classifier, to_cache, pending, unroutable, .. } = s;
         stats.rx_packets.add(batch.len() as u64);
         let mut rx_bytes = 0u64;
@@ -312,7 +422,19 @@ impl Pmd {
             *h = k.hash();
         }
         let (keys, hashes) = (&keys[..n], &hashes[..n]);
-        let mut out = Outputs { slot_of, pending, unroutable };
+        let mut out = Outputs {
+            slot_of,
+            pending,
+            unroutable,
+            core,
+            in_port: Some(in_port),
+            now_ns,
+            stats,
+            packet_in_tx,
+            recycle: recycle_rx,
+            meters: meters.as_ref(),
+            meter_map: None,
+        };
         reader.with(|cls| {
             let mut found: [Option<&Arc<Megaflow>>; BATCH] = [None; BATCH];
             let found = &mut found[..n];
@@ -366,6 +488,23 @@ impl Pmd {
 
     /// Runs packets the slow path sent back. Returns how many.
     fn run_executes(&mut self, s: &mut Scratch) -> usize {
+        if self.exec_rx.is_empty() {
+            return 0;
+        }
+        let now_ns = self.epoch.elapsed().as_nanos() as u64;
+        let mut out = Outputs {
+            slot_of: &self.slot_of,
+            pending: &mut s.pending,
+            unroutable: &mut s.unroutable,
+            core: self.id,
+            in_port: None,
+            now_ns,
+            stats: &self.stats,
+            packet_in_tx: &self.packet_in_tx,
+            recycle: &self.recycle_rx,
+            meters: &self.meters,
+            meter_map: None,
+        };
         let mut n = 0;
         while n < BATCH {
             let Ok(ex) = self.exec_rx.try_recv() else { break };
@@ -375,8 +514,7 @@ impl Pmd {
                 self.stats.action_dropped.add(1);
                 continue;
             };
-            let mut out =
-                Outputs { slot_of: &self.slot_of, pending: &mut s.pending, unroutable: &mut s.unroutable };
+            out.in_port = ex.in_port;
             let outcome = execute(&ex.actions, frame, &mut self.umem, &mut out);
             count_outcome(&self.stats, outcome);
         }
@@ -395,6 +533,7 @@ impl Pmd {
                 }
                 None => {
                     self.stats.tx_no_port.add(frames.len() as u64);
+                    self.port_tx_dropped[slot].add(frames.len() as u64);
                     for f in frames.drain(..) {
                         self.umem.free(f);
                     }
@@ -449,6 +588,7 @@ fn count_outcome(stats: &PmdStats, outcome: super::execute::ExecResult) {
     match outcome.dropped {
         None => {}
         Some(ExecDrop::NoOutput) => stats.no_output.add(1),
+        Some(ExecDrop::Meter) => stats.meter_dropped.add(1),
         Some(_) => stats.action_dropped.add(1),
     }
 }

@@ -5,6 +5,11 @@
 //! dropped and counted (`upcall_dropped`), never waited for. The slow path translates the
 //! key, installs a megaflow, and sends the packet back as an [`Execute`] to the poll thread
 //! it came from, so the first packet of a flow is forwarded, not lost.
+//!
+//! Packets for the controller (`DpAction::Userspace`) are [`PacketIn`]s on a queue of their
+//! own, so a flood toward the controller never crowds out misses (which install flows); a
+//! full packet-in queue also drops and counts (`userspace_dropped`). Packet-outs from the
+//! controller are [`Execute`]s with no ingress port.
 
 use std::sync::Arc;
 
@@ -29,11 +34,27 @@ pub struct Upcall {
     pub packet: Vec<u8>,
 }
 
-/// A packet for a poll thread to run through datapath actions (upcalled packets, and later
+/// A copy of a packet for the controller, made by a `DpAction::Userspace(id)`: the packet as
+/// it was at that point of the action list.
+#[derive(Debug)]
+pub struct PacketIn {
+    /// The action's id: the slow path's packet-in context (reason, table, cookie, max_len).
+    pub id: u32,
+    /// The poll thread that made it.
+    pub pmd: usize,
+    /// The port the packet came in on; `None` for a packet the controller sent (packet-out).
+    pub in_port: Option<DpPortNo>,
+    /// The packet bytes. Hand the buffer back with `Datapath::recycle_packet_in` once done,
+    /// and poll threads reuse it instead of allocating.
+    pub packet: Vec<u8>,
+}
+
+/// A packet for a poll thread to run through datapath actions (upcalled packets, and
 /// OpenFlow packet-outs).
 #[derive(Debug)]
 pub struct Execute {
-    pub in_port: DpPortNo,
+    /// `None`: the packet has no ingress port (it came from the controller).
+    pub in_port: Option<DpPortNo>,
     pub packet: Vec<u8>,
     pub actions: Arc<[DpAction]>,
 }

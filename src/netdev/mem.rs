@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{Error, Frame, Port, PortStats, Queue, QueueStats, Umem, Wakeup};
+use super::{Error, Frame, LinkState, Port, PortStats, Queue, QueueStats, Umem, Wakeup};
 
 /// Injected packets waiting per receive queue, at most.
 pub const INJECT_CAPACITY: usize = 4096;
@@ -35,6 +35,10 @@ struct Shared {
     capture: AtomicBool,
     sent: Mutex<Vec<Vec<u8>>>,
     queues: Mutex<Vec<Arc<QueueStats>>>,
+    /// Administratively down (the inverse, so that `Default` means up).
+    admin_down: AtomicBool,
+    /// No carrier (set by tests to play a cable pull).
+    no_carrier: AtomicBool,
 }
 
 /// An in-memory port with `n_queues` receive queues.
@@ -94,6 +98,12 @@ impl MemPort {
         self.shared.capture.store(on, Ordering::Relaxed);
     }
 
+    /// Plugs or pulls the virtual cable: the port is live when admin up and with carrier.
+    /// (Only the reported link state changes; packets keep flowing, as tests want.)
+    pub fn set_carrier(&self, on: bool) {
+        self.shared.no_carrier.store(!on, Ordering::Relaxed);
+    }
+
     /// Takes the packets captured so far (oldest first).
     pub fn take_sent(&self) -> Vec<Vec<u8>> {
         std::mem::take(&mut *lock(&self.shared.sent))
@@ -134,6 +144,15 @@ impl Port for MemPort {
             s.accumulate(q);
         }
         s
+    }
+    fn link(&self) -> LinkState {
+        let admin_up = !self.shared.admin_down.load(Ordering::Relaxed);
+        let carrier = !self.shared.no_carrier.load(Ordering::Relaxed);
+        LinkState { admin_up, live: admin_up && carrier, ..LinkState::default() }
+    }
+    fn set_admin_up(&self, up: bool) -> Result<(), Error> {
+        self.shared.admin_down.store(!up, Ordering::Relaxed);
+        Ok(())
     }
     fn describe(&self) -> String {
         format!("in-memory, {} queue{}", self.n_queues, if self.n_queues == 1 { "" } else { "s" })
@@ -249,6 +268,19 @@ mod tests {
         let s = port.stats();
         assert_eq!((s.rx_packets, s.rx_bytes, s.tx_packets, s.tx_bytes), (3, 6, 3, 6));
         assert_eq!(q0.wakeup(), Wakeup::Nap);
+    }
+
+    #[test]
+    fn link_state_follows_admin_and_carrier() {
+        let port = MemPort::new("m2", 1);
+        assert!(port.is_live());
+        port.set_carrier(false);
+        assert_eq!(port.link(), LinkState { admin_up: true, live: false, ..LinkState::default() });
+        port.set_carrier(true);
+        port.set_admin_up(false).unwrap();
+        assert_eq!(port.link(), LinkState { admin_up: false, live: false, ..LinkState::default() });
+        port.set_admin_up(true).unwrap();
+        assert!(port.clone().is_live());
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! netdev — ports: where frames enter and leave the switch.
 //!
 //! Owns: the [`Umem`] frame pools (one per poll thread), AF_XDP sockets and their rings
-//! ([`afxdp`]), the XDP program that steers frames to them, and the in-memory port used by
-//! tests and benches ([`mem`]). Calls: nothing above it; `packet` only for tests.
+//! ([`afxdp`]), the XDP program that steers frames to them, TAP devices ([`tap`], the
+//! bridge's LOCAL port), link state of kernel interfaces ([`link`]), and the in-memory port
+//! used by tests and benches ([`mem`]). Calls: nothing above it; `packet` only for tests.
 //! Threads: a [`Port`] is shared (`Sync`) between the control thread and the poll threads;
 //! each [`Queue`] is owned by exactly one poll thread and used without locks.
-//! `unsafe`: only in `umem` (frame access) and `afxdp` (rings, mmap, syscalls).
+//! `unsafe`: only in `umem` (frame access), `afxdp` (rings, mmap, syscalls), `poll`, and the
+//! `ioctl`s of `link` and `tap`.
 //!
 //! Lifecycle (cf. OVS `netdev-provider.h`): `open(cfg) -> Result<Port>` may fail and says why;
 //! dropping a port detaches everything it attached (XDP program, sockets). A poll thread asks
@@ -14,14 +16,17 @@
 
 pub mod afxdp;
 pub mod bare;
+pub mod link;
 pub mod mem;
 mod poll;
+pub mod tap;
 mod umem;
 
 use std::fmt;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+pub use link::LinkState;
 pub use poll::wait_readable;
 pub use umem::{Frame, Umem, CHUNK_SIZE, FRAME_HEADROOM};
 
@@ -90,8 +95,14 @@ impl Counter {
 pub struct QueueStats {
     pub rx_packets: Counter,
     pub rx_bytes: Counter,
+    /// Received frames dropped by the datapath before lookup (port set to `no_recv`).
+    pub rx_dropped: Counter,
+    /// Receive errors (a frame too large for a chunk, a failed read).
+    pub rx_errors: Counter,
     pub tx_packets: Counter,
     pub tx_bytes: Counter,
+    /// Transmit errors other than "no room" (a failed write).
+    pub tx_errors: Counter,
     /// TX frames the kernel handed back on the completion ring (it is done with them).
     pub tx_completed: Counter,
     /// Frames we could not put on the TX ring (ring full): dropped by us.
@@ -110,9 +121,13 @@ pub struct QueueStats {
 pub struct PortStats {
     pub rx_packets: u64,
     pub rx_bytes: u64,
+    /// Dropped on receive: by the datapath (`no_recv`) plus the kernel's `xdp_rx_dropped`.
+    pub rx_dropped: u64,
+    pub rx_errors: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
     pub tx_dropped: u64,
+    pub tx_errors: u64,
     pub xdp_rx_dropped: u64,
     pub xdp_rx_invalid_descs: u64,
     pub xdp_tx_invalid_descs: u64,
@@ -126,9 +141,12 @@ impl PortStats {
     pub fn accumulate(&mut self, q: &QueueStats) {
         self.rx_packets += q.rx_packets.get();
         self.rx_bytes += q.rx_bytes.get();
+        self.rx_dropped += q.rx_dropped.get() + q.xdp_rx_dropped.get();
+        self.rx_errors += q.rx_errors.get();
         self.tx_packets += q.tx_packets.get();
         self.tx_bytes += q.tx_bytes.get();
         self.tx_dropped += q.tx_dropped.get();
+        self.tx_errors += q.tx_errors.get();
         self.xdp_rx_dropped += q.xdp_rx_dropped.get();
         self.xdp_rx_invalid_descs += q.xdp_rx_invalid_descs.get();
         self.xdp_tx_invalid_descs += q.xdp_tx_invalid_descs.get();
@@ -190,4 +208,12 @@ pub trait Port: Send + Sync {
     fn chunks_per_queue(&self) -> u32 {
         4 * RX_BATCH as u32
     }
+    /// Admin flag, carrier, MTU and speed (control thread only: may read sysfs).
+    fn link(&self) -> LinkState;
+    /// Whether the link is up: admin up, carrier, operationally up.
+    fn is_live(&self) -> bool {
+        self.link().live
+    }
+    /// Brings the interface up or down (OpenFlow `OFPPC_PORT_DOWN`).
+    fn set_admin_up(&self, up: bool) -> Result<(), Error>;
 }

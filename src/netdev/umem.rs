@@ -47,6 +47,12 @@ impl Frame {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+    /// Sets the packet length (after a queue wrote the bytes into the frame's room).
+    /// Only `netdev` calls this; `len` must fit the chunk after the frame's start.
+    pub(crate) fn set_len(&mut self, len: usize) {
+        assert!(self.headroom() + len <= CHUNK_SIZE as usize, "frame length beyond its chunk");
+        self.len = len as u32;
+    }
     /// Offset of the chunk this frame lives in.
     #[inline]
     pub fn chunk(&self) -> u64 {
@@ -160,6 +166,14 @@ impl Umem {
     pub fn data_mut(&mut self, frame: &Frame) -> &mut [u8] {
         let (off, len) = (frame.headroom(), frame.len());
         &mut self.chunk_mut(frame)[off..off + len]
+    }
+
+    /// The room from the frame's first byte to the end of its chunk, writable (a queue reads
+    /// a packet into it, then sets the length with `Frame::set_len`).
+    #[inline]
+    pub(crate) fn room_mut(&mut self, frame: &Frame) -> &mut [u8] {
+        let off = frame.headroom();
+        &mut self.chunk_mut(frame)[off..]
     }
 
     /// Lends the frame as a [`Buf`] (bytes plus room around them to push or pull headers, or

@@ -211,6 +211,18 @@ impl Port for AfXdpPort {
     fn chunks_per_queue(&self) -> u32 {
         super::chunks_needed(1, self.config())
     }
+    fn link(&self) -> crate::netdev::LinkState {
+        // The interface can vanish under us (veth peer deleted): report it down then.
+        crate::netdev::link::link_state(&self.name).unwrap_or(crate::netdev::LinkState {
+            admin_up: false,
+            live: false,
+            mtu: 0,
+            speed_kbps: 0,
+        })
+    }
+    fn set_admin_up(&self, up: bool) -> Result<(), Error> {
+        crate::netdev::link::set_admin_up(&self.name, up).map_err(sys_err(&self.name, "set admin state"))
+    }
 }
 
 /// Opens a socket; `EBUSY` is retried for a while, because the kernel releases a closed
