@@ -13,6 +13,7 @@ use crate::ctl;
 use crate::ofproto::connmgr::AgentEvent;
 use crate::datapath::dpif::{Datapath, DatapathConfig, DpPort};
 use crate::netdev::afxdp::{AfXdpConfig, AfXdpPort, XdpMode};
+use crate::netdev::tap::TapPort;
 use crate::netdev::{DpPortNo, Port};
 use crate::ofproto::bridge::{Bridge, BridgeConfig};
 use crate::ofproto::rule::{PortNames, TableId, N_TABLES};
@@ -126,6 +127,9 @@ impl Switch {
     /// Validates everything, opens the ports, starts the poll threads and the ctl socket.
     pub fn build(opts: &RunOptions) -> anyhow::Result<Switch> {
         let names = port_names(&opts.ports)?;
+        if opts.ports.contains(&opts.bridge_name) {
+            bail!("--bridge {}: also given as a --port (the bridge's LOCAL port takes its name)", opts.bridge_name);
+        }
         let pipeline = load_pipeline(opts, &names)?;
         let cfg = AfXdpConfig { xdp_mode: opts.xdp_mode, ..AfXdpConfig::default() };
         let mut ports = Vec::new();
@@ -133,6 +137,12 @@ impl Switch {
             let port = AfXdpPort::open(name, &cfg).with_context(|| format!("--port {name}"))?;
             ports.push(DpPort { no: DpPortNo(i as u32 + 1), port: Arc::new(port) as Arc<dyn Port> });
         }
+        // The bridge's LOCAL port, as Open vSwitch makes one per bridge: a tap device with the
+        // bridge's name, OpenFlow port LOCAL.
+        let local = TapPort::open(&opts.bridge_name).with_context(|| format!("--bridge {}", opts.bridge_name))?;
+        ports.push(DpPort { no: DpPortNo::LOCAL, port: Arc::new(local) as Arc<dyn Port> });
+        let mut names = names;
+        names.insert(&opts.bridge_name, DpPortNo::LOCAL.0);
         Self::with_ports(opts, names, pipeline, ports)
     }
 

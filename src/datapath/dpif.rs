@@ -150,17 +150,17 @@ impl Datapath {
         }
         let mut max_no = 0u32;
         for (i, p) in ports.iter().enumerate() {
-            if p.no.0 == 0 || p.no.0 > u16::MAX as u32 {
+            if p.no != DpPortNo::LOCAL && (p.no.0 == 0 || p.no.0 > u16::MAX as u32) {
                 return Err(Error::BadPortNo(p.no));
             }
             if ports[..i].iter().any(|q| q.no == p.no) {
                 return Err(Error::DuplicatePortNo(p.no));
             }
-            max_no = max_no.max(p.no.0);
+            max_no = max_no.max(p.no.table_index() as u32);
         }
         let mut slot_of = vec![0u16; max_no as usize + 1];
         for (i, p) in ports.iter().enumerate() {
-            slot_of[p.no.0 as usize] = i as u16 + 1;
+            slot_of[p.no.table_index()] = i as u16 + 1;
         }
         let megaflows = MegaflowTable::new(cfg.n_pmds, cfg.max_megaflows);
         let (upcall_tx, upcall_rx) = bounded(cfg.upcall_queue.max(1));

@@ -233,7 +233,7 @@ struct Outputs<'a> {
 impl OutputSink for Outputs<'_> {
     #[inline]
     fn output(&mut self, port: DpPortNo, frame: Frame) {
-        match self.slot_of.get(port.0 as usize) {
+        match self.slot_of.get(port.table_index()) {
             Some(&s) if s != 0 => self.pending[s as usize - 1].push(frame),
             _ => self.unroutable.push(frame),
         }

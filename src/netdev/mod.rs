@@ -38,6 +38,23 @@ pub const RX_BATCH: usize = 256;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DpPortNo(pub u32);
 
+impl DpPortNo {
+    /// The bridge's local port (OpenFlow's `OFPP_LOCAL`, the same number).
+    pub const LOCAL: DpPortNo = DpPortNo(0xffff_fffe);
+
+    /// Index of the port in a table indexed by port number: the number itself, and 0 (never
+    /// a port's number) for [`DpPortNo::LOCAL`], so such tables stay as small as the highest
+    /// ordinary port.
+    #[inline]
+    pub fn table_index(self) -> usize {
+        if self == DpPortNo::LOCAL {
+            0
+        } else {
+            self.0 as usize
+        }
+    }
+}
+
 impl fmt::Display for DpPortNo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)

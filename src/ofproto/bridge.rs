@@ -13,10 +13,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, tick, Receiver};
 
-use super::connmgr::{AgentEvent, ConnMgr, FailMode};
+use super::connmgr::{AgentEvent, AsyncKind, ConnMgr, FailMode};
 use super::rule::PortNames;
-use super::table::{Pipeline, RuleId};
-use super::xlate::translate;
+use super::table::Pipeline;
+use super::xlate::{translate_with, PacketInContexts, TableMiss, Translation, XPort, XlateCtx};
+use super::openflow::TokenBucket;
+use super::Model;
 use crate::ctl::{Call, Response};
 use crate::datapath::actions::{self, DpAction};
 use crate::datapath::dpif::Datapath;
@@ -66,7 +68,8 @@ impl Default for BridgeConfig {
 struct Installed {
     /// The key of the packet it was translated for: re-translated when the tables change.
     key: FlowKey,
-    rules: Vec<RuleId>,
+    /// Its translation: the rules, tables, groups and meters to credit its counters to.
+    t: Translation,
     /// Counters already credited to `rules`.
     credited: FlowStats,
     /// When it was installed (datapath clock, ms): a megaflow never hit ages from here.
@@ -85,15 +88,27 @@ pub struct BridgeStats {
     pub xlate_errors: u64,
     /// Megaflows replaced because the flow tables changed under them.
     pub megaflows_revalidated: u64,
+    /// Packet-ins sent (one per controller connection).
+    pub packet_ins: u64,
+    /// Packet-ins dropped by the rate limit.
+    pub packet_in_dropped: u64,
 }
 
 /// One OpenFlow switch: its pipeline, its ports, its datapath.
 pub struct Bridge {
     pub(super) name: String,
     pub(super) cfg: BridgeConfig,
-    pub(super) pipeline: Pipeline,
+    /// Flow tables, groups, meters.
+    pub(super) model: Model,
     pub(super) ports: PortNames,
-    pub(super) port_nos: Vec<u32>,
+    /// The ports as translation sees them (OpenFlow config bits, liveness); LOCAL included.
+    pub(super) xports: Vec<XPort>,
+    /// Whether the bridge has its LOCAL port.
+    pub(super) has_local: bool,
+    /// Packet-in contexts named by `DpAction::Userspace` ids.
+    pub(super) pins: PacketInContexts,
+    /// Packet-in rate limiter.
+    pub(super) pin_bucket: TokenBucket,
     pub(super) dp: Datapath,
     pub(super) conns: ConnMgr,
     /// The flow tables changed since the megaflows were last re-translated.
@@ -101,37 +116,78 @@ pub struct Bridge {
     /// `datapath_id` in features replies.
     pub(super) datapath_id: u64,
     installed: HashMap<MegaflowId, Installed>,
-    stats: BridgeStats,
-    started: Instant,
+    pub(super) stats: BridgeStats,
+    pub(super) started: Instant,
     exit: bool,
     /// When the last translation failure was logged (at most one line a second).
     last_xlate_warning: Option<Instant>,
+    /// When the timers last ran (bridge clock).
+    pub(super) last_timers: Option<Duration>,
 }
 
 impl Bridge {
     /// A bridge over a running datapath with `pipeline` already loaded.
     pub fn new(name: &str, cfg: BridgeConfig, pipeline: Pipeline, ports: PortNames, dp: Datapath) -> Bridge {
-        let port_nos = dp.ports().iter().map(|p| p.no.0).collect();
-        Bridge {
+        let xports: Vec<XPort> = dp.ports().iter().map(|p| XPort::up(p.no.0)).collect();
+        let has_local = dp.ports().iter().any(|p| p.no == DpPortNo::LOCAL);
+        let datapath_id = dp
+            .port_info(DpPortNo::LOCAL)
+            .map(|i| i.hw_addr)
+            .or_else(|| dp.ports().first().and_then(|p| dp.port_info(p.no)).map(|i| i.hw_addr))
+            .map_or(0, |m| u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]]));
+        let mut b = Bridge {
             name: name.to_string(),
             cfg: cfg.clone(),
-            pipeline,
+            model: Model { pipeline, ..Model::default() },
             ports,
-            port_nos,
+            xports,
+            has_local,
+            pins: PacketInContexts::new(),
+            pin_bucket: TokenBucket::new(cfg.packet_in_rate, Instant::now()),
             dp,
             conns: ConnMgr::new(cfg.fail_mode, cfg.has_controllers, cfg.fail_open_after, Instant::now()),
             dirty: false,
-            datapath_id: 0,
+            datapath_id,
             installed: HashMap::new(),
             stats: BridgeStats::default(),
             started: Instant::now(),
             exit: false,
             last_xlate_warning: None,
+            last_timers: None,
+        };
+        b.refresh_port_state();
+        b
+    }
+
+    /// Translates `key` through the current tables (or NORMAL, while failed open).
+    pub(super) fn xlate(&mut self, key: &FlowKey) -> Translation {
+        let ctx = XlateCtx {
+            pipeline: &self.model.pipeline,
+            groups: &self.model.groups,
+            ports: &self.xports,
+            local_port: self.has_local.then_some(DpPortNo::LOCAL.0),
+            miss: self.table_miss(),
+            miss_send_len: u16::MAX,
+            invalid_ttl_to_controller: false,
+        };
+        translate_with(&ctx, &mut self.pins, key)
+    }
+
+    /// OpenFlow 1.0 controllers get table misses as packet-ins; 1.3 ones only by a rule.
+    fn table_miss(&self) -> TableMiss {
+        let v10_wants = self
+            .conns
+            .iter()
+            .any(|c| c.version == crate::ofp::OFP10_VERSION && c.wants(AsyncKind::PacketIn, 0));
+        if v10_wants {
+            TableMiss::Controller
+        } else {
+            TableMiss::Drop
         }
     }
 
     /// Time since the bridge started: the clock handed to the pipeline.
-    fn now(&self) -> Duration {
+    pub(super) fn now(&self) -> Duration {
         self.started.elapsed()
     }
 
@@ -139,11 +195,18 @@ impl Bridge {
     /// `exit` is called.
     pub fn run(&mut self, calls: &Receiver<Call>, agent: &Receiver<AgentEvent>, stop: &AtomicBool) {
         let upcalls = self.dp.upcalls().clone();
+        let packet_ins = self.dp.packet_ins().clone();
         let ticker = tick(self.cfg.revalidate_interval.min(Duration::from_millis(200)));
         let mut last_revalidate = Instant::now();
         while !stop.load(Relaxed) && !self.exit {
             select! {
                 recv(upcalls) -> up => if let Ok(up) = up { self.handle_upcalls(up, &upcalls) },
+                recv(packet_ins) -> p => if let Ok(p) = p {
+                    self.handle_packet_in(p);
+                    for p in packet_ins.try_iter().take(UPCALL_BATCH) {
+                        self.handle_packet_in(p);
+                    }
+                },
                 recv(agent) -> ev => if let Ok(ev) = ev {
                     // A batch of requests, then one re-translation of the megaflows.
                     self.handle_agent_event(ev);
@@ -178,7 +241,7 @@ impl Bridge {
         let mut n = 0;
         while let Some(up) = next.take() {
             self.stats.upcalls += 1;
-            let t = translate(&self.pipeline, &up.key, &self.port_nos);
+            let t = self.xlate(&up.key);
             if let Some(e) = &t.error {
                 self.stats.xlate_errors += 1;
                 if self.last_xlate_warning.is_none_or(|w| w.elapsed() >= Duration::from_secs(1)) {
@@ -186,22 +249,15 @@ impl Bridge {
                     tracing::warn!(errors = self.stats.xlate_errors, "translation failed, dropping: {e}");
                 }
             }
-            let actions: Arc<[DpAction]> = t.actions.into();
+            let actions: Arc<[DpAction]> = t.actions[..].into();
             let now = self.now();
-            for r in &t.rules {
-                self.pipeline.credit(*r, 1, up.packet.len() as u64, now);
-            }
+            self.model.credit(&t, 1, up.packet.len() as u64, now);
             match self.dp.megaflows().insert(up.key, t.mask, &actions, 0) {
                 Ok(mf) => {
                     let installed_ms = self.dp.now_ms();
                     self.installed.entry(mf.id).or_insert_with(|| {
                         self.stats.megaflows_installed += 1;
-                        Installed {
-                            key: up.key,
-                            rules: t.rules.to_vec(),
-                            credited: FlowStats::default(),
-                            installed_ms,
-                        }
+                        Installed { key: up.key, t, credited: FlowStats::default(), installed_ms }
                     });
                 }
                 Err(_) => self.stats.megaflow_table_full += 1,
@@ -233,11 +289,18 @@ impl Bridge {
         // Credit what the old megaflows forwarded to the rules they came from first.
         self.revalidate();
         let mut stale = Vec::new();
-        for mf in self.dp.megaflows_ref().iter() {
-            let Some(inst) = self.installed.get(&mf.id) else { continue };
-            let t = translate(&self.pipeline, &inst.key, &self.port_nos);
-            if t.mask != mf.mask || t.actions[..] != mf.actions[..] || t.rules[..] != inst.rules[..] {
-                stale.push((mf.id, inst.key, t));
+        let flows: Vec<_> = self.dp.megaflows_ref().iter().cloned().collect();
+        for mf in flows {
+            let Some(key) = self.installed.get(&mf.id).map(|i| i.key) else { continue };
+            let t = self.xlate(&key);
+            let inst = &self.installed[&mf.id];
+            if t.mask != mf.mask
+                || t.actions[..] != mf.actions[..]
+                || t.rules != inst.t.rules
+                || t.groups != inst.t.groups
+                || t.lookups != inst.t.lookups
+            {
+                stale.push((mf.id, key, t));
             }
         }
         if stale.is_empty() {
@@ -250,18 +313,12 @@ impl Bridge {
         for (id, key, t) in stale {
             let Some(old) = self.installed.remove(&id) else { continue };
             if let Ok(mf) = self.dp.megaflows().insert(key, t.mask, &t.actions, 0) {
-                self.installed.insert(
-                    mf.id,
-                    Installed { key, rules: t.rules.to_vec(), credited: mf.stats(), installed_ms: old.installed_ms },
-                );
+                self.installed.insert(mf.id, Installed { key, t, credited: mf.stats(), installed_ms: old.installed_ms });
             }
         }
         self.dp.megaflows().publish();
         self.stats.megaflows_revalidated += n as u64;
     }
-
-    /// Timers: rule timeouts, the fail mode.
-    fn run_timers(&mut self) {}
 
     /// Credits megaflow counters to their rules and retires megaflows idle too long.
     pub fn revalidate(&mut self) {
@@ -276,9 +333,7 @@ impl Bridge {
                 let dp = st.packets.saturating_sub(inst.credited.packets);
                 let db = st.bytes.saturating_sub(inst.credited.bytes);
                 if dp > 0 {
-                    for r in &inst.rules {
-                        self.pipeline.credit(*r, dp, db, now);
-                    }
+                    self.model.credit(&inst.t, dp, db, now);
                     inst.credited = st;
                 }
                 last_use = last_use.max(inst.installed_ms);
@@ -303,7 +358,7 @@ impl Bridge {
                 self.revalidate();
                 let now = self.now();
                 let mut s = String::new();
-                for line in self.pipeline.dump(&self.ports, now) {
+                for line in self.model.pipeline.dump(&self.ports, now) {
                     s.push_str(&line);
                     s.push('\n');
                 }
