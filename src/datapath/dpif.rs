@@ -11,7 +11,7 @@
 //! one thread that holds a transmit path to every port), meters ([`Datapath::set_meter`]),
 //! and port state (`no_recv`, admin up/down, link state and description).
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{fence, AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -25,7 +25,7 @@ use super::megaflow::MegaflowTable;
 use super::meter::{MeterConfig, MeterError, MeterStats, MeterTable};
 use super::pmd::{Pmd, PmdQueue, PmdStats, PmdStatsSnapshot, PortControl};
 use super::upcall::{Execute, PacketIn, Upcall};
-use crate::netdev::{self, Counter, DpPortNo, Port, PortStats, Umem, RX_BATCH};
+use crate::netdev::{self, Counter, DpPortNo, Port, PortStats, Umem, Waker, RX_BATCH};
 
 /// Tunables of the fast path.
 #[derive(Clone, Debug)]
@@ -85,6 +85,8 @@ pub enum Error {
     NoSuchPort(DpPortNo),
     #[error(transparent)]
     Meter(#[from] MeterError),
+    #[error("creating a poll thread's wakeup eventfd: {0}")]
+    Waker(#[source] std::io::Error),
     #[error("starting poll thread {pmd}: {source}")]
     Spawn {
         pmd: usize,
@@ -120,6 +122,8 @@ struct PmdHandle {
     thread: Option<JoinHandle<()>>,
     stats: Arc<PmdStats>,
     exec_tx: Sender<Execute>,
+    sleeping: Arc<AtomicBool>,
+    waker: Arc<Waker>,
     /// Per port slot: drops for lack of a transmit queue on this thread.
     port_tx_dropped: Arc<[Counter]>,
     /// (port, queue) pairs this thread serves.
@@ -215,6 +219,8 @@ impl Datapath {
             });
             let served = queues.iter().map(|q| (q.port_no, q.qid)).collect::<Vec<_>>();
             let port_tx_dropped: Arc<[Counter]> = ports.iter().map(|_| Counter::default()).collect();
+            let sleeping = Arc::new(AtomicBool::new(false));
+            let waker = Arc::new(Waker::new().map_err(Error::Waker)?);
             let pmd = Pmd {
                 id,
                 umem,
@@ -231,10 +237,15 @@ impl Datapath {
                 recycle_rx: recycle_rx.clone(),
                 meters: meters.reader(),
                 exec_rx,
+                sleeping: sleeping.clone(),
+                waker: waker.clone(),
                 stop: stop.clone(),
                 epoch,
             };
-            built.push((pmd, PmdHandle { thread: None, stats, exec_tx, port_tx_dropped, queues: served }));
+            built.push((
+                pmd,
+                PmdHandle { thread: None, stats, exec_tx, sleeping, waker, port_tx_dropped, queues: served },
+            ));
         }
         let mut pmds = Vec::with_capacity(built.len());
         let n_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -314,9 +325,17 @@ impl Datapath {
     }
 
     fn send_execute(&self, pmd: usize, ex: Execute) -> bool {
-        let pmd = pmd.min(self.pmds.len() - 1);
-        match self.pmds[pmd].exec_tx.try_send(ex) {
-            Ok(()) => true,
+        let h = &self.pmds[pmd.min(self.pmds.len() - 1)];
+        match h.exec_tx.try_send(ex) {
+            Ok(()) => {
+                // Pairs with the poll thread's flag-then-check (see `Pmd::sleep`): a sleeping
+                // thread would otherwise run this only at its next timeout (5 ms).
+                fence(SeqCst);
+                if h.sleeping.load(SeqCst) {
+                    h.waker.wake();
+                }
+                true
+            }
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
         }
     }
