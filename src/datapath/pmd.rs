@@ -7,9 +7,12 @@
 //! → let each queue reclaim completions and refill. A batch from a port set to `no_recv` is
 //! dropped before lookup (counted in the port's `rx_dropped`); the flag is read once per
 //! batch. `Userspace` actions copy the packet onto the packet-in queue (its own bounded
-//! queue: full => drop and count); `Meter` actions use the shared lock-free meters. A thread spins while there is work and, after a run of
-//! empty rounds, sleeps in `poll()` on its sockets so a 2-core machine keeps a core for the
-//! kernel (busy-polling every core starved veth NAPI here).
+//! queue: full => drop and count); `Meter` actions use the shared lock-free meters.
+//!
+//! A thread spins while there is work and, after a run of empty rounds, sleeps in `poll()` on
+//! its sockets (and on an eventfd the control thread writes when it queues an execute
+//! request), so a 2-core machine keeps a core for the kernel (busy-polling every core starved
+//! veth NAPI here).
 //!
 //! Hot-path rules: no allocation (batches and per-port vectors are sized at start), no locks,
 //! no logging; counters are single-writer.
