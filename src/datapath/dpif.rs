@@ -662,6 +662,57 @@ mod tests {
         assert_eq!(st(1).tx_dropped, 0);
     }
 
+    /// AF_XDP ports between two namespaces: link state and speed are the kernel's, and a port
+    /// taken down and up again (port-mod `OFPPC_PORT_DOWN`) forwards again; `no_recv` drops
+    /// the real port's traffic and counts it.
+    #[test]
+    fn afxdp_ports_down_up_and_no_recv() {
+        use crate::netdev::afxdp::{AfXdpConfig, AfXdpPort};
+        use crate::netns::Host;
+        if !crate::netns::is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let t = std::process::id() % 10_000;
+        let h1 = Host::create(&format!("xsdu1-{t}"), &format!("xsdu1-{t}"), "10.217.0.1/24", 1).unwrap();
+        let h2 = Host::create(&format!("xsdu2-{t}"), &format!("xsdu2-{t}"), "10.217.0.2/24", 1).unwrap();
+        let cfg = AfXdpConfig::default();
+        let ports = vec![
+            DpPort {
+                no: DpPortNo(1),
+                port: Arc::new(AfXdpPort::open(&h1.sw_if, &cfg).unwrap()) as Arc<dyn Port>,
+            },
+            DpPort {
+                no: DpPortNo(2),
+                port: Arc::new(AfXdpPort::open(&h2.sw_if, &cfg).unwrap()) as Arc<dyn Port>,
+            },
+        ];
+        let mut dp = Datapath::start(&DatapathConfig::default(), ports).unwrap();
+        flow(&mut dp, 1, &[DpAction::Output(DpPortNo(2))]);
+        flow(&mut dp, 2, &[DpAction::Output(DpPortNo(1))]);
+        let ping = || h1.exec(&["ping", "-c", "1", "-W", "2", h2.addr()]).is_ok();
+        assert!(ping(), "ping through the datapath");
+        let info = dp.port_info(DpPortNo(1)).unwrap();
+        assert!(info.live && info.admin_up && info.mtu == 1500, "{info:?}");
+        assert_eq!(info.speed_kbps, 10_000_000, "veth reports 10 Gbit/s");
+
+        dp.set_port_admin_up(DpPortNo(1), false).unwrap();
+        let info = dp.port_info(DpPortNo(1)).unwrap();
+        assert!(!info.live && !info.admin_up, "{info:?}");
+        assert!(!ping());
+        dp.set_port_admin_up(DpPortNo(1), true).unwrap();
+        assert!(wait(|| dp.port_live(DpPortNo(1))));
+        assert!(ping(), "forwarding again after down/up");
+
+        dp.set_port_no_recv(DpPortNo(1), true).unwrap();
+        assert!(!ping());
+        let st = dp.port_stats().into_iter().find(|p| p.0 == DpPortNo(1)).unwrap().4;
+        assert!(st.rx_dropped >= 1, "{st:?}");
+        dp.set_port_no_recv(DpPortNo(1), false).unwrap();
+        assert!(ping());
+        drop(dp);
+    }
+
     /// A TAP device as the LOCAL port, next to an in-memory port: frames from the memory
     /// port reach the kernel's sockets, and the kernel's frames come out on the memory port.
     #[test]
