@@ -27,6 +27,9 @@ use super::pmd::{Pmd, PmdQueue, PmdStats, PmdStatsSnapshot, PortControl};
 use super::upcall::{Execute, PacketIn, Upcall};
 use crate::netdev::{self, Counter, DpPortNo, Port, PortStats, Umem, Waker, RX_BATCH};
 
+/// The longest packet a poll thread can hold (a UMEM chunk after its headroom).
+pub const MAX_PACKET_LEN: usize = (netdev::CHUNK_SIZE - netdev::FRAME_HEADROOM) as usize;
+
 /// Tunables of the fast path.
 #[derive(Clone, Debug)]
 pub struct DatapathConfig {
@@ -319,8 +322,12 @@ impl Datapath {
     /// `OFPP_ANY` (no ingress port: no output is skipped as "the ingress port"; the datapath
     /// never skips one anyway, translation does). Poll thread 0 runs it: queue 0 of every
     /// port is served by thread 0, so it is the one thread with a transmit path to every
-    /// port. `false` when its execute queue is full (the packet is not sent).
+    /// port. `false` when the packet is not sent: its execute queue is full, or the packet is
+    /// longer than [`MAX_PACKET_LEN`] (it fits no frame) or empty.
     pub fn inject(&self, in_port: Option<DpPortNo>, packet: Vec<u8>, actions: Arc<[DpAction]>) -> bool {
+        if packet.is_empty() || packet.len() > MAX_PACKET_LEN {
+            return false;
+        }
         self.send_execute(0, Execute { in_port, packet, actions })
     }
 
@@ -588,6 +595,11 @@ mod tests {
         assert_eq!(dp.packet_ins().recv_timeout(Duration::from_secs(5)).unwrap().in_port, Some(DpPortNo(1)));
         assert_eq!(stat(&dp, |s| s.tx_no_port), 0);
         assert_eq!(dp.pmd_stats()[0].executed, 2);
+        // What fits no frame is refused at once.
+        assert!(!dp.inject(None, vec![0; MAX_PACKET_LEN + 1], vec![DpAction::Output(DpPortNo(1))].into()));
+        assert!(!dp.inject(None, Vec::new(), vec![DpAction::Output(DpPortNo(1))].into()));
+        assert!(dp.inject(None, vec![0; MAX_PACKET_LEN], vec![DpAction::Output(DpPortNo(1))].into()));
+        assert!(wait(|| a.stats().tx_packets == 3));
     }
 
     #[test]
