@@ -11,7 +11,7 @@
 //! one thread that holds a transmit path to every port), meters ([`Datapath::set_meter`]),
 //! and port state (`no_recv`, admin up/down, link state and description).
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{fence, AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -25,7 +25,10 @@ use super::megaflow::MegaflowTable;
 use super::meter::{MeterConfig, MeterError, MeterStats, MeterTable};
 use super::pmd::{Pmd, PmdQueue, PmdStats, PmdStatsSnapshot, PortControl};
 use super::upcall::{Execute, PacketIn, Upcall};
-use crate::netdev::{self, Counter, DpPortNo, Port, PortStats, Umem, RX_BATCH};
+use crate::netdev::{self, Counter, DpPortNo, Port, PortStats, Umem, Waker, RX_BATCH};
+
+/// The longest packet a poll thread can hold (a UMEM chunk after its headroom).
+pub const MAX_PACKET_LEN: usize = (netdev::CHUNK_SIZE - netdev::FRAME_HEADROOM) as usize;
 
 /// Tunables of the fast path.
 #[derive(Clone, Debug)]
@@ -85,6 +88,8 @@ pub enum Error {
     NoSuchPort(DpPortNo),
     #[error(transparent)]
     Meter(#[from] MeterError),
+    #[error("creating a poll thread's wakeup eventfd: {0}")]
+    Waker(#[source] std::io::Error),
     #[error("starting poll thread {pmd}: {source}")]
     Spawn {
         pmd: usize,
@@ -120,6 +125,8 @@ struct PmdHandle {
     thread: Option<JoinHandle<()>>,
     stats: Arc<PmdStats>,
     exec_tx: Sender<Execute>,
+    sleeping: Arc<AtomicBool>,
+    waker: Arc<Waker>,
     /// Per port slot: drops for lack of a transmit queue on this thread.
     port_tx_dropped: Arc<[Counter]>,
     /// (port, queue) pairs this thread serves.
@@ -215,6 +222,8 @@ impl Datapath {
             });
             let served = queues.iter().map(|q| (q.port_no, q.qid)).collect::<Vec<_>>();
             let port_tx_dropped: Arc<[Counter]> = ports.iter().map(|_| Counter::default()).collect();
+            let sleeping = Arc::new(AtomicBool::new(false));
+            let waker = Arc::new(Waker::new().map_err(Error::Waker)?);
             let pmd = Pmd {
                 id,
                 umem,
@@ -231,10 +240,15 @@ impl Datapath {
                 recycle_rx: recycle_rx.clone(),
                 meters: meters.reader(),
                 exec_rx,
+                sleeping: sleeping.clone(),
+                waker: waker.clone(),
                 stop: stop.clone(),
                 epoch,
             };
-            built.push((pmd, PmdHandle { thread: None, stats, exec_tx, port_tx_dropped, queues: served }));
+            built.push((
+                pmd,
+                PmdHandle { thread: None, stats, exec_tx, sleeping, waker, port_tx_dropped, queues: served },
+            ));
         }
         let mut pmds = Vec::with_capacity(built.len());
         let n_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -308,15 +322,27 @@ impl Datapath {
     /// `OFPP_ANY` (no ingress port: no output is skipped as "the ingress port"; the datapath
     /// never skips one anyway, translation does). Poll thread 0 runs it: queue 0 of every
     /// port is served by thread 0, so it is the one thread with a transmit path to every
-    /// port. `false` when its execute queue is full (the packet is not sent).
+    /// port. `false` when the packet is not sent: its execute queue is full, or the packet is
+    /// longer than [`MAX_PACKET_LEN`] (it fits no frame) or empty.
     pub fn inject(&self, in_port: Option<DpPortNo>, packet: Vec<u8>, actions: Arc<[DpAction]>) -> bool {
+        if packet.is_empty() || packet.len() > MAX_PACKET_LEN {
+            return false;
+        }
         self.send_execute(0, Execute { in_port, packet, actions })
     }
 
     fn send_execute(&self, pmd: usize, ex: Execute) -> bool {
-        let pmd = pmd.min(self.pmds.len() - 1);
-        match self.pmds[pmd].exec_tx.try_send(ex) {
-            Ok(()) => true,
+        let h = &self.pmds[pmd.min(self.pmds.len() - 1)];
+        match h.exec_tx.try_send(ex) {
+            Ok(()) => {
+                // Pairs with the poll thread's flag-then-check (see `Pmd::sleep`): a sleeping
+                // thread would otherwise run this only at its next timeout (5 ms).
+                fence(SeqCst);
+                if h.sleeping.load(SeqCst) {
+                    h.waker.wake();
+                }
+                true
+            }
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
         }
     }
@@ -569,6 +595,11 @@ mod tests {
         assert_eq!(dp.packet_ins().recv_timeout(Duration::from_secs(5)).unwrap().in_port, Some(DpPortNo(1)));
         assert_eq!(stat(&dp, |s| s.tx_no_port), 0);
         assert_eq!(dp.pmd_stats()[0].executed, 2);
+        // What fits no frame is refused at once.
+        assert!(!dp.inject(None, vec![0; MAX_PACKET_LEN + 1], vec![DpAction::Output(DpPortNo(1))].into()));
+        assert!(!dp.inject(None, Vec::new(), vec![DpAction::Output(DpPortNo(1))].into()));
+        assert!(dp.inject(None, vec![0; MAX_PACKET_LEN], vec![DpAction::Output(DpPortNo(1))].into()));
+        assert!(wait(|| a.stats().tx_packets == 3));
     }
 
     #[test]
@@ -641,6 +672,57 @@ mod tests {
         let st = |no: u32| dp.port_stats().into_iter().find(|p| p.0 == DpPortNo(no)).unwrap().4;
         assert_eq!((st(2).tx_packets, st(2).tx_dropped), (1, 4));
         assert_eq!(st(1).tx_dropped, 0);
+    }
+
+    /// AF_XDP ports between two namespaces: link state and speed are the kernel's, and a port
+    /// taken down and up again (port-mod `OFPPC_PORT_DOWN`) forwards again; `no_recv` drops
+    /// the real port's traffic and counts it.
+    #[test]
+    fn afxdp_ports_down_up_and_no_recv() {
+        use crate::netdev::afxdp::{AfXdpConfig, AfXdpPort};
+        use crate::netns::Host;
+        if !crate::netns::is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let t = std::process::id() % 10_000;
+        let h1 = Host::create(&format!("xsdu1-{t}"), &format!("xsdu1-{t}"), "10.217.0.1/24", 1).unwrap();
+        let h2 = Host::create(&format!("xsdu2-{t}"), &format!("xsdu2-{t}"), "10.217.0.2/24", 1).unwrap();
+        let cfg = AfXdpConfig::default();
+        let ports = vec![
+            DpPort {
+                no: DpPortNo(1),
+                port: Arc::new(AfXdpPort::open(&h1.sw_if, &cfg).unwrap()) as Arc<dyn Port>,
+            },
+            DpPort {
+                no: DpPortNo(2),
+                port: Arc::new(AfXdpPort::open(&h2.sw_if, &cfg).unwrap()) as Arc<dyn Port>,
+            },
+        ];
+        let mut dp = Datapath::start(&DatapathConfig::default(), ports).unwrap();
+        flow(&mut dp, 1, &[DpAction::Output(DpPortNo(2))]);
+        flow(&mut dp, 2, &[DpAction::Output(DpPortNo(1))]);
+        let ping = || h1.exec(&["ping", "-c", "1", "-W", "2", h2.addr()]).is_ok();
+        assert!(ping(), "ping through the datapath");
+        let info = dp.port_info(DpPortNo(1)).unwrap();
+        assert!(info.live && info.admin_up && info.mtu == 1500, "{info:?}");
+        assert_eq!(info.speed_kbps, 10_000_000, "veth reports 10 Gbit/s");
+
+        dp.set_port_admin_up(DpPortNo(1), false).unwrap();
+        let info = dp.port_info(DpPortNo(1)).unwrap();
+        assert!(!info.live && !info.admin_up, "{info:?}");
+        assert!(!ping());
+        dp.set_port_admin_up(DpPortNo(1), true).unwrap();
+        assert!(wait(|| dp.port_live(DpPortNo(1))));
+        assert!(ping(), "forwarding again after down/up");
+
+        dp.set_port_no_recv(DpPortNo(1), true).unwrap();
+        assert!(!ping());
+        let st = dp.port_stats().into_iter().find(|p| p.0 == DpPortNo(1)).unwrap().4;
+        assert!(st.rx_dropped >= 1, "{st:?}");
+        dp.set_port_no_recv(DpPortNo(1), false).unwrap();
+        assert!(ping());
+        drop(dp);
     }
 
     /// A TAP device as the LOCAL port, next to an in-memory port: frames from the memory

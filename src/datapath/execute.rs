@@ -888,6 +888,27 @@ mod tests {
             }
         }
 
+        /// With copies to the slow path and meters (meter 0 drops, the others pass): no frame
+        /// leaks, every copy the result counts reached the sink, and nothing runs after a drop.
+        #[test]
+        fn userspace_and_meters_never_lose_frames(
+            f in frame_strategy(), acts in prop::collection::vec(any_action(), 0..10),
+        ) {
+            let (r, rec) = record(&acts, &f, &[0], usize::MAX);
+            prop_assert_eq!(r.to_userspace as usize, rec.up.len());
+            prop_assert_eq!(r.sent as usize, rec.out.len());
+            let first_closed = acts.iter().position(|a| *a == DpAction::Meter(0));
+            if let Some(at) = first_closed {
+                let ttl_or_push = acts[..at].iter().any(|a| matches!(a, DpAction::DecIpTtl | DpAction::PushVlan { .. }));
+                if !ttl_or_push {
+                    prop_assert_eq!(r.dropped, Some(ExecDrop::Meter));
+                }
+                let before = |f: &dyn Fn(&DpAction) -> bool| acts[..at].iter().filter(|a| f(a)).count();
+                prop_assert!(rec.up.len() <= before(&|a| matches!(a, DpAction::Userspace(_))));
+                prop_assert!(rec.out.len() <= before(&|a| matches!(a, DpAction::Output(_))));
+            }
+        }
+
         /// Every frame ends with the sink or back in the pool, whatever the actions.
         #[test]
         fn frames_are_never_lost(

@@ -7,14 +7,17 @@
 //! → let each queue reclaim completions and refill. A batch from a port set to `no_recv` is
 //! dropped before lookup (counted in the port's `rx_dropped`); the flag is read once per
 //! batch. `Userspace` actions copy the packet onto the packet-in queue (its own bounded
-//! queue: full => drop and count); `Meter` actions use the shared lock-free meters. A thread spins while there is work and, after a run of
-//! empty rounds, sleeps in `poll()` on its sockets so a 2-core machine keeps a core for the
-//! kernel (busy-polling every core starved veth NAPI here).
+//! queue: full => drop and count); `Meter` actions use the shared lock-free meters.
+//!
+//! A thread spins while there is work and, after a run of empty rounds, sleeps in `poll()` on
+//! its sockets (and on an eventfd the control thread writes when it queues an execute
+//! request), so a 2-core machine keeps a core for the kernel (busy-polling every core starved
+//! veth NAPI here).
 //!
 //! Hot-path rules: no allocation (batches and per-port vectors are sized at start), no locks,
 //! no logging; counters are single-writer.
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{fence, AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,7 +32,7 @@ use super::flow::FlowKey;
 use super::megaflow::{Megaflow, MegaflowReader};
 use super::meter::{MeterMap, MeterReader};
 use super::upcall::{Execute, PacketIn, Upcall, UpcallKind};
-use crate::netdev::{wait_readable, Counter, DpPortNo, Frame, Queue, Umem, Wakeup};
+use crate::netdev::{wait_readable, Counter, DpPortNo, Frame, Queue, Umem, Waker, Wakeup};
 
 /// Frames taken from one queue in one go.
 pub const BATCH: usize = crate::netdev::RX_BATCH;
@@ -208,6 +211,9 @@ pub(crate) struct Pmd {
     pub recycle_rx: Receiver<Vec<u8>>,
     pub meters: MeterReader,
     pub exec_rx: Receiver<Execute>,
+    /// Set while this thread sleeps in `poll()`: whoever queues an execute then wakes it.
+    pub sleeping: Arc<AtomicBool>,
+    pub waker: Arc<Waker>,
     pub stop: Arc<AtomicBool>,
     pub epoch: Instant,
 }
@@ -310,6 +316,9 @@ impl Pmd {
                 Wakeup::Nap => s.must_nap = true,
             }
         }
+        if !s.fds.is_empty() {
+            s.fds.push(self.waker.fd());
+        }
         let mut idle_rounds = 0u32;
         let mut last = Instant::now();
         while !self.stop.load(Relaxed) {
@@ -357,10 +366,18 @@ impl Pmd {
         if s.must_nap || s.fds.is_empty() {
             std::thread::sleep(Duration::from_micros(200));
         } else {
-            // An error here (EBADF) would be a bug in port teardown order; nap instead of spin.
-            if wait_readable(&s.fds, SLEEP_MS).is_err() {
-                std::thread::sleep(Duration::from_millis(1));
+            // Announce the sleep, then look at the execute queue once more: a sender either
+            // sees the flag (and wakes us) or its request is seen here (fences on both sides).
+            self.sleeping.store(true, SeqCst);
+            fence(SeqCst);
+            if self.exec_rx.is_empty() {
+                // An error here (EBADF) would be a bug in port teardown order; nap, don't spin.
+                if wait_readable(&s.fds, SLEEP_MS).is_err() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
             }
+            self.sleeping.store(false, Relaxed);
+            self.waker.reset();
         }
     }
 

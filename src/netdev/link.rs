@@ -104,6 +104,37 @@ pub fn set_admin_up(name: &str, up: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// `struct ifreq` with its union seen as `struct sockaddr ifr_hwaddr`.
+#[repr(C)]
+struct IfReqHwAddr {
+    name: [u8; IFNAMSIZ],
+    family: libc::sa_family_t,
+    data: [u8; 14],
+    _pad: [u8; 8],
+}
+
+const _: () = assert!(std::mem::size_of::<IfReqHwAddr>() == 40);
+
+/// Sets the Ethernet address of interface `name` (`ip link set NAME address MAC`).
+pub fn set_hw_addr(name: &str, mac: [u8; 6]) -> io::Result<()> {
+    let named = IfReqFlags::new(name, 0)?;
+    let mut req = IfReqHwAddr { name: named.name, family: libc::ARPHRD_ETHER, data: [0; 14], _pad: [0; 8] };
+    req.data[..6].copy_from_slice(&mac);
+    // SAFETY: plain socket(2) call; the result is checked before use.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor we own; `OwnedFd` closes it once.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: SIOCSIFHWADDR reads a 40-byte `ifreq` holding the name and a `sockaddr`; `req`
+    // is one and lives for the whole call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFHWADDR, &req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,7 +27,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 pub use link::LinkState;
-pub use poll::wait_readable;
+pub use poll::{wait_readable, Waker};
 pub use umem::{Frame, Umem, CHUNK_SIZE, FRAME_HEADROOM};
 
 /// Frames a poll thread takes from one queue in one go. Large batches amortize the transmit

@@ -14,6 +14,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use super::link::{self, IfReqFlags, LinkState};
@@ -23,7 +24,8 @@ use super::{Error, Frame, Port, PortStats, Queue, QueueStats, Umem, Wakeup};
 pub struct TapPort {
     name: String,
     file: Arc<File>,
-    mac: [u8; 6],
+    /// The Ethernet address in the low 48 bits.
+    mac: AtomicU64,
     queues: Mutex<Vec<Arc<QueueStats>>>,
 }
 
@@ -47,6 +49,10 @@ fn read_mac(name: &str) -> [u8; 6] {
     mac
 }
 
+fn mac_to_u64(mac: [u8; 6]) -> u64 {
+    mac.iter().fold(0, |v, b| v << 8 | u64::from(*b))
+}
+
 impl TapPort {
     /// Creates TAP interface `name` (administratively down, like any new interface; bring it
     /// up with [`Port::set_admin_up`]). Needs `CAP_NET_ADMIN`.
@@ -64,12 +70,16 @@ impl TapPort {
         if unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut req) } < 0 {
             return Err(sys_err(name, "TUNSETIFF")(io::Error::last_os_error()));
         }
-        Ok(TapPort {
-            name: name.to_string(),
-            file: Arc::new(file),
-            mac: read_mac(name),
-            queues: Mutex::default(),
-        })
+        let mac = AtomicU64::new(mac_to_u64(read_mac(name)));
+        Ok(TapPort { name: name.to_string(), file: Arc::new(file), mac, queues: Mutex::default() })
+    }
+
+    /// Sets the interface's Ethernet address (the kernel picks a random one at creation;
+    /// a bridge usually gives its LOCAL port a stable one, its datapath id derives from it).
+    pub fn set_mac(&self, mac: [u8; 6]) -> Result<(), Error> {
+        link::set_hw_addr(&self.name, mac).map_err(sys_err(&self.name, "set Ethernet address"))?;
+        self.mac.store(mac_to_u64(mac), Relaxed);
+        Ok(())
     }
 }
 
@@ -92,7 +102,8 @@ impl Port for TapPort {
         Ok(Box::new(TapQueue { file: self.file.clone(), stats }))
     }
     fn mac(&self) -> [u8; 6] {
-        self.mac
+        let v = self.mac.load(Relaxed).to_be_bytes();
+        [v[2], v[3], v[4], v[5], v[6], v[7]]
     }
     fn stats(&self) -> PortStats {
         let mut s = PortStats::default();
@@ -247,6 +258,11 @@ mod tests {
         assert!(link.admin_up && link.live, "{link:?}");
         assert_eq!(link.mtu, 1500);
         assert_ne!(port.mac(), [0; 6]);
+        assert_eq!(port.mac(), read_mac(&name));
+        port.set_mac([0x02, 0x11, 0x22, 0x33, 0x44, id as u8]).unwrap();
+        assert_eq!(port.mac(), [0x02, 0x11, 0x22, 0x33, 0x44, id as u8]);
+        assert_eq!(read_mac(&name), port.mac());
+        assert!(port.set_mac([0x01, 0, 0, 0, 0, 1]).is_err(), "a multicast address is refused");
         let mut umem = Umem::new(64).unwrap();
         let mut q = port.open_queue(0, &mut umem).unwrap();
         assert!(port.open_queue(1, &mut umem).is_err());
