@@ -156,8 +156,12 @@ pub fn match_from_oxms(oxms: &[Oxm]) -> Result<Match, Error> {
                 k.nw_dst[..4].copy_from_slice(&arr::<4>(v));
                 m.0.nw_dst[..4].copy_from_slice(&arr::<4>(mk));
             }
-            OxmField::TcpSrc | OxmField::UdpSrc | OxmField::SctpSrc => (k.tp_src, m.0.tp_src) = (v as u16, 0xffff),
-            OxmField::TcpDst | OxmField::UdpDst | OxmField::SctpDst => (k.tp_dst, m.0.tp_dst) = (v as u16, 0xffff),
+            OxmField::TcpSrc | OxmField::UdpSrc | OxmField::SctpSrc => {
+                (k.tp_src, m.0.tp_src) = (v as u16, 0xffff)
+            }
+            OxmField::TcpDst | OxmField::UdpDst | OxmField::SctpDst => {
+                (k.tp_dst, m.0.tp_dst) = (v as u16, 0xffff)
+            }
             OxmField::Icmpv4Type | OxmField::Icmpv6Type => (k.tp_src, m.0.tp_src) = (v as u16, 0xff),
             OxmField::Icmpv4Code | OxmField::Icmpv6Code => (k.tp_dst, m.0.tp_dst) = (v as u16, 0xff),
             OxmField::ArpOp => {
@@ -228,7 +232,9 @@ fn check_prereq(f: OxmField, mat: &Match) -> Result<(), Error> {
         OxmField::ArpOp | OxmField::ArpSpa | OxmField::ArpTpa | OxmField::ArpSha | OxmField::ArpTha => {
             (matches!(dl, Some(ETH_ARP | ETH_RARP)), "eth_type=0x0806")
         }
-        OxmField::Ipv6Src | OxmField::Ipv6Dst | OxmField::Ipv6Flabel => (dl == Some(ETH_IPV6), "eth_type=0x86dd"),
+        OxmField::Ipv6Src | OxmField::Ipv6Dst | OxmField::Ipv6Flabel => {
+            (dl == Some(ETH_IPV6), "eth_type=0x86dd")
+        }
         OxmField::Icmpv6Type | OxmField::Icmpv6Code => {
             (dl == Some(ETH_IPV6) && proto == Some(IPPROTO_ICMPV6), "eth_type=0x86dd,ip_proto=58")
         }
@@ -273,12 +279,22 @@ pub fn match_to_oxms(mat: &Match) -> Vec<Oxm> {
     push(&mut out, OxmField::EthSrc, be(&k.dl_src), be(&mk.dl_src));
     push(&mut out, OxmField::EthType, k.dl_type.into(), only_full(mk.dl_type.into(), 0xffff));
     push(&mut out, OxmField::VlanVid, u128::from(k.vlan_tci & 0x1fff), u128::from(mk.vlan_tci & 0x1fff));
-    push(&mut out, OxmField::VlanPcp, u128::from(k.vlan_tci >> 13), only_full(u128::from(mk.vlan_tci >> 13), 7));
+    push(
+        &mut out,
+        OxmField::VlanPcp,
+        u128::from(k.vlan_tci >> 13),
+        only_full(u128::from(mk.vlan_tci >> 13), 7),
+    );
     let dl = (mk.dl_type == 0xffff).then_some(k.dl_type);
     let proto = (mk.nw_proto == 0xff).then_some(k.nw_proto);
     let ip_any = matches!(dl, Some(ETH_IP | ETH_IPV6));
     if ip_any {
-        push(&mut out, OxmField::IpDscp, u128::from(k.nw_tos >> 2), only_full(u128::from(mk.nw_tos >> 2), 0x3f));
+        push(
+            &mut out,
+            OxmField::IpDscp,
+            u128::from(k.nw_tos >> 2),
+            only_full(u128::from(mk.nw_tos >> 2), 0x3f),
+        );
         push(&mut out, OxmField::IpEcn, u128::from(k.nw_tos & 3), only_full(u128::from(mk.nw_tos & 3), 3));
         push(&mut out, OxmField::IpProto, k.nw_proto.into(), only_full(mk.nw_proto.into(), 0xff));
     }
@@ -310,7 +326,8 @@ pub fn match_to_oxms(mat: &Match) -> Vec<Oxm> {
         }
     }
     if matches!(dl, Some(ETH_ARP | ETH_RARP)) {
-        push(&mut out, OxmField::ArpOp, k.nw_proto.into(), only_full(mk.nw_proto.into(), 0xff));
+        let op_mask = if mk.nw_proto == 0xff { 0xffff } else { 0 };
+        push(&mut out, OxmField::ArpOp, k.nw_proto.into(), op_mask);
         push(&mut out, OxmField::ArpSpa, be(&k.nw_src[..4]), be(&mk.nw_src[..4]));
         push(&mut out, OxmField::ArpTpa, be(&k.nw_dst[..4]), be(&mk.nw_dst[..4]));
         push(&mut out, OxmField::ArpSha, be(&k.arp_sha), be(&mk.arp_sha));
@@ -357,7 +374,9 @@ fn output_port(port: u32, max_len: u16, packet_out: bool) -> Result<OfAction, Er
         ofpp::ALL => OfAction::All,
         ofpp::CONTROLLER => OfAction::Controller { max_len },
         ofpp::LOCAL => OfAction::Local,
-        p if p == 0 || p > ofpp::MAX => return bad(ErrorCode::OFPBAC_BAD_OUT_PORT, format!("output to {p:#x}")),
+        p if p == 0 || p > ofpp::MAX => {
+            return bad(ErrorCode::OFPBAC_BAD_OUT_PORT, format!("output to {p:#x}"))
+        }
         p => OfAction::Output(p),
     })
 }
@@ -422,7 +441,12 @@ fn set_field_from_oxm(o: &Oxm) -> Result<OfAction, Error> {
         OxmField::TcpDst | OxmField::UdpDst | OxmField::SctpDst => OfAction::SetTpDst(v as u16),
         OxmField::TunnelId => OfAction::SetTunId(v as u64),
         OxmField::Metadata => OfAction::SetMetadata(v as u64),
-        _ => return bad(ErrorCode::OFPBAC_BAD_SET_TYPE, format!("set_field {f:?}: the datapath cannot rewrite it")),
+        _ => {
+            return bad(
+                ErrorCode::OFPBAC_BAD_SET_TYPE,
+                format!("set_field {f:?}: the datapath cannot rewrite it"),
+            )
+        }
     })
 }
 
@@ -449,7 +473,10 @@ fn check_port_sets(list: &[Action], mat: &Match) -> Result<(), Error> {
         if let Action::SetField(o) = a {
             if let Some(p) = port_proto(o.field) {
                 if mk.nw_proto != 0xff || k.nw_proto != p {
-                    return bad(ErrorCode::OFPBAC_MATCH_INCONSISTENT, format!("set_field {:?} needs ip_proto={p}", o.field));
+                    return bad(
+                        ErrorCode::OFPBAC_MATCH_INCONSISTENT,
+                        format!("set_field {:?} needs ip_proto={p}", o.field),
+                    );
                 }
             }
         }
@@ -530,7 +557,11 @@ pub fn flow_stats_request(req: &FlowStatsRequest) -> Result<FlowMod, Error> {
         matches: match_from_oxms(&req.match_)?,
         ..FlowSpec::default()
     };
-    Ok(FlowMod { out_port: req.out_port, out_group: req.out_group, ..FlowMod::new(FlowModCommand::Delete, spec) })
+    Ok(FlowMod {
+        out_port: req.out_port,
+        out_group: req.out_group,
+        ..FlowMod::new(FlowModCommand::Delete, spec)
+    })
 }
 
 /// A model action list as OpenFlow 1.3 actions; `mat` picks the OXM of L4 port sets
@@ -554,7 +585,9 @@ pub fn actions_to_ofp(list: &[OfAction], mat: &Match) -> Vec<Action> {
                 OfAction::Flood => out(ofpp::FLOOD),
                 OfAction::All => out(ofpp::ALL),
                 OfAction::Local => out(ofpp::LOCAL),
-                OfAction::Controller { max_len } => Action::Output { port: ofpp::CONTROLLER, max_len: *max_len },
+                OfAction::Controller { max_len } => {
+                    Action::Output { port: ofpp::CONTROLLER, max_len: *max_len }
+                }
                 OfAction::SetEthSrc(m) => set(OxmField::EthSrc, be(m)),
                 OfAction::SetEthDst(m) => set(OxmField::EthDst, be(m)),
                 OfAction::SetIpv4Src(a) => set(OxmField::Ipv4Src, be(a)),
@@ -726,9 +759,7 @@ pub fn port_from_v10(p: u16) -> u32 {
 /// A 1.3 port number as a 1.0 one (reserved ports keep their low 16 bits; numbers 1.0
 /// cannot carry become `OFPP_NONE`).
 pub fn port_to_v10(p: u32) -> u16 {
-    if p >= ofpp::MAX {
-        p as u16
-    } else if p < 0xff00 {
+    if !(0xff00..ofpp::MAX).contains(&p) {
         p as u16
     } else {
         0xffff
@@ -921,8 +952,8 @@ pub fn actions_from_v10(list: &[v10::Action], packet_out: bool) -> Result<Vec<Of
     Ok(out)
 }
 
-/// A model action list as OpenFlow 1.0 actions; `set_queue` followed by an output becomes
-/// `enqueue`; actions 1.0 lacks (groups, TTL, push_vlan, IPv6, tunnels) are left out.
+/// A model action list as OpenFlow 1.0 actions; `set_queue` and the output after it become
+/// one `enqueue`; actions 1.0 lacks (groups, TTL, push_vlan, IPv6, tunnels) are left out.
 pub fn actions_to_v10(list: &[OfAction]) -> Vec<v10::Action> {
     let mut out = Vec::new();
     let mut queue = None;
@@ -938,7 +969,7 @@ pub fn actions_to_v10(list: &[OfAction]) -> Vec<v10::Action> {
         };
         if let Some(p) = port {
             let port = port_to_v10(p);
-            out.push(match queue {
+            out.push(match queue.take() {
                 Some(queue_id) => v10::Action::Enqueue { port, queue_id },
                 None => v10::Action::Output { port, max_len: 0 },
             });
@@ -1051,5 +1082,315 @@ pub fn flow_removed_v10(r: &Rule, why: RemovedReason, now: Duration) -> v10::Flo
         idle_timeout: r.idle_timeout,
         packet_count,
         byte_count,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ofproto::rule::PortNames;
+    use crate::ofproto::syntax::parse_flow;
+    use crate::ofproto::table::Pipeline;
+
+    fn x(f: OxmField, v: u128) -> Oxm {
+        Oxm::exact(f, v)
+    }
+
+    fn err_of(oxms: &[Oxm]) -> ErrorCode {
+        match_from_oxms(oxms).unwrap_err().code()
+    }
+
+    #[test]
+    fn oxm_matches_check_prerequisites_masks_and_values() {
+        use OxmField::*;
+        let ip = x(EthType, 0x0800);
+        let ip6 = x(EthType, 0x86dd);
+        assert_eq!(err_of(&[x(Ipv4Src, 1)]), ErrorCode::OFPBMC_BAD_PREREQ);
+        assert_eq!(err_of(&[ip6.clone(), x(Ipv4Src, 1)]), ErrorCode::OFPBMC_BAD_PREREQ);
+        assert_eq!(err_of(&[ip.clone(), x(TcpDst, 80)]), ErrorCode::OFPBMC_BAD_PREREQ);
+        assert_eq!(err_of(&[ip.clone(), x(IpProto, 17), x(TcpDst, 80)]), ErrorCode::OFPBMC_BAD_PREREQ);
+        assert_eq!(err_of(&[x(VlanPcp, 3)]), ErrorCode::OFPBMC_BAD_PREREQ);
+        assert_eq!(err_of(&[x(VlanVid, 0), x(VlanPcp, 3)]), ErrorCode::OFPBMC_BAD_PREREQ);
+        assert_eq!(err_of(&[x(ArpOp, 1)]), ErrorCode::OFPBMC_BAD_PREREQ);
+        assert_eq!(
+            err_of(&[ip6.clone(), x(IpProto, 58), x(Icmpv6Type, 128), x(Ipv6NdTarget, 1)]),
+            ErrorCode::OFPBMC_BAD_PREREQ
+        );
+        assert_eq!(err_of(&[x(MplsLabel, 5)]), ErrorCode::OFPBMC_BAD_PREREQ);
+        assert_eq!(err_of(&[x(InPhyPort, 1)]), ErrorCode::OFPBMC_BAD_PREREQ);
+        assert_eq!(err_of(&[x(InPort, 2), x(InPhyPort, 1)]), ErrorCode::OFPBMC_BAD_VALUE);
+        assert_eq!(err_of(&[Oxm::masked(EthType, 0x800, 0xff00)]), ErrorCode::OFPBMC_BAD_MASK);
+        assert_eq!(err_of(&[ip.clone(), Oxm::masked(IpProto, 6, 0xf)]), ErrorCode::OFPBMC_BAD_MASK);
+        assert_eq!(err_of(&[x(VlanVid, 0x2000)]), ErrorCode::OFPBMC_BAD_VALUE);
+        assert_eq!(err_of(&[Oxm::masked(VlanVid, 0x1000, 0x2000)]), ErrorCode::OFPBMC_BAD_MASK);
+        assert_eq!(err_of(&[x(EthType, 0x806), x(ArpOp, 256)]), ErrorCode::OFPBMC_BAD_VALUE);
+        assert_eq!(err_of(&[x(InPort, 1), x(InPort, 2)]), ErrorCode::OFPBMC_DUP_FIELD);
+        assert_eq!(err_of(&[x(PbbIsid, 1)]), ErrorCode::OFPBMC_BAD_FIELD);
+        let other =
+            Oxm { field: OxmField::Other { class: 1, field: 2, has_mask: false }, value: vec![], mask: None };
+        assert_eq!(err_of(&[other]), ErrorCode::OFPBMC_BAD_FIELD);
+        assert_eq!(err_of(&[Oxm { field: InPort, value: vec![1], mask: None }]), ErrorCode::OFPBMC_BAD_LEN);
+        // VLAN: present-bit semantics map onto vlan_tci.
+        let any_tag = match_from_oxms(&[Oxm::masked(VlanVid, 0x1000, 0x1000)]).unwrap();
+        assert_eq!((any_tag.key().vlan_tci, any_tag.mask().0.vlan_tci), (0x1000, 0x1000));
+        let none = match_from_oxms(&[x(VlanVid, 0)]).unwrap();
+        assert_eq!((none.key().vlan_tci, none.mask().0.vlan_tci), (0, 0x1fff));
+        let tagged = match_from_oxms(&[x(VlanVid, 0x1005), x(VlanPcp, 3)]).unwrap();
+        assert_eq!((tagged.key().vlan_tci, tagged.mask().0.vlan_tci), (0x7005, 0xffff));
+        // Value bits outside the mask are cleared (normalized).
+        let m = match_from_oxms(&[ip.clone(), Oxm::masked(Ipv4Dst, 0x0a01_0203, 0xffff_0000)]).unwrap();
+        assert_eq!(m.key().ipv4_dst(), [10, 1, 0, 0]);
+        // Prerequisites don't depend on order.
+        assert!(match_from_oxms(&[x(UdpDst, 53), x(IpProto, 17), ip6.clone()]).is_ok());
+    }
+
+    /// A match built from OXMs prints back to the same OXMs (canonical order), for every
+    /// field this switch matches.
+    #[test]
+    fn oxm_round_trips() {
+        use OxmField::*;
+        let cases: Vec<Vec<Oxm>> = vec![
+            vec![
+                x(InPort, 3),
+                Oxm::masked(Metadata, 0x10, 0xf0),
+                Oxm::masked(EthDst, 0x0100_0000_0000, 0x0100_0000_0000),
+                x(EthSrc, 0x0200_0000_0001),
+                x(EthType, 0x0800),
+                x(VlanVid, 0x1005),
+                x(VlanPcp, 3),
+                x(IpDscp, 10),
+                x(IpEcn, 1),
+                x(IpProto, 6),
+                Oxm::masked(Ipv4Src, 0x0a00_0000, 0xff00_0000),
+                x(Ipv4Dst, 0x0a00_0002),
+                x(TcpSrc, 1000),
+                x(TcpDst, 80),
+                Oxm::masked(TunnelId, 5, 0xff),
+            ],
+            vec![x(EthType, 0x0800), x(IpProto, 17), x(UdpSrc, 1), x(UdpDst, 2)],
+            vec![x(EthType, 0x0800), x(IpProto, 132), x(SctpSrc, 1), x(SctpDst, 2)],
+            vec![x(EthType, 0x0800), x(IpProto, 1), x(Icmpv4Type, 8), x(Icmpv4Code, 0)],
+            vec![
+                x(EthType, 0x0806),
+                x(ArpOp, 2),
+                x(ArpSpa, 0x0102_0304),
+                Oxm::masked(ArpTpa, 0x0a00_0000, 0xff00_0000),
+                x(ArpSha, 0x0000_0000_0001),
+                Oxm::masked(ArpTha, 0x0000_0000_0100, 0x0000_0000_ff00),
+            ],
+            vec![
+                x(EthType, 0x86dd),
+                x(IpProto, 58),
+                Oxm::masked(Ipv6Src, 0x2001_0db8 << 96, u128::MAX << 64),
+                x(Ipv6Dst, 1),
+                Oxm::masked(Ipv6Flabel, 5, 0xf),
+                x(Icmpv6Type, 135),
+                x(Icmpv6Code, 0),
+                x(Ipv6NdTarget, 7),
+                x(Ipv6NdSll, 0x0a00_0000_0001),
+            ],
+            vec![x(EthType, 0x86dd), x(IpProto, 58), x(Icmpv6Type, 136), x(Ipv6NdTll, 0x0a00_0000_0002)],
+            vec![x(EthType, 0x8847), x(MplsLabel, 0xabcde), x(MplsTc, 5), x(MplsBos, 1)],
+            vec![Oxm::masked(VlanVid, 0x1000, 0x1000)],
+            vec![],
+        ];
+        for oxms in cases {
+            let m = match_from_oxms(&oxms).unwrap_or_else(|e| panic!("{oxms:?}: {e}"));
+            assert_eq!(match_to_oxms(&m), oxms);
+        }
+    }
+
+    fn names() -> PortNames {
+        [("p1", 1), ("p2", 2), ("p3", 3)].into_iter().collect()
+    }
+
+    #[test]
+    fn flow_mods_and_stats_round_trip_1_3() {
+        for line in [
+            "table=1,cookie=0x5,priority=7,idle_timeout=10,hard_timeout=20,send_flow_rem,tcp,nw_dst=10.0.0.0/8,tp_dst=80,\
+             actions=meter:2,mod_tp_dst:8080,mod_nw_src:1.2.3.4,output:2,clear_actions,\
+             write_actions(group:3,set_queue:1,dec_ttl),write_metadata:0x1/0xff,goto_table:3",
+            "udp6,ipv6_src=2001:db8::/32,actions=set_field:::1->ipv6_dst,mod_tp_src:9,push_vlan:0x88a8,mod_vlan_vid:4,\
+             mod_vlan_pcp:3,strip_vlan,mod_nw_tos:8,mod_nw_ttl:3,CONTROLLER:64,LOCAL,IN_PORT,FLOOD,ALL,NORMAL",
+            "dl_vlan=5,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,actions=mod_dl_src:0a:00:00:00:00:01,\
+             mod_dl_dst:0a:00:00:00:00:02,set_field:0x9->tun_id,set_field:0x3->metadata,output:1",
+        ] {
+            let spec = parse_flow(line, &names()).unwrap();
+            let mut p = Pipeline::new();
+            let c = p.apply(FlowMod::add(spec.clone()), Duration::ZERO).unwrap();
+            let rule = p.rule(c.added[0]).unwrap();
+            let fs = flow_stats(rule, Duration::from_millis(1500));
+            assert_eq!((fs.duration_sec, fs.duration_nsec), (1, 500_000_000));
+            // Back through an ofp flow-mod: the same spec.
+            let ofm = crate::ofp::FlowMod {
+                cookie: fs.cookie,
+                table_id: fs.table_id,
+                command: 0,
+                idle_timeout: fs.idle_timeout,
+                hard_timeout: fs.hard_timeout,
+                priority: fs.priority,
+                buffer_id: NO_BUFFER,
+                out_port: ofpp::ANY,
+                out_group: ofpg::ANY,
+                flags: fs.flags,
+                match_: fs.match_.clone(),
+                instructions: fs.instructions.clone(),
+                ..Default::default()
+            };
+            let back = flow_mod_from_ofp(&ofm).unwrap();
+            assert_eq!(back.spec, spec, "{line}");
+            assert_eq!(back.buffer_id, None);
+            let fr = flow_removed(rule, RemovedReason::GroupDelete, Duration::ZERO);
+            assert_eq!((fr.reason, fr.match_.clone(), fr.cookie), (3, fs.match_.clone(), spec.cookie));
+        }
+    }
+
+    #[test]
+    fn ofp_flow_mod_errors() {
+        let base = crate::ofp::FlowMod { buffer_id: NO_BUFFER, ..Default::default() };
+        let code = |f: &crate::ofp::FlowMod| flow_mod_from_ofp(f).unwrap_err().code();
+        assert_eq!(code(&crate::ofp::FlowMod { command: 9, ..base.clone() }), ErrorCode::OFPFMFC_BAD_COMMAND);
+        let with = |a: Action| crate::ofp::FlowMod {
+            instructions: vec![Instruction::ApplyActions(vec![a])],
+            ..base.clone()
+        };
+        assert_eq!(
+            code(&with(Action::Output { port: ofpp::TABLE, max_len: 0 })),
+            ErrorCode::OFPBAC_BAD_OUT_PORT
+        );
+        assert_eq!(
+            code(&with(Action::Output { port: ofpp::ANY, max_len: 0 })),
+            ErrorCode::OFPBAC_BAD_OUT_PORT
+        );
+        assert_eq!(code(&with(Action::SetField(x(OxmField::IpEcn, 1)))), ErrorCode::OFPBAC_BAD_SET_TYPE);
+        assert_eq!(code(&with(Action::SetField(x(OxmField::ArpOp, 1)))), ErrorCode::OFPBAC_BAD_SET_TYPE);
+        assert_eq!(
+            code(&with(Action::SetField(Oxm::masked(OxmField::EthDst, 1, 1)))),
+            ErrorCode::OFPBAC_BAD_SET_ARGUMENT
+        );
+        assert_eq!(
+            code(&with(Action::SetField(x(OxmField::TcpDst, 1)))),
+            ErrorCode::OFPBAC_MATCH_INCONSISTENT
+        );
+        assert_eq!(code(&with(Action::PushVlan(0x0800))), ErrorCode::OFPBAC_BAD_ARGUMENT);
+        assert_eq!(code(&with(Action::PushMpls(0x8847))), ErrorCode::OFPBAC_BAD_TYPE);
+        assert_eq!(code(&with(Action::Group(ofpg::ALL))), ErrorCode::OFPBAC_BAD_OUT_GROUP);
+        let dup = crate::ofp::FlowMod {
+            instructions: vec![Instruction::GotoTable(1), Instruction::GotoTable(2)],
+            ..base.clone()
+        };
+        assert_eq!(code(&dup), ErrorCode::OFPBIC_UNSUP_INST);
+        let exp = crate::ofp::FlowMod {
+            instructions: vec![Instruction::Experimenter { experimenter: 1, data: vec![] }],
+            ..base.clone()
+        };
+        assert_eq!(code(&exp), ErrorCode::OFPBIC_BAD_EXPERIMENTER);
+        // Packet-out may output to TABLE.
+        let acts = actions_from_ofp(&[Action::Output { port: ofpp::TABLE, max_len: 0 }], true).unwrap();
+        assert_eq!(acts, vec![OfAction::Output(ofpp::TABLE)]);
+        // A stats request selects like a delete.
+        let req = FlowStatsRequest {
+            table_id: TABLE_ALL,
+            out_port: 2,
+            out_group: ofpg::ANY,
+            cookie: 0,
+            cookie_mask: 0,
+            match_: vec![],
+        };
+        let sel = flow_stats_request(&req).unwrap();
+        assert_eq!((sel.spec.table, sel.out_port), (TABLE_ALL, 2));
+    }
+
+    #[test]
+    fn openflow_1_0_round_trips() {
+        let m = v10::Match {
+            wildcards: ofpfw::DL_SRC
+                | ofpfw::NW_TOS
+                | (8 << ofpfw::NW_SRC_SHIFT)
+                | (32 << ofpfw::NW_DST_SHIFT),
+            in_port: 1,
+            dl_dst: [1, 2, 3, 4, 5, 6],
+            dl_vlan: 10,
+            dl_vlan_pcp: 2,
+            dl_type: 0x0800,
+            nw_proto: 6,
+            nw_src: 0x0a01_0200,
+            tp_src: 1234,
+            tp_dst: 80,
+            ..v10::Match::default()
+        };
+        let fm = v10::FlowMod {
+            match_: m.clone(),
+            cookie: 9,
+            command: 0,
+            idle_timeout: 5,
+            hard_timeout: 0,
+            priority: 100,
+            buffer_id: NO_BUFFER,
+            out_port: 0xffff,
+            flags: 1,
+            actions: vec![
+                v10::Action::SetVlanVid(3),
+                v10::Action::SetNwSrc(0x0102_0304),
+                v10::Action::SetTpDst(8080),
+                v10::Action::Enqueue { port: 2, queue_id: 1 },
+                v10::Action::Output { port: 0xfffd, max_len: 128 },
+                v10::Action::Output { port: 0xfffb, max_len: 0 },
+            ],
+        };
+        let model = flow_mod_from_v10(&fm).unwrap();
+        assert_eq!(model.spec.table, 0);
+        assert_eq!(
+            model.spec.to_string(),
+            "table=0, cookie=0x9, idle_timeout=5, priority=100,tcp,in_port=1,dl_vlan=10,dl_vlan_pcp=2,\
+             dl_dst=01:02:03:04:05:06,nw_src=10.1.2.0/24,tp_src=1234,tp_dst=80, send_flow_rem \
+             actions=mod_vlan_vid:3,mod_nw_src:1.2.3.4,mod_tp_dst:8080,set_queue:1,output:2,CONTROLLER:128,FLOOD"
+        );
+        let mut p = Pipeline::new();
+        let c = p.apply(model, Duration::ZERO).unwrap();
+        let r = p.rule(c.added[0]).unwrap();
+        let st = flow_stats_v10(r, Duration::from_secs(3));
+        assert_eq!(st.match_, m);
+        assert_eq!(st.actions, fm.actions);
+        assert_eq!(st.duration_sec, 3);
+        let fr = flow_removed_v10(r, RemovedReason::MeterDelete, Duration::ZERO);
+        assert_eq!((fr.reason, fr.match_), (2, m.clone()));
+        // Normalization: transport fields without ip are ignored; exact matches go on top;
+        // modify adds when nothing matches.
+        let loose =
+            v10::Match { wildcards: 0, in_port: 2, dl_type: 0x88cc, tp_src: 5, ..v10::Match::default() };
+        let fm2 = v10::FlowMod { match_: loose, command: 1, actions: vec![], ..fm.clone() };
+        let model = flow_mod_from_v10(&fm2).unwrap();
+        assert_eq!(
+            (model.spec.priority, model.add_if_missing, model.spec.table),
+            (u16::MAX, true, TABLE_ALL)
+        );
+        assert_eq!(model.spec.matches.mask().0.tp_src, 0);
+        assert_eq!(model.spec.matches.key().vlan_tci, VLAN_PRESENT);
+        assert_eq!(
+            flow_mod_from_v10(&v10::FlowMod { flags: 4, ..fm.clone() }).unwrap_err().code(),
+            ErrorCode::OFPFMFC_BAD_FLAGS
+        );
+        let vendor =
+            v10::FlowMod { actions: vec![v10::Action::Vendor { vendor: 1, data: vec![] }], ..fm.clone() };
+        assert_eq!(flow_mod_from_v10(&vendor).unwrap_err().code(), ErrorCode::OFPBAC_BAD_EXPERIMENTER);
+        assert_eq!(
+            (port_from_v10(0xfffe), port_to_v10(ofpp::LOCAL), port_to_v10(7)),
+            (ofpp::LOCAL, 0xfffe, 7)
+        );
+        assert_eq!(match_from_v10(&v10::Match::all()), Match::catchall());
+        assert_eq!(match_to_v10(&Match::catchall()), v10::Match::all());
+    }
+
+    #[test]
+    fn no_counts_flags_report_all_ones() {
+        let spec = parse_flow("no_packet_counts,no_byte_counts,actions=drop", &names()).unwrap();
+        let mut p = Pipeline::new();
+        let c = p.apply(FlowMod::add(spec), Duration::ZERO).unwrap();
+        p.credit(c.added[0], 1, 60, Duration::ZERO);
+        let fs = flow_stats(p.rule(c.added[0]).unwrap(), Duration::ZERO);
+        assert_eq!((fs.packet_count, fs.byte_count), (u64::MAX, u64::MAX));
+        let ts = table_stats(&p.table_stats());
+        assert_eq!((ts.len(), ts[0].active_count), (255, 1));
     }
 }

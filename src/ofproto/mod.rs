@@ -33,15 +33,15 @@ pub mod syntax;
 pub mod table;
 pub mod xlate;
 
+pub use group::{Bucket, Group, GroupMod, GroupModCommand, GroupTable, GroupType};
+pub use meter::{Band, BandKind, Meter, MeterMod, MeterModCommand, MeterTable};
 pub use rule::{ofpp, FlowMod, FlowModCommand, FlowSpec, Match, OfAction, PortNames, TableId};
 pub use syntax::{parse_flow, parse_flow_mod, parse_flow_selector, SyntaxError};
 pub use table::{Changes, FlowFileError, FlowTable, Pipeline, Rule, RuleId};
-pub use group::{Bucket, Group, GroupMod, GroupModCommand, GroupTable, GroupType};
-pub use meter::{Band, BandKind, Meter, MeterMod, MeterModCommand, MeterTable};
 pub use table::{Checks, RemovedReason, TableStats};
 pub use xlate::{
-    translate, translate_packet_out, translate_with, PacketInContexts, PacketInCtx, PacketInReason, TableMiss,
-    Translation, XPort, XlateCtx, XlateError,
+    translate, translate_packet_out, translate_with, PacketInContexts, PacketInCtx, PacketInReason,
+    TableMiss, Translation, XPort, XlateCtx, XlateError,
 };
 
 use std::time::Duration;
@@ -71,8 +71,12 @@ impl Model {
     /// numbers) or a reserved port, groups and meters must exist, set-fields must be
     /// consistent with the match. All or nothing.
     pub fn flow_mod(&mut self, fm: FlowMod, ports: &[u32], now: Duration) -> Result<Changes, Error> {
-        let checks =
-            Checks { ports: Some(ports), groups: Some(&self.groups), meters: Some(&self.meters), consistency: true };
+        let checks = Checks {
+            ports: Some(ports),
+            groups: Some(&self.groups),
+            meters: Some(&self.meters),
+            consistency: true,
+        };
         self.pipeline.apply_checked(fm, &checks, now)
     }
 
@@ -88,7 +92,9 @@ impl Model {
         let deleted = self.groups.apply(gm, &checks, now)?;
         let mut removed = Vec::new();
         for g in deleted {
-            removed.extend(self.pipeline.remove_group_users(g).into_iter().map(|r| (r, RemovedReason::GroupDelete)));
+            removed.extend(
+                self.pipeline.remove_group_users(g).into_iter().map(|r| (r, RemovedReason::GroupDelete)),
+            );
         }
         Ok(removed)
     }
@@ -99,7 +105,9 @@ impl Model {
         let deleted = self.meters.apply(mm, now)?;
         let mut removed = Vec::new();
         for m in deleted {
-            removed.extend(self.pipeline.remove_meter_users(m).into_iter().map(|r| (r, RemovedReason::MeterDelete)));
+            removed.extend(
+                self.pipeline.remove_meter_users(m).into_iter().map(|r| (r, RemovedReason::MeterDelete)),
+            );
         }
         Ok(removed)
     }
@@ -215,10 +223,7 @@ mod tests {
             ("ipv6,actions=mod_nw_dst:1.2.3.4", ErrorCode::OFPBAC_MATCH_INCONSISTENT),
             ("ip,actions=mod_tp_dst:80", ErrorCode::OFPBAC_MATCH_INCONSISTENT),
             ("ip,actions=write_actions(set_field:::1->ipv6_dst)", ErrorCode::OFPBAC_MATCH_INCONSISTENT),
-            (
-                "check_overlap,priority=5,ip,nw_dst=10.1.0.0/16,actions=output:2",
-                ErrorCode::OFPFMFC_OVERLAP,
-            ),
+            ("check_overlap,priority=5,ip,nw_dst=10.1.0.0/16,actions=output:2", ErrorCode::OFPFMFC_OVERLAP),
         ] {
             assert_eq!(add(&mut m, line).map(|_| ()).map_err(|e| e.code()), Err(want), "{line}");
             assert_eq!(dump(&m), before, "{line}");
@@ -253,7 +258,9 @@ mod tests {
         add(&mut m, "cookie=0x12,priority=20,in_port=1,tcp,actions=output:3").unwrap();
         add(&mut m, "cookie=0x21,table=1,priority=10,actions=output:3").unwrap();
         // 1.3: modify of a flow that does not exist adds nothing.
-        let c = m.flow_mod(fm(ModifyStrict, "table=0,priority=99,in_port=1,actions=output:1"), PORTS, T0).unwrap();
+        let c = m
+            .flow_mod(fm(ModifyStrict, "table=0,priority=99,in_port=1,actions=output:1"), PORTS, T0)
+            .unwrap();
         assert!(c.is_empty());
         // ... 1.0: it adds.
         let mut f = fm(ModifyStrict, "table=0,priority=99,in_port=2,actions=output:1");
@@ -312,7 +319,8 @@ mod tests {
         assert!(gone.iter().all(|(_, why)| *why == RemovedReason::GroupDelete));
         assert_eq!(m.pipeline.n_rules(), 0);
         add(&mut m, "priority=3,actions=meter:5,group:2").unwrap();
-        let mm = MeterMod { command: MeterModCommand::Delete, flags: 0, meter_id: meter::OFPM_ALL, bands: vec![] };
+        let mm =
+            MeterMod { command: MeterModCommand::Delete, flags: 0, meter_id: meter::OFPM_ALL, bands: vec![] };
         let gone = m.meter_mod(mm, T0).unwrap();
         assert_eq!((gone.len(), gone[0].1), (1, RemovedReason::MeterDelete));
         let del_all = GroupMod { command: GroupModCommand::Delete, ..g(ofpg::ALL, vec![]) };

@@ -24,9 +24,7 @@ use super::rule::{
     flags, ofpg, ofpp, FlowMod, FlowModCommand, FlowSpec, Match, OfAction, PortNames, TableId, N_TABLES,
     TABLE_ALL,
 };
-use super::syntax::{
-    parse_flow, SyntaxError, ETH_IP, ETH_IPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP,
-};
+use super::syntax::{parse_flow, SyntaxError, ETH_IP, ETH_IPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
 use super::Error;
 use crate::ofp::ErrorCode;
 
@@ -219,15 +217,11 @@ pub fn check_actions(
 ) -> Result<(), Error> {
     for a in actions {
         match *a {
-            OfAction::Output(p) => {
-                if p >= ofpp::MAX || checks.ports.is_some_and(|ps| !ps.contains(&p)) {
-                    return Err(Error::new(ErrorCode::OFPBAC_BAD_OUT_PORT, format!("no port {p}")));
-                }
+            OfAction::Output(p) if p >= ofpp::MAX || checks.ports.is_some_and(|ps| !ps.contains(&p)) => {
+                return Err(Error::new(ErrorCode::OFPBAC_BAD_OUT_PORT, format!("no port {p}")));
             }
-            OfAction::Group(g) => {
-                if g > ofpg::MAX || checks.groups.is_some_and(|gt| gt.get(g).is_none()) {
-                    return Err(Error::new(ErrorCode::OFPBAC_BAD_OUT_GROUP, format!("no group {g}")));
-                }
+            OfAction::Group(g) if g > ofpg::MAX || checks.groups.is_some_and(|gt| gt.get(g).is_none()) => {
+                return Err(Error::new(ErrorCode::OFPBAC_BAD_OUT_GROUP, format!("no group {g}")));
             }
             OfAction::Resubmit { .. } if in_set => {
                 return Err(Error::new(ErrorCode::OFPBAC_UNSUPPORTED_ORDER, "resubmit in an action set"));
@@ -553,7 +547,10 @@ pub struct Changes {
 impl Changes {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.added.is_empty() && self.modified.is_empty() && self.removed.is_empty() && self.replaced.is_empty()
+        self.added.is_empty()
+            && self.modified.is_empty()
+            && self.removed.is_empty()
+            && self.replaced.is_empty()
     }
 }
 
@@ -657,7 +654,12 @@ impl Pipeline {
     ///
     /// Every instruction is checked (goto to a later table: `OFPBIC_BAD_TABLE_ID`; `checks`)
     /// before anything changes.
-    pub fn apply_checked(&mut self, fm: FlowMod, checks: &Checks<'_>, now: Duration) -> Result<Changes, Error> {
+    pub fn apply_checked(
+        &mut self,
+        fm: FlowMod,
+        checks: &Checks<'_>,
+        now: Duration,
+    ) -> Result<Changes, Error> {
         let s = &fm.spec;
         if s.flags & !flags::ALL != 0 {
             return Err(Error::new(ErrorCode::OFPFMFC_BAD_FLAGS, format!("flags 0x{:x}", s.flags)));
@@ -712,7 +714,13 @@ impl Pipeline {
         Ok(changes)
     }
 
-    fn add(&mut self, s: FlowSpec, checks: &Checks<'_>, now: Duration, changes: &mut Changes) -> Result<(), Error> {
+    fn add(
+        &mut self,
+        s: FlowSpec,
+        checks: &Checks<'_>,
+        now: Duration,
+        changes: &mut Changes,
+    ) -> Result<(), Error> {
         if s.table as usize >= N_TABLES {
             return Err(Error::BadTable { table: s.table });
         }

@@ -1159,7 +1159,9 @@ mod tests {
 
     #[test]
     fn groups_all_select_fast_failover() {
-        let mut w = World::new("in_port=1,actions=group:1,output:3\nin_port=2,actions=group:2\nin_port=3,actions=group:3");
+        let mut w = World::new(
+            "in_port=1,actions=group:1,output:3\nin_port=2,actions=group:2\nin_port=3,actions=group:3",
+        );
         w.group(
             1,
             GroupType::All,
@@ -1227,10 +1229,7 @@ mod tests {
         let t = w.run(&mut pins, &udp(1, 0));
         assert_eq!(t.actions, vec![DpAction::Userspace(0), out(10), DpAction::Userspace(1)]);
         let c0 = *pins.get(0).unwrap();
-        assert_eq!(
-            (c0.reason, c0.table_id, c0.cookie, c0.max_len),
-            (PacketInReason::Action, 0, 7, 64)
-        );
+        assert_eq!((c0.reason, c0.table_id, c0.cookie, c0.max_len), (PacketInReason::Action, 0, 7, 64));
         let c1 = *pins.get(1).unwrap();
         assert_eq!((c1.reason, c1.table_id, c1.max_len), (PacketInReason::NoMatch, 1, 32));
         // Interning: the same contexts again.
@@ -1257,7 +1256,10 @@ mod tests {
         assert!(w.run(&mut pins, &miss).actions.is_empty());
         // No LOCAL port: output to LOCAL drops.
         w.local = None;
-        assert_eq!(w.run(&mut pins, &udp(1, 0)).actions, vec![DpAction::Userspace(0), DpAction::Userspace(1)]);
+        assert_eq!(
+            w.run(&mut pins, &udp(1, 0)).actions,
+            vec![DpAction::Userspace(0), DpAction::Userspace(1)]
+        );
     }
 
     #[test]
@@ -1270,10 +1272,16 @@ mod tests {
         let w = World { p, ..World::new("") };
         let mut pins = PacketInContexts::new();
         let mut k = udp(1, 0);
-        let t = translate_packet_out(&w.ctx(), &mut pins, &k, &[OfAction::Output(3), OfAction::Output(ofpp::TABLE)]);
+        let t = translate_packet_out(
+            &w.ctx(),
+            &mut pins,
+            &k,
+            &[OfAction::Output(3), OfAction::Output(ofpp::TABLE)],
+        );
         assert_eq!(t.actions, vec![out(3), out(2)]);
         k.in_port = ofpp::CONTROLLER;
-        let t = translate_packet_out(&w.ctx(), &mut pins, &k, &[OfAction::InPort, OfAction::Output(ofpp::TABLE)]);
+        let t =
+            translate_packet_out(&w.ctx(), &mut pins, &k, &[OfAction::InPort, OfAction::Output(ofpp::TABLE)]);
         assert_eq!(t.actions, vec![DpAction::Meter(4), out(3)]);
         assert_eq!(t.meters, vec![4]);
     }
