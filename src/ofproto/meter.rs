@@ -4,8 +4,8 @@
 //!
 //! Supported: drop bands, `KBPS` or `PKTPS`, `BURST`, `STATS`. A DSCP-remark (or
 //! experimenter) band is refused with `OFPMMFC_BAD_BAND`. A meter may hold several drop
-//! bands; the datapath enforces the lowest-rate one, which is the band OpenFlow applies to
-//! every packet that exceeds any drop band's rate... and hence drops.
+//! bands; the datapath enforces the lowest-rate one: a packet over any drop band's rate is
+//! over the lowest one, and every drop band drops.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! ofproto — the slow path: OpenFlow tables and translation (first slice).
+//! ofproto — the slow path: the OpenFlow switch model (tables, groups, meters) and translation.
 //!
 //! **Owns:** the OpenFlow [`Pipeline`] (tables `0..255` of [`Rule`]s, each a priority-aware
 //! tuple-space classifier; flow-mods; per-rule counters and timeouts), the `ovs-ofctl` flow
@@ -8,18 +8,22 @@
 //! translation); nothing here locks, spawns or blocks, and time is passed in as `now`.
 //! **Calls:** `datapath` (types: [`FlowKey`](crate::datapath::flow::FlowKey),
 //! [`FlowMask`](crate::datapath::flow::FlowMask), [`DpAction`](crate::datapath::actions::DpAction))
-//! and `packet`. No `unsafe`.
+//! `packet`, and `ofp` (error codes; [`convert`] maps its messages). No `unsafe`.
 //!
-//! Public surface for the bridge:
-//! - [`Pipeline::new`], [`Pipeline::add_flows_from_str`]`(text, &PortNames, now) ->
-//!   Result<usize, FlowFileError>` (all or nothing; error `"{line}: {field}: {reason}"`),
-//! - [`Pipeline::apply`]`(FlowMod, now) -> Result<Changes, Error>` (add / modify[-strict] /
-//!   delete[-strict] with cookie mask and `out_port` filter; [`Changes`] lists rules added,
-//!   modified and removed so megaflows can be revalidated),
-//! - [`xlate::translate`]`(&Pipeline, &FlowKey, ports) -> Translation` (actions, mask, rules hit),
-//! - [`Pipeline::credit`]`(rule_id, packets, bytes, now)`, [`Pipeline::expire`]`(now)`,
-//! - [`Pipeline::dump`]`(&PortNames, now) -> Vec<String>` (`ovs-ofctl dump-flows` lines),
-//!   [`Pipeline::n_rules`].
+//! Public surface:
+//! - [`Model`] (pipeline + [`GroupTable`] + [`MeterTable`], kept consistent):
+//!   [`Model::flow_mod`]`(FlowMod, ports, now) -> Result<Changes, Error>` (OpenFlow 1.3 flow-mod
+//!   semantics, all or nothing, every refusal an [`ErrorCode`] via [`Error::code`]),
+//!   [`Model::group_mod`], [`Model::meter_mod`] (both return the rules their deletions removed),
+//!   [`Model::expire`]`(now) -> Vec<(Rule, RemovedReason)>`, [`Model::credit`]`(&Translation, ..)`;
+//! - [`Pipeline`]: [`Pipeline::apply`] (flows-file path, unchecked) / [`Pipeline::apply_checked`],
+//!   [`Pipeline::query`] (flow stats), [`Pipeline::table_stats`], [`Pipeline::dump`],
+//!   [`Pipeline::add_flows_from_str`]`(text, &PortNames, now)` (all or nothing);
+//! - translation: [`translate_with`]`(&XlateCtx, &mut PacketInContexts, &FlowKey)`,
+//!   [`translate_packet_out`], and [`translate`]`(&Pipeline, &FlowKey, ports)` for the
+//!   flows-file bridge; `DpAction::Userspace(id)` names a [`PacketInCtx`];
+//! - [`convert`]: `ofp` ↔ model for OpenFlow 1.3 and 1.0 (flow-mods, matches, actions,
+//!   instructions, flow stats, flow-removed, table stats);
 //! - parsing one line: [`syntax::parse_flow`] (add), [`syntax::parse_flow_mod`] (any
 //!   command, as `ovs-ofctl add-flow`/`mod-flows`/`del-flows` read it) and
 //!   [`syntax::parse_flow_selector`].

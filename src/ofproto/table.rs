@@ -157,6 +157,18 @@ impl Rule {
         if self.hard_timeout != 0 {
             s += &format!("hard_timeout={}, ", self.hard_timeout);
         }
+        for (bit, name) in [
+            (flags::SEND_FLOW_REM, "send_flow_rem"),
+            (flags::CHECK_OVERLAP, "check_overlap"),
+            (flags::RESET_COUNTS, "reset_counts"),
+            (flags::NO_PKT_COUNTS, "no_packet_counts"),
+            (flags::NO_BYT_COUNTS, "no_byte_counts"),
+        ] {
+            if self.flags & bit != 0 {
+                s += name;
+                s += ", ";
+            }
+        }
         let m = self.spec().format_match();
         if !m.is_empty() {
             s += &m;
@@ -964,6 +976,22 @@ mod tests {
         assert_eq!(p.apply(bad.clone(), T0), Err(Error::BadGoto { table: 3, goto: 2 }));
         bad.spec.table = TABLE_ALL;
         assert_eq!(p.apply(bad, T0), Err(Error::BadTable { table: TABLE_ALL }));
+    }
+
+    #[test]
+    fn dump_prints_flags_and_instructions() {
+        let mut p = Pipeline::new();
+        let c = add(
+            &mut p,
+            "table=4,send_flow_rem,no_byte_counts,ip,actions=meter:1,write_actions(output:2),goto_table:5",
+        );
+        let line = p.rule(c.added[0]).unwrap().dump_line(T0);
+        assert_eq!(
+            line,
+            "cookie=0x0, duration=0.000s, table=4, n_packets=0, n_bytes=0, send_flow_rem, no_byte_counts, ip \
+             actions=meter:1,write_actions(output:2),goto_table:5"
+        );
+        assert_eq!(parse_flow(&line, &ports()).unwrap(), p.rule(c.added[0]).unwrap().spec());
     }
 
     #[test]
