@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::datapath::flow::{FlowKey, FlowMask, VLAN_PRESENT};
 use crate::ofp::action::Action;
-use crate::ofp::multipart::{FlowStats, FlowStatsRequest, TableStats as OfpTableStats};
+use crate::ofp::multipart::{AggregateStats, FlowStats, FlowStatsRequest, TableStats as OfpTableStats};
 use crate::ofp::oxm::{Oxm, OxmField, OFPVID_PRESENT};
 use crate::ofp::{v10, ErrorCode, FlowRemoved, Instruction};
 
@@ -698,6 +698,22 @@ pub fn flow_removed(r: &Rule, why: RemovedReason, now: Duration) -> FlowRemoved 
         byte_count,
         match_: match_to_oxms(&r.matches),
     }
+}
+
+/// The aggregate of the rules a request selected (`OFPMP_AGGREGATE`; rules that keep no
+/// packet or byte count add nothing to that sum).
+pub fn aggregate(rules: &[&Rule]) -> AggregateStats {
+    use super::rule::flags::{NO_BYT_COUNTS, NO_PKT_COUNTS};
+    let mut a = AggregateStats { flow_count: rules.len() as u32, ..AggregateStats::default() };
+    for r in rules {
+        if r.flags & NO_PKT_COUNTS == 0 {
+            a.packet_count += r.n_packets;
+        }
+        if r.flags & NO_BYT_COUNTS == 0 {
+            a.byte_count += r.n_bytes;
+        }
+    }
+    a
 }
 
 /// Table counters as OpenFlow 1.3 `ofp_table_stats`.
@@ -1390,7 +1406,13 @@ mod tests {
         p.credit(c.added[0], 1, 60, Duration::ZERO);
         let fs = flow_stats(p.rule(c.added[0]).unwrap(), Duration::ZERO);
         assert_eq!((fs.packet_count, fs.byte_count), (u64::MAX, u64::MAX));
+        let c2 =
+            p.apply(FlowMod::add(FlowSpec { priority: 9, ..FlowSpec::default() }), Duration::ZERO).unwrap();
+        p.credit(c2.added[0], 2, 100, Duration::ZERO);
+        let sel = FlowMod::new(FlowModCommand::Delete, FlowSpec { table: TABLE_ALL, ..FlowSpec::default() });
+        let agg = aggregate(&p.query(&sel));
+        assert_eq!((agg.flow_count, agg.packet_count, agg.byte_count), (2, 2, 100));
         let ts = table_stats(&p.table_stats());
-        assert_eq!((ts.len(), ts[0].active_count), (255, 1));
+        assert_eq!((ts.len(), ts[0].active_count), (255, 2));
     }
 }

@@ -349,24 +349,28 @@ impl<'a, 'p> Ctx<'a, 'p> {
     /// Runs the pipeline from `table` with an empty action set, then executes the set.
     fn run_pipeline(&mut self, table: TableId, depth: usize) {
         let saved = std::mem::take(&mut self.set);
-        self.run_table(table, None, depth);
+        let hit = self.run_table(table, None, depth);
         let set = std::mem::replace(&mut self.set, saved);
-        if !self.stop {
+        // A miss ends the pipeline without executing the action set (spec 5.4, 5.10).
+        if hit && !self.stop {
             self.execute_set(set, At { table, cookie: u64::MAX, miss_rule: false }, depth);
         }
     }
 
     /// Looks the packet up in `table` (as if received on `in_port`, if given) and runs the
-    /// rule's instructions.
-    fn run_table(&mut self, table: TableId, in_port: Option<u32>, depth: usize) {
+    /// rule's instructions. Returns false when the pipeline ended in a table miss (here or
+    /// after a goto).
+    fn run_table(&mut self, table: TableId, in_port: Option<u32>, depth: usize) -> bool {
         if self.stop {
-            return;
+            return false;
         }
         if depth > MAX_DEPTH {
-            return self.fail(XlateError::TooDeep);
+            self.fail(XlateError::TooDeep);
+            return false;
         }
         if self.lookups.len() >= MAX_LOOKUPS {
-            return self.fail(XlateError::TooManyLookups);
+            self.fail(XlateError::TooManyLookups);
+            return false;
         }
         let saved = self.key.in_port;
         if let Some(p) = in_port {
@@ -382,13 +386,14 @@ impl<'a, 'p> Ctx<'a, 'p> {
                 let max_len = self.x.miss_send_len;
                 self.packet_in(PacketInReason::NoMatch, table, u64::MAX, max_len);
             }
-            return;
+            return false;
         };
         self.rules.push(rule.id);
-        self.run_rule(rule, depth);
+        self.run_rule(rule, depth)
     }
 
-    fn run_rule(&mut self, rule: &'a Rule, depth: usize) {
+    /// Runs a rule's instructions; false if a goto from it ended in a miss.
+    fn run_rule(&mut self, rule: &'a Rule, depth: usize) -> bool {
         let at = At {
             table: rule.table,
             cookie: rule.cookie,
@@ -400,7 +405,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
         }
         for a in &rule.actions {
             if self.stop {
-                return;
+                return false;
             }
             self.action(a, at, depth);
         }
@@ -415,8 +420,9 @@ impl<'a, 'p> Ctx<'a, 'p> {
         if let Some((v, m)) = rule.write_metadata {
             self.key.metadata = (self.key.metadata & !m) | (v & m);
         }
-        if let Some(g) = rule.goto_table {
-            self.run_table(g, None, depth + 1);
+        match rule.goto_table {
+            Some(g) => self.run_table(g, None, depth + 1),
+            None => true,
         }
     }
 
@@ -659,6 +665,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
             OfAction::Group(g) => self.group(g, at, depth + 1),
             OfAction::Resubmit { in_port, table: t } => {
                 let in_port = in_port.filter(|&p| p != ofpp::IN_PORT);
+                // A resubmit that misses just returns (OVS semantics).
                 self.run_table(t.unwrap_or(at.table), in_port, depth + 1);
             }
         }
@@ -1152,6 +1159,8 @@ mod tests {
         );
         w.group(1, GroupType::Indirect, vec![Bucket::new(vec![OfAction::Output(3)])]);
         assert!(w.run(&mut PacketInContexts::new(), &udp(1, 0)).actions.is_empty());
+        // A miss after the goto drops: the action set is not executed.
+        assert!(w.run(&mut PacketInContexts::new(), &udp(3, 0)).actions.is_empty());
         let t = w.run(&mut PacketInContexts::new(), &udp(2, 0));
         assert_eq!(t.actions, vec![out(3)]);
         assert_eq!(t.groups, vec![(1, None), (1, Some(0))]);
