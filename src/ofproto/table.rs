@@ -626,6 +626,7 @@ impl Pipeline {
 
     /// Parses `text` (one flow per line, `#` comments and blank lines skipped) and adds every
     /// flow, all or nothing: on an error nothing is added. Returns the number of flows.
+    /// `group:N` and `meter:N` are refused (a flows file has no groups or meters).
     pub fn add_flows_from_str(
         &mut self,
         text: &str,
@@ -638,7 +639,16 @@ impl Pipeline {
             if l.is_empty() || l.starts_with('#') {
                 continue;
             }
-            specs.push(parse_flow(l, ports).map_err(|source| FlowFileError { line: i + 1, source })?);
+            let spec = parse_flow(l, ports).map_err(|source| FlowFileError { line: i + 1, source })?;
+            // A flows file defines no groups or meters: naming one is an error here, not a
+            // silent drop later.
+            let (groups, meters) = (GroupTable::new(), MeterTable::new());
+            let checks = Checks { groups: Some(&groups), meters: Some(&meters), ..Checks::default() };
+            check_spec(&spec, spec.table, &spec.matches, &checks).map_err(|e| FlowFileError {
+                line: i + 1,
+                source: SyntaxError { field: "actions".into(), reason: e.to_string() },
+            })?;
+            specs.push(spec);
         }
         let n = specs.len();
         for spec in specs {
@@ -970,6 +980,12 @@ mod tests {
         let e =
             p.add_flows_from_str("actions=1\n\nip,nw_dst=1.2.3.999,actions=1\n", &ports(), T0).unwrap_err();
         assert_eq!(e.to_string(), r#"3: nw_dst: "1.2.3.999" is not an IPv4 address or prefix"#);
+        assert_eq!(p.n_rules(), 1);
+        let e =
+            p.add_flows_from_str("actions=1\nactions=write_actions(group:1)\n", &ports(), T0).unwrap_err();
+        assert_eq!(e.to_string(), "2: actions: OFPBAC_BAD_OUT_GROUP: no group 1");
+        let e = p.add_flows_from_str("actions=meter:1,output:1\n", &ports(), T0).unwrap_err();
+        assert_eq!(e.to_string(), "1: actions: OFPMMFC_UNKNOWN_METER: no meter 1");
         assert_eq!(p.n_rules(), 1);
         let mut bad = FlowMod::add(parse_flow("table=3,actions=1", &ports()).unwrap());
         bad.spec.goto_table = Some(2);
