@@ -1415,4 +1415,155 @@ mod tests {
         let ts = table_stats(&p.table_stats());
         assert_eq!((ts.len(), ts[0].active_count), (255, 2));
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn arb_oxms() -> impl Strategy<Value = Vec<Oxm>> {
+            use OxmField::*;
+            (
+                (any::<u32>(), any::<u64>(), any::<u64>(), any::<u16>(), any::<u8>()),
+                prop::collection::vec(any::<bool>(), 12),
+                0usize..4,
+            )
+                .prop_map(move |((a, b, c, d, e), pick, proto)| {
+                    let mut v = Vec::new();
+                    // Masked fields in canonical form: a full mask is exact, none is absent.
+                    let canon = |o: Oxm| {
+                        let mut out = Vec::new();
+                        let full = full_mask(o.field);
+                        push(&mut out, o.field, be(&o.value), o.mask.as_deref().map_or(full, be));
+                        out
+                    };
+                    let mut maybe = |i: usize, o: Oxm| {
+                        if pick[i] {
+                            v.extend(canon(o))
+                        }
+                    };
+                    maybe(0, x(InPort, u128::from(a % 1000 + 1)));
+                    maybe(1, Oxm::masked(Metadata, u128::from(b & c), u128::from(c)));
+                    maybe(2, x(EthDst, u128::from(b >> 16)));
+                    maybe(3, Oxm::masked(EthSrc, u128::from((b >> 16) & (c >> 16)), u128::from(c >> 16)));
+                    match proto {
+                        1 => v.push(x(EthType, 0x0800)),
+                        2 => v.push(x(EthType, 0x0806)),
+                        3 => v.push(x(EthType, 0x86dd)),
+                        _ => {}
+                    }
+                    let tagged = pick[4];
+                    if pick[5] {
+                        v.push(x(VlanVid, if tagged { 0x1000 | u128::from(d & 0xfff) } else { 0 }));
+                        if tagged && pick[6] {
+                            v.push(x(VlanPcp, u128::from(e & 7)));
+                        }
+                    }
+                    match proto {
+                        1 => {
+                            v.push(x(IpDscp, u128::from(e >> 2)));
+                            v.push(x(IpProto, 6));
+                            let m = u32::MAX << (a % 33).min(31);
+                            v.extend(canon(Oxm::masked(Ipv4Src, u128::from(a & m), u128::from(m))));
+                            if pick[7] {
+                                v.push(x(TcpDst, u128::from(d)));
+                            }
+                        }
+                        2 => {
+                            v.push(x(ArpOp, u128::from(e)));
+                            v.push(x(ArpTpa, u128::from(a)));
+                        }
+                        3 => {
+                            v.push(x(IpProto, 58));
+                            v.push(Oxm::masked(Ipv6Dst, u128::from(b) << 64, u128::MAX << 64));
+                            v.push(x(Icmpv6Type, 135));
+                            if pick[8] {
+                                v.push(x(Ipv6NdTarget, u128::from(c)));
+                            }
+                        }
+                        _ => {}
+                    }
+                    if pick[9] {
+                        v.extend(canon(Oxm::masked(TunnelId, u128::from(b & c), u128::from(c))));
+                    }
+                    v
+                })
+        }
+
+        fn arb_action() -> impl Strategy<Value = Action> {
+            let out = |port: u32| Action::Output { port, max_len: 0 };
+            prop_oneof![
+                (1u32..4).prop_map(out),
+                any::<u16>().prop_map(|max_len| Action::Output { port: ofpp::CONTROLLER, max_len }),
+                prop::sample::select(vec![ofpp::IN_PORT, ofpp::FLOOD, ofpp::ALL, ofpp::LOCAL, ofpp::NORMAL])
+                    .prop_map(out),
+                any::<u64>().prop_map(|m| Action::SetField(x(OxmField::EthSrc, u128::from(m >> 16)))),
+                (0u16..4096).prop_map(|v| Action::SetField(x(OxmField::VlanVid, u128::from(v | 0x1000)))),
+                (0u8..8).prop_map(|p| Action::SetField(x(OxmField::VlanPcp, u128::from(p)))),
+                Just(Action::PopVlan),
+                prop::sample::select(vec![0x8100u16, 0x88a8]).prop_map(Action::PushVlan),
+                any::<u8>().prop_map(Action::SetNwTtl),
+                Just(Action::DecNwTtl),
+                (0u32..100).prop_map(Action::Group),
+                any::<u32>().prop_map(Action::SetQueue),
+                any::<u64>().prop_map(|t| Action::SetField(x(OxmField::TunnelId, u128::from(t)))),
+            ]
+        }
+
+        fn arb_instructions() -> impl Strategy<Value = (u8, Vec<Instruction>)> {
+            (
+                0u8..250,
+                prop::option::of(1u32..10),
+                prop::collection::vec(arb_action(), 0..4),
+                any::<bool>(),
+                prop::option::of(prop::collection::vec(arb_action(), 0..3)),
+                prop::option::of((any::<u64>(), any::<u64>())),
+                any::<bool>(),
+            )
+                .prop_map(|(table, meter, apply, clear, write, md, goto)| {
+                    let mut v = Vec::new();
+                    v.extend(meter.map(Instruction::Meter));
+                    if !apply.is_empty() {
+                        v.push(Instruction::ApplyActions(apply));
+                    }
+                    if clear {
+                        v.push(Instruction::ClearActions);
+                    }
+                    v.extend(write.map(Instruction::WriteActions));
+                    v.extend(
+                        md.map(|(a, m)| Instruction::WriteMetadata { metadata: a & m, metadata_mask: m }),
+                    );
+                    if goto {
+                        v.push(Instruction::GotoTable(table + 1));
+                    }
+                    (table, v)
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+            /// ofp flow-mod -> model -> rule -> flow stats gives back the same match and
+            /// instructions, and the flow stats read back as the same model flow.
+            #[test]
+            fn flow_mod_to_flow_stats_round_trip(oxms in arb_oxms(), (table, ins) in arb_instructions(),
+                                                 cookie in any::<u64>(), flags in 0u16..32) {
+                let ofm = crate::ofp::FlowMod {
+                    cookie, table_id: table, command: 0, priority: 5, buffer_id: NO_BUFFER,
+                    out_port: ofpp::ANY, out_group: ofpg::ANY, flags, match_: oxms.clone(),
+                    instructions: ins.clone(), ..Default::default()
+                };
+                let fm = flow_mod_from_ofp(&ofm);
+                prop_assert!(fm.is_ok(), "{:?}", fm);
+                let Ok(fm) = fm else { return Ok(()) };
+                let spec = fm.spec.clone();
+                let mut p = Pipeline::new();
+                let c = p.apply(fm, Duration::ZERO).unwrap();
+                let fs = flow_stats(p.rule(c.added[0]).unwrap(), Duration::ZERO);
+                prop_assert_eq!(&fs.match_, &oxms);
+                prop_assert_eq!(&fs.instructions, &ins);
+                prop_assert_eq!((fs.cookie, fs.flags, fs.table_id), (cookie, flags, table));
+                let again = crate::ofp::FlowMod { match_: fs.match_, instructions: fs.instructions, ..ofm };
+                prop_assert_eq!(flow_mod_from_ofp(&again).unwrap().spec, spec);
+            }
+        }
+    }
 }
