@@ -136,10 +136,9 @@ pub struct PacketInCtx {
     pub cookie: u64,
     /// Bytes of the packet to include (`OFPCML_NO_BUFFER` 0xffff = all).
     pub max_len: u16,
-    /// The pipeline metadata at that point.
+    /// The pipeline metadata at that point (a function of the rules the packet hit, so
+    /// contexts stay few; packet fields such as tun_id come from the packet's own key).
     pub metadata: u64,
-    /// The tunnel id at that point.
-    pub tun_id: u64,
 }
 
 /// Interned packet-in contexts: `DpAction::Userspace(id)` names one. Ids stay valid for
@@ -446,17 +445,9 @@ impl<'a, 'p> Ctx<'a, 'p> {
         if self.port(self.in_port).is_some_and(|p| p.config & ofppc::NO_PACKET_IN != 0) {
             return;
         }
-        // The context carries the pipeline fields: they are part of the decision.
+        // The context carries the metadata: it is part of the decision.
         self.mask.0.metadata = !0;
-        self.mask.0.tun_id = !0;
-        let ctx = PacketInCtx {
-            reason,
-            table_id,
-            cookie,
-            max_len,
-            metadata: self.key.metadata,
-            tun_id: self.key.tun_id,
-        };
+        let ctx = PacketInCtx { reason, table_id, cookie, max_len, metadata: self.key.metadata };
         let id = self.pins.intern(ctx);
         self.actions.push(DpAction::Userspace(id));
     }
@@ -868,7 +859,11 @@ mod tests {
     fn pipeline(text: &str) -> Pipeline {
         let names: PortNames = [("p1", 1), ("p2", 2), ("p3", 3), ("p9", 9)].into_iter().collect();
         let mut p = Pipeline::new();
-        p.add_flows_from_str(text, &names, Duration::ZERO).unwrap();
+        // Unchecked adds: these tests set up groups and meters themselves.
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let spec = crate::ofproto::syntax::parse_flow(line, &names).unwrap();
+            p.apply(FlowMod::add(spec), Duration::ZERO).unwrap();
+        }
         p
     }
 
