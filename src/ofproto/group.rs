@@ -175,7 +175,8 @@ impl GroupTable {
         // OFPAT_OUTPUT, COPY_TTL_*, SET_MPLS_TTL.. are numbered as in 1.3; the ones we carry out:
         // output(0), push_vlan(17), pop_vlan(18), set_queue(21), group(22), set_nw_ttl(23),
         // dec_nw_ttl(24), set_field(25).
-        let acts = (1 << 0) | (1 << 17) | (1 << 18) | (1 << 21) | (1 << 22) | (1 << 23) | (1 << 24) | (1 << 25);
+        let acts =
+            (1 << 0) | (1 << 17) | (1 << 18) | (1 << 21) | (1 << 22) | (1 << 23) | (1 << 24) | (1 << 25);
         GroupFeatures {
             types: 0b1111,
             // OFPGFC_SELECT_WEIGHT | SELECT_LIVENESS | CHAINING | CHAINING_CHECKS
@@ -251,14 +252,18 @@ impl GroupTable {
     }
 
     fn check(&self, gm: &GroupMod, checks: &Checks<'_>) -> Result<(), Error> {
-        let bad = |code: ErrorCode, why: String| Err(Error::new(code, format!("group {}: {why}", gm.group_id)));
+        let bad =
+            |code: ErrorCode, why: String| Err(Error::new(code, format!("group {}: {why}", gm.group_id)));
         if gm.group_type == GroupType::Indirect && gm.buckets.len() != 1 {
             return bad(ErrorCode::OFPGMFC_BAD_BUCKET, "an indirect group has exactly one bucket".into());
         }
         let checks = Checks { groups: Some(self), ..*checks };
         for (i, b) in gm.buckets.iter().enumerate() {
             if gm.group_type != GroupType::Select && b.weight != 0 {
-                return bad(ErrorCode::OFPGMFC_BAD_BUCKET, format!("bucket {i}: weight outside a select group"));
+                return bad(
+                    ErrorCode::OFPGMFC_BAD_BUCKET,
+                    format!("bucket {i}: weight outside a select group"),
+                );
             }
             if gm.group_type == GroupType::FastFailover {
                 if b.watch_port == ofpp::ANY && b.watch_group == ofpg::ANY {
@@ -267,7 +272,10 @@ impl GroupTable {
                 if b.watch_group != ofpg::ANY
                     && (b.watch_group == gm.group_id || !self.groups.contains_key(&b.watch_group))
                 {
-                    return bad(ErrorCode::OFPGMFC_BAD_WATCH, format!("bucket {i}: no group {}", b.watch_group));
+                    return bad(
+                        ErrorCode::OFPGMFC_BAD_WATCH,
+                        format!("bucket {i}: no group {}", b.watch_group),
+                    );
                 }
             }
             for a in &b.actions {
@@ -354,8 +362,14 @@ mod tests {
         let ck = Checks { ports: Some(&ports), ..Checks::default() };
         let code = |r: Result<Vec<u32>, Error>| r.unwrap_err().code();
         t.apply(gm(Add, GroupType::All, 1, vec![out(1), out(2)]), &ck, T).unwrap();
-        assert_eq!(code(t.apply(gm(Add, GroupType::All, 1, vec![]), &ck, T)), ErrorCode::OFPGMFC_GROUP_EXISTS);
-        assert_eq!(code(t.apply(gm(Modify, GroupType::All, 9, vec![]), &ck, T)), ErrorCode::OFPGMFC_UNKNOWN_GROUP);
+        assert_eq!(
+            code(t.apply(gm(Add, GroupType::All, 1, vec![]), &ck, T)),
+            ErrorCode::OFPGMFC_GROUP_EXISTS
+        );
+        assert_eq!(
+            code(t.apply(gm(Modify, GroupType::All, 9, vec![]), &ck, T)),
+            ErrorCode::OFPGMFC_UNKNOWN_GROUP
+        );
         assert_eq!(
             code(t.apply(gm(Add, GroupType::All, ofpg::ALL, vec![]), &ck, T)),
             ErrorCode::OFPGMFC_INVALID_GROUP
@@ -364,10 +378,16 @@ mod tests {
             code(t.apply(gm(Add, GroupType::Indirect, 2, vec![out(1), out(2)]), &ck, T)),
             ErrorCode::OFPGMFC_BAD_BUCKET
         );
-        assert_eq!(code(t.apply(gm(Add, GroupType::All, 2, vec![out(7)]), &ck, T)), ErrorCode::OFPBAC_BAD_OUT_PORT);
+        assert_eq!(
+            code(t.apply(gm(Add, GroupType::All, 2, vec![out(7)]), &ck, T)),
+            ErrorCode::OFPBAC_BAD_OUT_PORT
+        );
         let mut w = out(1);
         w.weight = 3;
-        assert_eq!(code(t.apply(gm(Add, GroupType::All, 2, vec![w.clone()]), &ck, T)), ErrorCode::OFPGMFC_BAD_BUCKET);
+        assert_eq!(
+            code(t.apply(gm(Add, GroupType::All, 2, vec![w.clone()]), &ck, T)),
+            ErrorCode::OFPGMFC_BAD_BUCKET
+        );
         t.apply(gm(Add, GroupType::Select, 2, vec![w, out(2)]), &ck, T).unwrap();
         // Fast failover needs a watch; a watched group must exist.
         assert_eq!(
@@ -385,8 +405,14 @@ mod tests {
         // Chains: 4 -> 1 is fine; 1 -> 4 would loop; 4 -> 4 loops; a missing group is bad.
         let to = |g: u32| Bucket::new(vec![OfAction::Group(g)]);
         t.apply(gm(Add, GroupType::Indirect, 4, vec![to(1)]), &ck, T).unwrap();
-        assert_eq!(code(t.apply(gm(Modify, GroupType::All, 1, vec![to(4)]), &ck, T)), ErrorCode::OFPGMFC_LOOP);
-        assert_eq!(code(t.apply(gm(Modify, GroupType::All, 4, vec![to(4)]), &ck, T)), ErrorCode::OFPGMFC_LOOP);
+        assert_eq!(
+            code(t.apply(gm(Modify, GroupType::All, 1, vec![to(4)]), &ck, T)),
+            ErrorCode::OFPGMFC_LOOP
+        );
+        assert_eq!(
+            code(t.apply(gm(Modify, GroupType::All, 4, vec![to(4)]), &ck, T)),
+            ErrorCode::OFPGMFC_LOOP
+        );
         assert_eq!(
             code(t.apply(gm(Add, GroupType::All, 5, vec![to(50)]), &ck, T)),
             ErrorCode::OFPBAC_BAD_OUT_GROUP
@@ -395,7 +421,10 @@ mod tests {
         assert_eq!(t.get(1).unwrap().buckets, vec![out(1), out(2)]);
         assert_eq!(t.len(), 4);
         // Group 1 is chained from 3 (watch) and 4: not deletable alone.
-        assert_eq!(code(t.apply(gm(Delete, GroupType::All, 1, vec![]), &ck, T)), ErrorCode::OFPGMFC_CHAINED_GROUP);
+        assert_eq!(
+            code(t.apply(gm(Delete, GroupType::All, 1, vec![]), &ck, T)),
+            ErrorCode::OFPGMFC_CHAINED_GROUP
+        );
         assert_eq!(t.apply(gm(Delete, GroupType::All, 4, vec![]), &ck, T).unwrap(), vec![4]);
         assert_eq!(t.apply(gm(Delete, GroupType::All, 4, vec![]), &ck, T).unwrap(), Vec::<u32>::new());
         // Modify keeps group counters, resets bucket counters.

@@ -4,8 +4,8 @@
 //!
 //! Supported: drop bands, `KBPS` or `PKTPS`, `BURST`, `STATS`. A DSCP-remark (or
 //! experimenter) band is refused with `OFPMMFC_BAD_BAND`. A meter may hold several drop
-//! bands; the datapath enforces the lowest-rate one, which is the band OpenFlow applies to
-//! every packet that exceeds any drop band's rate... and hence drops.
+//! bands; the datapath enforces the lowest-rate one: a packet over any drop band's rate is
+//! over the lowest one, and every drop band drops.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -216,7 +216,9 @@ impl MeterTable {
             MeterModCommand::Add if self.meters.len() >= MAX_METERS as usize => {
                 return bad(ErrorCode::OFPMMFC_OUT_OF_METERS, format!("{MAX_METERS} meters"))
             }
-            MeterModCommand::Modify if !exists => return bad(ErrorCode::OFPMMFC_UNKNOWN_METER, "none".into()),
+            MeterModCommand::Modify if !exists => {
+                return bad(ErrorCode::OFPMMFC_UNKNOWN_METER, "none".into())
+            }
             _ => {}
         }
         let rate_flags = mm.flags & (meter_flags::KBPS | meter_flags::PKTPS);
@@ -328,10 +330,22 @@ mod tests {
         let code = |r: Result<Vec<u32>, Error>| r.unwrap_err().code();
         t.apply(mm(Add, KBPS | STATS, 1, vec![drop_band(1000, 0), drop_band(500, 0)]), t0).unwrap();
         t.apply(mm(Add, PKTPS | BURST, 2, vec![drop_band(100, 10)]), t0).unwrap();
-        assert_eq!(code(t.apply(mm(Add, KBPS, 1, vec![drop_band(1, 0)]), t0)), ErrorCode::OFPMMFC_METER_EXISTS);
-        assert_eq!(code(t.apply(mm(Modify, KBPS, 3, vec![drop_band(1, 0)]), t0)), ErrorCode::OFPMMFC_UNKNOWN_METER);
-        assert_eq!(code(t.apply(mm(Add, KBPS, 0, vec![drop_band(1, 0)]), t0)), ErrorCode::OFPMMFC_INVALID_METER);
-        assert_eq!(code(t.apply(mm(Add, KBPS | PKTPS, 3, vec![drop_band(1, 0)]), t0)), ErrorCode::OFPMMFC_BAD_FLAGS);
+        assert_eq!(
+            code(t.apply(mm(Add, KBPS, 1, vec![drop_band(1, 0)]), t0)),
+            ErrorCode::OFPMMFC_METER_EXISTS
+        );
+        assert_eq!(
+            code(t.apply(mm(Modify, KBPS, 3, vec![drop_band(1, 0)]), t0)),
+            ErrorCode::OFPMMFC_UNKNOWN_METER
+        );
+        assert_eq!(
+            code(t.apply(mm(Add, KBPS, 0, vec![drop_band(1, 0)]), t0)),
+            ErrorCode::OFPMMFC_INVALID_METER
+        );
+        assert_eq!(
+            code(t.apply(mm(Add, KBPS | PKTPS, 3, vec![drop_band(1, 0)]), t0)),
+            ErrorCode::OFPMMFC_BAD_FLAGS
+        );
         assert_eq!(code(t.apply(mm(Add, 0x40, 3, vec![drop_band(1, 0)]), t0)), ErrorCode::OFPMMFC_BAD_FLAGS);
         assert_eq!(code(t.apply(mm(Add, KBPS, 3, vec![drop_band(0, 0)]), t0)), ErrorCode::OFPMMFC_BAD_RATE);
         assert_eq!(code(t.apply(mm(Add, BURST, 3, vec![drop_band(5, 0)]), t0)), ErrorCode::OFPMMFC_BAD_BURST);
@@ -348,7 +362,10 @@ mod tests {
         t.credit(1, 10, 1000, (3, 300));
         let st = t.stats(OFPM_ALL, t0 + Duration::from_secs(2), |id| id * 10);
         assert_eq!(st.len(), 2);
-        assert_eq!((st[0].flow_count, st[0].packet_in_count, st[0].bands.clone()), (10, 10, vec![(0, 0), (3, 300)]));
+        assert_eq!(
+            (st[0].flow_count, st[0].packet_in_count, st[0].bands.clone()),
+            (10, 10, vec![(0, 0), (3, 300)])
+        );
         assert_eq!(st[0].duration, Duration::from_secs(2));
         assert_eq!(t.apply(mm(Delete, 0, 2, vec![]), t0).unwrap(), vec![2]);
         assert_eq!(t.apply(mm(Delete, 0, 2, vec![]), t0).unwrap(), Vec::<u32>::new());

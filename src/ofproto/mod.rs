@@ -1,4 +1,4 @@
-//! ofproto — the slow path: OpenFlow tables and translation (first slice).
+//! ofproto — the slow path: the OpenFlow switch model (tables, groups, meters) and translation.
 //!
 //! **Owns:** the OpenFlow [`Pipeline`] (tables `0..255` of [`Rule`]s, each a priority-aware
 //! tuple-space classifier; flow-mods; per-rule counters and timeouts), the `ovs-ofctl` flow
@@ -8,18 +8,22 @@
 //! translation); nothing here locks, spawns or blocks, and time is passed in as `now`.
 //! **Calls:** `datapath` (types: [`FlowKey`](crate::datapath::flow::FlowKey),
 //! [`FlowMask`](crate::datapath::flow::FlowMask), [`DpAction`](crate::datapath::actions::DpAction))
-//! and `packet`. No `unsafe`.
+//! `packet`, and `ofp` (error codes; [`convert`] maps its messages). No `unsafe`.
 //!
-//! Public surface for the bridge:
-//! - [`Pipeline::new`], [`Pipeline::add_flows_from_str`]`(text, &PortNames, now) ->
-//!   Result<usize, FlowFileError>` (all or nothing; error `"{line}: {field}: {reason}"`),
-//! - [`Pipeline::apply`]`(FlowMod, now) -> Result<Changes, Error>` (add / modify[-strict] /
-//!   delete[-strict] with cookie mask and `out_port` filter; [`Changes`] lists rules added,
-//!   modified and removed so megaflows can be revalidated),
-//! - [`xlate::translate`]`(&Pipeline, &FlowKey, ports) -> Translation` (actions, mask, rules hit),
-//! - [`Pipeline::credit`]`(rule_id, packets, bytes, now)`, [`Pipeline::expire`]`(now)`,
-//! - [`Pipeline::dump`]`(&PortNames, now) -> Vec<String>` (`ovs-ofctl dump-flows` lines),
-//!   [`Pipeline::n_rules`].
+//! Public surface:
+//! - [`Model`] (pipeline + [`GroupTable`] + [`MeterTable`], kept consistent):
+//!   [`Model::flow_mod`]`(FlowMod, ports, now) -> Result<Changes, Error>` (OpenFlow 1.3 flow-mod
+//!   semantics, all or nothing, every refusal an [`ErrorCode`] via [`Error::code`]),
+//!   [`Model::group_mod`], [`Model::meter_mod`] (both return the rules their deletions removed),
+//!   [`Model::expire`]`(now) -> Vec<(Rule, RemovedReason)>`, [`Model::credit`]`(&Translation, ..)`;
+//! - [`Pipeline`]: [`Pipeline::apply`] (flows-file path, unchecked) / [`Pipeline::apply_checked`],
+//!   [`Pipeline::query`] (flow stats), [`Pipeline::table_stats`], [`Pipeline::dump`],
+//!   [`Pipeline::add_flows_from_str`]`(text, &PortNames, now)` (all or nothing);
+//! - translation: [`translate_with`]`(&XlateCtx, &mut PacketInContexts, &FlowKey)`,
+//!   [`translate_packet_out`], and [`translate`]`(&Pipeline, &FlowKey, ports)` for the
+//!   flows-file bridge; `DpAction::Userspace(id)` names a [`PacketInCtx`];
+//! - [`convert`]: `ofp` ↔ model for OpenFlow 1.3 and 1.0 (flow-mods, matches, actions,
+//!   instructions, flow stats, flow-removed, table stats);
 //! - parsing one line: [`syntax::parse_flow`] (add), [`syntax::parse_flow_mod`] (any
 //!   command, as `ovs-ofctl add-flow`/`mod-flows`/`del-flows` read it) and
 //!   [`syntax::parse_flow_selector`].
@@ -35,15 +39,15 @@ pub mod syntax;
 pub mod table;
 pub mod xlate;
 
+pub use group::{Bucket, Group, GroupMod, GroupModCommand, GroupTable, GroupType};
+pub use meter::{Band, BandKind, Meter, MeterMod, MeterModCommand, MeterTable};
 pub use rule::{ofpp, FlowMod, FlowModCommand, FlowSpec, Match, OfAction, PortNames, TableId};
 pub use syntax::{parse_flow, parse_flow_mod, parse_flow_selector, SyntaxError};
 pub use table::{Changes, FlowFileError, FlowTable, Pipeline, Rule, RuleId};
-pub use group::{Bucket, Group, GroupMod, GroupModCommand, GroupTable, GroupType};
-pub use meter::{Band, BandKind, Meter, MeterMod, MeterModCommand, MeterTable};
 pub use table::{Checks, RemovedReason, TableStats};
 pub use xlate::{
-    translate, translate_packet_out, translate_with, PacketInContexts, PacketInCtx, PacketInReason, TableMiss,
-    Translation, XPort, XlateCtx, XlateError,
+    translate, translate_packet_out, translate_with, PacketInContexts, PacketInCtx, PacketInReason,
+    TableMiss, Translation, XPort, XlateCtx, XlateError,
 };
 
 use std::time::Duration;
@@ -73,8 +77,12 @@ impl Model {
     /// numbers) or a reserved port, groups and meters must exist, set-fields must be
     /// consistent with the match. All or nothing.
     pub fn flow_mod(&mut self, fm: FlowMod, ports: &[u32], now: Duration) -> Result<Changes, Error> {
-        let checks =
-            Checks { ports: Some(ports), groups: Some(&self.groups), meters: Some(&self.meters), consistency: true };
+        let checks = Checks {
+            ports: Some(ports),
+            groups: Some(&self.groups),
+            meters: Some(&self.meters),
+            consistency: true,
+        };
         self.pipeline.apply_checked(fm, &checks, now)
     }
 
@@ -90,7 +98,9 @@ impl Model {
         let deleted = self.groups.apply(gm, &checks, now)?;
         let mut removed = Vec::new();
         for g in deleted {
-            removed.extend(self.pipeline.remove_group_users(g).into_iter().map(|r| (r, RemovedReason::GroupDelete)));
+            removed.extend(
+                self.pipeline.remove_group_users(g).into_iter().map(|r| (r, RemovedReason::GroupDelete)),
+            );
         }
         Ok(removed)
     }
@@ -101,7 +111,9 @@ impl Model {
         let deleted = self.meters.apply(mm, now)?;
         let mut removed = Vec::new();
         for m in deleted {
-            removed.extend(self.pipeline.remove_meter_users(m).into_iter().map(|r| (r, RemovedReason::MeterDelete)));
+            removed.extend(
+                self.pipeline.remove_meter_users(m).into_iter().map(|r| (r, RemovedReason::MeterDelete)),
+            );
         }
         Ok(removed)
     }
@@ -217,10 +229,7 @@ mod tests {
             ("ipv6,actions=mod_nw_dst:1.2.3.4", ErrorCode::OFPBAC_MATCH_INCONSISTENT),
             ("ip,actions=mod_tp_dst:80", ErrorCode::OFPBAC_MATCH_INCONSISTENT),
             ("ip,actions=write_actions(set_field:::1->ipv6_dst)", ErrorCode::OFPBAC_MATCH_INCONSISTENT),
-            (
-                "check_overlap,priority=5,ip,nw_dst=10.1.0.0/16,actions=output:2",
-                ErrorCode::OFPFMFC_OVERLAP,
-            ),
+            ("check_overlap,priority=5,ip,nw_dst=10.1.0.0/16,actions=output:2", ErrorCode::OFPFMFC_OVERLAP),
         ] {
             assert_eq!(add(&mut m, line).map(|_| ()).map_err(|e| e.code()), Err(want), "{line}");
             assert_eq!(dump(&m), before, "{line}");
@@ -255,7 +264,9 @@ mod tests {
         add(&mut m, "cookie=0x12,priority=20,in_port=1,tcp,actions=output:3").unwrap();
         add(&mut m, "cookie=0x21,table=1,priority=10,actions=output:3").unwrap();
         // 1.3: modify of a flow that does not exist adds nothing.
-        let c = m.flow_mod(fm(ModifyStrict, "table=0,priority=99,in_port=1,actions=output:1"), PORTS, T0).unwrap();
+        let c = m
+            .flow_mod(fm(ModifyStrict, "table=0,priority=99,in_port=1,actions=output:1"), PORTS, T0)
+            .unwrap();
         assert!(c.is_empty());
         // ... 1.0: it adds.
         let mut f = fm(ModifyStrict, "table=0,priority=99,in_port=2,actions=output:1");
@@ -314,7 +325,8 @@ mod tests {
         assert!(gone.iter().all(|(_, why)| *why == RemovedReason::GroupDelete));
         assert_eq!(m.pipeline.n_rules(), 0);
         add(&mut m, "priority=3,actions=meter:5,group:2").unwrap();
-        let mm = MeterMod { command: MeterModCommand::Delete, flags: 0, meter_id: meter::OFPM_ALL, bands: vec![] };
+        let mm =
+            MeterMod { command: MeterModCommand::Delete, flags: 0, meter_id: meter::OFPM_ALL, bands: vec![] };
         let gone = m.meter_mod(mm, T0).unwrap();
         assert_eq!((gone.len(), gone[0].1), (1, RemovedReason::MeterDelete));
         let del_all = GroupMod { command: GroupModCommand::Delete, ..g(ofpg::ALL, vec![]) };

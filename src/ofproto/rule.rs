@@ -869,6 +869,11 @@ mod tests {
         let t = roundtrip("actions=write_metadata:0x7,group:1,controller(max_len=64),meter:9");
         assert_eq!(t.format_instructions(), "meter:9,group:1,CONTROLLER:64,write_metadata:0x7");
         roundtrip("reset_counts,no_packet_counts,no_byte_counts,actions=write_actions()");
+        let c = roundtrip("actions=output:CONTROLLER:64,output:controller,write_actions(CONTROLLER:9)");
+        assert_eq!(
+            c.actions,
+            vec![OfAction::Controller { max_len: 64 }, OfAction::Controller { max_len: 0xffff }]
+        );
         for bad in [
             "actions=write_actions(resubmit(,2))",
             "actions=meter:1,meter:2",

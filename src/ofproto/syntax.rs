@@ -782,6 +782,12 @@ fn parse_actions(text: &str, ports: &PortNames, in_set: bool) -> Result<Vec<OfAc
 }
 
 fn output_action(field: &str, s: &str, ports: &PortNames) -> Result<OfAction, SyntaxError> {
+    // output:CONTROLLER:max_len
+    if let Some((c, len)) = s.split_once(':') {
+        if c.eq_ignore_ascii_case("controller") {
+            return Ok(OfAction::Controller { max_len: parse_uint(field, len, 0xffff)? as u16 });
+        }
+    }
     let p = parse_port(field, s, ports, true)?;
     Ok(match p {
         ofpp::IN_PORT => OfAction::InPort,

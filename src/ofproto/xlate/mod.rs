@@ -136,10 +136,9 @@ pub struct PacketInCtx {
     pub cookie: u64,
     /// Bytes of the packet to include (`OFPCML_NO_BUFFER` 0xffff = all).
     pub max_len: u16,
-    /// The pipeline metadata at that point.
+    /// The pipeline metadata at that point (a function of the rules the packet hit, so
+    /// contexts stay few; packet fields such as tun_id come from the packet's own key).
     pub metadata: u64,
-    /// The tunnel id at that point.
-    pub tun_id: u64,
 }
 
 /// Interned packet-in contexts: `DpAction::Userspace(id)` names one. Ids stay valid for
@@ -349,24 +348,28 @@ impl<'a, 'p> Ctx<'a, 'p> {
     /// Runs the pipeline from `table` with an empty action set, then executes the set.
     fn run_pipeline(&mut self, table: TableId, depth: usize) {
         let saved = std::mem::take(&mut self.set);
-        self.run_table(table, None, depth);
+        let hit = self.run_table(table, None, depth);
         let set = std::mem::replace(&mut self.set, saved);
-        if !self.stop {
+        // A miss ends the pipeline without executing the action set (spec 5.4, 5.10).
+        if hit && !self.stop {
             self.execute_set(set, At { table, cookie: u64::MAX, miss_rule: false }, depth);
         }
     }
 
     /// Looks the packet up in `table` (as if received on `in_port`, if given) and runs the
-    /// rule's instructions.
-    fn run_table(&mut self, table: TableId, in_port: Option<u32>, depth: usize) {
+    /// rule's instructions. Returns false when the pipeline ended in a table miss (here or
+    /// after a goto).
+    fn run_table(&mut self, table: TableId, in_port: Option<u32>, depth: usize) -> bool {
         if self.stop {
-            return;
+            return false;
         }
         if depth > MAX_DEPTH {
-            return self.fail(XlateError::TooDeep);
+            self.fail(XlateError::TooDeep);
+            return false;
         }
         if self.lookups.len() >= MAX_LOOKUPS {
-            return self.fail(XlateError::TooManyLookups);
+            self.fail(XlateError::TooManyLookups);
+            return false;
         }
         let saved = self.key.in_port;
         if let Some(p) = in_port {
@@ -382,13 +385,14 @@ impl<'a, 'p> Ctx<'a, 'p> {
                 let max_len = self.x.miss_send_len;
                 self.packet_in(PacketInReason::NoMatch, table, u64::MAX, max_len);
             }
-            return;
+            return false;
         };
         self.rules.push(rule.id);
-        self.run_rule(rule, depth);
+        self.run_rule(rule, depth)
     }
 
-    fn run_rule(&mut self, rule: &'a Rule, depth: usize) {
+    /// Runs a rule's instructions; false if a goto from it ended in a miss.
+    fn run_rule(&mut self, rule: &'a Rule, depth: usize) -> bool {
         let at = At {
             table: rule.table,
             cookie: rule.cookie,
@@ -400,7 +404,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
         }
         for a in &rule.actions {
             if self.stop {
-                return;
+                return false;
             }
             self.action(a, at, depth);
         }
@@ -415,8 +419,9 @@ impl<'a, 'p> Ctx<'a, 'p> {
         if let Some((v, m)) = rule.write_metadata {
             self.key.metadata = (self.key.metadata & !m) | (v & m);
         }
-        if let Some(g) = rule.goto_table {
-            self.run_table(g, None, depth + 1);
+        match rule.goto_table {
+            Some(g) => self.run_table(g, None, depth + 1),
+            None => true,
         }
     }
 
@@ -440,17 +445,9 @@ impl<'a, 'p> Ctx<'a, 'p> {
         if self.port(self.in_port).is_some_and(|p| p.config & ofppc::NO_PACKET_IN != 0) {
             return;
         }
-        // The context carries the pipeline fields: they are part of the decision.
+        // The context carries the metadata: it is part of the decision.
         self.mask.0.metadata = !0;
-        self.mask.0.tun_id = !0;
-        let ctx = PacketInCtx {
-            reason,
-            table_id,
-            cookie,
-            max_len,
-            metadata: self.key.metadata,
-            tun_id: self.key.tun_id,
-        };
+        let ctx = PacketInCtx { reason, table_id, cookie, max_len, metadata: self.key.metadata };
         let id = self.pins.intern(ctx);
         self.actions.push(DpAction::Userspace(id));
     }
@@ -659,6 +656,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
             OfAction::Group(g) => self.group(g, at, depth + 1),
             OfAction::Resubmit { in_port, table: t } => {
                 let in_port = in_port.filter(|&p| p != ofpp::IN_PORT);
+                // A resubmit that misses just returns (OVS semantics).
                 self.run_table(t.unwrap_or(at.table), in_port, depth + 1);
             }
         }
@@ -849,487 +847,4 @@ pub fn write_to_set(set: &mut Vec<OfAction>, a: &OfAction) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::datapath::flow::VLAN_PCP_SHIFT;
-    use crate::ofproto::rule::{FlowMod, FlowSpec, Match, PortNames};
-    use proptest::prelude::*;
-    use std::time::Duration;
-
-    const PORTS: &[u32] = &[1, 2, 3];
-
-    fn pipeline(text: &str) -> Pipeline {
-        let names: PortNames = [("p1", 1), ("p2", 2), ("p3", 3), ("p9", 9)].into_iter().collect();
-        let mut p = Pipeline::new();
-        p.add_flows_from_str(text, &names, Duration::ZERO).unwrap();
-        p
-    }
-
-    fn udp(in_port: u32, vlan_tci: u16) -> FlowKey {
-        let mut k = FlowKey {
-            in_port,
-            dl_type: ETH_IP,
-            nw_proto: IPPROTO_UDP,
-            vlan_tci,
-            nw_ttl: 64,
-            ..Default::default()
-        };
-        k.nw_dst[..4].copy_from_slice(&[10, 0, 0, 2]);
-        k
-    }
-
-    fn out(p: u32) -> DpAction {
-        DpAction::Output(DpPortNo(p))
-    }
-
-    #[test]
-    fn vlan_push_set_pop() {
-        let p = pipeline("actions=mod_vlan_vid:7,output:2,strip_vlan,output:3");
-        let t = translate(&p, &udp(1, 0), PORTS);
-        assert_eq!(
-            t.actions,
-            vec![DpAction::PushVlan { tpid: 0x8100, tci: 7 }, out(2), DpAction::PopVlan, out(3)]
-        );
-        assert_eq!(t.mask.0.vlan_tci, VLAN_PRESENT);
-        let tagged = VLAN_PRESENT | (5 << VLAN_PCP_SHIFT) | 9;
-        let t = translate(&p, &udp(1, tagged), PORTS);
-        assert_eq!(
-            t.actions,
-            vec![DpAction::SetVlanTci((5 << VLAN_PCP_SHIFT) | 7), out(2), DpAction::PopVlan, out(3)]
-        );
-        assert_eq!(t.mask.0.vlan_tci, VLAN_PRESENT | VLAN_PCP_MASK);
-        let p = pipeline("actions=strip_vlan,output:2");
-        assert_eq!(translate(&p, &udp(1, 0), PORTS).actions, vec![out(2)]);
-    }
-
-    #[test]
-    fn outputs_flood_and_in_port() {
-        let p = pipeline("in_port=1,actions=output:1,output:2,output:9\nin_port=2,actions=in_port,FLOOD\nin_port=3,actions=ALL");
-        let t = translate(&p, &udp(1, 0), PORTS);
-        assert_eq!(t.actions, vec![out(2)]);
-        assert_eq!(t.mask.0.in_port, !0);
-        assert_eq!(translate(&p, &udp(2, 0), PORTS).actions, vec![out(2), out(1), out(3)]);
-        assert_eq!(translate(&p, &udp(3, 0), PORTS).actions, vec![out(1), out(2)]);
-        // Miss = drop.
-        let t = translate(&p, &udp(4, 0), PORTS);
-        assert_eq!((t.actions.len(), t.rules.len(), t.error), (0, 0, None));
-    }
-
-    #[test]
-    fn l3_l4_sets_check_the_packet() {
-        let p = pipeline("actions=mod_nw_src:1.2.3.4,mod_tp_dst:99,mod_nw_tos:8,dec_ttl,output:2");
-        let t = translate(&p, &udp(1, 0), PORTS);
-        assert_eq!(
-            t.actions,
-            vec![
-                DpAction::SetIpv4Src([1, 2, 3, 4]),
-                DpAction::SetTpDst(99),
-                DpAction::SetIpDscp(2),
-                DpAction::DecIpTtl,
-                out(2)
-            ]
-        );
-        assert_eq!((t.mask.0.dl_type, t.mask.0.nw_proto, t.mask.0.nw_ttl), (!0, !0, !0));
-        let arp = FlowKey { in_port: 1, dl_type: 0x0806, nw_proto: 1, ..Default::default() };
-        assert_eq!(translate(&p, &arp, PORTS).actions, vec![out(2)]);
-        let mut dying = udp(1, 0);
-        dying.nw_ttl = 1;
-        assert_eq!(translate(&p, &dying, PORTS).actions.len(), 3);
-    }
-
-    #[test]
-    fn goto_resubmit_metadata_and_errors() {
-        let p = pipeline(
-            "table=0,actions=set_field:0x5->metadata,goto_table:1\n\
-             table=1,metadata=0x5,actions=output:2,resubmit(,2)\n\
-             table=2,actions=output:3\n",
-        );
-        let t = translate(&p, &udp(1, 0), PORTS);
-        assert_eq!(t.actions, vec![out(2), out(3)]);
-        assert_eq!(t.rules.len(), 3);
-        let p = pipeline("in_port=1,actions=output:2,NORMAL\nin_port=2,actions=resubmit(,0)\nin_port=3,actions=resubmit(1)");
-        let t = translate(&p, &udp(1, 0), PORTS);
-        assert_eq!((t.actions.len(), t.error), (0, Some(XlateError::Unsupported { action: "NORMAL" })));
-        assert_eq!(translate(&p, &udp(2, 0), PORTS).error, Some(XlateError::TooDeep));
-        // resubmit(1): looked up as in_port=1, but still the real ingress port for outputs.
-        assert_eq!(
-            translate(&p, &udp(3, 0), PORTS).error,
-            Some(XlateError::Unsupported { action: "NORMAL" })
-        );
-        let text: String = (0..14)
-            .map(|t| format!("table={t},actions=resubmit(,{}),resubmit(,{})\n", t + 1, t + 1))
-            .collect();
-        let p = pipeline(&text);
-        assert_eq!(translate(&p, &udp(1, 0), PORTS).error, Some(XlateError::TooManyLookups));
-    }
-
-    fn arb_action() -> impl Strategy<Value = OfAction> {
-        prop_oneof![
-            (1u32..5).prop_map(OfAction::Output),
-            Just(OfAction::InPort),
-            Just(OfAction::Flood),
-            Just(OfAction::All),
-            Just(OfAction::SetIpv4Src([1, 1, 1, 1])),
-            Just(OfAction::SetIpv6Dst([2; 16])),
-            Just(OfAction::SetNwTos(8)),
-            Just(OfAction::SetNwTtl(5)),
-            Just(OfAction::DecTtl),
-            Just(OfAction::SetTpSrc(9)),
-            Just(OfAction::SetTpDst(1)),
-            Just(OfAction::PushVlan(0x8100)),
-            (0u16..3).prop_map(OfAction::SetVlanVid),
-            (0u8..2).prop_map(OfAction::SetVlanPcp),
-            Just(OfAction::StripVlan),
-            (0u64..2).prop_map(OfAction::SetMetadata),
-            (prop::option::of(1u32..4), prop::option::of(0u8..3))
-                .prop_map(|(in_port, table)| OfAction::Resubmit { in_port, table }),
-            Just(OfAction::Normal),
-        ]
-    }
-
-    fn arb_key() -> impl Strategy<Value = FlowKey> {
-        (
-            (1u32..5, prop::sample::select(vec![ETH_IP, ETH_IPV6, 0x0806])),
-            prop::sample::select(vec![0u16, 0x1000, 0x1001, 0x3001, 0x2002]),
-            prop::sample::select(vec![IPPROTO_TCP, IPPROTO_UDP, 1]),
-            prop::sample::select(vec![0u8, 1, 2, 64]),
-            (0u16..3, 0u64..2, 0u8..4, prop::sample::select(vec![0u8, 1, 0x11])),
-        )
-            .prop_map(
-                |((in_port, dl_type), vlan_tci, nw_proto, nw_ttl, (tp_dst, metadata, nw_frag, nw_tos))| {
-                    FlowKey {
-                        in_port,
-                        dl_type,
-                        vlan_tci,
-                        nw_proto,
-                        nw_ttl,
-                        tp_dst,
-                        metadata,
-                        nw_frag,
-                        nw_tos,
-                        ..Default::default()
-                    }
-                },
-            )
-    }
-
-    fn arb_spec() -> impl Strategy<Value = FlowSpec> {
-        (
-            arb_key(),
-            prop::collection::vec(any::<bool>(), 8),
-            0u16..3,
-            0u8..3,
-            prop::collection::vec(arb_action(), 0..4),
-            prop::option::of(1u8..3),
-        )
-            .prop_map(|(k, pick, priority, table, actions, goto)| {
-                let mut m = FlowMask::catchall();
-                let f = &mut m.0;
-                if pick[0] {
-                    f.in_port = !0;
-                }
-                if pick[1] {
-                    f.dl_type = !0;
-                }
-                if pick[2] {
-                    f.vlan_tci = if pick[7] { !0 } else { VLAN_PRESENT };
-                }
-                if pick[3] {
-                    f.nw_proto = !0;
-                }
-                if pick[4] {
-                    f.nw_ttl = !0;
-                }
-                if pick[5] {
-                    f.tp_dst = !0;
-                }
-                if pick[6] {
-                    f.metadata = !0;
-                }
-                if pick[7] {
-                    f.nw_tos = 0x03;
-                }
-                FlowSpec {
-                    table,
-                    priority,
-                    matches: Match::new(k, m),
-                    actions,
-                    goto_table: goto.filter(|&g| g > table),
-                    ..FlowSpec::default()
-                }
-            })
-    }
-
-    fn agree(p: &FlowKey, q: &FlowKey, mask: &FlowMask) -> FlowKey {
-        let mut out = *q;
-        for ((o, a), m) in out.words_mut().iter_mut().zip(p.words()).zip(mask.0.words()) {
-            *o = (*o & !m) | (a & m);
-        }
-        out
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
-        #[test]
-        fn translation_mask_is_sound(specs in prop::collection::vec(arb_spec(), 0..12),
-                                     pkts in prop::collection::vec((arb_key(), arb_key()), 1..20)) {
-            let mut p = Pipeline::new();
-            for s in specs {
-                p.apply(FlowMod::add(s), Duration::ZERO).unwrap();
-            }
-            for (k, q) in &pkts {
-                let t = translate(&p, k, PORTS);
-                let q = agree(k, q, &t.mask);
-                let t2 = translate(&p, &q, PORTS);
-                prop_assert_eq!(&t.actions, &t2.actions, "{:?} vs {:?} under {:?}", k, q, t.mask);
-                prop_assert_eq!(&t.rules, &t2.rules);
-                prop_assert_eq!(&t.error, &t2.error);
-            }
-        }
-    }
-
-    // ---- OpenFlow 1.3 features: action set, groups, packet-ins, ports.
-
-    use crate::ofproto::group::{Bucket, GroupMod, GroupModCommand, GroupType};
-    use crate::ofproto::rule::ofpg;
-    use crate::ofproto::table::Checks;
-
-    struct World {
-        p: Pipeline,
-        g: GroupTable,
-        ports: Vec<XPort>,
-        local: Option<u32>,
-        miss: TableMiss,
-    }
-
-    impl World {
-        fn new(text: &str) -> World {
-            World {
-                p: pipeline(text),
-                g: GroupTable::new(),
-                ports: PORTS.iter().map(|&p| XPort::up(p)).collect(),
-                local: None,
-                miss: TableMiss::Drop,
-            }
-        }
-        fn group(&mut self, id: u32, group_type: GroupType, buckets: Vec<Bucket>) {
-            let gm = GroupMod { command: GroupModCommand::Add, group_type, group_id: id, buckets };
-            self.g.apply(gm, &Checks::default(), Duration::ZERO).unwrap();
-        }
-        fn ctx(&self) -> XlateCtx<'_> {
-            XlateCtx {
-                pipeline: &self.p,
-                groups: &self.g,
-                ports: &self.ports,
-                local_port: self.local,
-                miss: self.miss,
-                miss_send_len: 128,
-                invalid_ttl_to_controller: true,
-            }
-        }
-        fn run(&self, pins: &mut PacketInContexts, k: &FlowKey) -> Translation {
-            translate_with(&self.ctx(), pins, k)
-        }
-    }
-
-    #[test]
-    fn action_set_runs_in_spec_order() {
-        let w = World::new(
-            "table=0,actions=write_actions(output:3,mod_nw_dst:9.9.9.9,strip_vlan,dec_ttl),write_metadata:0x10/0xf0,goto_table:1\n\
-             table=1,metadata=0x10/0xf0,actions=output:2,write_actions(output:1)\n",
-        );
-        let t = w.run(&mut PacketInContexts::new(), &udp(3, VLAN_PRESENT | 5));
-        assert_eq!(
-            t.actions,
-            vec![out(2), DpAction::PopVlan, DpAction::DecIpTtl, DpAction::SetIpv4Dst([9, 9, 9, 9]), out(1)]
-        );
-        assert_eq!(t.lookups.len(), 2);
-        // clear_actions empties the set; a group in the set wins over the output.
-        let mut w = World::new(
-            "table=0,actions=write_actions(output:2),goto_table:1\n\
-             table=1,in_port=1,actions=clear_actions\n\
-             table=1,in_port=2,actions=write_actions(group:1)\n",
-        );
-        w.group(1, GroupType::Indirect, vec![Bucket::new(vec![OfAction::Output(3)])]);
-        assert!(w.run(&mut PacketInContexts::new(), &udp(1, 0)).actions.is_empty());
-        let t = w.run(&mut PacketInContexts::new(), &udp(2, 0));
-        assert_eq!(t.actions, vec![out(3)]);
-        assert_eq!(t.groups, vec![(1, None), (1, Some(0))]);
-    }
-
-    #[test]
-    fn groups_all_select_fast_failover() {
-        let mut w = World::new("in_port=1,actions=group:1,output:3\nin_port=2,actions=group:2\nin_port=3,actions=group:3");
-        w.group(
-            1,
-            GroupType::All,
-            vec![
-                Bucket::new(vec![OfAction::SetEthDst([1; 6]), OfAction::Output(2)]),
-                Bucket::new(vec![OfAction::Output(2), OfAction::SetVlanVid(7)]),
-            ],
-        );
-        // Each bucket works on its own copy; the packet after the group is unchanged.
-        let t = w.run(&mut PacketInContexts::new(), &udp(1, 0));
-        assert_eq!(
-            t.actions,
-            vec![
-                DpAction::SetEthDst([1; 6]),
-                out(2),
-                DpAction::SetEthDst([0; 6]),
-                DpAction::PushVlan { tpid: 0x8100, tci: 7 },
-                out(2),
-                DpAction::PopVlan,
-                out(3)
-            ]
-        );
-        assert_eq!(t.mask.0.dl_dst, [0xff; 6]);
-        let weighted = |p: u32, weight: u16| Bucket { weight, ..Bucket::new(vec![OfAction::Output(p)]) };
-        w.group(2, GroupType::Select, vec![weighted(1, 1), weighted(3, 3), weighted(2, 0)]);
-        let mut seen = [0u32; 4];
-        for i in 0..400u16 {
-            let mut k = udp(2, 0);
-            k.tp_src = i;
-            let t = w.run(&mut PacketInContexts::new(), &k);
-            assert_eq!(t.mask.0.tp_src, !0);
-            assert_eq!(t.mask.0.nw_src, [0xff; 16]);
-            match t.actions.as_slice() {
-                [DpAction::Output(p)] => seen[p.0 as usize] += 1,
-                [] => seen[0] += 1,
-                a => panic!("{a:?}"),
-            }
-        }
-        // Weight 0 never; weight 3 about three times weight 1; in_port 2 itself drops.
-        assert_eq!(seen[2], 0);
-        assert!(seen[3] > 2 * seen[1] && seen[1] > 50, "{seen:?}");
-        let watch = |p: u32| Bucket { watch_port: p, ..Bucket::new(vec![OfAction::Output(p)]) };
-        w.group(3, GroupType::FastFailover, vec![watch(1), watch(2)]);
-        assert_eq!(w.run(&mut PacketInContexts::new(), &udp(3, 0)).actions, vec![out(1)]);
-        w.ports[0].live = false;
-        assert_eq!(w.run(&mut PacketInContexts::new(), &udp(3, 0)).actions, vec![out(2)]);
-        w.ports[1].config = ofppc::PORT_DOWN;
-        assert_eq!(w.run(&mut PacketInContexts::new(), &udp(3, 0)).actions, vec![]);
-        assert_eq!(ofpg::ANY, Bucket::new(vec![]).watch_group);
-    }
-
-    #[test]
-    fn controller_local_flood_and_misses() {
-        let mut w = World::new(
-            "cookie=0x7,table=0,in_port=1,actions=CONTROLLER:64,LOCAL,goto_table:1\n\
-             table=0,in_port=2,actions=FLOOD\n\
-             table=0,in_port=3,actions=ALL,dec_ttl\n\
-             table=1,priority=0,actions=controller(max_len=32)\n",
-        );
-        w.ports.push(XPort { no: 4, config: ofppc::NO_FLOOD, live: true });
-        w.ports.push(XPort { no: 5, config: 0, live: false });
-        w.ports.push(XPort { no: 6, config: ofppc::NO_FWD, live: true });
-        w.local = Some(10);
-        let mut pins = PacketInContexts::new();
-        let t = w.run(&mut pins, &udp(1, 0));
-        assert_eq!(t.actions, vec![DpAction::Userspace(0), out(10), DpAction::Userspace(1)]);
-        let c0 = *pins.get(0).unwrap();
-        assert_eq!(
-            (c0.reason, c0.table_id, c0.cookie, c0.max_len),
-            (PacketInReason::Action, 0, 7, 64)
-        );
-        let c1 = *pins.get(1).unwrap();
-        assert_eq!((c1.reason, c1.table_id, c1.max_len), (PacketInReason::NoMatch, 1, 32));
-        // Interning: the same contexts again.
-        w.run(&mut pins, &udp(1, 0));
-        assert_eq!(pins.len(), 2);
-        assert_eq!(w.run(&mut pins, &udp(2, 0)).actions, vec![out(1), out(3)]);
-        let mut dying = udp(3, 0);
-        dying.nw_ttl = 1;
-        let t = w.run(&mut pins, &dying);
-        assert_eq!(t.actions[..4], [out(1), out(2), out(4), out(5)]);
-        assert_eq!(pins.get(2).unwrap().reason, PacketInReason::InvalidTtl);
-        // Misses: drop, or packet-in (1.0) unless the port says no packet-ins.
-        let miss = FlowKey { in_port: 4, ..Default::default() };
-        assert!(w.run(&mut pins, &miss).actions.is_empty());
-        w.miss = TableMiss::Controller;
-        let t = w.run(&mut pins, &miss);
-        assert_eq!(t.lookups, vec![(0, None)]);
-        let id = match t.actions[..] {
-            [DpAction::Userspace(id)] => id,
-            ref a => panic!("{a:?}"),
-        };
-        assert_eq!(pins.get(id).unwrap().cookie, u64::MAX);
-        w.ports[3].config |= ofppc::NO_PACKET_IN;
-        assert!(w.run(&mut pins, &miss).actions.is_empty());
-        // No LOCAL port: output to LOCAL drops.
-        w.local = None;
-        assert_eq!(w.run(&mut pins, &udp(1, 0)).actions, vec![DpAction::Userspace(0), DpAction::Userspace(1)]);
-    }
-
-    #[test]
-    fn packet_out_and_meters() {
-        let mut p = pipeline("in_port=1,actions=output:2");
-        let mut spec = crate::ofproto::rule::FlowSpec { priority: 5, ..Default::default() };
-        spec.meter = Some(4);
-        spec.actions = vec![OfAction::Output(3)];
-        p.apply(FlowMod::add(spec), Duration::ZERO).unwrap();
-        let w = World { p, ..World::new("") };
-        let mut pins = PacketInContexts::new();
-        let mut k = udp(1, 0);
-        let t = translate_packet_out(&w.ctx(), &mut pins, &k, &[OfAction::Output(3), OfAction::Output(ofpp::TABLE)]);
-        assert_eq!(t.actions, vec![out(3), out(2)]);
-        k.in_port = ofpp::CONTROLLER;
-        let t = translate_packet_out(&w.ctx(), &mut pins, &k, &[OfAction::InPort, OfAction::Output(ofpp::TABLE)]);
-        assert_eq!(t.actions, vec![DpAction::Meter(4), out(3)]);
-        assert_eq!(t.meters, vec![4]);
-    }
-
-    fn arb_group_action() -> impl Strategy<Value = OfAction> {
-        prop_oneof![
-            (1u32..5).prop_map(OfAction::Output),
-            Just(OfAction::SetEthDst([3; 6])),
-            Just(OfAction::SetIpv4Src([1, 1, 1, 1])),
-            Just(OfAction::SetTpDst(7)),
-            Just(OfAction::StripVlan),
-            (0u16..3).prop_map(OfAction::SetVlanVid),
-            Just(OfAction::DecTtl),
-            (1u32..4).prop_map(OfAction::Group),
-        ]
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
-        #[test]
-        fn group_translation_mask_is_sound(
-            specs in prop::collection::vec(arb_spec(), 0..8),
-            buckets in prop::collection::vec(
-                (prop::collection::vec(arb_group_action(), 0..3), 0u16..3, prop::option::of(1u32..4)), 1..5),
-            dead in 1u32..5,
-            pkts in prop::collection::vec((arb_key(), arb_key()), 1..12),
-        ) {
-            let mut w = World::new("");
-            for s in specs {
-                w.p.apply(FlowMod::add(s), Duration::ZERO).unwrap();
-            }
-            w.p.apply(FlowMod::add(crate::ofproto::rule::FlowSpec {
-                priority: 7,
-                actions: vec![OfAction::Group(1), OfAction::Group(2), OfAction::Group(3)],
-                ..Default::default()
-            }), Duration::ZERO).unwrap();
-            // Group 3: select; 2: fast failover; 1: all. Chains only go down (3 -> 2 -> 1).
-            for (id, t) in [(1u32, GroupType::All), (2, GroupType::FastFailover), (3, GroupType::Select)] {
-                let bs = buckets.iter().map(|(acts, weight, watch)| Bucket {
-                    weight: if t == GroupType::Select { *weight } else { 0 },
-                    watch_port: if t == GroupType::FastFailover { watch.unwrap_or(1) } else { ofpp::ANY },
-                    watch_group: ofpg::ANY,
-                    actions: acts.iter().filter(|a| !matches!(a, OfAction::Group(g) if *g >= id)).cloned().collect(),
-                }).collect();
-                w.group(id, t, bs);
-            }
-            w.ports.retain(|p| p.no != dead);
-            for (k, q) in &pkts {
-                let mut pins = PacketInContexts::new();
-                let t = w.run(&mut pins, k);
-                let q = agree(k, q, &t.mask);
-                let t2 = w.run(&mut pins, &q);
-                prop_assert_eq!(&t.actions, &t2.actions, "{:?} vs {:?} under {:?}", k, q, t.mask);
-                prop_assert_eq!(&t.groups, &t2.groups);
-                prop_assert_eq!(&t.error, &t2.error);
-            }
-        }
-    }
-}
+mod tests;
