@@ -551,9 +551,6 @@ impl Bridge {
                 if ctx.metadata != 0 {
                     match_.push(Oxm::exact(OxmField::Metadata, u128::from(ctx.metadata)));
                 }
-                if ctx.tun_id != 0 {
-                    match_.push(Oxm::exact(OxmField::TunnelId, u128::from(ctx.tun_id)));
-                }
                 Body::PacketIn(ofp::PacketIn {
                     buffer_id: OFP_NO_BUFFER,
                     total_len,
