@@ -451,6 +451,11 @@ impl Bridge {
             let _ = writeln!(s, "  misses:             {} ({:.1}%)", st.misses, pct(st.misses));
             let _ = writeln!(s, "  upcalls:            {} (dropped: {})", st.upcalls, st.upcall_dropped);
             let _ = writeln!(s, "  executed for slow path: {}", st.executed);
+            let _ = writeln!(
+                s,
+                "  to controller:      {} (dropped: {}), meter drops: {}, no_recv drops: {}",
+                st.userspace, st.userspace_dropped, st.meter_dropped, st.no_recv_dropped
+            );
             let malformed: u64 = st.malformed.iter().map(|(_, n)| n).sum();
             let _ = write!(s, "  malformed dropped:  {malformed}");
             for (name, n) in st.malformed.iter().filter(|(_, n)| *n > 0) {
@@ -483,14 +488,17 @@ impl Bridge {
         let sp = &self.stats;
         let _ = writeln!(
             s,
-            "slow path: upcalls {}, megaflows installed {} (now {}), expired {}, table full {}, execute dropped {}, translation errors {}",
+            "slow path: upcalls {}, megaflows installed {} (now {}), expired {}, revalidated {}, table full {}, execute dropped {}, translation errors {}, packet-ins {} (rate-limited {})",
             sp.upcalls,
             sp.megaflows_installed,
             self.dp.megaflows_ref().len(),
             sp.megaflows_expired,
+            sp.megaflows_revalidated,
             sp.megaflow_table_full,
             sp.execute_dropped,
-            sp.xlate_errors
+            sp.xlate_errors,
+            sp.packet_ins,
+            sp.packet_in_dropped
         );
         s
     }

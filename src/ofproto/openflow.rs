@@ -35,7 +35,7 @@ use super::xlate::{ofppc, translate_packet_out, PacketInReason, XlateCtx};
 use super::Error;
 
 use super::bridge::Bridge;
-use super::connmgr::{AgentEvent, ConnId};
+use super::connmgr::{AgentEvent, ConnId, ConnType};
 
 /// What the switch says it is (`OFPMP_DESC`).
 pub const MFR_DESC: &str = "xdpswitch project";
@@ -61,14 +61,23 @@ impl Bridge {
     pub fn handle_agent_event(&mut self, ev: AgentEvent) {
         match ev {
             AgentEvent::Connected { id, kind, version, peer, sink } => {
-                tracing::info!(conn = id.0, ?kind, version, %peer, "OpenFlow connection up");
+                // Controllers are news; an ovs-ofctl command coming and going is not.
+                if kind == ConnType::Primary {
+                    tracing::info!(conn = id.0, version, %peer, "controller connected");
+                } else {
+                    tracing::debug!(conn = id.0, version, %peer, "OpenFlow client connected");
+                }
                 self.conns.connect(id, kind, version, peer, sink);
                 // Table misses may now go to this controller (OpenFlow 1.0).
                 self.dirty = true;
             }
             AgentEvent::Disconnected { id } => {
                 if let Some(c) = self.conns.disconnect(id, Instant::now()) {
-                    tracing::info!(conn = id.0, peer = %c.peer, "OpenFlow connection down");
+                    if c.kind == ConnType::Primary {
+                        tracing::warn!(conn = id.0, peer = %c.peer, "controller disconnected");
+                    } else {
+                        tracing::debug!(conn = id.0, peer = %c.peer, "OpenFlow client disconnected");
+                    }
                 }
                 self.dirty = true;
             }
@@ -151,6 +160,9 @@ const OFPPS_LIVE: u32 = 4;
 const OFPPF_10GB_FD: u32 = 1 << 6;
 const OFPPF_COPPER: u32 = 1 << 11;
 
+/// The same in OpenFlow 1.0's numbering (`OFPPF_10GB_FD | OFPPF_COPPER`).
+const V10_CURR: u32 = (1 << 6) | (1 << 7);
+
 /// Tables announced to controllers (`0..254`, as Open vSwitch).
 pub const N_OF_TABLES: u8 = 254;
 
@@ -215,7 +227,7 @@ impl Bridge {
                     name: p.name,
                     config: p.config,
                     state: p.state & OFPPS_LINK_DOWN,
-                    curr: p.curr,
+                    curr: V10_CURR,
                     advertised: 0,
                     supported: 0,
                     peer: 0,
@@ -311,7 +323,7 @@ impl Bridge {
                         name: desc.name.clone(),
                         config: desc.config,
                         state: desc.state & OFPPS_LINK_DOWN,
-                        curr: desc.curr,
+                        curr: V10_CURR,
                         advertised: 0,
                         supported: 0,
                         peer: 0,
