@@ -729,3 +729,74 @@ fn bad_flow_mods_get_errors_and_the_connection_stays_up() {
     assert_eq!(flows.len(), 1, "{flows:#?}");
     assert!(flows[0].contains("in_port=1") && flows[0].contains("actions=output:2"), "{flows:#?}");
 }
+
+#[test]
+fn goto_table_pipeline() {
+    if skip() {
+        return;
+    }
+    let (h, dut) = setup(2);
+    let of = Of::V13;
+    dut.add_flows(
+        of,
+        "table=0,priority=10,in_port=1,actions=goto_table:1\n\
+         table=0,priority=10,in_port=2,actions=output:1\n\
+         table=1,priority=5,udp,tp_dst=9,actions=drop\n\
+         table=1,priority=1,actions=output:2\n",
+    );
+    assert!(eventually_pings(&h[0], &h[1]), "table 0 -> table 1 -> output:2 does not forward");
+    assert_eq!(udp_delivered(&h[0], &h[1], 9, 3), 0, "table 1's drop rule let traffic through");
+    assert_eq!(udp_delivered(&h[0], &h[1], 10, 2), 2);
+    let t1 = eventually("table 1 counters", || {
+        let t1 = dut.flows(of, &["table=1"]);
+        let n = |needle: &str| num(flow(&t1, &[needle]), "n_packets");
+        (t1.len() == 2 && n("tp_dst=9") >= 3 && n("priority=1 ") >= 2 + 2).then_some(t1)
+    });
+    assert!(t1.iter().all(|l| l.contains("table=1")), "{t1:#?}");
+    let t0 = dut.flows(of, &["table=0"]);
+    assert_eq!(t0.len(), 2, "{t0:#?}");
+    assert!(flow(&t0, &["in_port=1"]).contains("goto_table:1"), "{t0:#?}");
+}
+
+#[test]
+fn of_versions_limit_what_clients_may_speak() {
+    if skip() {
+        return;
+    }
+    let h = hosts(2, 1);
+    let ports: Vec<&str> = h.iter().map(|x| x.sw_if.as_str()).collect();
+    let dut = Dut::start(&ports, &DutOptions { of_versions: "1.3", ..DutOptions::default() });
+    assert!(dut.ofctl(Of::V13, "show", &[]).contains("OFPT_FEATURES_REPLY (OF1.3)"));
+    dut.ofctl_err(Of::V10, "show", &[]);
+
+    // A client that speaks only 1.0 gets OFPET_HELLO_FAILED (type 0) after the hello.
+    let mut s = TcpStream::connect_timeout(&dut.listen, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&[1, 0, 0, 8, 0, 0, 0, 1]).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let error = loop {
+        // Messages so far: [(version, type, body)].
+        let mut msgs = Vec::new();
+        let mut at = 0;
+        while got.len() >= at + 8 {
+            let len = u16::from_be_bytes([got[at + 2], got[at + 3]]) as usize;
+            if len < 8 || got.len() < at + len {
+                break;
+            }
+            msgs.push((got[at], got[at + 1], got[at + 8..at + len].to_vec()));
+            at += len;
+        }
+        if let Some((_, _, body)) = msgs.iter().find(|m| m.1 == 1) {
+            break body.clone();
+        }
+        assert!(Instant::now() < deadline, "no HELLO_FAILED error: {msgs:?}");
+        match s.read(&mut buf) {
+            Ok(0) => panic!("connection closed without an error: {msgs:?}"),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("reading: {e}"),
+        }
+    };
+    assert_eq!(&error[..4], &[0, 0, 0, 0], "OFPET_HELLO_FAILED / OFPHFC_INCOMPATIBLE: {error:?}");
+}
