@@ -6,7 +6,7 @@
 //! Everything a `Dut` starts (processes, OVS run directory, XDP programs on its ports) is
 //! stopped and removed on drop, also when a test panics.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -244,10 +244,8 @@ impl Dut {
 
     /// Stops the switch now (also done on drop).
     pub fn stop(&mut self) {
-        drop(self.sw.take());
-        if let Some(ovs) = self.ovs.take() {
-            drop(ovs);
-        }
+        self.sw = None;
+        self.ovs = None;
     }
 }
 
@@ -336,20 +334,17 @@ impl Ovs {
             vec!["set-controller".to_string(), bridge.to_string(), format!("ptcp:{listen_port}:127.0.0.1")];
         args.extend(opts.controllers.iter().cloned());
         vs(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        {
-            for c in &opts.controllers {
-                let rec =
-                    vs(&["--bare", "--columns=_uuid", "find", "controller", &format!("target=\"{c}\"")]);
-                let rec = rec.trim();
-                vs(&[
-                    "set",
-                    "controller",
-                    rec,
-                    &format!("inactivity_probe={}", opts.probe_ms),
-                    "max_backoff=1000",
-                    "connection_mode=out-of-band",
-                ]);
-            }
+        for c in &opts.controllers {
+            let rec = vs(&["--bare", "--columns=_uuid", "find", "controller", &format!("target=\"{c}\"")]);
+            let rec = rec.trim();
+            vs(&[
+                "set",
+                "controller",
+                rec,
+                &format!("inactivity_probe={}", opts.probe_ms),
+                "max_backoff=1000",
+                "connection_mode=out-of-band",
+            ]);
         }
         ovs
     }
@@ -399,9 +394,4 @@ impl Drop for Ovs {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// Whether something accepts TCP connections at `addr`.
-pub fn tcp_open(addr: std::net::SocketAddr) -> bool {
-    TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
 }
