@@ -257,6 +257,7 @@ class Dut:
                     time.sleep(0.1)
             shutil.rmtree(d, ignore_errors=True)
             self.ovs_dir = None
+            quiet("ip", "link", "del", self.bridge)  # OVS's LOCAL tap is persistent
         for dev in (self.t.d0, self.t.d1):
             quiet("ethtool", "-K", dev, "gro", "off")
             quiet("ip", "link", "set", "dev", dev, "xdp", "off")

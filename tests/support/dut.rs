@@ -258,6 +258,7 @@ impl Drop for Dut {
 /// ovsdb-server + ovs-vswitchd in a private run directory.
 struct Ovs {
     dir: PathBuf,
+    bridge: String,
     ports: Vec<String>,
 }
 
@@ -266,7 +267,11 @@ impl Ovs {
         let dir = std::env::temp_dir().join(format!("xs-ovs-{}", tag('o')));
         std::fs::create_dir_all(&dir).expect("OVS run directory");
         // From here on, drop cleans up whatever got started.
-        let ovs = Ovs { dir: dir.clone(), ports: ports.iter().map(|s| s.to_string()).collect() };
+        let ovs = Ovs {
+            dir: dir.clone(),
+            bridge: bridge.to_string(),
+            ports: ports.iter().map(|s| s.to_string()).collect(),
+        };
         let d = dir.display().to_string();
         let db = format!("unix:{d}/db.sock");
         ovs.run(&[
@@ -387,6 +392,8 @@ impl Drop for Ovs {
                 let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
             }
         }
+        // The userspace datapath makes the LOCAL port a persistent tap: it outlives the daemon.
+        let _ = Command::new("ip").args(["link", "del", &self.bridge]).stderr(Stdio::null()).status();
         for p in &self.ports {
             if has_xdp(p) {
                 let _ = Command::new("ip").args(["link", "set", "dev", p, "xdp", "off"]).status();
