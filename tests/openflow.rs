@@ -800,3 +800,44 @@ fn of_versions_limit_what_clients_may_speak() {
     };
     assert_eq!(&error[..4], &[0, 0, 0, 0], "OFPET_HELLO_FAILED / OFPHFC_INCOMPATIBLE: {error:?}");
 }
+
+/// A short run of `benches/flowsetup.py` against this DUT: every part produces numbers, every
+/// rule it sends gets installed, and it leaves nothing behind. Rates are not judged here.
+#[test]
+fn flowsetup_benchmark_quick_run() {
+    if skip() {
+        return;
+    }
+    let kind = match Kind::from_env() {
+        Kind::Xdpswitch => "xdpswitch",
+        Kind::Ovs => "ovs",
+    };
+    let out = std::env::temp_dir().join(format!("xs-flowsetup-{}", tag('q')));
+    let root = env!("CARGO_MANIFEST_DIR");
+    let st = Command::new("python3")
+        .arg(format!("{root}/benches/flowsetup.py"))
+        .args(["--quick", "--ovs-ports", "system", "--dut", kind, "--out"])
+        .arg(&out)
+        .env("XDPSWITCH_BIN", bin())
+        .status()
+        .expect("python3");
+    assert!(st.success());
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).expect("results.json"))
+            .unwrap();
+    let _ = std::fs::remove_dir_all(&out);
+    let r = &json["results"][kind];
+    assert_eq!(r["errors"].as_array().map(Vec::len), Some(0), "{r:#}");
+    assert_eq!(r["add_flows"][0]["installed"], 5000, "{r:#}");
+    assert_eq!(r["flow_mods"][0]["installed"], 5000, "{r:#}");
+    assert_eq!(r["flow_mods"][0]["errors"], 0, "{r:#}");
+    let churn = r["churn"].as_array().expect("churn rows");
+    assert_eq!(churn.len(), 4, "{r:#}");
+    assert!(churn.iter().all(|row| row["received"].as_u64() > Some(0)), "{r:#}");
+    assert!(
+        churn.iter().filter(|row| row["churn"] != 0).all(|row| row["churn_sent"].as_u64() > Some(0)),
+        "{r:#}"
+    );
+    let ns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&ns.stdout).contains("xb-"), "namespaces left behind");
+}
