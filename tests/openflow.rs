@@ -566,28 +566,36 @@ fn monitor_shows_packet_in_flow_removed_and_port_status() {
 /// can be checked without a codec in between.
 struct RawConn {
     s: TcpStream,
+    version: u8,
 }
 
 const OFPT_ERROR: u8 = 1;
 const OFPT_ECHO_REQUEST: u8 = 2;
 const OFPT_ECHO_REPLY: u8 = 3;
 const OFPT_FLOW_MOD: u8 = 14;
-const OFPT_BARRIER_REQUEST: u8 = 20;
-const OFPT_BARRIER_REPLY: u8 = 21;
+/// Barrier message types by version: OpenFlow 1.0 numbers them 18/19, 1.3 20/21.
+fn barrier_types(version: u8) -> (u8, u8) {
+    if version == 1 {
+        (18, 19)
+    } else {
+        (20, 21)
+    }
+}
 
 impl RawConn {
-    fn connect(addr: std::net::SocketAddr) -> RawConn {
+    /// Connects and says HELLO with wire version `version` (1: OpenFlow 1.0, 4: 1.3).
+    fn connect(addr: std::net::SocketAddr, version: u8) -> RawConn {
         let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut c = RawConn { s };
-        c.send(0, 1, &[]); // HELLO, OpenFlow 1.3
+        let mut c = RawConn { s, version };
+        c.send(0, 1, &[]);
         let (ty, _, _) = c.recv();
         assert_eq!(ty, 0, "expected HELLO first");
         c
     }
 
     fn send(&mut self, ty: u8, xid: u32, body: &[u8]) {
-        let mut m = vec![4, ty];
+        let mut m = vec![self.version, ty];
         m.extend_from_slice(&((8 + body.len()) as u16).to_be_bytes());
         m.extend_from_slice(&xid.to_be_bytes());
         m.extend_from_slice(body);
@@ -621,17 +629,18 @@ impl RawConn {
     /// Sends a flow-mod; returns the error (type, code) it caused, or None when the barrier
     /// after it came back first.
     fn flow_mod(&mut self, xid: u32, body: &[u8]) -> Option<(u16, u16)> {
+        let (barrier_request, barrier_reply) = barrier_types(self.version);
         self.send(OFPT_FLOW_MOD, xid, body);
-        self.send(OFPT_BARRIER_REQUEST, xid + 1, &[]);
+        self.send(barrier_request, xid + 1, &[]);
         loop {
             let (ty, x, b) = self.recv();
             if ty == OFPT_ERROR && x == xid {
                 assert!(b.len() >= 4 + 8, "error without the offending header: {b:?}");
                 // The error carries the start of the offending message.
-                assert_eq!(&b[4..6], &[4, OFPT_FLOW_MOD], "{b:?}");
+                assert_eq!(&b[4..6], &[self.version, OFPT_FLOW_MOD], "{b:?}");
                 return Some((u16::from_be_bytes([b[0], b[1]]), u16::from_be_bytes([b[2], b[3]])));
             }
-            if ty == OFPT_BARRIER_REPLY && x == xid + 1 {
+            if ty == barrier_reply && x == xid + 1 {
                 return None;
             }
             if ty == OFPT_ECHO_REQUEST {
@@ -697,7 +706,7 @@ fn bad_flow_mods_get_errors_and_the_connection_stays_up() {
         return;
     }
     let (_h, dut) = setup(2);
-    let mut c = RawConn::connect(dut.listen);
+    let mut c = RawConn::connect(dut.listen, 4);
 
     // Sanity: a good flow-mod is accepted (the barrier reply comes, no error).
     assert_eq!(c.flow_mod(10, &flow_mod_13(0, &oxm(0, &1u32.to_be_bytes()), &apply_output(2))), None);
@@ -840,4 +849,56 @@ fn flowsetup_benchmark_quick_run() {
     );
     let ns = Command::new("ip").args(["netns", "list"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&ns.stdout).contains("xb-"), "namespaces left behind");
+}
+
+/// An OpenFlow 1.0 flow-mod body: ADD, priority 100, matching `in_port` (everything else
+/// wildcarded), with the given actions.
+fn flow_mod_10(in_port: u16, actions: &[u8]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&(0x003f_ffffu32 & !1).to_be_bytes()); // wildcards: all but in_port
+    b.extend_from_slice(&in_port.to_be_bytes());
+    b.resize(40, 0); // the rest of ofp_match
+    b.extend_from_slice(&[0; 8]); // cookie
+    b.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // command ADD, idle, hard timeouts
+    b.extend_from_slice(&100u16.to_be_bytes()); // priority
+    b.extend_from_slice(&0xffff_ffffu32.to_be_bytes()); // buffer_id: none
+    b.extend_from_slice(&0xffffu16.to_be_bytes()); // out_port: none
+    b.extend_from_slice(&[0, 0]); // flags
+    b.extend_from_slice(actions);
+    b
+}
+
+/// An OpenFlow 1.0 OUTPUT action.
+fn output_10(port: u16) -> Vec<u8> {
+    let mut v = vec![0, 0, 0, 8];
+    v.extend_from_slice(&port.to_be_bytes());
+    v.extend_from_slice(&[0xff, 0xff]);
+    v
+}
+
+#[test]
+fn bad_openflow10_flow_mods_get_errors() {
+    if skip() {
+        return;
+    }
+    let (_h, dut) = setup(2);
+    let mut c = RawConn::connect(dut.listen, 1);
+    assert_eq!(c.flow_mod(10, &flow_mod_10(1, &output_10(2))), None, "a good 1.0 flow-mod");
+
+    // Output to a port number above OFPP_MAX that no reserved port uses:
+    // OFPET_BAD_ACTION / OFPBAC_BAD_OUT_PORT.
+    assert_eq!(c.flow_mod(20, &flow_mod_10(1, &output_10(0xfff0))), Some((2, 4)));
+    assert!(c.echo_works(21));
+
+    // An action type 1.0 does not define: OFPET_BAD_ACTION / OFPBAC_BAD_TYPE.
+    assert_eq!(c.flow_mod(30, &flow_mod_10(2, &[0x0f, 0xff, 0, 8, 0, 0, 0, 0])), Some((2, 0)));
+    assert!(c.echo_works(31));
+
+    // An action whose length runs past the message: OFPET_BAD_ACTION / OFPBAC_BAD_LEN.
+    assert_eq!(c.flow_mod(40, &flow_mod_10(2, &[0, 0, 0, 16, 0, 2, 0xff, 0xff])), Some((2, 1)));
+    assert!(c.echo_works(41));
+
+    let flows = dut.flows(Of::V10, &[]);
+    assert_eq!(flows.len(), 1, "{flows:#?}");
+    assert!(flows[0].contains("in_port=1") && flows[0].contains("actions=output:2"), "{flows:#?}");
 }
