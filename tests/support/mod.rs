@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod dut;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,0 +1,404 @@
+//! The device under test for the OpenFlow end-to-end tests: `xdpswitch run` (default) or, as
+//! the reference, Open vSwitch 3.1 in userspace mode (`XS_DUT=ovs`), over the same topology:
+//! ports 1..N in the given order, OFPP_LOCAL a tap named after the bridge, a passive OpenFlow
+//! listener on loopback for `ovs-ofctl`, optional active controllers and a fail mode.
+//!
+//! Everything a `Dut` starts (processes, OVS run directory, XDP programs on its ports) is
+//! stopped and removed on drop, also when a test panics.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{has_xdp, tag, SwitchProc};
+
+/// Which switch runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Xdpswitch,
+    Ovs,
+}
+
+impl Kind {
+    /// `XS_DUT=ovs` selects Open vSwitch; anything else (or nothing) xdpswitch.
+    pub fn from_env() -> Kind {
+        match std::env::var("XS_DUT").as_deref() {
+            Ok("ovs") => Kind::Ovs,
+            _ => Kind::Xdpswitch,
+        }
+    }
+}
+
+/// OpenFlow protocol versions, as `ovs-ofctl -O` names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Of {
+    V10,
+    V13,
+}
+
+impl Of {
+    pub fn flag(self) -> &'static str {
+        match self {
+            Of::V10 => "OpenFlow10",
+            Of::V13 => "OpenFlow13",
+        }
+    }
+}
+
+/// How to start a [`Dut`].
+#[derive(Clone, Debug)]
+pub struct DutOptions {
+    /// Active controllers (`tcp:IP:PORT`).
+    pub controllers: Vec<String>,
+    /// `secure` or `standalone`.
+    pub fail_mode: &'static str,
+    /// `--of-versions` (xdpswitch) / bridge `protocols` (OVS), e.g. `1.0,1.3`.
+    pub of_versions: &'static str,
+    /// Rules loaded at start (xdpswitch `--flows`, OVS `add-flows`), ovs-ofctl syntax.
+    pub flows: String,
+    /// OVS only: controller inactivity probe in ms (OVS takes at least 5000).
+    pub probe_ms: u32,
+}
+
+impl Default for DutOptions {
+    fn default() -> Self {
+        DutOptions {
+            controllers: Vec::new(),
+            fail_mode: "secure",
+            of_versions: "1.0,1.3",
+            flows: String::new(),
+            probe_ms: 5000,
+        }
+    }
+}
+
+/// A free TCP port on loopback (bound once and released; good enough for tests that run one
+/// at a time).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// Whether `ovs-ofctl` (and, for OVS, the daemons) is installed; prints why not.
+pub fn skip_unless_tools(kind: Kind) -> bool {
+    let have = |p: &str| {
+        Command::new("sh").args(["-c", &format!("command -v {p}")]).output().is_ok_and(|o| o.status.success())
+    };
+    let mut need = vec!["ovs-ofctl"];
+    if kind == Kind::Ovs {
+        need.extend(["ovs-vswitchd", "ovsdb-server", "ovs-vsctl", "ovsdb-tool"]);
+    }
+    for p in need {
+        if !have(p) {
+            eprintln!("skipped: {p} is not installed (apt-get install openvswitch-switch)");
+            return true;
+        }
+    }
+    if kind == Kind::Xdpswitch && !has_agent() {
+        eprintln!("skipped: this xdpswitch has no OpenFlow agent yet (`run --listen`); XS_DUT=ovs runs the reference");
+        return true;
+    }
+    false
+}
+
+/// Whether `xdpswitch run` takes the OpenFlow agent's options.
+pub fn has_agent() -> bool {
+    Command::new(super::bin())
+        .args(["run", "--help"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--listen"))
+}
+
+/// A running switch under test.
+pub struct Dut {
+    pub kind: Kind,
+    /// The bridge, also the name of the LOCAL port's tap.
+    pub bridge: String,
+    /// The interfaces of ports 1..N.
+    pub ports: Vec<String>,
+    /// What `ovs-ofctl` connects to: the passive listener, `tcp:127.0.0.1:PORT`.
+    pub target: String,
+    /// The passive OpenFlow listener (`127.0.0.1:PORT`) for raw-socket clients.
+    pub listen: std::net::SocketAddr,
+    sw: Option<SwitchProc>,
+    ovs: Option<Ovs>,
+}
+
+impl Dut {
+    /// Starts the switch selected by `XS_DUT` over `ports`.
+    pub fn start(ports: &[&str], opts: &DutOptions) -> Dut {
+        Dut::start_kind(Kind::from_env(), ports, opts)
+    }
+
+    pub fn start_kind(kind: Kind, ports: &[&str], opts: &DutOptions) -> Dut {
+        let bridge = format!("xb{}", tag('b'));
+        let port = free_port();
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut dut = Dut {
+            kind,
+            bridge: bridge.clone(),
+            ports: ports.iter().map(|s| s.to_string()).collect(),
+            target: format!("tcp:127.0.0.1:{port}"),
+            listen: addr,
+            sw: None,
+            ovs: None,
+        };
+        match kind {
+            Kind::Xdpswitch => {
+                let listen = format!("ptcp:{port}");
+                let mut extra = vec![
+                    "--listen",
+                    &listen,
+                    "--bridge",
+                    &bridge,
+                    "--fail-mode",
+                    opts.fail_mode,
+                    "--of-versions",
+                    opts.of_versions,
+                ];
+                for c in &opts.controllers {
+                    extra.extend(["--controller", c]);
+                }
+                dut.sw = Some(SwitchProc::start(ports, &opts.flows, &extra));
+            }
+            Kind::Ovs => {
+                let ovs = Ovs::start(&bridge, ports, port, opts);
+                dut.ovs = Some(ovs);
+            }
+        }
+        // Up when ovs-ofctl gets an answer listing every port.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = dut.ofctl_output(Of::V13, "show", &[]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            if out.status.success() && (1..=ports.len()).all(|i| text.contains(&format!(" {i}("))) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{kind:?} did not answer ovs-ofctl show with all ports: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if kind == Kind::Ovs && !opts.flows.is_empty() {
+            dut.add_flows(Of::V13, &opts.flows);
+        }
+        dut
+    }
+
+    /// Runs `ovs-ofctl -O VER CMD TARGET ARGS...` and returns the raw output.
+    pub fn ofctl_output(&self, of: Of, cmd: &str, args: &[&str]) -> Output {
+        Command::new("ovs-ofctl")
+            .args(["-O", of.flag(), "--timeout=10", cmd, &self.target])
+            .args(args)
+            .env("OVS_RUNDIR", std::env::temp_dir())
+            .stdin(Stdio::null())
+            .output()
+            .expect("running ovs-ofctl")
+    }
+
+    /// Runs an `ovs-ofctl` command that must succeed; returns its stdout.
+    pub fn ofctl(&self, of: Of, cmd: &str, args: &[&str]) -> String {
+        let out = self.ofctl_output(of, cmd, args);
+        assert!(
+            out.status.success(),
+            "ovs-ofctl -O {} {cmd} {args:?} failed on {:?}: {}",
+            of.flag(),
+            self.kind,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs an `ovs-ofctl` command that must fail; returns its stderr.
+    pub fn ofctl_err(&self, of: Of, cmd: &str, args: &[&str]) -> String {
+        let out = self.ofctl_output(of, cmd, args);
+        assert!(
+            !out.status.success(),
+            "ovs-ofctl -O {} {cmd} {args:?} should have failed on {:?}: {}",
+            of.flag(),
+            self.kind,
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// `ovs-ofctl add-flows` from a temporary file.
+    pub fn add_flows(&self, of: Of, flows: &str) {
+        let path = std::env::temp_dir().join(format!("xs-{}.flows", tag('f')));
+        std::fs::write(&path, flows).expect("writing a flow file");
+        let out = self.ofctl_output(of, "add-flows", &[path.to_str().unwrap()]);
+        let _ = std::fs::remove_file(&path);
+        assert!(out.status.success(), "add-flows failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// The flow lines of `dump-flows` (header line dropped), optionally restricted by `args`.
+    pub fn flows(&self, of: Of, args: &[&str]) -> Vec<String> {
+        self.ofctl(of, "dump-flows", args)
+            .lines()
+            .filter(|l| l.contains("actions="))
+            .map(|l| l.trim().to_string())
+            .collect()
+    }
+
+    /// Stops the switch now (also done on drop).
+    pub fn stop(&mut self) {
+        self.sw = None;
+        self.ovs = None;
+    }
+}
+
+impl Drop for Dut {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// ovsdb-server + ovs-vswitchd in a private run directory.
+struct Ovs {
+    dir: PathBuf,
+    bridge: String,
+    ports: Vec<String>,
+}
+
+impl Ovs {
+    fn start(bridge: &str, ports: &[&str], listen_port: u16, opts: &DutOptions) -> Ovs {
+        let dir = std::env::temp_dir().join(format!("xs-ovs-{}", tag('o')));
+        std::fs::create_dir_all(&dir).expect("OVS run directory");
+        // From here on, drop cleans up whatever got started.
+        let ovs = Ovs {
+            dir: dir.clone(),
+            bridge: bridge.to_string(),
+            ports: ports.iter().map(|s| s.to_string()).collect(),
+        };
+        let d = dir.display().to_string();
+        let db = format!("unix:{d}/db.sock");
+        ovs.run(&[
+            "ovsdb-tool",
+            "create",
+            &format!("{d}/conf.db"),
+            "/usr/share/openvswitch/vswitch.ovsschema",
+        ]);
+        ovs.run(&[
+            "ovsdb-server",
+            &format!("{d}/conf.db"),
+            &format!("--remote=punix:{d}/db.sock"),
+            &format!("--pidfile={d}/ovsdb-server.pid"),
+            &format!("--log-file={d}/ovsdb-server.log"),
+            "-vconsole:off",
+            "--detach",
+        ]);
+        ovs.run(&["ovs-vsctl", &format!("--db={db}"), "--no-wait", "init"]);
+        ovs.run(&[
+            "ovs-vswitchd",
+            &db,
+            &format!("--pidfile={d}/ovs-vswitchd.pid"),
+            &format!("--log-file={d}/ovs-vswitchd.log"),
+            "-vconsole:off",
+            "--detach",
+        ]);
+        let protocols = opts
+            .of_versions
+            .split(',')
+            .map(|v| format!("OpenFlow1{}", v.trim().trim_start_matches("1.")))
+            .collect::<Vec<_>>()
+            .join(",");
+        let dbarg = format!("--db={db}");
+        let vs = |args: &[&str]| {
+            let mut argv = vec!["ovs-vsctl", dbarg.as_str(), "--timeout=20"];
+            argv.extend_from_slice(args);
+            ovs.run(&argv)
+        };
+        let protocols = format!("protocols={protocols}");
+        vs(&[
+            "add-br",
+            bridge,
+            "--",
+            "set",
+            "bridge",
+            bridge,
+            "datapath_type=netdev",
+            &protocols,
+            "other-config:disable-in-band=true",
+        ]);
+        vs(&["set-fail-mode", bridge, opts.fail_mode]);
+        let afxdp = std::env::var("XS_OVS_PORTS").as_deref() == Ok("afxdp");
+        for (i, p) in ports.iter().enumerate() {
+            let req = format!("ofport_request={}", i + 1);
+            let mut args = vec!["add-port", bridge, p, "--", "set", "interface", p, &req];
+            if afxdp {
+                args.push("type=afxdp");
+            }
+            vs(&args);
+        }
+        // The passive listener for ovs-ofctl (OVS treats its connections as service
+        // connections: they don't end fail-open mode) and the active controllers, with a short
+        // probe and reconnect backoff.
+        let mut args =
+            vec!["set-controller".to_string(), bridge.to_string(), format!("ptcp:{listen_port}:127.0.0.1")];
+        args.extend(opts.controllers.iter().cloned());
+        vs(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        for c in &opts.controllers {
+            let rec = vs(&["--bare", "--columns=_uuid", "find", "controller", &format!("target=\"{c}\"")]);
+            let rec = rec.trim();
+            vs(&[
+                "set",
+                "controller",
+                rec,
+                &format!("inactivity_probe={}", opts.probe_ms),
+                "max_backoff=1000",
+                "connection_mode=out-of-band",
+            ]);
+        }
+        ovs
+    }
+
+    fn env(&self, cmd: &mut Command) {
+        for k in ["OVS_RUNDIR", "OVS_DBDIR", "OVS_LOGDIR", "OVS_SYSCONFDIR"] {
+            cmd.env(k, &self.dir);
+        }
+    }
+
+    fn run(&self, argv: &[&str]) -> String {
+        let mut cmd = Command::new(argv[0]);
+        cmd.args(&argv[1..]).stdin(Stdio::null());
+        self.env(&mut cmd);
+        let out = cmd.output().unwrap_or_else(|e| panic!("running {}: {e}", argv[0]));
+        assert!(
+            out.status.success(),
+            "`{}` failed: {}",
+            argv.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn pid(&self, daemon: &str) -> Option<u32> {
+        std::fs::read_to_string(self.dir.join(format!("{daemon}.pid"))).ok()?.trim().parse().ok()
+    }
+}
+
+impl Drop for Ovs {
+    fn drop(&mut self) {
+        for daemon in ["ovs-vswitchd", "ovsdb-server"] {
+            let Some(pid) = self.pid(daemon) else { continue };
+            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::path::Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            }
+        }
+        // The userspace datapath makes the LOCAL port a persistent tap: it outlives the daemon.
+        let _ = Command::new("ip").args(["link", "del", &self.bridge]).stderr(Stdio::null()).status();
+        for p in &self.ports {
+            if has_xdp(p) {
+                let _ = Command::new("ip").args(["link", "set", "dev", p, "xdp", "off"]).status();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
