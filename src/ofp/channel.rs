@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use super::errcode::ErrorCode;
 use super::error::ERROR_DATA_LEN;
 use super::header::{of13_type as t13, Header, Xid, HEADER_LEN, OFP10_VERSION};
+use super::multipart::{MultipartRequest, MultipartRequestBody};
 use super::{decode, encode, v10, Body, Decoded, Error, Hello, Message};
 
 /// How a [`Channel`] behaves.
@@ -67,6 +68,9 @@ pub enum CloseReason {
 }
 
 /// Something the application must hear about.
+///
+/// Multipart requests that span several messages (`OFPMPF_REQ_MORE`) arrive one
+/// `Request` per message; putting them together is the application's business.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChannelEvent {
     /// HELLO negotiation finished on `version`; requests follow.
@@ -428,7 +432,16 @@ impl Channel {
                 self.emit(&Message { version, xid: h.xid, body: Body::EchoReply(data) })
             }
             Body::EchoReply(_) => {}
-            Body::Experimenter(_) | Body::V10(v10::Body::Vendor { .. }) => {
+            // No experimenter extension is typed, so none is understood: refuse it here.
+            Body::Experimenter(_)
+            | Body::V10(v10::Body::Vendor { .. })
+            | Body::MultipartRequest(MultipartRequest {
+                body: MultipartRequestBody::Experimenter(_), ..
+            })
+            | Body::V10(v10::Body::StatsRequest(v10::StatsRequest {
+                body: v10::StatsRequestBody::Vendor { .. },
+                ..
+            })) => {
                 self.emit_error(version, h.xid, ErrorCode::OFPBRC_BAD_EXPERIMENTER, error_data(raw));
             }
             _ => {

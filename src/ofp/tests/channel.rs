@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::ofp::msg::{Hello, SwitchConfig};
+use crate::ofp::multipart::{MultipartRequest, MultipartRequestBody};
 use crate::ofp::{decode, encode, v10, Body, Decoded, ErrorCode, Experimenter, Message, Xid};
 
 const SEC: Duration = Duration::from_secs(1);
@@ -319,6 +320,13 @@ fn undecodable_messages_get_errors_and_the_channel_stays_up() {
     let out = sent(&mut ch);
     let (t, c, _) = error_of(&out[0]);
     assert_eq!((t, c), ErrorCode::OFPBRC_BAD_EXPERIMENTER.v13());
+    assert!(events(&mut ch).is_empty());
+    // Experimenter multipart requests too.
+    let exp = Experimenter { experimenter: 0x2320, exp_type: 0, data: vec![] };
+    let body = MultipartRequestBody::Experimenter(exp);
+    ch.handle_input(t0, &wire(4, 14, Body::MultipartRequest(MultipartRequest { flags: 0, body })));
+    let out = sent(&mut ch);
+    assert_eq!((out[0].xid, error_of(&out[0]).1), (Xid(14), 3));
     assert!(events(&mut ch).is_empty());
 }
 

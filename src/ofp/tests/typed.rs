@@ -55,6 +55,26 @@ fn meter_mod_wire_layout() {
 
 #[test]
 fn group_mods_of_every_type() {
+    // A select group with one weighted bucket that outputs to port 2.
+    check_wire(
+        "04 0f 00 30 00 00 00 0d  00 00 01 00 00 00 00 05
+         00 20 00 03 ff ff ff ff  ff ff ff ff 00 00 00 00
+         00 00 00 10 00 00 00 02  ff e5 00 00 00 00 00 00",
+        &msg13(
+            13,
+            Body::GroupMod(GroupMod {
+                command: OFPGC_ADD,
+                type_: OFPGT_SELECT,
+                group_id: 5,
+                buckets: vec![Bucket {
+                    weight: 3,
+                    watch_port: OFPP_ANY,
+                    watch_group: OFPG_ANY,
+                    actions: vec![Action::Output { port: 2, max_len: 0xffe5 }],
+                }],
+            }),
+        ),
+    );
     for (type_, buckets) in [
         (OFPGT_ALL, vec![bucket(1), bucket(2), bucket(3)]),
         (OFPGT_SELECT, vec![Bucket { weight: 5, ..bucket(1) }, bucket(2)]),
