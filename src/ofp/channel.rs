@@ -218,29 +218,20 @@ impl Channel {
 
     /// Time passed; call at [`Channel::poll_timeout`] (earlier or repeated calls are harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
-        let interval = self.cfg.probe_interval;
-        if self.is_closed() || interval.is_zero() {
+        if self.is_closed() {
+            return;
+        }
+        let Some(due) = self.poll_timeout() else { return };
+        if now < due {
             return;
         }
         match (self.state, self.probe_sent) {
-            (State::Hello, _) => {
-                if now >= self.last_rx + 2 * interval {
-                    self.close(CloseReason::ProbeTimeout);
-                }
-            }
-            (State::Ready(_), Some(sent)) => {
-                if now >= sent + interval {
-                    self.close(CloseReason::ProbeTimeout);
-                }
-            }
             (State::Ready(version), None) => {
-                if now >= self.last_rx + interval {
-                    let xid = self.alloc_xid();
-                    self.emit(&Message { version, xid, body: Body::EchoRequest(Vec::new()) });
-                    self.probe_sent = Some(now);
-                }
+                let xid = self.alloc_xid();
+                self.emit(&Message { version, xid, body: Body::EchoRequest(Vec::new()) });
+                self.probe_sent = Some(now);
             }
-            (State::Closed, _) => {}
+            _ => self.close(CloseReason::ProbeTimeout),
         }
     }
 
@@ -298,11 +289,12 @@ impl Channel {
         if interval.is_zero() {
             return None;
         }
+        // An interval too long to add to an Instant means "never".
         match (self.state, self.probe_sent) {
             (State::Closed, _) => None,
-            (State::Hello, _) => Some(self.last_rx + 2 * interval),
-            (State::Ready(_), Some(sent)) => Some(sent + interval),
-            (State::Ready(_), None) => Some(self.last_rx + interval),
+            (State::Hello, _) => self.last_rx.checked_add(interval.saturating_mul(2)),
+            (State::Ready(_), Some(sent)) => sent.checked_add(interval),
+            (State::Ready(_), None) => self.last_rx.checked_add(interval),
         }
     }
 

@@ -227,9 +227,14 @@ fn silent_peer_before_hello_times_out() {
     assert!(!ch.is_closed());
     ch.handle_timeout(t0 + 10 * SEC);
     assert_eq!(events(&mut ch).pop(), Some(ChannelEvent::Closed { reason: CloseReason::ProbeTimeout }));
-    // Probing off: no timers at all.
-    let ch = Channel::new(t0, ChannelConfig { probe_interval: Duration::ZERO, ..cfg() });
-    assert_eq!(ch.poll_timeout(), None);
+    // Probing off: no timers at all. An absurdly long interval: never, and no overflow.
+    for probe_interval in [Duration::ZERO, Duration::MAX] {
+        let mut ch = Channel::new(t0, ChannelConfig { probe_interval, ..cfg() });
+        assert_eq!(ch.poll_timeout(), None);
+        ch.handle_input(t0, &hello_plain(4));
+        ch.handle_timeout(t0 + 1000 * SEC);
+        assert_eq!((ch.poll_timeout(), ch.is_closed()), (None, false));
+    }
 }
 
 #[test]
