@@ -139,7 +139,9 @@ pub struct Channel {
 
 impl Channel {
     /// A new connection at `now`; our HELLO (with a version bitmap) is queued for transmit.
-    pub fn new(now: Instant, cfg: ChannelConfig) -> Channel {
+    /// Versions in `cfg` other than 1.0 and 1.3 (which the codec speaks) are ignored.
+    pub fn new(now: Instant, mut cfg: ChannelConfig) -> Channel {
+        cfg.versions.retain(|&v| v == OFP10_VERSION || v == super::OFP13_VERSION);
         let mut ch = Channel {
             state: State::Hello,
             input: Vec::new(),

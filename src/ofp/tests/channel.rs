@@ -81,6 +81,16 @@ fn our_hello_advertises_every_version() {
 }
 
 #[test]
+fn versions_the_codec_cannot_speak_are_not_offered() {
+    let t0 = Instant::now();
+    let mut ch = Channel::new(t0, ChannelConfig { versions: vec![1, 5, 6], ..cfg() });
+    let out = sent(&mut ch);
+    assert!(matches!(&out[0].body, Body::Hello(h) if h.versions() == Some(vec![1])));
+    ch.handle_input(t0, &hello_bitmap(6, &[4, 5, 6]));
+    assert_eq!(events(&mut ch), [ChannelEvent::Closed { reason: CloseReason::HelloFailed }]);
+}
+
+#[test]
 fn bitmap_peer_gets_the_highest_common_version() {
     let t0 = Instant::now();
     for (peer, want) in [(&[1u8, 4][..], 4), (&[1, 2, 3, 4, 5, 6][..], 4), (&[1, 2][..], 1), (&[4][..], 4)] {
