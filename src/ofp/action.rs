@@ -1,7 +1,8 @@
 //! Actions (`ofp_action_*`, OpenFlow 1.3.5 §7.2.5) and instructions (`ofp_instruction_*`,
 //! §7.2.4).
 
-use super::error::{EncodeError, Reason, OFPBAC_BAD_SET_ARGUMENT, OFPBAC_BAD_SET_LEN, OFPBAC_BAD_SET_TYPE};
+use super::errcode::ErrorCode;
+use super::error::{EncodeError, Reason};
 use super::oxm::{Oxm, OxmField};
 use super::wire::{pad8, Put, Reader};
 
@@ -182,17 +183,17 @@ impl Action {
             OFPAT_SET_FIELD => {
                 let oxm = Oxm::decode(&mut b).map_err(|e| {
                     let code = match e {
-                        Reason::BadField { .. } => OFPBAC_BAD_SET_TYPE,
-                        Reason::BadMatchLen => OFPBAC_BAD_SET_LEN,
-                        _ => OFPBAC_BAD_SET_ARGUMENT,
+                        Reason::BadField { .. } => ErrorCode::OFPBAC_BAD_SET_TYPE,
+                        Reason::BadMatchLen => ErrorCode::OFPBAC_BAD_SET_LEN,
+                        _ => ErrorCode::OFPBAC_BAD_SET_ARGUMENT,
                     };
                     Reason::BadSetField { code }
                 })?;
                 if oxm.mask.is_some() || matches!(oxm.field, OxmField::Other { has_mask: true, .. }) {
-                    return Err(Reason::BadSetField { code: OFPBAC_BAD_SET_ARGUMENT });
+                    return Err(Reason::BadSetField { code: ErrorCode::OFPBAC_BAD_SET_ARGUMENT });
                 }
                 if pad8(4 + oxm.wire_len()) != len {
-                    return Err(Reason::BadSetField { code: OFPBAC_BAD_SET_LEN });
+                    return Err(Reason::BadSetField { code: ErrorCode::OFPBAC_BAD_SET_LEN });
                 }
                 Action::SetField(oxm)
             }
@@ -201,7 +202,7 @@ impl Action {
         };
         // What is left is padding (a set-field's after its OXM): it must be zero.
         if matches!(action, Action::SetField(_)) {
-            b.pad_rest().map_err(|_| Reason::BadSetField { code: OFPBAC_BAD_SET_ARGUMENT })?;
+            b.pad_rest().map_err(|_| Reason::BadSetField { code: ErrorCode::OFPBAC_BAD_SET_ARGUMENT })?;
         } else {
             b.pad_rest()?;
         }

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use super::errcode::ErrorCode;
 use super::error::ERROR_DATA_LEN;
 use super::header::{of13_type as t13, Header, Xid, HEADER_LEN, OFP10_VERSION};
+use super::multipart::{MultipartRequest, MultipartRequestBody};
 use super::{decode, encode, v10, Body, Decoded, Error, Hello, Message};
 
 /// How a [`Channel`] behaves.
@@ -67,6 +68,9 @@ pub enum CloseReason {
 }
 
 /// Something the application must hear about.
+///
+/// Multipart requests that span several messages (`OFPMPF_REQ_MORE`) arrive one
+/// `Request` per message; putting them together is the application's business.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChannelEvent {
     /// HELLO negotiation finished on `version`; requests follow.
@@ -135,7 +139,9 @@ pub struct Channel {
 
 impl Channel {
     /// A new connection at `now`; our HELLO (with a version bitmap) is queued for transmit.
-    pub fn new(now: Instant, cfg: ChannelConfig) -> Channel {
+    /// Versions in `cfg` other than 1.0 and 1.3 (which the codec speaks) are ignored.
+    pub fn new(now: Instant, mut cfg: ChannelConfig) -> Channel {
+        cfg.versions.retain(|&v| v == OFP10_VERSION || v == super::OFP13_VERSION);
         let mut ch = Channel {
             state: State::Hello,
             input: Vec::new(),
@@ -214,29 +220,20 @@ impl Channel {
 
     /// Time passed; call at [`Channel::poll_timeout`] (earlier or repeated calls are harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
-        let interval = self.cfg.probe_interval;
-        if self.is_closed() || interval.is_zero() {
+        if self.is_closed() {
+            return;
+        }
+        let Some(due) = self.poll_timeout() else { return };
+        if now < due {
             return;
         }
         match (self.state, self.probe_sent) {
-            (State::Hello, _) => {
-                if now >= self.last_rx + 2 * interval {
-                    self.close(CloseReason::ProbeTimeout);
-                }
-            }
-            (State::Ready(_), Some(sent)) => {
-                if now >= sent + interval {
-                    self.close(CloseReason::ProbeTimeout);
-                }
-            }
             (State::Ready(version), None) => {
-                if now >= self.last_rx + interval {
-                    let xid = self.alloc_xid();
-                    self.emit(&Message { version, xid, body: Body::EchoRequest(Vec::new()) });
-                    self.probe_sent = Some(now);
-                }
+                let xid = self.alloc_xid();
+                self.emit(&Message { version, xid, body: Body::EchoRequest(Vec::new()) });
+                self.probe_sent = Some(now);
             }
-            (State::Closed, _) => {}
+            _ => self.close(CloseReason::ProbeTimeout),
         }
     }
 
@@ -294,11 +291,12 @@ impl Channel {
         if interval.is_zero() {
             return None;
         }
+        // An interval too long to add to an Instant means "never".
         match (self.state, self.probe_sent) {
             (State::Closed, _) => None,
-            (State::Hello, _) => Some(self.last_rx + 2 * interval),
-            (State::Ready(_), Some(sent)) => Some(sent + interval),
-            (State::Ready(_), None) => Some(self.last_rx + interval),
+            (State::Hello, _) => self.last_rx.checked_add(interval.saturating_mul(2)),
+            (State::Ready(_), Some(sent)) => sent.checked_add(interval),
+            (State::Ready(_), None) => self.last_rx.checked_add(interval),
         }
     }
 
@@ -428,7 +426,16 @@ impl Channel {
                 self.emit(&Message { version, xid: h.xid, body: Body::EchoReply(data) })
             }
             Body::EchoReply(_) => {}
-            Body::Experimenter(_) | Body::V10(v10::Body::Vendor { .. }) => {
+            // No experimenter extension is typed, so none is understood: refuse it here.
+            Body::Experimenter(_)
+            | Body::V10(v10::Body::Vendor { .. })
+            | Body::MultipartRequest(MultipartRequest {
+                body: MultipartRequestBody::Experimenter(_), ..
+            })
+            | Body::V10(v10::Body::StatsRequest(v10::StatsRequest {
+                body: v10::StatsRequestBody::Vendor { .. },
+                ..
+            })) => {
                 self.emit_error(version, h.xid, ErrorCode::OFPBRC_BAD_EXPERIMENTER, error_data(raw));
             }
             _ => {

@@ -1,5 +1,5 @@
-//! Decode and encode errors, and the `OFPET_*`/`OFP*C_*` numbers an `OFPT_ERROR` reply carries
-//! (OpenFlow 1.3.5 §7.4.4; the first types and codes are the same in 1.0).
+//! Decode and encode errors. What an `OFPT_ERROR` reply says is an [`ErrorCode`] ([`Reason::code`]);
+//! the numeric `OFPET_*`/`OFP*C_*` constants below are the common ones, kept for convenience.
 
 use super::errcode::ErrorCode;
 use super::header::Xid;
@@ -123,10 +123,10 @@ pub enum Reason {
     #[error("bad action length")]
     BadActionLen,
     /// A set-field action whose OXM is malformed (`OFPBAC_BAD_SET_*`).
-    #[error("bad set-field action (code {code})")]
+    #[error("bad set-field action ({})", code.name())]
     BadSetField {
         /// One of `OFPBAC_BAD_SET_TYPE`, `OFPBAC_BAD_SET_LEN`, `OFPBAC_BAD_SET_ARGUMENT`.
-        code: u16,
+        code: ErrorCode,
     },
     /// Unknown instruction type.
     #[error("unknown instruction type {type_}")]
@@ -165,9 +165,7 @@ impl Reason {
             Reason::DupField => E::OFPBMC_DUP_FIELD,
             Reason::BadActionType { .. } => E::OFPBAC_BAD_TYPE,
             Reason::BadActionLen => E::OFPBAC_BAD_LEN,
-            Reason::BadSetField { code } => {
-                ErrorCode::from_v13(OFPET_BAD_ACTION, *code).unwrap_or(E::OFPBAC_BAD_SET_ARGUMENT)
-            }
+            Reason::BadSetField { code } => *code,
             Reason::BadInstructionType { .. } => E::OFPBIC_UNKNOWN_INST,
             Reason::BadInstructionLen => E::OFPBIC_BAD_LEN,
             Reason::BadMeterBand { .. } => E::OFPMMFC_BAD_BAND,

@@ -7,12 +7,26 @@
 //! A message that cannot be decoded gives a [`DecodeError`] holding the `OFPT_ERROR` type, code
 //! and data to answer with, and how many bytes to skip to carry on.
 //!
-//! Versions: OpenFlow 1.3 (0x04) is typed throughout. OpenFlow 1.0 (0x01) shares HELLO, ERROR,
-//! ECHO, FEATURES_REQUEST, the switch-config messages and BARRIER (at its own type numbers);
-//! its own layouts (40-byte match, FLOW_MOD, PACKET_IN/OUT, FEATURES_REPLY with ports,
-//! PORT_STATUS, FLOW_REMOVED, desc and flow STATS) are in [`v10`] as [`Body::V10`]; the rest
-//! decode as [`Body::Other`] (raw body). HELLO decodes in any version, so version negotiation
-//! can see a newer peer's bitmap.
+//! Versions: every message type of OpenFlow 1.3 (0x04) and of OpenFlow 1.0 (0x01) is typed.
+//! Messages shared by both (HELLO, ERROR, ECHO, FEATURES_REQUEST, switch config, BARRIER at its
+//! own 1.0 numbers) use the same [`Body`] variants; 1.0's own layouts (40-byte match,
+//! FLOW_MOD, PACKET_IN/OUT, FEATURES_REPLY with ports, PORT_STATUS, FLOW_REMOVED, PORT_MOD,
+//! STATS, VENDOR, queue config) are in [`v10`] as [`Body::V10`]. HELLO decodes in any version,
+//! so version negotiation can see a newer peer's bitmap. Experimenter/vendor messages, actions,
+//! instructions, OXMs of other classes and multipart bodies are kept raw after their ids.
+//! An undefined type is an error with the spec's code (`OFPBRC_BAD_TYPE`,
+//! `OFPBRC_BAD_MULTIPART`, `OFPBMC_BAD_FIELD`, `OFPMMFC_BAD_BAND`, ...). Model semantics
+//! (prerequisites, whether a port, group or meter exists, valid commands) are not checked here.
+//!
+//! Byte for byte: whatever [`decode`] accepts, [`encode`] writes back identically. So the
+//! decoder accepts only the canonical form: padding must be zero (nonzero padding is
+//! rejected with the enclosing structure's length error, e.g. `OFPBRC_BAD_LEN`,
+//! `OFPBAC_BAD_LEN`, `OFPBMC_BAD_LEN`), padding to 8 must be present where the spec puts it,
+//! and fixed-size strings must be UTF-8 followed only by NULs (at least one). Open vSwitch and
+//! os-ken send exactly this form. `tests/bytes_prop.rs` and `fuzz/` check the property.
+//!
+//! [`Channel`] (in [`channel`]) is the per-connection state machine on top: framing, HELLO
+//! negotiation, echo, inactivity probe and error replies.
 
 pub mod action;
 pub mod channel;

@@ -197,26 +197,6 @@ fn simple_messages() {
         "04 19 00 18 00 00 00 0c  00 00 00 02 00 00 00 00  00 00 00 00 00 00 00 03",
         &msg13(12, Body::RoleReply(role)),
     );
-    // A select group with one weighted bucket that outputs to port 2.
-    check_wire(
-        "04 0f 00 30 00 00 00 0d  00 00 01 00 00 00 00 05
-         00 20 00 03 ff ff ff ff  ff ff ff ff 00 00 00 00
-         00 00 00 10 00 00 00 02  ff e5 00 00 00 00 00 00",
-        &msg13(
-            13,
-            Body::GroupMod(GroupMod {
-                command: crate::ofp::group::OFPGC_ADD,
-                type_: crate::ofp::group::OFPGT_SELECT,
-                group_id: 5,
-                buckets: vec![Bucket {
-                    weight: 3,
-                    watch_port: OFPP_ANY,
-                    watch_group: OFPG_ANY,
-                    actions: vec![crate::ofp::Action::Output { port: 2, max_len: 0xffe5 }],
-                }],
-            }),
-        ),
-    );
 }
 
 #[test]

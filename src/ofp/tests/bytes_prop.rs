@@ -10,7 +10,9 @@ use super::super::msg::*;
 use super::super::multipart::*;
 use super::super::stats::*;
 use super::super::*;
-use super::ovs_capture::{OVS_OFCTL_CAPTURE, OVS_OFCTL_CAPTURE_OF10};
+use super::ovs_capture::{
+    OVS_OFCTL_CAPTURE, OVS_OFCTL_CAPTURE_OF10, OVS_OFCTL_GROUPS_METERS, OVS_OFCTL_OF10_STATS,
+};
 use super::{
     all_actions, all_instructions, hex, mp_rep, mp_req, msg13, sample_match, sample_port,
     sample_table_features,
@@ -131,7 +133,14 @@ pub(super) fn sample_messages() -> Vec<Vec<u8>> {
     let q = PacketQueue { queue_id: 1, port: 0, properties: vec![QueueProp::rate(OFPQT_MIN_RATE, 1)] };
     msgs.push(v10(v10::Body::QueueGetConfigReply { port: 1, queues: vec![q] }));
     let mut out: Vec<Vec<u8>> = msgs.iter().map(super::enc).collect();
-    out.extend(OVS_OFCTL_CAPTURE.iter().chain(OVS_OFCTL_CAPTURE_OF10).map(|h| hex(h)));
+    out.extend(
+        OVS_OFCTL_CAPTURE
+            .iter()
+            .chain(OVS_OFCTL_CAPTURE_OF10)
+            .chain(OVS_OFCTL_GROUPS_METERS)
+            .chain(OVS_OFCTL_OF10_STATS)
+            .map(|h| hex(h)),
+    );
     out
 }
 

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::ofp::msg::{Hello, SwitchConfig};
+use crate::ofp::multipart::{MultipartRequest, MultipartRequestBody};
 use crate::ofp::{decode, encode, v10, Body, Decoded, ErrorCode, Experimenter, Message, Xid};
 
 const SEC: Duration = Duration::from_secs(1);
@@ -77,6 +78,16 @@ fn our_hello_advertises_every_version() {
     }
     assert_eq!(ch.version(), None);
     assert!(events(&mut ch).is_empty());
+}
+
+#[test]
+fn versions_the_codec_cannot_speak_are_not_offered() {
+    let t0 = Instant::now();
+    let mut ch = Channel::new(t0, ChannelConfig { versions: vec![1, 5, 6], ..cfg() });
+    let out = sent(&mut ch);
+    assert!(matches!(&out[0].body, Body::Hello(h) if h.versions() == Some(vec![1])));
+    ch.handle_input(t0, &hello_bitmap(6, &[4, 5, 6]));
+    assert_eq!(events(&mut ch), [ChannelEvent::Closed { reason: CloseReason::HelloFailed }]);
 }
 
 #[test]
@@ -226,9 +237,14 @@ fn silent_peer_before_hello_times_out() {
     assert!(!ch.is_closed());
     ch.handle_timeout(t0 + 10 * SEC);
     assert_eq!(events(&mut ch).pop(), Some(ChannelEvent::Closed { reason: CloseReason::ProbeTimeout }));
-    // Probing off: no timers at all.
-    let ch = Channel::new(t0, ChannelConfig { probe_interval: Duration::ZERO, ..cfg() });
-    assert_eq!(ch.poll_timeout(), None);
+    // Probing off: no timers at all. An absurdly long interval: never, and no overflow.
+    for probe_interval in [Duration::ZERO, Duration::MAX] {
+        let mut ch = Channel::new(t0, ChannelConfig { probe_interval, ..cfg() });
+        assert_eq!(ch.poll_timeout(), None);
+        ch.handle_input(t0, &hello_plain(4));
+        ch.handle_timeout(t0 + 1000 * SEC);
+        assert_eq!((ch.poll_timeout(), ch.is_closed()), (None, false));
+    }
 }
 
 #[test]
@@ -319,6 +335,13 @@ fn undecodable_messages_get_errors_and_the_channel_stays_up() {
     let out = sent(&mut ch);
     let (t, c, _) = error_of(&out[0]);
     assert_eq!((t, c), ErrorCode::OFPBRC_BAD_EXPERIMENTER.v13());
+    assert!(events(&mut ch).is_empty());
+    // Experimenter multipart requests too.
+    let exp = Experimenter { experimenter: 0x2320, exp_type: 0, data: vec![] };
+    let body = MultipartRequestBody::Experimenter(exp);
+    ch.handle_input(t0, &wire(4, 14, Body::MultipartRequest(MultipartRequest { flags: 0, body })));
+    let out = sent(&mut ch);
+    assert_eq!((out[0].xid, error_of(&out[0]).1), (Xid(14), 3));
     assert!(events(&mut ch).is_empty());
 }
 

@@ -137,6 +137,85 @@ fn ovs_ofctl_of10_messages_decode_and_reencode_byte_for_byte() {
     assert_eq!((flow_mods, packet_outs), (3, 1));
 }
 
+/// What ovs-ofctl 3.1 (`-O OpenFlow13`) sent to a stand-in switch for add-group (select with
+/// weights and watch_port, ff, all with mod_vlan_vid, indirect), del-groups, add-meter (kbps
+/// burst stats drop band; pktps dscp_remark band), del-meters, mod-port down,
+/// queue-get-config, dump-groups, dump-group-stats, dump-group-features, dump-meters,
+/// meter-stats, meter-features, queue-stats and dump-ports.
+pub(super) const OVS_OFCTL_GROUPS_METERS: &[&str] = &[
+    concat!(
+        "040f00500000000600000100000000010020000a00000001ffffffff00000000",
+        "0000001000000001000000000000000000200014ffffffffffffffff00000000",
+        "00000010000000020000000000000000",
+    ),
+    concat!(
+        "040f00500000000600000300000000020020000000000001ffffffff00000000",
+        "000000100000000100000000000000000020000000000002ffffffff00000000",
+        "00000010000000020000000000000000",
+    ),
+    concat!(
+        "040f006800000006000000000000000300200000ffffffffffffffff00000000",
+        "0000001000000001000000000000000000380000ffffffffffffffff00000000",
+        "00110008810000000019001080000c0210050000000000000000001000000002",
+        "0000000000000000",
+    ),
+    "040f003000000006000002000000000400200000ffffffffffffffff0000000000000010000000020000000000000000",
+    "040f0010000000060002000000000004",
+    "041d0020000000020000000d0000000100010010000003e80000006400000000",
+    "041d002000000002000000020000000200020010000000640000000001000000",
+    "041d00100000000200020000ffffffff",
+    "04100028000000040000000100000000020000000001000000000001000000010000000000000000",
+    "04160010000000020000000100000000",
+    "04120010000000020007000000000000",
+    "04120018000000060006000000000000fffffffc00000000",
+    "04120010000000020008000000000000",
+    "0412001800000002000a000000000000ffffffff00000000",
+    "04120018000000020009000000000000ffffffff00000000",
+    "0412001000000002000b000000000000",
+    "04120018000000020005000000000000ffffffffffffffff",
+    "04120018000000020004000000000000ffffffff00000000",
+];
+
+/// The same for `-O OpenFlow10`: mod-port up, the Nicira set-flow-format it tries first, and
+/// the table, aggregate (as Nicira vendor stats), port and queue stats and queue-get-config.
+pub(super) const OVS_OFCTL_OF10_STATS: &[&str] = &[
+    "010f002000000004000102000000000100000000000000010000000000000000",
+    "0110000c0000000200030000",
+    "0104001400000002000023200000000c00000002",
+    "0110002000000004ffff0000000023200000000100000000ffff0000ff000000",
+    "011000140000000200040000ffff000000000000",
+    "011000140000000200050000fffc0000ffffffff",
+    "0114000c0000000200010000",
+];
+
+#[test]
+fn ovs_ofctl_group_meter_port_queue_messages_decode_typed() {
+    let mut kinds = Vec::new();
+    for h in OVS_OFCTL_GROUPS_METERS.iter().chain(OVS_OFCTL_OF10_STATS) {
+        let bytes = hex(h);
+        let msg = dec(&bytes);
+        assert_eq!(enc(&msg), bytes, "{msg:?}");
+        kinds.push(match &msg.body {
+            Body::GroupMod(_) => "group_mod",
+            Body::MeterMod(_) => "meter_mod",
+            Body::PortMod(_) | Body::V10(v10::Body::PortMod(_)) => "port_mod",
+            Body::QueueGetConfigRequest { .. } | Body::V10(v10::Body::QueueGetConfigRequest { .. }) => {
+                "queue_config"
+            }
+            Body::MultipartRequest(_) | Body::V10(v10::Body::StatsRequest(_)) => "stats",
+            Body::V10(v10::Body::Vendor { vendor: 0x2320, .. }) => "nicira",
+            other => panic!("unexpected {other:?}"),
+        });
+    }
+    let count = |k| kinds.iter().filter(|&&x| x == k).count();
+    assert_eq!((count("group_mod"), count("meter_mod"), count("port_mod")), (5, 3, 2));
+    assert_eq!((count("queue_config"), count("stats"), count("nicira")), (2, 12, 1));
+    // The select group's buckets, as ovs-ofctl wrote them.
+    let Body::GroupMod(g) = dec(&hex(OVS_OFCTL_GROUPS_METERS[0])).body else { panic!() };
+    let weights: Vec<_> = g.buckets.iter().map(|b| (b.weight, b.watch_port)).collect();
+    assert_eq!((g.type_, g.group_id, weights), (1, 1, vec![(10, 1), (20, 0xffff_ffff)]));
+}
+
 const FEATURES_REPLY: &str = "0406002000000000000000000000000100000000010000000000004700000000";
 const TABLE_FEATURES_REPLY: &str = concat!(
     "041300b000000000000c00000000000000a0000000000000636c617373696669",

@@ -55,6 +55,26 @@ fn meter_mod_wire_layout() {
 
 #[test]
 fn group_mods_of_every_type() {
+    // A select group with one weighted bucket that outputs to port 2.
+    check_wire(
+        "04 0f 00 30 00 00 00 0d  00 00 01 00 00 00 00 05
+         00 20 00 03 ff ff ff ff  ff ff ff ff 00 00 00 00
+         00 00 00 10 00 00 00 02  ff e5 00 00 00 00 00 00",
+        &msg13(
+            13,
+            Body::GroupMod(GroupMod {
+                command: OFPGC_ADD,
+                type_: OFPGT_SELECT,
+                group_id: 5,
+                buckets: vec![Bucket {
+                    weight: 3,
+                    watch_port: OFPP_ANY,
+                    watch_group: OFPG_ANY,
+                    actions: vec![Action::Output { port: 2, max_len: 0xffe5 }],
+                }],
+            }),
+        ),
+    );
     for (type_, buckets) in [
         (OFPGT_ALL, vec![bucket(1), bucket(2), bucket(3)]),
         (OFPGT_SELECT, vec![Bucket { weight: 5, ..bucket(1) }, bucket(2)]),
@@ -398,7 +418,7 @@ fn long_openflow10_stats_replies_split() {
 #[test]
 fn reason_codes_map_to_the_error_table() {
     assert_eq!(Reason::BadLen.code(), ErrorCode::OFPBRC_BAD_LEN);
-    assert_eq!(Reason::BadSetField { code: 14 }.code(), ErrorCode::OFPBAC_BAD_SET_LEN);
+    assert_eq!(Reason::BadSetField { code: ErrorCode::OFPBAC_BAD_SET_LEN }.code().v13(), (2, 14));
     assert_eq!(Reason::BadMeterBand { type_: 9 }.code().v13(), (12, 8));
     // A decode error's reply is numbered for the connection's version.
     let e = decode_err("04 0e 00 10 00 00 00 05  00 00 00 00 00 00 00 00");
