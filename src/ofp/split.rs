@@ -95,6 +95,7 @@ pub fn split_stats_reply(xid: Xid, body: StatsReplyBody) -> Result<Vec<Message>,
         B::Table(v) => split_list(v, room, B::Table, enc)?,
         B::Port(v) => split_list(v, room, B::Port, enc)?,
         B::Queue(v) => split_list(v, room, B::Queue, enc)?,
+        B::PortDesc(v) => split_list(v, room, B::PortDesc, enc)?,
         single @ (B::Desc(_) | B::Aggregate(_) | B::Vendor { .. }) => vec![single],
     };
     let last = bodies.len() - 1;

@@ -218,21 +218,7 @@ impl Bridge {
         use crate::ofp::msg::{OFPC_FLOW_STATS, OFPC_GROUP_STATS, OFPC_PORT_STATS, OFPC_TABLE_STATS};
         let capabilities = OFPC_FLOW_STATS | OFPC_TABLE_STATS | OFPC_PORT_STATS;
         if version == OFP10_VERSION {
-            let ports = self
-                .port_descs()
-                .into_iter()
-                .map(|p| v10::PhyPort {
-                    port_no: convert::port_to_v10(p.port_no),
-                    hw_addr: p.hw_addr,
-                    name: p.name,
-                    config: p.config,
-                    state: p.state & OFPPS_LINK_DOWN,
-                    curr: V10_CURR,
-                    advertised: 0,
-                    supported: 0,
-                    peer: 0,
-                })
-                .collect();
+            let ports = self.port_descs().iter().map(phy_port).collect();
             return Body::V10(v10::Body::FeaturesReply(v10::FeaturesReply {
                 datapath_id: self.datapath_id,
                 n_buffers: 0,
@@ -315,20 +301,7 @@ impl Bridge {
         let Some(desc) = self.port_desc(no) else { return };
         self.conns.broadcast(AsyncKind::PortStatus, reason, |c| {
             let body = if c.version == OFP10_VERSION {
-                Body::V10(v10::Body::PortStatus {
-                    reason,
-                    desc: v10::PhyPort {
-                        port_no: convert::port_to_v10(desc.port_no),
-                        hw_addr: desc.hw_addr,
-                        name: desc.name.clone(),
-                        config: desc.config,
-                        state: desc.state & OFPPS_LINK_DOWN,
-                        curr: V10_CURR,
-                        advertised: 0,
-                        supported: 0,
-                        peer: 0,
-                    },
-                })
+                Body::V10(v10::Body::PortStatus { reason, desc: phy_port(&desc) })
             } else {
                 Body::PortStatus(ofp::PortStatus { reason, desc: desc.clone() })
             };
@@ -860,9 +833,25 @@ impl Bridge {
                 )
             }
             V10Req::Queue { .. } => V10Rep::Queue(Vec::new()),
+            V10Req::PortDesc => V10Rep::PortDesc(self.port_descs().iter().map(phy_port).collect()),
             V10Req::Vendor { .. } => return Err(ErrorCode::OFPBRC_BAD_EXPERIMENTER),
         };
         v10_reply(msg, body)
+    }
+}
+
+/// A port description in OpenFlow 1.0's layout.
+fn phy_port(p: &ofp::Port) -> v10::PhyPort {
+    v10::PhyPort {
+        port_no: convert::port_to_v10(p.port_no),
+        hw_addr: p.hw_addr,
+        name: p.name.clone(),
+        config: p.config,
+        state: p.state & OFPPS_LINK_DOWN,
+        curr: V10_CURR,
+        advertised: 0,
+        supported: 0,
+        peer: 0,
     }
 }
 

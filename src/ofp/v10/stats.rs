@@ -21,6 +21,11 @@ pub const OFPST_PORT: u16 = 4;
 pub const OFPST_QUEUE: u16 = 5;
 /// `OFPST_VENDOR`
 pub const OFPST_VENDOR: u16 = 0xffff;
+/// Port descriptions in OpenFlow 1.0: Open vSwitch's extension (`OFPST10_PORT_DESC`, the
+/// number OpenFlow 1.3 later gave `OFPMP_PORT_DESC`), which `ovs-ofctl dump-ports-desc` sends.
+pub const OFPST_PORT_DESC: u16 = 13;
+/// `sizeof(struct ofp_phy_port)`.
+const PHY_PORT_LEN: usize = 48;
 /// `OFPSF_REPLY_MORE`: more replies follow.
 pub const OFPSF_REPLY_MORE: u16 = 1;
 
@@ -56,6 +61,8 @@ pub enum StatsRequestBody {
         /// Queue id, or `OFPQ_ALL` (0xffffffff).
         queue_id: u32,
     },
+    /// `OFPST_PORT_DESC` (an Open vSwitch extension in 1.0).
+    PortDesc,
     /// `OFPST_VENDOR`, raw.
     Vendor {
         /// Vendor id.
@@ -100,6 +107,8 @@ pub enum StatsReplyBody {
     Port(Vec<PortStats>),
     /// `OFPST_QUEUE`
     Queue(Vec<QueueStats>),
+    /// `OFPST_PORT_DESC` (an Open vSwitch extension in 1.0).
+    PortDesc(Vec<super::PhyPort>),
     /// `OFPST_VENDOR`, raw.
     Vendor {
         /// Vendor id.
@@ -218,6 +227,7 @@ impl StatsRequestBody {
             StatsRequestBody::Table => OFPST_TABLE,
             StatsRequestBody::Port { .. } => OFPST_PORT,
             StatsRequestBody::Queue { .. } => OFPST_QUEUE,
+            StatsRequestBody::PortDesc => OFPST_PORT_DESC,
             StatsRequestBody::Vendor { .. } => OFPST_VENDOR,
         }
     }
@@ -228,7 +238,7 @@ impl StatsRequest {
         out.put_u16(self.body.type_code());
         out.put_u16(self.flags);
         match &self.body {
-            StatsRequestBody::Desc | StatsRequestBody::Table => {}
+            StatsRequestBody::Desc | StatsRequestBody::Table | StatsRequestBody::PortDesc => {}
             StatsRequestBody::Flow(f) | StatsRequestBody::Aggregate(f) => f.encode(out),
             StatsRequestBody::Port { port_no } => {
                 out.put_u16(*port_no);
@@ -252,6 +262,7 @@ impl StatsRequest {
         let body = match type_ {
             OFPST_DESC => StatsRequestBody::Desc,
             OFPST_TABLE => StatsRequestBody::Table,
+            OFPST_PORT_DESC => StatsRequestBody::PortDesc,
             OFPST_FLOW => StatsRequestBody::Flow(FlowStatsRequest::decode(r)?),
             OFPST_AGGREGATE => StatsRequestBody::Aggregate(FlowStatsRequest::decode(r)?),
             OFPST_PORT => {
@@ -282,6 +293,7 @@ impl StatsReplyBody {
             StatsReplyBody::Table(_) => OFPST_TABLE,
             StatsReplyBody::Port(_) => OFPST_PORT,
             StatsReplyBody::Queue(_) => OFPST_QUEUE,
+            StatsReplyBody::PortDesc(_) => OFPST_PORT_DESC,
             StatsReplyBody::Vendor { .. } => OFPST_VENDOR,
         }
     }
@@ -407,6 +419,7 @@ impl StatsReply {
                     tx_errors: r.u64()?,
                 })
             })?),
+            OFPST_PORT_DESC => StatsReplyBody::PortDesc(fixed_list(r, PHY_PORT_LEN, super::PhyPort::decode)?),
             OFPST_VENDOR => StatsReplyBody::Vendor { vendor: r.u32()?, data: r.rest().to_vec() },
             _ => return Err(Reason::BadMultipart { type_ }),
         };
@@ -451,6 +464,7 @@ impl StatsReplyBody {
                     out.put_u64(q.tx_errors);
                 }
             }
+            StatsReplyBody::PortDesc(ports) => ports.iter().for_each(|p| p.encode(out)),
             StatsReplyBody::Vendor { vendor, data } => {
                 out.put_u32(*vendor);
                 out.extend_from_slice(data);
