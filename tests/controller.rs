@@ -83,6 +83,13 @@ impl Controller {
         }
     }
 
+    /// Takes in whatever the controller printed so far.
+    fn drain(&mut self) {
+        while let Ok(l) = self.lines.try_recv() {
+            self.seen.push(l);
+        }
+    }
+
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -207,12 +214,21 @@ fn learning_switch(fail_mode: &'static str, of: Of) {
             assert_eq!(after.len(), before.len(), "secure: flows changed without a controller: {after:#?}");
 
             // A controller back on the same address: the switch reconnects by itself and the
-            // new controller teaches it the path it could not learn alone.
+            // new controller teaches it a new path. (Hosts 2 and 0, not 1 and 2: OVS keeps the
+            // datapath's drop decision for traffic that missed while no controller was there
+            // for as long as that traffic keeps coming, which is not what is tested here.)
             let mut again = Controller::start(&py, port, of);
             again.wait_line("connected");
-            assert!(eventually_pings(&h[1], &h[2], 30), "secure: no path after the controller came back");
+            if !eventually_pings(&h[2], &h[0], 30) {
+                again.drain();
+                panic!(
+                    "secure: no path after the controller came back; controller said {:#?}; flows {:#?}",
+                    again.seen,
+                    dut.flows(of, &[])
+                );
+            }
             let flows = dut.flows(of, &[]);
-            assert!(learned(&flows, 3, &h[2], &h[1], 2).is_some(), "{flows:#?}");
+            assert!(learned(&flows, 1, &h[0], &h[2], 3).is_some(), "{flows:#?}");
         }
         "standalone" => {
             // After the switch gives up on the controller it learns by itself.

@@ -47,6 +47,7 @@ fn eventually_pings(a: &Host, b: &Host) -> bool {
         if pings(a, b) {
             return true;
         }
+        std::thread::sleep(Duration::from_millis(100));
     }
     false
 }
