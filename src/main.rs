@@ -230,6 +230,8 @@ fn real_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
                         FailModeArg::Standalone => FailMode::Standalone,
                     },
                     packet_in_rate,
+                    // OVS fails open after three probe intervals without a controller.
+                    fail_open_after: Duration::from_secs(inactivity_probe * 3),
                     ..BridgeConfig::default()
                 },
                 bridge_name: bridge,

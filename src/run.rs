@@ -10,12 +10,12 @@ use anyhow::{bail, Context};
 
 use crate::agent::{Agent, AgentConfig, Target};
 use crate::ctl;
-use crate::ofproto::connmgr::AgentEvent;
 use crate::datapath::dpif::{Datapath, DatapathConfig, DpPort};
 use crate::netdev::afxdp::{AfXdpConfig, AfXdpPort, XdpMode};
 use crate::netdev::tap::TapPort;
 use crate::netdev::{DpPortNo, Port};
 use crate::ofproto::bridge::{Bridge, BridgeConfig};
+use crate::ofproto::connmgr::AgentEvent;
 use crate::ofproto::rule::{PortNames, TableId, N_TABLES};
 use crate::ofproto::syntax::parse_flow;
 use crate::ofproto::table::Pipeline;
@@ -128,7 +128,10 @@ impl Switch {
     pub fn build(opts: &RunOptions) -> anyhow::Result<Switch> {
         let names = port_names(&opts.ports)?;
         if opts.ports.contains(&opts.bridge_name) {
-            bail!("--bridge {}: also given as a --port (the bridge's LOCAL port takes its name)", opts.bridge_name);
+            bail!(
+                "--bridge {}: also given as a --port (the bridge's LOCAL port takes its name)",
+                opts.bridge_name
+            );
         }
         let pipeline = load_pipeline(opts, &names)?;
         let cfg = AfXdpConfig { xdp_mode: opts.xdp_mode, ..AfXdpConfig::default() };
@@ -139,7 +142,8 @@ impl Switch {
         }
         // The bridge's LOCAL port, as Open vSwitch makes one per bridge: a tap device with the
         // bridge's name, OpenFlow port LOCAL.
-        let local = TapPort::open(&opts.bridge_name).with_context(|| format!("--bridge {}", opts.bridge_name))?;
+        let local =
+            TapPort::open(&opts.bridge_name).with_context(|| format!("--bridge {}", opts.bridge_name))?;
         ports.push(DpPort { no: DpPortNo::LOCAL, port: Arc::new(local) as Arc<dyn Port> });
         let mut names = names;
         names.insert(&opts.bridge_name, DpPortNo::LOCAL.0);

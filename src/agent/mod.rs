@@ -51,7 +51,10 @@ impl std::str::FromStr for Target {
     /// Parses `tcp:IP[:PORT]` or `ptcp:[PORT][:IP]` (IPv6 in brackets).
     fn from_str(s: &str) -> anyhow::Result<Target> {
         let ip = |t: &str| -> anyhow::Result<IpAddr> {
-            t.trim_start_matches('[').trim_end_matches(']').parse().with_context(|| format!("{s:?}: bad IP {t:?}"))
+            t.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .with_context(|| format!("{s:?}: bad IP {t:?}"))
         };
         let port = |t: &str| -> anyhow::Result<u16> {
             if t.is_empty() {
@@ -124,11 +127,13 @@ impl Agent {
     /// Binds the listeners (errors name the target) and starts the agent thread; events go
     /// to the bridge on `events`.
     pub fn start(cfg: AgentConfig, events: Sender<AgentEvent>) -> anyhow::Result<Agent> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("tokio runtime")?;
+        let rt =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().context("tokio runtime")?;
         let mut listeners = Vec::new();
         for t in &cfg.targets {
             if let Target::Passive(addr) = t {
-                let std_l = std::net::TcpListener::bind(addr).with_context(|| format!("--listen ptcp:{addr}"))?;
+                let std_l =
+                    std::net::TcpListener::bind(addr).with_context(|| format!("--listen ptcp:{addr}"))?;
                 std_l.set_nonblocking(true)?;
                 listeners.push(std_l);
             }
@@ -277,7 +282,11 @@ async fn serve(stream: TcpStream, id: ConnId, kind: ConnType, cfg: AgentConfig, 
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let (mut rd, mut wr) = stream.into_split();
-    let ccfg = ChannelConfig { versions: cfg.versions.clone(), probe_interval: cfg.probe_interval, ..Default::default() };
+    let ccfg = ChannelConfig {
+        versions: cfg.versions.clone(),
+        probe_interval: cfg.probe_interval,
+        ..Default::default()
+    };
     let mut ch = Channel::new(Instant::now(), ccfg);
     let (reply_tx, mut reply_rx) = mpsc::unbounded_channel();
     let (async_tx, mut async_rx) = mpsc::channel(ASYNC_QUEUE);
@@ -291,7 +300,8 @@ async fn serve(stream: TcpStream, id: ConnId, kind: ConnType, cfg: AgentConfig, 
                 ChannelEvent::Ready { version } => {
                     let Some(sink) = sink.take() else { continue };
                     ready = true;
-                    let ev = AgentEvent::Connected { id, kind, version, peer: peer.clone(), sink: Box::new(sink) };
+                    let ev =
+                        AgentEvent::Connected { id, kind, version, peer: peer.clone(), sink: Box::new(sink) };
                     if events.send(ev).is_err() {
                         break 'conn;
                     }

@@ -108,6 +108,22 @@ pub const COMMANDS: &[Command] = &[
         max_args: 0,
         help: "ports with rx/tx counters and the kernel's AF_XDP drop counters",
     },
+    Command {
+        name: "fdb/show",
+        alias: Some("fdb-show"),
+        usage: "",
+        min_args: 0,
+        max_args: 0,
+        help: "NORMAL's MAC table: port, VLAN, MAC, age (like ovs-appctl fdb/show)",
+    },
+    Command {
+        name: "fdb/flush",
+        alias: Some("fdb-flush"),
+        usage: "",
+        min_args: 0,
+        max_args: 0,
+        help: "forget every learned MAC address",
+    },
     Command { name: "list-commands", alias: None, usage: "", min_args: 0, max_args: 0, help: "this list" },
     Command { name: "version", alias: None, usage: "", min_args: 0, max_args: 0, help: "the version" },
     Command {

@@ -44,6 +44,10 @@ pub enum DpAction {
     /// CONTROLLER). The id names the slow path's packet-in context (reason, table, cookie,
     /// max_len), interned by ofproto.
     Userspace(u32),
+    /// OpenFlow's `NORMAL`: the L2 learning switch, decided per packet in the fast path
+    /// against the shared MAC table (see `fdb`): learn the source, send to the port the
+    /// destination was learned on, or flood.
+    Normal,
     /// Pass the packet through OpenFlow meter `id`: a packet over the meter's drop band is
     /// dropped here and the actions after this one do not run for it.
     Meter(u32),
@@ -76,6 +80,7 @@ pub fn format(actions: &[DpAction]) -> String {
             DpAction::SetVlanTci(t) => format!("set(vlan_tci={t:#06x})"),
             DpAction::Userspace(id) => format!("userspace({id})"),
             DpAction::Meter(id) => format!("meter({id})"),
+            DpAction::Normal => "normal".to_string(),
         })
         .collect::<Vec<_>>()
         .join(",")

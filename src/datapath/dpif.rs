@@ -21,6 +21,7 @@ use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use super::actions::DpAction;
 use super::classifier::SubtableRanking;
 use super::emc::{EmcConfig, ExactMatchCache};
+use super::fdb::{Fdb, FdbWriter, Learn, Normal};
 use super::megaflow::MegaflowTable;
 use super::meter::{MeterConfig, MeterError, MeterStats, MeterTable};
 use super::pmd::{Pmd, PmdQueue, PmdStats, PmdStatsSnapshot, PortControl};
@@ -47,6 +48,8 @@ pub struct DatapathConfig {
     pub packet_in_queue: usize,
     /// Most megaflows at once.
     pub max_megaflows: usize,
+    /// Slots in NORMAL's MAC table (OVS: 8192 entries by default, `mac-table-size`).
+    pub fdb_entries: usize,
     /// CPUs to pin poll threads to, in order; empty = the last CPUs, one each (poll thread 0
     /// on the highest-numbered CPU), leaving CPU 0 for the kernel and the control thread.
     pub pmd_cpus: Vec<usize>,
@@ -62,6 +65,7 @@ impl Default for DatapathConfig {
             exec_queue: 4096,
             packet_in_queue: 1024,
             max_megaflows: 200_000,
+            fdb_entries: 16_384,
             pmd_cpus: Vec::new(),
         }
     }
@@ -142,6 +146,10 @@ pub struct Datapath {
     packet_in_rx: Receiver<PacketIn>,
     recycle_tx: Sender<Vec<u8>>,
     meters: MeterTable,
+    /// NORMAL: the MAC table's writer, the state the poll threads share, learning events.
+    fdb: FdbWriter,
+    normal: Arc<Normal>,
+    learn_rx: Receiver<Learn>,
     /// Per port (same order as `ports`): settings the poll threads read.
     controls: Vec<Arc<PortControl>>,
     stop: Arc<AtomicBool>,
@@ -174,6 +182,9 @@ impl Datapath {
         let (packet_in_tx, packet_in_rx) = bounded(cfg.packet_in_queue.max(1));
         let (recycle_tx, recycle_rx) = bounded(cfg.packet_in_queue.max(1));
         let meters = MeterTable::new(cfg.n_pmds);
+        let (fdb_shared, fdb) = Fdb::new(cfg.fdb_entries);
+        let (normal, learn_rx) = Normal::new(fdb_shared, cfg.upcall_queue);
+        normal.set_flood_ports(ports.iter().map(|p| p.no).collect());
         let controls: Vec<Arc<PortControl>> = ports.iter().map(|_| Arc::default()).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let epoch = Instant::now();
@@ -239,6 +250,7 @@ impl Datapath {
                 packet_in_tx: packet_in_tx.clone(),
                 recycle_rx: recycle_rx.clone(),
                 meters: meters.reader(),
+                normal: normal.clone(),
                 exec_rx,
                 sleeping: sleeping.clone(),
                 waker: waker.clone(),
@@ -277,11 +289,34 @@ impl Datapath {
             packet_in_rx,
             recycle_tx,
             meters,
+            fdb,
+            normal,
+            learn_rx,
             controls,
             stop,
             epoch,
             baseline,
         })
+    }
+
+    /// NORMAL's MAC table, to learn into, age and show (the control thread is its one writer).
+    pub fn fdb(&mut self) -> &mut FdbWriter {
+        &mut self.fdb
+    }
+
+    /// Source addresses the poll threads saw and the MAC table lacks (learn them with [`fdb`](Self::fdb)).
+    pub fn learn_events(&self) -> &Receiver<Learn> {
+        &self.learn_rx
+    }
+
+    /// The ports NORMAL floods to (all of them at start).
+    pub fn set_flood_ports(&self, ports: Vec<DpPortNo>) {
+        self.normal.set_flood_ports(ports);
+    }
+
+    /// Learning events the poll threads dropped for a full queue.
+    pub fn learn_dropped(&self) -> u64 {
+        self.normal.learn_dropped()
     }
 
     /// The ports, in the order given.

@@ -17,6 +17,7 @@
 //! IPv6, an L4 field on a later fragment) does nothing. No allocation, no logging.
 
 use super::actions::DpAction;
+use super::fdb::NormalPorts;
 use super::flow::VLAN_PRESENT;
 use crate::netdev::{DpPortNo, Frame, Umem};
 use crate::packet::ethernet::{self, ether_type, is_vlan_tpid};
@@ -33,6 +34,8 @@ pub trait OutputSink {
     fn userspace(&mut self, id: u32, packet: &[u8]) -> bool;
     /// `Meter(id)`: whether a packet of `len` bytes conforms to meter `id` (`false`: drop it).
     fn meter(&mut self, id: u32, len: usize) -> bool;
+    /// `Normal`: the ports the L2 switch sends `packet` to (none: drop).
+    fn normal(&mut self, packet: &[u8], out: &mut NormalPorts);
 }
 
 /// Why the frame itself was freed instead of sent. `as usize` indexes a counter array.
@@ -89,10 +92,9 @@ pub fn execute(
 ) -> ExecResult {
     let mut res = ExecResult::default();
     let mut frame = frame;
-    let Some(end) = actions
-        .iter()
-        .rposition(|a| matches!(a, DpAction::Output(_) | DpAction::Userspace(_) | DpAction::Meter(_)))
-    else {
+    let Some(end) = actions.iter().rposition(|a| {
+        matches!(a, DpAction::Output(_) | DpAction::Userspace(_) | DpAction::Meter(_) | DpAction::Normal)
+    }) else {
         umem.free(frame);
         res.dropped = Some(ExecDrop::NoOutput);
         return res;
@@ -111,6 +113,26 @@ pub fn execute(
                         res.sent += 1;
                     }
                     None => res.copy_failed += 1,
+                }
+                None
+            }
+            DpAction::Normal => {
+                let mut ports = NormalPorts::new();
+                sink.normal(umem.data(&frame), &mut ports);
+                let n = ports.len();
+                for (j, port) in ports.into_iter().enumerate() {
+                    if i == end && j + 1 == n {
+                        sink.output(port, frame);
+                        res.sent += 1;
+                        return res;
+                    }
+                    match umem.clone_frame(&frame) {
+                        Some(copy) => {
+                            sink.output(port, copy);
+                            res.sent += 1;
+                        }
+                        None => res.copy_failed += 1,
+                    }
                 }
                 None
             }
@@ -140,7 +162,8 @@ pub fn execute(
             return res;
         }
     }
-    // The list ends with a userspace or meter action: the frame itself goes nowhere.
+    // The list ends with a userspace, meter or NORMAL action that sent the frame nowhere
+    // (copies, if any, went out).
     umem.free(frame);
     if res.sent == 0 && res.to_userspace == 0 {
         res.dropped = Some(ExecDrop::NoOutput);
@@ -290,6 +313,7 @@ fn set_field(d: &mut [u8], action: &DpAction) {
         | DpAction::PushVlan { .. }
         | DpAction::PopVlan
         | DpAction::Userspace(_)
+        | DpAction::Normal
         | DpAction::Meter(_) => {}
     }
 }
@@ -427,9 +451,10 @@ mod tests {
         fn meter(&mut self, _id: u32, _len: usize) -> bool {
             true
         }
+        fn normal(&mut self, _packet: &[u8], _out: &mut NormalPorts) {}
     }
 
-    /// Records everything; meters in `closed` drop, the others pass.
+    /// Records everything; meters in `closed` drop, the others pass; NORMAL picks `normal`.
     #[derive(Default)]
     struct Recorder {
         out: Vec<(DpPortNo, Vec<u8>)>,
@@ -438,6 +463,7 @@ mod tests {
         closed: Vec<u32>,
         frames: Vec<Frame>,
         up_room: usize,
+        normal: Vec<DpPortNo>,
     }
 
     impl OutputSink for Recorder {
@@ -456,6 +482,36 @@ mod tests {
             self.metered.push((id, len));
             !self.closed.contains(&id)
         }
+        fn normal(&mut self, _packet: &[u8], out: &mut NormalPorts) {
+            out.extend(self.normal.iter().copied());
+        }
+    }
+
+    #[test]
+    fn normal_sends_to_the_ports_it_picks_copying_for_all_but_the_last() {
+        let f = udp4();
+        let run = |ports: &[u32], actions: &[DpAction]| {
+            let mut umem = Umem::new(8).unwrap();
+            let frame = umem.frame_from(&f).unwrap();
+            let mut rec =
+                Recorder { normal: ports.iter().map(|&p| DpPortNo(p)).collect(), ..Default::default() };
+            let r = execute(actions, frame, &mut umem, &mut rec);
+            let outs: Vec<u32> = rec.out.iter().map(|(p, _)| p.0).collect();
+            for fr in std::mem::take(&mut rec.frames) {
+                assert_eq!(umem.data(&fr), &f[..]);
+                umem.free(fr);
+            }
+            assert_eq!(umem.n_free(), 8, "no frame leaks");
+            (r, outs)
+        };
+        let (r, outs) = run(&[2, 3, 4], &[DpAction::Normal]);
+        assert_eq!((r.sent, r.dropped, outs), (3, None, vec![2, 3, 4]));
+        let (r, outs) = run(&[], &[DpAction::Normal]);
+        assert_eq!((r.sent, r.dropped, outs), (0, Some(ExecDrop::NoOutput), vec![]));
+        let (r, outs) = run(&[2], &[DpAction::Normal, DpAction::Output(DpPortNo(9))]);
+        assert_eq!((r.sent, r.dropped, outs), (2, None, vec![2, 9]));
+        let (r, outs) = run(&[], &[DpAction::Output(DpPortNo(9)), DpAction::Normal]);
+        assert_eq!((r.sent, r.dropped, outs), (1, None, vec![9]));
     }
 
     /// Runs `actions` through a [`Recorder`] (closed meters: `closed`); checks no frame leaks.

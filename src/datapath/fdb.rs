@@ -18,7 +18,13 @@
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering::*};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+use crossbeam_channel::{Receiver, Sender};
+use smallvec::SmallVec;
+
 use crate::netdev::DpPortNo;
+use crate::packet::be16;
+use crate::packet::ethernet::is_vlan_tpid;
 
 /// Slots probed from a key's home slot before giving up.
 const MAX_PROBE: usize = 16;
@@ -172,7 +178,13 @@ impl FdbWriter {
     }
 
     /// Learns (or moves) `mac` on `vlan` to `port`. Returns the port it was on before, if any.
-    pub fn learn(&mut self, mac: [u8; 6], vlan: u16, port: DpPortNo, now_s: u32) -> Result<Option<DpPortNo>, FdbFull> {
+    pub fn learn(
+        &mut self,
+        mac: [u8; 6],
+        vlan: u16,
+        port: DpPortNo,
+        now_s: u32,
+    ) -> Result<Option<DpPortNo>, FdbFull> {
         let k = key(mac, vlan);
         let mask = self.fdb.mask;
         let mut i = home(k, mask);
@@ -251,6 +263,93 @@ impl FdbWriter {
     }
 }
 
+/// A source address a poll thread saw that the table does not have on that port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Learn {
+    pub mac: [u8; 6],
+    pub vlan: u16,
+    pub port: DpPortNo,
+}
+
+/// Output ports NORMAL chose for one packet (no allocation up to 8).
+pub type NormalPorts = SmallVec<[DpPortNo; 8]>;
+
+/// Everything `DpAction::Normal` needs in the fast path, shared by the poll threads: the
+/// table, the ports to flood to (published by the control thread), and the learning queue.
+pub struct Normal {
+    pub fdb: Arc<Fdb>,
+    flood: ArcSwap<Vec<DpPortNo>>,
+    learn_tx: Sender<Learn>,
+    /// Learning events dropped because the queue was full (rare: counted here, not per thread).
+    learn_dropped: AtomicU64,
+}
+
+impl Normal {
+    /// The shared state over `fdb`, learning events queued (up to `queue`) to the receiver.
+    pub fn new(fdb: Arc<Fdb>, queue: usize) -> (Arc<Normal>, Receiver<Learn>) {
+        let (learn_tx, rx) = crossbeam_channel::bounded(queue.max(1));
+        let n = Normal {
+            fdb,
+            flood: ArcSwap::from_pointee(Vec::new()),
+            learn_tx,
+            learn_dropped: AtomicU64::new(0),
+        };
+        (Arc::new(n), rx)
+    }
+
+    /// Sets the ports NORMAL floods to (the control thread leaves out ports with `NO_FLOOD`).
+    pub fn set_flood_ports(&self, ports: Vec<DpPortNo>) {
+        self.flood.store(Arc::new(ports));
+    }
+
+    /// The ports NORMAL floods to now.
+    pub fn flood_ports(&self) -> Arc<Vec<DpPortNo>> {
+        self.flood.load_full()
+    }
+
+    /// Learning events dropped for a full queue.
+    pub fn learn_dropped(&self) -> u64 {
+        self.learn_dropped.load(Relaxed)
+    }
+
+    /// The L2 switch for one packet: queues the source address for learning if the table
+    /// does not have it on `in_port`, then sends to the port the destination was learned on,
+    /// or floods (every flood port but the ingress one) for multicast and unknown addresses.
+    /// A destination learned on the ingress port goes nowhere. A packet from the controller
+    /// (`in_port` `None`) is not learned from.
+    #[inline]
+    pub fn decide(&self, packet: &[u8], in_port: Option<DpPortNo>, now_s: u32, out: &mut NormalPorts) {
+        if packet.len() < 14 {
+            return;
+        }
+        let dst: [u8; 6] = [packet[0], packet[1], packet[2], packet[3], packet[4], packet[5]];
+        let src: [u8; 6] = [packet[6], packet[7], packet[8], packet[9], packet[10], packet[11]];
+        let vlan =
+            if is_vlan_tpid(be16(packet, 12)) && packet.len() >= 18 { be16(packet, 14) & 0xfff } else { 0 };
+        if let Some(inp) = in_port {
+            if src[0] & 1 == 0 && self.fdb.needs_learning(src, vlan, inp, now_s) {
+                let ev = Learn { mac: src, vlan, port: inp };
+                if self.learn_tx.try_send(ev).is_err() {
+                    self.learn_dropped.fetch_add(1, Relaxed);
+                }
+            }
+        }
+        if dst[0] & 1 == 0 {
+            if let Some(p) = self.fdb.lookup(dst, vlan) {
+                if Some(p) != in_port {
+                    out.push(p);
+                }
+                return;
+            }
+        }
+        for &p in self.flood.load().iter() {
+            if Some(p) != in_port {
+                out.push(p);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,6 +405,54 @@ mod tests {
         let n = w.entries().len();
         assert_eq!(w.retain(|_| false), n);
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn normal_learns_forwards_and_floods() {
+        let (fdb, mut w) = Fdb::new(64);
+        let (n, learned) = Normal::new(fdb, 16);
+        n.set_flood_ports(vec![DpPortNo(1), DpPortNo(2), DpPortNo(3)]);
+        let frame = |dst: [u8; 6], src: [u8; 6]| {
+            let mut f = vec![0u8; 60];
+            f[..6].copy_from_slice(&dst);
+            f[6..12].copy_from_slice(&src);
+            f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+            f
+        };
+        let mut out = NormalPorts::new();
+        // Unknown destination: flood, and the source is queued for learning.
+        n.decide(&frame(mac(2), mac(1)), Some(DpPortNo(1)), 0, &mut out);
+        assert_eq!(out.as_slice(), &[DpPortNo(2), DpPortNo(3)]);
+        let ev = learned.try_recv().unwrap();
+        assert_eq!(ev, Learn { mac: mac(1), vlan: 0, port: DpPortNo(1) });
+        w.learn(ev.mac, ev.vlan, ev.port, 0).unwrap();
+        // The reply goes straight to port 1; its source is learned too.
+        out.clear();
+        n.decide(&frame(mac(1), mac(2)), Some(DpPortNo(2)), 0, &mut out);
+        assert_eq!(out.as_slice(), &[DpPortNo(1)]);
+        assert!(learned.try_recv().is_ok());
+        // Broadcast floods; a known source on its own port queues nothing.
+        out.clear();
+        n.decide(&frame([0xff; 6], mac(1)), Some(DpPortNo(1)), 0, &mut out);
+        assert_eq!(out.as_slice(), &[DpPortNo(2), DpPortNo(3)]);
+        assert!(learned.try_recv().is_err());
+        // A destination learned on the ingress port goes nowhere.
+        out.clear();
+        n.decide(&frame(mac(1), mac(9)), Some(DpPortNo(1)), 0, &mut out);
+        assert!(out.is_empty());
+        // A tagged frame is looked up in its VLAN.
+        let mut t = frame(mac(1), mac(2));
+        t.splice(12..12, [0x81, 0x00, 0x00, 0x0a]);
+        out.clear();
+        n.decide(&t, Some(DpPortNo(2)), 0, &mut out);
+        assert_eq!(out.as_slice(), &[DpPortNo(1), DpPortNo(3)], "mac 1 is unknown in VLAN 10: flood");
+        // A full queue drops learning events and counts them; forwarding goes on.
+        for i in 100..200 {
+            out.clear();
+            n.decide(&frame(mac(1), mac(i)), Some(DpPortNo(3)), 0, &mut out);
+            assert_eq!(out.as_slice(), &[DpPortNo(1)]);
+        }
+        assert!(n.learn_dropped() > 0);
     }
 
     #[test]

@@ -28,6 +28,7 @@ use super::classifier::SubtableRanking;
 use super::emc::ExactMatchCache;
 use super::execute::{execute, OutputSink};
 use super::extract::{extract, DropReason};
+use super::fdb::{Normal, NormalPorts};
 use super::flow::FlowKey;
 use super::megaflow::{Megaflow, MegaflowReader};
 use super::meter::{MeterMap, MeterReader};
@@ -210,6 +211,8 @@ pub(crate) struct Pmd {
     /// Packet-in buffers the slow path handed back, for reuse.
     pub recycle_rx: Receiver<Vec<u8>>,
     pub meters: MeterReader,
+    /// NORMAL's shared MAC table, flood ports and learning queue.
+    pub normal: Arc<Normal>,
     pub exec_rx: Receiver<Execute>,
     /// Set while this thread sleeps in `poll()`: whoever queues an execute then wakes it.
     pub sleeping: Arc<AtomicBool>,
@@ -234,6 +237,7 @@ struct Outputs<'a> {
     meters: &'a ArcSwap<MeterMap>,
     /// The meter map, loaded at the batch's first meter action.
     meter_map: Option<arc_swap::Guard<Arc<MeterMap>>>,
+    normal: &'a Normal,
 }
 
 impl OutputSink for Outputs<'_> {
@@ -265,6 +269,12 @@ impl OutputSink for Outputs<'_> {
                 false
             }
         }
+    }
+
+    #[inline]
+    fn normal(&mut self, packet: &[u8], out: &mut NormalPorts) {
+        let now_s = (self.now_ns / 1_000_000_000) as u32;
+        self.normal.decide(packet, self.in_port, now_s, out);
     }
 
     #[inline]
@@ -409,6 +419,7 @@ impl Pmd {
             packet_in_tx,
             recycle_rx,
             meters,
+            normal,
             ..
         } = self;
         let stats: &PmdStats = stats;
@@ -451,6 +462,7 @@ impl Pmd {
             recycle: recycle_rx,
             meters: meters.as_ref(),
             meter_map: None,
+            normal: normal.as_ref(),
         };
         reader.with(|cls| {
             let mut found: [Option<&Arc<Megaflow>>; BATCH] = [None; BATCH];
@@ -521,6 +533,7 @@ impl Pmd {
             recycle: &self.recycle_rx,
             meters: &self.meters,
             meter_map: None,
+            normal: &self.normal,
         };
         let mut n = 0;
         while n < BATCH {

@@ -14,15 +14,15 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, tick, Receiver};
 
 use super::connmgr::{AgentEvent, AsyncKind, ConnMgr, FailMode};
+use super::openflow::TokenBucket;
 use super::rule::PortNames;
 use super::table::Pipeline;
 use super::xlate::{translate_with, PacketInContexts, TableMiss, Translation, XPort, XlateCtx};
-use super::openflow::TokenBucket;
 use super::Model;
 use crate::ctl::{Call, Response};
 use crate::datapath::actions::{self, DpAction};
 use crate::datapath::dpif::Datapath;
-use crate::datapath::flow::{format_masked, FlowKey};
+use crate::datapath::flow::{format_masked, FlowKey, FlowMask};
 use crate::datapath::megaflow::{FlowStats, MegaflowId};
 use crate::datapath::upcall::Upcall;
 use crate::netdev::DpPortNo;
@@ -49,6 +49,8 @@ pub struct BridgeConfig {
     pub has_controllers: bool,
     /// Packet-ins per second to the controllers, at most (token bucket, burst of a second's worth).
     pub packet_in_rate: u32,
+    /// A MAC address NORMAL has not seen as a source for this long is forgotten (OVS: 300 s).
+    pub mac_aging: Duration,
 }
 
 impl Default for BridgeConfig {
@@ -60,6 +62,7 @@ impl Default for BridgeConfig {
             fail_open_after: Duration::from_secs(15),
             has_controllers: false,
             packet_in_rate: 1000,
+            mac_aging: Duration::from_secs(300),
         }
     }
 }
@@ -92,6 +95,10 @@ pub struct BridgeStats {
     pub packet_ins: u64,
     /// Packet-ins dropped by the rate limit.
     pub packet_in_dropped: u64,
+    /// MAC addresses NORMAL could not learn for a full table.
+    pub fdb_full: u64,
+    /// MAC addresses aged out of NORMAL's table.
+    pub fdb_aged: u64,
 }
 
 /// One OpenFlow switch: its pipeline, its ports, its datapath.
@@ -123,6 +130,8 @@ pub struct Bridge {
     last_xlate_warning: Option<Instant>,
     /// When the timers last ran (bridge clock).
     pub(super) last_timers: Option<Duration>,
+    /// When NORMAL's MAC table was last aged.
+    pub(super) last_aging: Option<Duration>,
 }
 
 impl Bridge {
@@ -154,13 +163,27 @@ impl Bridge {
             exit: false,
             last_xlate_warning: None,
             last_timers: None,
+            last_aging: None,
         };
         b.refresh_port_state();
+        b.publish_flood_ports();
         b
     }
 
     /// Translates `key` through the current tables (or NORMAL, while failed open).
     pub(super) fn xlate(&mut self, key: &FlowKey) -> Translation {
+        if self.conns.is_fail_open() {
+            // Open vSwitch's fail-open flow: NORMAL above every rule, for every packet.
+            return Translation {
+                actions: vec![DpAction::Normal],
+                mask: FlowMask::default(),
+                rules: Vec::new(),
+                lookups: Vec::new(),
+                groups: Vec::new(),
+                meters: Vec::new(),
+                error: None,
+            };
+        }
         let ctx = XlateCtx {
             pipeline: &self.model.pipeline,
             groups: &self.model.groups,
@@ -196,6 +219,7 @@ impl Bridge {
     pub fn run(&mut self, calls: &Receiver<Call>, agent: &Receiver<AgentEvent>, stop: &AtomicBool) {
         let upcalls = self.dp.upcalls().clone();
         let packet_ins = self.dp.packet_ins().clone();
+        let learned = self.dp.learn_events().clone();
         let ticker = tick(self.cfg.revalidate_interval.min(Duration::from_millis(200)));
         let mut last_revalidate = Instant::now();
         while !stop.load(Relaxed) && !self.exit {
@@ -205,6 +229,15 @@ impl Bridge {
                     self.handle_packet_in(p);
                     for p in packet_ins.try_iter().take(UPCALL_BATCH) {
                         self.handle_packet_in(p);
+                    }
+                },
+                recv(learned) -> ev => if let Ok(ev) = ev {
+                    let now_s = (self.dp.now_ms() / 1000) as u32;
+                    for ev in std::iter::once(ev).chain(learned.try_iter().take(UPCALL_BATCH)) {
+                        if let Err(e) = self.dp.fdb().learn(ev.mac, ev.vlan, ev.port, now_s) {
+                            self.stats.fdb_full += 1;
+                            tracing::debug!("not learned: {e}");
+                        }
                     }
                 },
                 recv(agent) -> ev => if let Ok(ev) = ev {
@@ -313,7 +346,10 @@ impl Bridge {
         for (id, key, t) in stale {
             let Some(old) = self.installed.remove(&id) else { continue };
             if let Ok(mf) = self.dp.megaflows().insert(key, t.mask, &t.actions, 0) {
-                self.installed.insert(mf.id, Installed { key, t, credited: mf.stats(), installed_ms: old.installed_ms });
+                self.installed.insert(
+                    mf.id,
+                    Installed { key, t, credited: mf.stats(), installed_ms: old.installed_ms },
+                );
             }
         }
         self.dp.megaflows().publish();
@@ -382,12 +418,46 @@ impl Bridge {
                 Response::ok(s)
             }
             "netdev/show" => Response::ok(self.dump_ports(call.json)),
+            "fdb/show" => Response::ok(self.fdb_show(call.json)),
+            "fdb/flush" => {
+                let n = self.dp.fdb().retain(|_| false);
+                Response::ok(format!("table successfully flushed ({n} entries)\n"))
+            }
             "exit" => {
                 self.exit = true;
                 Response::ok("")
             }
             other => Response::err(format!("{other}: not served by bridge {}", self.name)),
         }
+    }
+
+    fn fdb_show(&mut self, json: bool) -> String {
+        let now_s = (self.dp.now_ms() / 1000) as u32;
+        let mut entries = self.dp.fdb().entries();
+        entries.sort_by_key(|e| (e.port, e.vlan, e.mac));
+        let name = |no: u32| self.ports.name(no).map_or_else(|| no.to_string(), str::to_string);
+        let mac = |m: &[u8; 6]| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+        if json {
+            let v: Vec<_> = entries
+                .iter()
+                .map(|e| {
+                    serde_json::json!({"port": name(e.port.0), "vlan": e.vlan, "mac": mac(&e.mac), "age": now_s.saturating_sub(e.seen_s)})
+                })
+                .collect();
+            return serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
+        }
+        let mut s = String::from(" port  VLAN  MAC                Age\n");
+        for e in entries {
+            let _ = writeln!(
+                s,
+                "{:>5}  {:>4}  {}  {:>4}",
+                name(e.port.0),
+                e.vlan,
+                mac(&e.mac),
+                now_s.saturating_sub(e.seen_s)
+            );
+        }
+        s
     }
 
     fn dump_megaflows(&self, json: bool) -> String {

@@ -194,7 +194,12 @@ pub struct ConnMgr {
 
 impl ConnMgr {
     /// A manager with no connections yet, starting its fail-mode clock at `now`.
-    pub fn new(fail_mode: FailMode, has_controllers: bool, fail_open_after: Duration, now: Instant) -> ConnMgr {
+    pub fn new(
+        fail_mode: FailMode,
+        has_controllers: bool,
+        fail_open_after: Duration,
+        now: Instant,
+    ) -> ConnMgr {
         ConnMgr {
             conns: HashMap::new(),
             generation_id: None,
@@ -212,7 +217,14 @@ impl ConnMgr {
     }
 
     /// Registers a connection that finished negotiation.
-    pub fn connect(&mut self, id: ConnId, kind: ConnType, version: u8, peer: String, sink: Box<dyn ConnSink>) {
+    pub fn connect(
+        &mut self,
+        id: ConnId,
+        kind: ConnType,
+        version: u8,
+        peer: String,
+        sink: Box<dyn ConnSink>,
+    ) {
         if kind == ConnType::Primary {
             self.disconnected_since = None;
         }
@@ -274,7 +286,12 @@ impl ConnMgr {
     }
 
     /// Handles `OFPT_ROLE_REQUEST` from `id`: returns the role to report, or the error.
-    pub fn role_request(&mut self, id: ConnId, role: u32, generation_id: u64) -> Result<(Role, u64), ErrorCode> {
+    pub fn role_request(
+        &mut self,
+        id: ConnId,
+        role: u32,
+        generation_id: u64,
+    ) -> Result<(Role, u64), ErrorCode> {
         let new = match role {
             OFPCR_ROLE_NOCHANGE => None,
             OFPCR_ROLE_EQUAL => Some(Role::Equal),
@@ -438,7 +455,10 @@ mod tests {
         m.role_request(ConnId(1), OFPCR_ROLE_SLAVE, 1).unwrap();
         assert!(m.get(ConnId(1)).unwrap().check_writable().is_err());
         assert_eq!(m.broadcast(AsyncKind::PacketIn, 0, |_| Some(msg())), 1);
-        assert_eq!((a.0.lock().unwrap().len(), b.0.lock().unwrap().len(), s.0.lock().unwrap().len()), (0, 1, 0));
+        assert_eq!(
+            (a.0.lock().unwrap().len(), b.0.lock().unwrap().len(), s.0.lock().unwrap().len()),
+            (0, 1, 0)
+        );
         // Port status goes to slaves too.
         assert_eq!(m.broadcast(AsyncKind::PortStatus, 2, |_| Some(msg())), 2);
         // A service connection that set a miss_send_len gets them.
@@ -454,7 +474,13 @@ mod tests {
     fn full_queues_drop_and_count() {
         let now = Instant::now();
         let mut m = ConnMgr::new(FailMode::Secure, true, Duration::from_secs(1), now);
-        m.connect(ConnId(1), ConnType::Primary, OFP13_VERSION, "a".into(), Box::new(Log(Default::default(), 2)));
+        m.connect(
+            ConnId(1),
+            ConnType::Primary,
+            OFP13_VERSION,
+            "a".into(),
+            Box::new(Log(Default::default(), 2)),
+        );
         for _ in 0..5 {
             m.broadcast(AsyncKind::PacketIn, 0, |_| Some(msg()));
         }

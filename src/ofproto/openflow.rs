@@ -17,15 +17,15 @@ use crate::datapath::meter::{MeterConfig, MeterUnit};
 use crate::datapath::upcall::PacketIn as DpPacketIn;
 use crate::netdev::DpPortNo;
 use crate::ofp::multipart::{
-    table_feature_prop_type as tfp, AggregateStats, Desc, MultipartReplyBody as MpRep, MultipartRequestBody as MpReq,
-    PortStats, TableFeatureProp, TableFeatures,
+    table_feature_prop_type as tfp, AggregateStats, Desc, MultipartReplyBody as MpRep,
+    MultipartRequestBody as MpReq, PortStats, TableFeatureProp, TableFeatures,
 };
 use crate::ofp::oxm::{Oxm, OxmField};
 use crate::ofp::port::{OFPP_ANY, OFP_NO_BUFFER};
 use crate::ofp::v10::{StatsReplyBody as V10Rep, StatsRequestBody as V10Req};
 use crate::ofp::{self, v10, Body, ErrorCode, Message, Xid, OFP10_VERSION};
 
-use super::connmgr::{AsyncKind, AsyncConfig};
+use super::connmgr::{AsyncConfig, AsyncKind};
 use super::convert;
 use super::group::{Bucket, GroupMod, GroupModCommand, GroupType};
 use super::meter::{Band, BandKind, MeterMod, MeterModCommand};
@@ -48,7 +48,11 @@ pub fn error_reply(request: &Message, code: ErrorCode) -> Message {
     let _ = ofp::encode(request, &mut data);
     data.truncate(ofp::error::ERROR_DATA_LEN);
     let (type_, code) = code.wire(request.version);
-    Message { version: request.version, xid: request.xid, body: Body::Error(ofp::Error { type_, code, data }) }
+    Message {
+        version: request.version,
+        xid: request.xid,
+        body: Body::Error(ofp::Error { type_, code, data }),
+    }
 }
 
 /// A reply to `request` with `body`.
@@ -108,9 +112,10 @@ impl Bridge {
         let one = |body| Ok(vec![reply(msg, body)]);
         match &msg.body {
             Body::FeaturesRequest => one(self.features_reply(msg.version)),
-            Body::GetConfigRequest => {
-                one(Body::GetConfigReply(ofp::SwitchConfig { flags: conn.config_flags, miss_send_len: conn.miss_send_len }))
-            }
+            Body::GetConfigRequest => one(Body::GetConfigReply(ofp::SwitchConfig {
+                flags: conn.config_flags,
+                miss_send_len: conn.miss_send_len,
+            })),
             Body::SetConfig(c) => {
                 if let Some(conn) = self.conns.get_mut(id) {
                     conn.config_flags = c.flags;
@@ -144,10 +149,11 @@ fn is_write(body: &Body) -> bool {
             | Body::PortMod(_)
             | Body::TableMod(_)
             | Body::MeterMod(_)
-            | Body::V10(ofp::v10::Body::FlowMod(_) | ofp::v10::Body::PacketOut(_) | ofp::v10::Body::PortMod(_))
+            | Body::V10(
+                ofp::v10::Body::FlowMod(_) | ofp::v10::Body::PacketOut(_) | ofp::v10::Body::PortMod(_)
+            )
     )
 }
-
 
 /// OFPPC_* bits that the bridge keeps itself (the others are the datapath's: PORT_DOWN, NO_RECV).
 const XPORT_CONFIG: u32 = ofppc::NO_FLOOD | ofppc::NO_FWD | ofppc::NO_PACKET_IN;
@@ -291,10 +297,22 @@ impl Bridge {
         }
         if !changed.is_empty() {
             self.dirty = true;
+            self.publish_flood_ports();
             for no in changed {
                 self.send_port_status(no, ofp::port::OFPPR_MODIFY);
             }
         }
+    }
+
+    /// Tells NORMAL which ports it floods to: live ones without `NO_FLOOD`/`NO_FWD`.
+    pub(super) fn publish_flood_ports(&self) {
+        let ports = self
+            .xports
+            .iter()
+            .filter(|x| x.live && x.config & (ofppc::NO_FLOOD | ofppc::NO_FWD | ofppc::PORT_DOWN) == 0)
+            .map(|x| DpPortNo(x.no))
+            .collect();
+        self.dp.set_flood_ports(ports);
     }
 
     fn send_port_status(&mut self, no: u32, reason: u8) {
@@ -386,16 +404,24 @@ impl Bridge {
                 if *port != OFPP_ANY && !self.xports.iter().any(|x| x.no == *port) {
                     return Err(ErrorCode::OFPQOFC_BAD_PORT);
                 }
-                Ok(vec![reply(msg, Body::QueueGetConfigReply(ofp::QueueGetConfigReply { port: *port, queues: Vec::new() }))])
+                Ok(vec![reply(
+                    msg,
+                    Body::QueueGetConfigReply(ofp::QueueGetConfigReply { port: *port, queues: Vec::new() }),
+                )])
             }
             Body::V10(v10::Body::QueueGetConfigRequest { port }) => {
                 let p = convert::port_from_v10(*port);
                 if !self.xports.iter().any(|x| x.no == p) {
                     return Err(ErrorCode::OFPQOFC_BAD_PORT);
                 }
-                Ok(vec![reply(msg, Body::V10(v10::Body::QueueGetConfigReply { port: *port, queues: Vec::new() }))])
+                Ok(vec![reply(
+                    msg,
+                    Body::V10(v10::Body::QueueGetConfigReply { port: *port, queues: Vec::new() }),
+                )])
             }
-            Body::Experimenter(_) | Body::V10(v10::Body::Vendor { .. }) => Err(ErrorCode::OFPBRC_BAD_EXPERIMENTER),
+            Body::Experimenter(_) | Body::V10(v10::Body::Vendor { .. }) => {
+                Err(ErrorCode::OFPBRC_BAD_EXPERIMENTER)
+            }
             _ => Err(ErrorCode::OFPBRC_BAD_TYPE),
         }
     }
@@ -454,6 +480,12 @@ impl Bridge {
             self.send_flow_removed(expired);
         }
         self.refresh_port_state();
+        if self.last_aging.is_none_or(|t| now.saturating_sub(t) >= Duration::from_secs(1)) {
+            self.last_aging = Some(now);
+            let now_s = (self.dp.now_ms() / 1000) as u32;
+            let aged = self.dp.fdb().age(now_s, self.cfg.mac_aging.as_secs() as u32);
+            self.stats.fdb_aged += aged as u64;
+        }
         if let Some(open) = self.conns.run_fail_mode(Instant::now()) {
             if open {
                 tracing::warn!(bridge = %self.name, "no controller: acting as a learning switch (fail-mode standalone)");
@@ -466,7 +498,13 @@ impl Bridge {
     }
 
     /// Applies `OFPT_PACKET_OUT`.
-    fn packet_out(&mut self, buffer_id: u32, in_port: u32, actions: &[OfAction], data: &[u8]) -> Result<Vec<Message>, ErrorCode> {
+    fn packet_out(
+        &mut self,
+        buffer_id: u32,
+        in_port: u32,
+        actions: &[OfAction],
+        data: &[u8],
+    ) -> Result<Vec<Message>, ErrorCode> {
         if buffer_id != OFP_NO_BUFFER {
             return Err(ErrorCode::OFPBRC_BUFFER_UNKNOWN);
         }
@@ -553,8 +591,16 @@ impl Bridge {
         self.dp.recycle_packet_in(p.packet);
     }
 
-    fn port_mod(&mut self, no: u32, hw_addr: [u8; 6], config: u32, mask: u32) -> Result<Vec<Message>, ErrorCode> {
-        let Some(i) = self.xports.iter().position(|x| x.no == no) else { return Err(ErrorCode::OFPPMFC_BAD_PORT) };
+    fn port_mod(
+        &mut self,
+        no: u32,
+        hw_addr: [u8; 6],
+        config: u32,
+        mask: u32,
+    ) -> Result<Vec<Message>, ErrorCode> {
+        let Some(i) = self.xports.iter().position(|x| x.no == no) else {
+            return Err(ErrorCode::OFPPMFC_BAD_PORT);
+        };
         let info = self.dp.port_info(DpPortNo(no)).ok_or(ErrorCode::OFPPMFC_BAD_PORT)?;
         if info.hw_addr != hw_addr {
             return Err(ErrorCode::OFPPMFC_BAD_HW_ADDR);
@@ -564,12 +610,15 @@ impl Bridge {
             self.dp.set_port_admin_up(DpPortNo(no), up).map_err(|_| ErrorCode::OFPPMFC_EPERM)?;
         }
         if mask & OFPPC_NO_RECV != 0 {
-            self.dp.set_port_no_recv(DpPortNo(no), config & OFPPC_NO_RECV != 0).map_err(|_| ErrorCode::OFPPMFC_EPERM)?;
+            self.dp
+                .set_port_no_recv(DpPortNo(no), config & OFPPC_NO_RECV != 0)
+                .map_err(|_| ErrorCode::OFPPMFC_EPERM)?;
         }
         let m = mask & XPORT_CONFIG;
         self.xports[i].config = (self.xports[i].config & !m) | (config & m);
         self.xports[i].live = self.dp.port_live(DpPortNo(no));
         self.dirty = true;
+        self.publish_flood_ports();
         self.send_port_status(no, ofp::port::OFPPR_MODIFY);
         Ok(Vec::new())
     }
@@ -787,7 +836,9 @@ impl Bridge {
             V10Req::Desc => V10Rep::Desc(self.desc()),
             V10Req::Flow(f) => {
                 let sel = convert::flow_stats_request_v10(&f.match_, f.table_id, f.out_port);
-                V10Rep::Flow(self.select_rules(&sel).iter().map(|r| convert::flow_stats_v10(r, now)).collect())
+                V10Rep::Flow(
+                    self.select_rules(&sel).iter().map(|r| convert::flow_stats_v10(r, now)).collect(),
+                )
             }
             V10Req::Aggregate(f) => {
                 let sel = convert::flow_stats_request_v10(&f.match_, f.table_id, f.out_port);
@@ -870,7 +921,12 @@ fn group_mod_from_ofp(gm: &ofp::GroupMod) -> Result<GroupMod, ErrorCode> {
     let mut buckets = Vec::new();
     for b in &gm.buckets {
         let actions = convert::actions_from_ofp(&b.actions, false).map_err(|e| e.code())?;
-        buckets.push(Bucket { weight: b.weight, watch_port: b.watch_port, watch_group: b.watch_group, actions });
+        buckets.push(Bucket {
+            weight: b.weight,
+            watch_port: b.watch_port,
+            watch_group: b.watch_group,
+            actions,
+        });
     }
     Ok(GroupMod { command, group_type, group_id: gm.group_id, buckets })
 }
@@ -919,8 +975,8 @@ fn band_to_ofp(b: &Band) -> ofp::MeterBand {
 /// The OXM fields the tables match (every OpenFlow 1.3 basic field but PBB_ISID and
 /// IPV6_EXTHDR) and the ones set-field can write.
 const MATCH_FIELDS: &[u8] = &[
-    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30,
-    31, 32, 33, 34, 35, 36, 38,
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28,
+    29, 30, 31, 32, 33, 34, 35, 36, 38,
 ];
 const SET_FIELDS: &[u8] = &[2, 3, 4, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 26, 27, 38];
 /// Instruction types: goto, write-metadata, write/apply/clear actions, meter.

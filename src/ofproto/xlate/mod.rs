@@ -222,9 +222,6 @@ pub struct Translation {
 /// are refused at load time instead of dropping packets silently.
 pub fn unsupported(a: &OfAction) -> Option<&'static str> {
     match a {
-        OfAction::Normal => Some("NORMAL"),
-        OfAction::Controller { .. } => Some("CONTROLLER"),
-        OfAction::Local => Some("LOCAL"),
         OfAction::SetTunId(_) => Some("set_field:->tun_id"),
         _ => None,
     }
@@ -547,7 +544,9 @@ impl<'a, 'p> Ctx<'a, 'p> {
                 let reason = if at.miss_rule { PacketInReason::NoMatch } else { PacketInReason::Action };
                 self.packet_in(reason, at.table, at.cookie, max_len);
             }
-            OfAction::Normal => self.fail(XlateError::Unsupported { action: "NORMAL" }),
+            // The L2 switch runs per packet in the fast path (MAC table lookups and learning
+            // there), so the megaflow depends on no address field.
+            OfAction::Normal => self.actions.push(DpAction::Normal),
             OfAction::SetTunId(t) => self.key.tun_id = t,
             OfAction::SetEthSrc(m) => {
                 self.key.dl_src = m;

@@ -104,11 +104,13 @@ fn goto_resubmit_metadata_and_errors() {
     let p = pipeline(
         "in_port=1,actions=output:2,NORMAL\nin_port=2,actions=resubmit(,0)\nin_port=3,actions=resubmit(1)",
     );
+    // NORMAL is decided per packet in the fast path: one datapath action, no address in the mask.
     let t = translate(&p, &udp(1, 0), PORTS);
-    assert_eq!((t.actions.len(), t.error), (0, Some(XlateError::Unsupported { action: "NORMAL" })));
+    assert_eq!((t.actions, t.error), (vec![out(2), DpAction::Normal], None));
+    assert_eq!(t.mask.0.dl_dst, [0; 6]);
     assert_eq!(translate(&p, &udp(2, 0), PORTS).error, Some(XlateError::TooDeep));
     // resubmit(1): looked up as in_port=1, but still the real ingress port for outputs.
-    assert_eq!(translate(&p, &udp(3, 0), PORTS).error, Some(XlateError::Unsupported { action: "NORMAL" }));
+    assert_eq!(translate(&p, &udp(3, 0), PORTS).actions, vec![out(2), DpAction::Normal]);
     let text: String =
         (0..14).map(|t| format!("table={t},actions=resubmit(,{}),resubmit(,{})\n", t + 1, t + 1)).collect();
     let p = pipeline(&text);
