@@ -48,6 +48,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
         flow_text: Some(DEMO_FLOWS.to_string()),
         ctl_path: ctl_path.clone(),
         datapath: DatapathConfig { n_pmds: opts.cores.max(1), ..DatapathConfig::default() },
+        bridge_name: format!("xsd{id}br"),
         ..RunOptions::default()
     };
     let switch = Switch::build(&run_opts)?;

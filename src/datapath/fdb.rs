@@ -386,7 +386,7 @@ mod tests {
                 learned += 1;
             }
         }
-        assert!(learned >= 48 && learned <= 64, "{learned}");
+        assert!((48..=64).contains(&learned), "{learned}");
         assert_eq!(w.len(), learned);
         for e in w.entries() {
             assert_eq!(fdb.lookup(e.mac, 1), Some(e.port));

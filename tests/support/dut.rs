@@ -94,19 +94,7 @@ pub fn skip_unless_tools(kind: Kind) -> bool {
             return true;
         }
     }
-    if kind == Kind::Xdpswitch && !has_agent() {
-        eprintln!("skipped: this xdpswitch has no OpenFlow agent yet (`run --listen`); XS_DUT=ovs runs the reference");
-        return true;
-    }
     false
-}
-
-/// Whether `xdpswitch run` takes the OpenFlow agent's options.
-pub fn has_agent() -> bool {
-    Command::new(super::bin())
-        .args(["run", "--help"])
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--listen"))
 }
 
 /// A running switch under test.
