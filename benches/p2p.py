@@ -180,6 +180,10 @@ class Dut:
             time.sleep(1.0)
             shutil.rmtree(d, ignore_errors=True)
             self.ovs_dir = None
+            # OVS makes its bridge's LOCAL tap and the netdev datapath's device persistent:
+            # they outlive the daemons unless removed.
+            quiet("ip", "link", "del", "xbbr0")
+            quiet("ip", "link", "del", "ovs-netdev")
         for dev in (self.t.d0, self.t.d1):
             quiet("ethtool", "-K", dev, "gro", "off")
             quiet("ip", "link", "set", "dev", dev, "xdp", "off")

@@ -380,8 +380,11 @@ impl Drop for Ovs {
                 let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
             }
         }
-        // The userspace datapath makes the LOCAL port a persistent tap: it outlives the daemon.
-        let _ = Command::new("ip").args(["link", "del", &self.bridge]).stderr(Stdio::null()).status();
+        // The userspace datapath makes the LOCAL port and its own `ovs-netdev` device persistent
+        // taps: they outlive the daemon.
+        for dev in [self.bridge.as_str(), "ovs-netdev"] {
+            let _ = Command::new("ip").args(["link", "del", dev]).stderr(Stdio::null()).status();
+        }
         for p in &self.ports {
             if has_xdp(p) {
                 let _ = Command::new("ip").args(["link", "set", "dev", p, "xdp", "off"]).status();
