@@ -15,7 +15,7 @@ use crossbeam_channel::{select, tick, Receiver};
 
 use super::connmgr::{AgentEvent, AsyncKind, ConnMgr, FailMode};
 use super::openflow::TokenBucket;
-use super::rule::PortNames;
+use super::rule::{FlowMod, FlowSpec, Match, OfAction, PortNames};
 use super::table::Pipeline;
 use super::xlate::{translate_with, PacketInContexts, TableMiss, Translation, XPort, XlateCtx};
 use super::Model;
@@ -167,6 +167,14 @@ impl Bridge {
         };
         b.refresh_port_state();
         b.publish_flood_ports();
+        if cfg.fail_mode == FailMode::Standalone && !cfg.has_controllers {
+            // As Open vSwitch does for a standalone bridge without a controller: a visible
+            // table-miss rule to NORMAL, unless the flows already have a table-miss rule.
+            if b.model.pipeline.table(0).find_strict(&Match::catchall(), 0).is_none() {
+                let spec = FlowSpec { priority: 0, actions: vec![OfAction::Normal], ..FlowSpec::default() };
+                let _ = b.model.pipeline.apply(FlowMod::add(spec), Duration::ZERO);
+            }
+        }
         b
     }
 

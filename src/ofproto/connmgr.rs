@@ -371,13 +371,11 @@ impl ConnMgr {
     /// Runs the fail-mode clock: returns `Some(true)` when standalone should start acting as
     /// a learning switch now, `Some(false)` when it should stop, `None` for no change.
     pub fn run_fail_mode(&mut self, now: Instant) -> Option<bool> {
+        // Without any controller configured there is nothing to fail: the bridge forwards by
+        // its flows (OVS gives a standalone bridge a visible `priority=0,actions=NORMAL` rule).
         let want = self.fail_mode == FailMode::Standalone
-            && match self.disconnected_since {
-                // No controller configured at all: a standalone bridge is a learning switch.
-                Some(_) if !self.has_controllers => true,
-                Some(t) => now.saturating_duration_since(t) >= self.fail_open_after,
-                None => false,
-            };
+            && self.has_controllers
+            && self.disconnected_since.is_some_and(|t| now.saturating_duration_since(t) >= self.fail_open_after);
         if want != self.fail_open {
             self.fail_open = want;
             Some(want)
@@ -502,10 +500,10 @@ mod tests {
         m.connect(ConnId(2), ConnType::Service, OFP13_VERSION, "s".into(), Box::new(Log::default()));
         assert_eq!(m.run_fail_mode(t0 + Duration::from_secs(31)), None);
         assert!(m.is_fail_open());
-        // Secure never fails open; standalone without controllers is open at once.
+        // Secure never fails open, nor does a bridge without controllers to lose.
         let mut s = ConnMgr::new(FailMode::Secure, true, Duration::ZERO, t0);
         assert_eq!(s.run_fail_mode(t0 + Duration::from_secs(100)), None);
-        let mut n = ConnMgr::new(FailMode::Standalone, false, Duration::from_secs(100), t0);
-        assert_eq!(n.run_fail_mode(t0), Some(true));
+        let mut n = ConnMgr::new(FailMode::Standalone, false, Duration::ZERO, t0);
+        assert_eq!(n.run_fail_mode(t0 + Duration::from_secs(100)), None);
     }
 }
