@@ -916,3 +916,29 @@ fn bad_openflow10_flow_mods_get_errors() {
     assert_eq!(flows.len(), 1, "{flows:#?}");
     assert!(flows[0].contains("in_port=1") && flows[0].contains("actions=output:2"), "{flows:#?}");
 }
+
+/// A standalone bridge without a controller is a learning switch, as in Open vSwitch: a
+/// visible `priority=0,actions=NORMAL` rule, hosts reach each other, the rule counts, and a
+/// rule of higher priority still wins over NORMAL.
+#[test]
+fn standalone_without_a_controller_is_a_learning_switch() {
+    if skip() {
+        return;
+    }
+    let h = hosts(3, 1);
+    let ports: Vec<&str> = h.iter().map(|x| x.sw_if.as_str()).collect();
+    let dut = Dut::start(&ports, &DutOptions { fail_mode: "standalone", ..DutOptions::default() });
+    let flows = dut.flows(Of::V13, &[]);
+    let normal = flow(&flows, &["priority=0", "actions=NORMAL"]).to_string();
+    assert!(!normal.contains("in_port"), "{normal}");
+    assert!(eventually_pings(&h[0], &h[1]), "h0 → h1 through NORMAL");
+    assert!(eventually_pings(&h[2], &h[1]), "h2 → h1 through NORMAL");
+    eventually("the NORMAL rule's counters", || {
+        let flows = dut.flows(Of::V13, &[]);
+        (num(flow(&flows, &["priority=0", "actions=NORMAL"]), "n_packets") >= 8).then_some(())
+    });
+    // A rule above NORMAL: h0's traffic is dropped, the others still switch.
+    dut.ofctl(Of::V13, "add-flow", &["priority=10,in_port=1,actions=drop"]);
+    eventually("in_port=1 dropped", || (!pings(&h[0], &h[1])).then_some(()));
+    assert!(eventually_pings(&h[2], &h[1]));
+}

@@ -375,7 +375,9 @@ impl ConnMgr {
         // its flows (OVS gives a standalone bridge a visible `priority=0,actions=NORMAL` rule).
         let want = self.fail_mode == FailMode::Standalone
             && self.has_controllers
-            && self.disconnected_since.is_some_and(|t| now.saturating_duration_since(t) >= self.fail_open_after);
+            && self
+                .disconnected_since
+                .is_some_and(|t| now.saturating_duration_since(t) >= self.fail_open_after);
         if want != self.fail_open {
             self.fail_open = want;
             Some(want)
