@@ -382,6 +382,102 @@ async fn sleep_until(t: Option<tokio::time::Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ofp::{decode, encode, Body, Decoded, Hello, Xid};
+    use std::io::{Read, Write};
+
+    /// Reads one whole OpenFlow message from a blocking socket.
+    fn read_msg(s: &mut std::net::TcpStream) -> Message {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Ok(Decoded::Message { msg, .. }) = decode(&buf) {
+                return msg;
+            }
+            let n = s.read(&mut chunk).expect("read");
+            assert!(n > 0, "connection closed");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    fn send(s: &mut std::net::TcpStream, version: u8, xid: u32, body: Body) {
+        let mut out = Vec::new();
+        encode(&Message { version, xid: Xid(xid), body }, &mut out).unwrap();
+        s.write_all(&out).unwrap();
+    }
+
+    #[test]
+    fn a_client_of_the_passive_port_reaches_the_bridge_and_back() {
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        let cfg = AgentConfig { targets: vec!["ptcp:0".parse().unwrap()], ..AgentConfig::default() };
+        let agent = Agent::start(cfg, tx).unwrap();
+        let addr = agent.listening[0];
+        assert!(addr.ip().is_loopback());
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // Hello both ways; 1.3 is the highest version in common.
+        send(&mut c, OFP13_VERSION, 1, Body::Hello(Hello::with_versions(&[OFP10_VERSION, OFP13_VERSION])));
+        assert!(matches!(read_msg(&mut c).body, Body::Hello(_)));
+        let timeout = Duration::from_secs(10);
+        let (id, sink) = match rx.recv_timeout(timeout).unwrap() {
+            AgentEvent::Connected { id, kind, version, sink, .. } => {
+                assert_eq!((kind, version), (ConnType::Service, OFP13_VERSION));
+                (id, sink)
+            }
+            _ => panic!("expected Connected"),
+        };
+        // Echo is the channel's business; a barrier goes to the bridge, in order.
+        send(&mut c, OFP13_VERSION, 7, Body::EchoRequest(b"hi".to_vec()));
+        let echo = read_msg(&mut c);
+        assert_eq!((echo.xid, echo.body), (Xid(7), Body::EchoReply(b"hi".to_vec())));
+        send(&mut c, OFP13_VERSION, 8, Body::BarrierRequest);
+        match rx.recv_timeout(timeout).unwrap() {
+            AgentEvent::Message { id: got, msg } => {
+                assert_eq!((got, msg.xid, msg.body), (id, Xid(8), Body::BarrierRequest));
+            }
+            _ => panic!("expected the barrier"),
+        }
+        sink.reply(vec![Message { version: OFP13_VERSION, xid: Xid(8), body: Body::BarrierReply }]);
+        assert_eq!(read_msg(&mut c).body, Body::BarrierReply);
+        // Asynchronous messages go out too; closing the client reports the disconnection.
+        assert!(sink.send_async(Message {
+            version: OFP13_VERSION,
+            xid: Xid(0),
+            body: Body::EchoRequest(vec![])
+        }));
+        assert!(matches!(read_msg(&mut c).body, Body::EchoRequest(_)));
+        drop(c);
+        match rx.recv_timeout(timeout).unwrap() {
+            AgentEvent::Disconnected { id: got } => assert_eq!(got, id),
+            _ => panic!("expected Disconnected"),
+        }
+        drop(agent);
+    }
+
+    #[test]
+    fn an_active_connection_reconnects_after_the_controller_closes_it() {
+        let controller = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = controller.local_addr().unwrap();
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        let cfg = AgentConfig { targets: vec![Target::Active(addr)], ..AgentConfig::default() };
+        let _agent = Agent::start(cfg, tx).unwrap();
+        for round in 0..2 {
+            let (mut c, _) = controller.accept().unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            assert!(matches!(read_msg(&mut c).body, Body::Hello(_)), "round {round}");
+            send(&mut c, OFP10_VERSION, 1, Body::Hello(Hello::default()));
+            match rx.recv_timeout(Duration::from_secs(10)).unwrap() {
+                AgentEvent::Connected { kind, version, .. } => {
+                    assert_eq!((kind, version), (ConnType::Primary, OFP10_VERSION))
+                }
+                _ => panic!("expected Connected"),
+            }
+            drop(c);
+            assert!(matches!(
+                rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+                AgentEvent::Disconnected { .. }
+            ));
+        }
+    }
 
     #[test]
     fn targets_parse_as_ovs_spells_them() {
