@@ -554,7 +554,12 @@ impl Bridge {
         let total_len = p.packet.len().min(u16::MAX as usize) as u16;
         let reason = ctx.reason.number();
         let mut sent = 0;
+        let implicit = ctx.reason == PacketInReason::ImplicitMiss;
         self.conns.broadcast(AsyncKind::PacketIn, reason, |c| {
+            // OpenFlow 1.3 has no implicit table miss to the controller: only a rule sends there.
+            if implicit && c.version != OFP10_VERSION {
+                return None;
+            }
             let max = match ctx.reason {
                 PacketInReason::Action => ctx.max_len,
                 _ => c.miss_send_len,

@@ -106,8 +106,11 @@ pub struct XlateCtx<'a> {
 /// Why a packet goes to the controller (`OFPR_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PacketInReason {
-    /// A table miss, or output from a table-miss rule (priority 0, match-all).
+    /// Output from a table-miss rule (priority 0, match-all).
     NoMatch,
+    /// No rule at all matched and the miss goes to the controller (OpenFlow 1.0's implicit
+    /// table miss): `OFPR_NO_MATCH` too, but only for connections below 1.3, which expect it.
+    ImplicitMiss,
     /// An output-to-controller action.
     Action,
     /// `dec_ttl` on a packet with TTL 0 or 1.
@@ -118,7 +121,7 @@ impl PacketInReason {
     /// The `OFPR_*` number.
     pub fn number(self) -> u8 {
         match self {
-            PacketInReason::NoMatch => 0,
+            PacketInReason::NoMatch | PacketInReason::ImplicitMiss => 0,
             PacketInReason::Action => 1,
             PacketInReason::InvalidTtl => 2,
         }
@@ -380,7 +383,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
         let Some(rule) = rule else {
             if self.x.miss == TableMiss::Controller {
                 let max_len = self.x.miss_send_len;
-                self.packet_in(PacketInReason::NoMatch, table, u64::MAX, max_len);
+                self.packet_in(PacketInReason::ImplicitMiss, table, u64::MAX, max_len);
             }
             return false;
         };

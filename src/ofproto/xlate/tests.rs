@@ -406,6 +406,8 @@ fn controller_local_flood_and_misses() {
         ref a => panic!("{a:?}"),
     };
     assert_eq!(pins.get(id).unwrap().cookie, u64::MAX);
+    assert_eq!(pins.get(id).unwrap().reason, PacketInReason::ImplicitMiss);
+    assert_eq!(PacketInReason::ImplicitMiss.number(), PacketInReason::NoMatch.number());
     w.ports[3].config |= ofppc::NO_PACKET_IN;
     assert!(w.run(&mut pins, &miss).actions.is_empty());
     // No LOCAL port: output to LOCAL drops.
