@@ -131,13 +131,16 @@ fn wait_msg(
     }
 }
 
-/// Python in `host`: send `count` UDP datagrams carrying `payload` to `dst:dport`, each from a
-/// different source port when `vary`, pausing `gap_ms` between them (0: as fast as possible).
+/// Python in `host`: send UDP datagrams carrying `payload` to `dst:dport` for at most `secs`
+/// seconds and at most `count` of them, from a different destination port each time when
+/// `vary`, pausing `gap_ms` between them (0: as fast as possible). Send errors (a full
+/// buffer) are counted, not fatal.
 fn udp_stream(
     host: &Host,
     dst: &str,
     dport: u16,
     count: usize,
+    secs: f64,
     gap_ms: u32,
     payload: &str,
     vary: bool,
@@ -145,9 +148,14 @@ fn udp_stream(
     let code = format!(
         "import socket,time\n\
          s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
-         for i in range({count}):\n\
+         s.setblocking(False)\n\
+         end=time.time()+{secs}\n\
+         i=0\n\
+         while i<{count} and time.time()<end:\n\
          \x20 d=({dport}+i%20000) if {vary} else {dport}\n\
-         \x20 s.sendto(b'{payload}',('{dst}',d))\n\
+         \x20 try: s.sendto(b'{payload}',('{dst}',d))\n\
+         \x20 except OSError: pass\n\
+         \x20 i+=1\n\
          \x20 if {gap_ms}: time.sleep({gap_ms}/1000)\n",
         vary = if vary { "True" } else { "False" }
     );
@@ -530,9 +538,12 @@ fn packet_in_flood_never_stalls_forwarding() {
     // Connected, then never read again (the switch probes it only after 5 s of silence).
     let _ctl = OfRaw::accept(&l, &[OFP13_VERSION], 30);
 
-    let blast = udp_stream(&h[0], "198.18.0.99", 2000, 200_000, 0, "miss", true);
-    let rx = udp_receiver(&h[2], 7600, 200, 6.0);
-    let stream = udp_stream(&h[1], h[2].addr(), 7600, 200, 10, "stream", false);
+    // Misses toward an address nobody has (a static neighbour entry, so no ARP).
+    h[0].exec(&["ip", "neigh", "replace", "198.18.0.99", "lladdr", "02:00:5e:00:00:99", "dev", "eth0"])
+        .unwrap();
+    let blast = udp_stream(&h[0], "198.18.0.99", 2000, 1_000_000, 4.0, 0, "miss", true);
+    let rx = udp_receiver(&h[2], 7600, 200, 3.0);
+    let stream = udp_stream(&h[1], h[2].addr(), 7600, 200, 10.0, 10, "stream", false);
     // Meanwhile the passive port answers.
     for _ in 0..3 {
         let flows = dut.flows(Of::V13, &[]);
