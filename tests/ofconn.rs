@@ -24,16 +24,17 @@ use support::ofraw::{OfRaw, Recv};
 use support::*;
 use xdpswitch::ofp::flow::{OFPFC_ADD, OFPFC_DELETE, OFPTT_ALL};
 use xdpswitch::ofp::msg::{OFPCR_ROLE_MASTER, OFPCR_ROLE_NOCHANGE, OFPCR_ROLE_SLAVE};
-use xdpswitch::ofp::port::{OFPP_ANY, OFP_NO_BUFFER};
+use xdpswitch::ofp::port::{OFPP_ANY, OFPP_CONTROLLER, OFP_NO_BUFFER};
 use xdpswitch::ofp::{
-    v10, Action, AsyncConfig, Body, FlowMod, Instruction, Message, Oxm, OxmField, Role, OFP10_VERSION,
-    OFP13_VERSION,
+    v10, Action, AsyncConfig, Body, FlowMod, Instruction, Message, Oxm, OxmField, Role, SwitchConfig,
+    OFP10_VERSION, OFP13_VERSION,
 };
 
 /// `OFPG_ANY`.
 const OFPG_ANY: u32 = 0xffff_ffff;
 /// `OFPET_BAD_REQUEST`, and its codes used here.
 const OFPET_BAD_REQUEST: u16 = 1;
+const OFPBRC_BAD_VERSION: u16 = 0;
 const OFPBRC_BAD_TYPE: u16 = 1;
 const OFPBRC_BAD_LEN: u16 = 6;
 const OFPBRC_IS_SLAVE: u16 = 10;
@@ -334,6 +335,40 @@ fn master_slave_roles() {
         "a slave's flow-mod changed the table: {flows:#?}"
     );
 
+    // Nor send packets: a packet-out from a slave is refused the same way.
+    let frame = [vec![0xff; 6], vec![2, 0, 0, 0, 0, 1], vec![0x88, 0xb5], vec![0; 46]].concat();
+    let po = xdpswitch::ofp::PacketOut {
+        buffer_id: OFP_NO_BUFFER,
+        in_port: OFPP_CONTROLLER,
+        actions: vec![Action::Output { port: 2, max_len: 0 }],
+        data: frame,
+    };
+    let xid = b.send(Body::PacketOut(po));
+    let errs = b.barrier();
+    assert!(
+        errs.iter().any(|m| m.xid.0 == xid && error_of(m) == Some((OFPET_BAD_REQUEST, OFPBRC_IS_SLAVE))),
+        "slave packet-out: {errs:?}"
+    );
+
+    // A flow the master adds with a hard timeout and send-flow-removed: when it expires, the
+    // master hears of it, the slave (default async config: no flow-removed) does not.
+    let mut fm = flow_mod(OFPFC_ADD, 40, in_port(2), Some(1));
+    if let Body::FlowMod(f) = &mut fm {
+        f.hard_timeout = 1;
+        f.flags = xdpswitch::ofp::flow::OFPFF_SEND_FLOW_REM;
+        f.cookie = 0x4242;
+    }
+    a.send(fm);
+    assert!(a.barrier().is_empty());
+    let removed =
+        wait_msg(&mut a, 15, "flow-removed at the master", |m| matches!(m.body, Body::FlowRemoved(_)), || {});
+    assert!(matches!(&removed.body, Body::FlowRemoved(f) if f.cookie == 0x4242), "{removed:?}");
+    let seen = b.collect(Duration::from_millis(1500));
+    assert!(
+        !seen.iter().any(|m| matches!(m.body, Body::FlowRemoved(_))),
+        "the slave got flow-removed: {seen:?}"
+    );
+
     // Misses go to the master only.
     let pin = wait_msg(&mut a, 20, "a packet-in at the master", is_packet_in, || {
         udp_send(&h[0], h[1].addr(), 7200, 0, 1, 8)
@@ -420,6 +455,20 @@ fn set_async_turns_packet_ins_off_and_on() {
         udp_send(&h[0], h[1].addr(), 7302, 0, 1, 8)
     });
     assert!(matches!(&pin.body, Body::PacketIn(p) if p.reason == 0), "{pin:?}");
+
+    // A client of the passive port gets no asynchronous messages until it asks for them
+    // with a non-zero miss_send_len in SET_CONFIG (both switches treat it as OVS's service
+    // connection); then it does.
+    let mut svc = OfRaw::connect(dut.listen, &[OFP13_VERSION]);
+    udp_send(&h[0], h[1].addr(), 7303, 0, 3, 8);
+    let seen = svc.collect(Duration::from_secs(2));
+    assert!(!seen.iter().any(is_packet_in), "a passive client got packet-ins unasked: {seen:?}");
+    svc.send(Body::SetConfig(SwitchConfig { flags: 0, miss_send_len: 0xffff }));
+    let r = svc.request(Body::GetConfigRequest);
+    assert!(matches!(&r.body, Body::GetConfigReply(c) if c.miss_send_len == 0xffff), "{r:?}");
+    wait_msg(&mut svc, 20, "a packet-in at the passive client after SET_CONFIG", is_packet_in, || {
+        udp_send(&h[0], h[1].addr(), 7304, 0, 1, 8)
+    });
 }
 
 /// `n_packets` of the table-miss rule.
@@ -577,6 +626,12 @@ fn malformed_input_keeps_the_connection() {
     assert_eq!(error_of(&r), Some((OFPET_BAD_REQUEST, OFPBRC_BAD_TYPE)), "{r:?}");
     assert!(c.echo_works());
 
+    // A message in another version than the one negotiated: OFPBRC_BAD_VERSION.
+    c.send_raw(&[OFP10_VERSION, 2, 0, 8, 0, 0, 0, 0x50]);
+    let (r, _) = c.until_xid(0x50);
+    assert_eq!(error_of(&r), Some((OFPET_BAD_REQUEST, OFPBRC_BAD_VERSION)), "{r:?}");
+    assert!(c.echo_works());
+
     // A fixed-size body cut short (ROLE_REQUEST with 4 of its 16 bytes): OFPBRC_BAD_LEN.
     c.send_raw(&[v, 24, 0, 12, 0, 0, 0, 0x52, 0, 0, 0, 0]);
     let (r, _) = c.until_xid(0x52);
@@ -590,6 +645,7 @@ fn malformed_input_keeps_the_connection() {
     c.send_raw(&fm);
     let (r, _) = c.until_xid(0x53);
     assert!(error_of(&r).is_some(), "match length past the end: {r:?}");
+    eprintln!("{:?}: match length past the end: {:?}", dut.kind, error_of(&r));
     assert!(c.echo_works());
 
     // An OXM TLV whose length disagrees with its field (in_port with 3 bytes): OFPET_BAD_MATCH.
@@ -600,6 +656,7 @@ fn malformed_input_keeps_the_connection() {
     c.send_raw(&fm);
     let (r, _) = c.until_xid(0x54);
     assert_eq!(error_of(&r).map(|e| e.0), Some(OFPET_BAD_MATCH), "bad OXM length: {r:?}");
+    eprintln!("{:?}: bad OXM length: {:?}", dut.kind, error_of(&r));
     assert!(c.echo_works());
 
     // The largest message there is: a 65535-byte echo request comes back whole.
@@ -614,6 +671,7 @@ fn malformed_input_keeps_the_connection() {
     c.send_raw(&fm);
     let (r, _) = c.until_xid(0x56);
     assert!(error_of(&r).is_some(), "64 KiB of junk instructions: {r:?}");
+    eprintln!("{:?}: 64 KiB of junk instructions: {:?}", dut.kind, error_of(&r));
     assert!(c.echo_works());
 
     // Nothing was installed.
