@@ -537,9 +537,24 @@ fn local_port_reaches_a_host() {
         assert!(Instant::now() < deadline, "the root namespace does not reach the host through LOCAL");
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(pings(&h[0], &format!("{net}.2")), "the host does not reach LOCAL");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !pings(&h[0], &format!("{net}.2")) {
+        assert!(Instant::now() < deadline, "the host does not reach LOCAL");
+    }
     let flows = dut.flows(Of::V13, &[]);
     assert!(n_packets(&flows.join("\n"), "in_port=LOCAL") > 0, "{flows:#?}");
+
+    // FLOOD from port 1 reaches LOCAL too (the only other port here), as in OVS.
+    dut.ofctl(Of::V13, "del-flows", &[]);
+    dut.add_flows(
+        Of::V13,
+        "priority=10,in_port=LOCAL,actions=output:1\npriority=10,in_port=1,actions=FLOOD\n",
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !pings_root(&format!("{net}.1")) {
+        assert!(Instant::now() < deadline, "FLOOD from port 1 does not reach LOCAL");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn sh(argv: &[&str]) {
@@ -567,8 +582,9 @@ fn packet_in_flood_never_stalls_forwarding() {
     }
     let h = mesh(3);
     let (l, t) = controller_listener();
+    let (lb, tb) = controller_listener();
     let opts = DutOptions {
-        controllers: vec![t],
+        controllers: vec![t, tb],
         flows: "priority=10,in_port=2,actions=output:3\npriority=10,in_port=3,actions=output:2\n\
                 priority=0,actions=CONTROLLER:65535\n"
             .into(),
@@ -577,6 +593,8 @@ fn packet_in_flood_never_stalls_forwarding() {
     let dut = Dut::start(&ports(&h), &opts);
     // Connected, then never read again (the switch probes it only after 5 s of silence).
     let _ctl = OfRaw::accept(&l, &[OFP13_VERSION], 30);
+    // A second controller that does read (after the flood).
+    let mut reader = OfRaw::accept(&lb, &[OFP13_VERSION], 30);
 
     // Misses toward an address nobody has (a static neighbour entry, so no ARP).
     h[0].exec(&["ip", "neigh", "replace", "198.18.0.99", "lladdr", "02:00:5e:00:00:99", "dev", "eth0"])
@@ -602,6 +620,15 @@ fn packet_in_flood_never_stalls_forwarding() {
         let dp_dropped = pmd_sum(&st, "userspace_dropped");
         assert!(limited + dp_dropped > 0, "no packet-in was rate-limited or dropped: {st:#}");
     }
+    // The controller that reads got packet-ins, and still gets new ones: the one that
+    // never reads holds up nobody.
+    let got = reader.collect(Duration::from_secs(1));
+    assert!(got.iter().any(is_packet_in), "the reading controller got no packet-in during the flood");
+    let to_30000 =
+        |m: &Message| matches!(&m.body, Body::PacketIn(p) if p.data.get(36..38) == Some(&[0x75, 0x30]));
+    wait_msg(&mut reader, 20, "a fresh packet-in at the reading controller", to_30000, || {
+        udp_send(&h[0], "198.18.0.99", 30000, 0, 1, 8)
+    });
 }
 
 // ---------------------------------------------------------------------------------------
