@@ -233,6 +233,55 @@ fn barrier_reply_means_the_new_rules_forward() {
     }
 }
 
+/// The same promise with two poll threads and two receive queues per port: a barrier reply
+/// means every poll thread forwards by the new rules. The rule for port 1 flips between ports
+/// 2 and 3 a few times; after each barrier reply, traffic from several sockets (spread over
+/// the queues) must all reach the new port and none the old one.
+///
+/// xdpswitch only (`--cores 2`; OVS's barrier does not promise this, see above).
+#[test]
+fn barrier_reply_means_done_on_every_poll_thread() {
+    if skip() || Kind::from_env() == Kind::Ovs {
+        return;
+    }
+    let h = hosts(3, 2);
+    for (a, b) in [(0, 1), (0, 2), (1, 2)] {
+        neighbours(&h[a], &h[b]).unwrap();
+    }
+    let port = support::dut::free_port();
+    let listen = format!("ptcp:{port}");
+    let bridge = format!("xb{}", tag('b'));
+    let _sw = SwitchProc::start(
+        &ports(&h),
+        "priority=10,in_port=1,actions=output:2\n",
+        &["--listen", &listen, "--bridge", &bridge, "--cores", "2"],
+    );
+    let mut c = OfRaw::connect(([127, 0, 0, 1], port).into(), &[OFP13_VERSION]);
+    let mut to = 2u32;
+    for round in 0..4u16 {
+        let dport = 7110 + round;
+        let pattern = format!("{dport:04x}0013"); // UDP dst port and length (8 + 11)
+        let new_to = 5 - to; // 2 <-> 3
+        let (old, new) = (capture(&h[to as usize - 1], 2.5), capture(&h[new_to as usize - 1], 2.5));
+        c.send(flow_mod(OFPFC_DELETE, 0, in_port(1), None));
+        c.send(flow_mod(OFPFC_ADD, 10, in_port(1), Some(new_to)));
+        let errs = c.barrier();
+        assert!(errs.is_empty(), "{errs:?}");
+        // The destination is host 1's address either way: the frames are counted on the wire.
+        for sport in [41000 + round, 42000 + round, 43000 + round] {
+            udp_send(&h[0], h[1].addr(), dport, sport, 10, 11);
+        }
+        let count = |lines: Vec<String>| lines.iter().filter(|l| l.contains(&pattern)).count();
+        let (old_got, new_got) = (count(receiver_lines(old)), count(receiver_lines(new)));
+        assert_eq!(
+            (old_got, new_got),
+            (0, 30),
+            "round {round}: after the barrier reply, port {to} (old) got {old_got}, port {new_to} (new) got {new_got} of 30"
+        );
+        to = new_to;
+    }
+}
+
 /// Many flow-mods (some refused) and requests, then one barrier: every reply and error comes
 /// before the barrier reply, in the order of the requests, and every accepted flow is there.
 #[test]
