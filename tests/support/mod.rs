@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod dut;
+pub mod ofraw;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
