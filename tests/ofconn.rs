@@ -799,7 +799,6 @@ fn table_miss_openflow13_drops() {
 /// packet-ins, the 1.3 one does not (OpenFlow 1.3 drops a miss without a table-miss rule; OVS
 /// sends "miss without flow" packet-ins only to connections below 1.3).
 #[test]
-#[ignore = "bug: xdpswitch sends a 1.0 connection's implicit table-miss packet-ins to OpenFlow 1.3 connections too"]
 fn table_miss_goes_to_openflow10_only() {
     if skip() {
         return;
