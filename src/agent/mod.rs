@@ -304,6 +304,12 @@ async fn serve(stream: TcpStream, id: ConnId, kind: ConnType, cfg: AgentConfig, 
     let mut buf = vec![0u8; 64 * 1024];
     let mut bytes = Vec::with_capacity(64 * 1024);
     'conn: loop {
+        // What the channel answered itself (errors for undecodable input, echo replies) goes
+        // out before the requests that followed it reach the bridge, which may reply at once.
+        bytes.clear();
+        if ch.poll_transmit(&mut bytes) {
+            out.send_bytes(&bytes);
+        }
         while let Some(ev) = ch.poll_event() {
             match ev {
                 ChannelEvent::Ready { version } => {
