@@ -128,6 +128,11 @@ impl Rule {
         self.meter = s.meter;
     }
 
+    /// Whether the rule can expire (an idle or hard timeout).
+    pub fn has_timeout(&self) -> bool {
+        self.idle_timeout != 0 || self.hard_timeout != 0
+    }
+
     /// Every action of the apply-actions and write-actions instructions.
     pub fn all_actions(&self) -> impl Iterator<Item = &OfAction> {
         self.actions.iter().chain(self.write_actions.iter().flatten())
@@ -388,6 +393,8 @@ pub struct FlowTable {
     by_mask: FastMap<MaskKey, usize>,
     /// Live subtable indices, highest `max_priority` first.
     order: Vec<usize>,
+    /// Rules with an idle or hard timeout (none: expiry need not look at this table).
+    timed: usize,
 }
 
 impl std::fmt::Debug for RuleIdKey {
@@ -511,6 +518,7 @@ impl FlowTable {
         st.n_rules += 1;
         let changed = st.n_rules == 1 || rule.priority > st.max_priority;
         st.max_priority = st.max_priority.max(rule.priority);
+        self.timed += rule.has_timeout() as usize;
         self.rules.insert(RuleIdKey(rule.id), rule);
         if changed {
             self.sort_order();
@@ -521,6 +529,7 @@ impl FlowTable {
     /// Removes rule `id`.
     pub fn remove(&mut self, id: RuleId) -> Option<Rule> {
         let rule = self.rules.remove(&RuleIdKey(id))?;
+        self.timed -= rule.has_timeout() as usize;
         let idx = *self.by_mask.get(&MaskKey(*rule.matches.mask()))?;
         let Some(st) = self.subtables[idx].as_mut() else { return Some(rule) };
         let k = MaskedKey(*rule.matches.key());
@@ -906,7 +915,9 @@ impl Pipeline {
     /// both have), with the reason for each flow-removed.
     pub fn expire(&mut self, now: Duration) -> Vec<(Rule, RemovedReason)> {
         let mut dead = Vec::new();
-        for t in &self.tables {
+        // Rules without timeouts never expire: tables of only those are skipped (a scan of
+        // 100 000 rules every timer tick was measurable on the control thread).
+        for t in self.tables.iter().filter(|t| t.timed > 0) {
             for r in t.rules() {
                 let hard = r.hard_timeout != 0
                     && now.saturating_sub(r.created) >= Duration::from_secs(r.hard_timeout.into());
