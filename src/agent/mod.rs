@@ -5,16 +5,18 @@
 //! and one per connection. **Calls:** `ofp` (the sans-IO [`Channel`] does the protocol:
 //! hello/version negotiation, echo, the inactivity probe, framing and decode errors) and
 //! `ofproto` (types of the [`AgentEvent`]s it sends the bridge). **Threads:** one thread
-//! running a current-thread tokio runtime; nothing else here. It never parses a byte itself
-//! and never touches ofproto state: requests go to the bridge's control thread in arrival
-//! order, replies and asynchronous messages come back through each connection's
-//! [`ConnSink`]. No `unsafe`.
+//! running a current-thread tokio runtime; the bridge's control thread also writes into the
+//! sockets, through each connection's [`Output`]. It never parses a byte itself and never
+//! touches ofproto state: requests go to the bridge's control thread in arrival order;
+//! replies and asynchronous messages are written by the control thread itself (no hop back
+//! to this thread, so a request/reply round trip wakes one thread less), and what a full
+//! socket does not take is written later by the connection's task, in order. No `unsafe`.
 //!
 //! Back-pressure: the event channel to the bridge is bounded, so a controller blasting
 //! flow-mods faster than the bridge applies them is slowed at its TCP socket. Replies are
-//! never dropped; asynchronous messages (packet-ins above all) go through a bounded queue
-//! per connection and are dropped and counted when it is full, so a slow controller never
-//! stalls the bridge, let alone forwarding.
+//! never dropped; asynchronous messages (packet-ins above all) are dropped and counted when
+//! the connection's unsent backlog is over [`ASYNC_BACKLOG`] bytes, so a slow controller
+//! never stalls the bridge, let alone forwarding.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -23,18 +25,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use crossbeam_channel::Sender;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::ofp::channel::{Channel, ChannelConfig, ChannelEvent};
 use crate::ofp::{Message, OFP10_VERSION, OFP13_VERSION};
 use crate::ofproto::connmgr::{AgentEvent, ConnId, ConnSink, ConnType};
 
+mod output;
+pub use output::{Flushed, Output, ASYNC_BACKLOG};
+
 /// OpenFlow's IANA port.
 pub const DEFAULT_PORT: u16 = 6653;
-/// Asynchronous messages queued per connection before new ones are dropped.
-pub const ASYNC_QUEUE: usize = 1024;
 
 /// Where to connect or listen, as `ovs-vsctl set-controller` spells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -254,26 +256,20 @@ async fn connect_loop(
     }
 }
 
-/// The bridge's handle on one connection.
+/// The bridge's handle on one connection: it writes into the socket itself ([`Output`]).
 struct Sink {
-    replies: mpsc::UnboundedSender<Out>,
-    asyncs: mpsc::Sender<Message>,
-}
-
-enum Out {
-    Msgs(Vec<Message>),
-    Close,
+    out: Arc<Output>,
 }
 
 impl ConnSink for Sink {
     fn reply(&self, msgs: Vec<Message>) {
-        let _ = self.replies.send(Out::Msgs(msgs));
+        self.out.send_messages(&msgs);
     }
     fn send_async(&self, msg: Message) -> bool {
-        self.asyncs.try_send(msg).is_ok()
+        self.out.send_async(&msg)
     }
     fn close(&self) {
-        let _ = self.replies.send(Out::Close);
+        self.out.close();
     }
 }
 
@@ -281,20 +277,39 @@ impl ConnSink for Sink {
 async fn serve(stream: TcpStream, id: ConnId, kind: ConnType, cfg: AgentConfig, events: Sender<AgentEvent>) {
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    let (mut rd, mut wr) = stream.into_split();
+    // A second handle on the socket for the control thread's writes.
+    let shared = match stream.into_std().and_then(|s| Ok((s.try_clone()?, s))) {
+        Ok((writer, s)) => match TcpStream::from_std(s) {
+            Ok(s) => (s, writer),
+            Err(e) => {
+                tracing::warn!(%peer, "OpenFlow connection: {e}");
+                return;
+            }
+        },
+        Err(e) => {
+            tracing::warn!(%peer, "OpenFlow connection: {e}");
+            return;
+        }
+    };
+    let (stream, writer) = shared;
+    let out = Arc::new(Output::new(writer));
     let ccfg = ChannelConfig {
         versions: cfg.versions.clone(),
         probe_interval: cfg.probe_interval,
         ..Default::default()
     };
     let mut ch = Channel::new(Instant::now(), ccfg);
-    let (reply_tx, mut reply_rx) = mpsc::unbounded_channel();
-    let (async_tx, mut async_rx) = mpsc::channel(ASYNC_QUEUE);
-    let mut sink = Some(Sink { replies: reply_tx, asyncs: async_tx });
+    let mut sink = Some(Sink { out: out.clone() });
     let mut ready = false;
     let mut buf = vec![0u8; 64 * 1024];
-    let mut out = Vec::with_capacity(64 * 1024);
+    let mut bytes = Vec::with_capacity(64 * 1024);
     'conn: loop {
+        // What the channel answered itself (errors for undecodable input, echo replies) goes
+        // out before the requests that followed it reach the bridge, which may reply at once.
+        bytes.clear();
+        if ch.poll_transmit(&mut bytes) {
+            out.send_bytes(&bytes);
+        }
         while let Some(ev) = ch.poll_event() {
             match ev {
                 ChannelEvent::Ready { version } => {
@@ -315,48 +330,63 @@ async fn serve(stream: TcpStream, id: ConnId, kind: ConnType, cfg: AgentConfig, 
                 ChannelEvent::Closed { reason } => {
                     tracing::debug!(id = id.0, %peer, ?reason, "OpenFlow channel closed");
                     // Flush what the channel queued last (e.g. HELLO_FAILED).
-                    out.clear();
-                    ch.poll_transmit(&mut out);
-                    let _ = wr.write_all(&out).await;
+                    bytes.clear();
+                    ch.poll_transmit(&mut bytes);
+                    out.send_bytes(&bytes);
+                    drain(&stream, &out).await;
                     break 'conn;
                 }
             }
         }
-        out.clear();
-        if ch.poll_transmit(&mut out) && wr.write_all(&out).await.is_err() {
+        bytes.clear();
+        if ch.poll_transmit(&mut bytes) {
+            out.send_bytes(&bytes);
+        }
+        if out.is_finished() {
             break;
         }
+        let backlog = out.has_backlog();
         let deadline = ch.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
-            r = rd.read(&mut buf) => match r {
-                Ok(0) | Err(_) => break,
-                Ok(n) => ch.handle_input(Instant::now(), &buf[..n]),
-            },
-            Some(o) = reply_rx.recv() => match o {
-                Out::Msgs(msgs) => {
-                    for m in &msgs {
-                        ch.send_message(m);
-                    }
+            r = stream.readable() => {
+                if r.is_err() {
+                    break;
                 }
-                Out::Close => {
-                    out.clear();
-                    ch.poll_transmit(&mut out);
-                    let _ = wr.write_all(&out).await;
+                match stream.try_read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => ch.handle_input(Instant::now(), &buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => break,
+                }
+            },
+            r = stream.writable(), if backlog => {
+                if r.is_err() || out.flush_with(|b| stream.try_write(b)) == Flushed::Closed {
                     break;
                 }
             },
-            Some(m) = async_rx.recv() => {
-                ch.send_message(&m);
-                // Take whatever else is queued now, to write it in one go.
-                while let Ok(m) = async_rx.try_recv() {
-                    ch.send_message(&m);
-                }
-            }
+            _ = out.notified() => {}
             _ = sleep_until(deadline) => ch.handle_timeout(Instant::now()),
         }
     }
+    out.shut_down();
     if ready {
         let _ = events.send(AgentEvent::Disconnected { id });
+    }
+}
+
+/// Writes the backlog out before a close (for at most a second).
+async fn drain(stream: &TcpStream, out: &Output) {
+    let give_up = tokio::time::sleep(Duration::from_secs(1));
+    tokio::pin!(give_up);
+    while out.has_backlog() {
+        tokio::select! {
+            r = stream.writable() => {
+                if r.is_err() || out.flush_with(|b| stream.try_write(b)) == Flushed::Closed {
+                    return;
+                }
+            }
+            _ = &mut give_up => return,
+        }
     }
 }
 

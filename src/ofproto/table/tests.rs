@@ -121,6 +121,30 @@ fn dump_and_expire() {
 }
 
 #[test]
+fn expiry_sees_timed_rules_through_replace_and_delete() {
+    let mut p = Pipeline::new();
+    add(&mut p, "priority=1,in_port=1,actions=output:2");
+    assert_eq!(p.table(0).timed, 0);
+    // A timed rule replaced by an untimed one with the same match: nothing left to expire.
+    add(&mut p, "hard_timeout=5,priority=2,in_port=2,actions=output:1");
+    assert_eq!(p.table(0).timed, 1);
+    add(&mut p, "priority=2,in_port=2,actions=output:3");
+    assert_eq!(p.table(0).timed, 0);
+    assert!(p.expire(T0 + Duration::from_secs(10)).is_empty());
+    // ... and the other way round: the replacement expires.
+    add(&mut p, "hard_timeout=5,priority=2,in_port=2,actions=output:1");
+    add(&mut p, "idle_timeout=3,priority=3,in_port=3,actions=drop");
+    assert_eq!(p.table(0).timed, 2);
+    let gone = p.expire(T0 + Duration::from_secs(5));
+    assert_eq!(gone.iter().map(|(r, _)| r.priority).collect::<Vec<_>>(), vec![2, 3]);
+    assert_eq!((p.table(0).timed, p.n_rules()), (0, 1));
+    // A delete of a timed rule takes it out of the count.
+    add(&mut p, "idle_timeout=3,priority=3,in_port=3,actions=drop");
+    p.apply(sel(FlowModCommand::Delete, "in_port=3"), T0).unwrap();
+    assert_eq!((p.table(0).timed, p.n_rules()), (0, 1));
+}
+
+#[test]
 fn scales_to_100k_rules() {
     let mut p = Pipeline::new();
     let mut text = String::new();
