@@ -479,12 +479,13 @@ impl Bridge {
             self.dirty = true;
             self.send_flow_removed(expired);
         }
-        self.refresh_port_state();
         if self.last_aging.is_none_or(|t| now.saturating_sub(t) >= Duration::from_secs(1)) {
             self.last_aging = Some(now);
             let now_s = (self.dp.now_ms() / 1000) as u32;
             let aged = self.dp.fdb().age(now_s, self.cfg.mac_aging.as_secs() as u32);
             self.stats.fdb_aged += aged as u64;
+            // Link state from sysfs, once a second: a few file reads per port.
+            self.refresh_port_state();
         }
         if let Some(open) = self.conns.run_fail_mode(Instant::now()) {
             if open {
