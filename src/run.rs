@@ -118,6 +118,9 @@ pub struct Switch {
     bridge: Bridge,
     calls: crossbeam_channel::Receiver<ctl::Call>,
     agent_events: crossbeam_channel::Receiver<AgentEvent>,
+    /// Keeps the event channel connected when there is no agent (a disconnected channel
+    /// would make the bridge's `select!` return at once, forever).
+    _agent_tx: crossbeam_channel::Sender<AgentEvent>,
     /// Dropped after the bridge stops serving: closes the OpenFlow connections.
     agent: Option<Agent>,
     _server: ctl::Server,
@@ -168,9 +171,9 @@ impl Switch {
         let agent = if opts.agent.targets.is_empty() {
             None
         } else {
-            Some(Agent::start(opts.agent.clone(), events_tx)?)
+            Some(Agent::start(opts.agent.clone(), events_tx.clone())?)
         };
-        Ok(Switch { bridge, calls, agent_events, agent, _server: server })
+        Ok(Switch { bridge, calls, agent_events, _agent_tx: events_tx, agent, _server: server })
     }
 
     /// Where the passive OpenFlow listeners listen (with port 0 resolved).

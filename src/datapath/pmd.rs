@@ -37,8 +37,11 @@ use crate::netdev::{wait_readable, Counter, DpPortNo, Frame, Queue, Umem, Waker,
 
 /// Frames taken from one queue in one go.
 pub const BATCH: usize = crate::netdev::RX_BATCH;
-/// Empty rounds in a row before a poll thread goes to sleep.
-const SPIN_ROUNDS: u32 = 2000;
+/// How long a poll thread keeps polling after its last work before it sleeps in `poll()`.
+/// By time, not by rounds: a round over AF_XDP rings is a few memory reads, a round over a
+/// TAP port (the LOCAL port) is a `read()` system call, and 2000 of those spun away a third
+/// of a core on an idle switch.
+const SPIN_TIME: Duration = Duration::from_micros(100);
 /// How long a sleeping poll thread waits before it looks at its queues again anyway.
 const SLEEP_MS: i32 = 5;
 
@@ -329,8 +332,8 @@ impl Pmd {
         if !s.fds.is_empty() {
             s.fds.push(self.waker.fd());
         }
-        let mut idle_rounds = 0u32;
         let mut last = Instant::now();
+        let mut idle_since = last;
         while !self.stop.load(Relaxed) {
             let mut work = 0;
             for qi in 0..self.queues.len() {
@@ -355,16 +358,15 @@ impl Pmd {
             last = now;
             if work > 0 {
                 self.stats.busy_ns.add(dt);
-                idle_rounds = 0;
+                idle_since = now;
             } else {
                 self.stats.idle_ns.add(dt);
-                idle_rounds += 1;
-                if idle_rounds >= SPIN_ROUNDS {
+                if now.duration_since(idle_since) >= SPIN_TIME {
                     self.sleep(&s);
-                    idle_rounds = 0;
                     let now = Instant::now();
                     self.stats.idle_ns.add(now.duration_since(last).as_nanos() as u64);
                     last = now;
+                    idle_since = now;
                 }
             }
         }
