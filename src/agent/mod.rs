@@ -268,9 +268,6 @@ impl ConnSink for Sink {
     fn send_async(&self, msg: Message) -> bool {
         self.out.send_async(&msg)
     }
-    fn close(&self) {
-        self.out.close();
-    }
 }
 
 /// Serves one connection until it closes.

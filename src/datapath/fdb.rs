@@ -302,11 +302,6 @@ impl Normal {
         self.flood.store(Arc::new(ports));
     }
 
-    /// The ports NORMAL floods to now.
-    pub fn flood_ports(&self) -> Arc<Vec<DpPortNo>> {
-        self.flood.load_full()
-    }
-
     /// Learning events dropped for a full queue.
     pub fn learn_dropped(&self) -> u64 {
         self.learn_dropped.load(Relaxed)

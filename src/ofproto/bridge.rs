@@ -499,9 +499,11 @@ impl Bridge {
     fn pmd_stats(&self, json: bool) -> String {
         let stats = self.dp.pmd_stats();
         if json {
-            return serde_json::to_string_pretty(
-                &serde_json::json!({"pmds": stats, "slow_path": self.stats}),
-            )
+            return serde_json::to_string_pretty(&serde_json::json!({
+                "pmds": stats,
+                "slow_path": self.stats,
+                "fdb_learn_dropped": self.dp.learn_dropped(),
+            }))
             .unwrap_or_default()
                 + "\n";
         }
@@ -577,6 +579,13 @@ impl Bridge {
             sp.xlate_errors,
             sp.packet_ins,
             sp.packet_in_dropped
+        );
+        let _ = writeln!(
+            s,
+            "NORMAL: learning events dropped {}, MAC table full {}, aged out {}",
+            self.dp.learn_dropped(),
+            sp.fdb_full,
+            sp.fdb_aged
         );
         s
     }

@@ -38,8 +38,6 @@ pub trait ConnSink: Send {
     /// An asynchronous message (packet-in, flow-removed, port-status); `false` when the
     /// connection's queue is full and the message was dropped.
     fn send_async(&self, msg: Message) -> bool;
-    /// Closes the connection (after what was already queued).
-    fn close(&self);
 }
 
 /// What the agent tells the bridge.
@@ -211,11 +209,6 @@ impl ConnMgr {
         }
     }
 
-    /// The configured fail mode.
-    pub fn fail_mode(&self) -> FailMode {
-        self.fail_mode
-    }
-
     /// Registers a connection that finished negotiation.
     pub fn connect(
         &mut self,
@@ -268,21 +261,6 @@ impl ConnMgr {
     /// Every connection.
     pub fn iter(&self) -> impl Iterator<Item = &OfConn> {
         self.conns.values()
-    }
-
-    /// Number of connections.
-    pub fn len(&self) -> usize {
-        self.conns.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.conns.is_empty()
-    }
-
-    /// Whether a primary (controller) connection is up.
-    pub fn controller_connected(&self) -> bool {
-        self.conns.values().any(|c| c.kind == ConnType::Primary)
     }
 
     /// Handles `OFPT_ROLE_REQUEST` from `id`: returns the role to report, or the error.
@@ -348,26 +326,6 @@ impl ConnMgr {
         n
     }
 
-    /// Sends one async message to one connection (e.g. a packet-in for the controller that
-    /// a `CONTROLLER` action names); `false` if it does not want it or its queue is full.
-    pub fn send_to(&mut self, id: ConnId, msg: Message) -> bool {
-        match self.conns.get_mut(&id) {
-            Some(c) if c.sink.send_async(msg) => true,
-            Some(c) => {
-                c.async_dropped += 1;
-                false
-            }
-            None => false,
-        }
-    }
-
-    /// Closes every connection (switch shutdown).
-    pub fn close_all(&mut self) {
-        for c in self.conns.values() {
-            c.sink.close();
-        }
-    }
-
     /// Runs the fail-mode clock: returns `Some(true)` when standalone should start acting as
     /// a learning switch now, `Some(false)` when it should stop, `None` for no change.
     pub fn run_fail_mode(&mut self, now: Instant) -> Option<bool> {
@@ -413,7 +371,6 @@ mod tests {
             v.push(msg);
             true
         }
-        fn close(&self) {}
     }
 
     fn msg() -> Message {
