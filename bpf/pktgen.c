@@ -42,6 +42,14 @@ const volatile __u32 cfg_imix_small = 64;
 const volatile __u32 cfg_imix_medium = 594;
 const volatile __u32 cfg_imix_large = 1518;
 const volatile __u32 cfg_egress = 0;
+// Ethernet address variation (see MacPlan in src/pktgen/template.rs): frame i carries
+// source MAC low 32 bits cfg_src_mac_lo + i % cfg_src_macs (likewise the destination), or
+// with cfg_random_src a xorshift64 unicast, locally administered source MAC.
+const volatile __u32 cfg_src_macs = 1;
+const volatile __u32 cfg_dst_macs = 1;
+const volatile __u32 cfg_src_mac_lo = 0;
+const volatile __u32 cfg_dst_mac_lo = 0;
+const volatile __u32 cfg_random_src = 0;
 // Pacing: gap between frames on one CPU in ns << 8 (0: as fast as possible), and how far
 // (ns << 8) a CPU may fall behind its pace, e.g. while descheduled, and still catch up.
 const volatile __u64 cfg_gap = 0;
@@ -59,6 +67,9 @@ struct pg_state {
 	__u32 port;
 	__u32 ip;
 	__u32 imix;
+	__u32 src_mac;
+	__u32 dst_mac;
+	__u64 rng;
 };
 
 struct {
@@ -122,6 +133,38 @@ int pktgen(struct xdp_md *ctx)
 
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
+
+	if (cfg_src_macs > 1 || cfg_dst_macs > 1 || cfg_random_src) {
+		// Big-endian 16-bit words of the Ethernet header: dst 0-2, src 3-5.
+		__u16 *w = data;
+		if ((void *)(w + 6) > end)
+			return XDP_ABORTED;
+		if (cfg_dst_macs > 1) {
+			__u32 i = st->dst_mac;
+			st->dst_mac = i + 1 >= cfg_dst_macs ? 0 : i + 1;
+			__u32 lo = cfg_dst_mac_lo + i;
+			w[1] = bpf_htons(lo >> 16);
+			w[2] = bpf_htons(lo & 0xffff);
+		}
+		if (cfg_random_src) {
+			__u64 x = st->rng;
+			if (!x)
+				x = ((__u64)bpf_get_prandom_u32() << 32) | bpf_get_prandom_u32() | 1;
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			st->rng = x;
+			w[3] = bpf_htons(((x >> 48) & 0xfcff) | 0x0200);
+			w[4] = bpf_htons((x >> 32) & 0xffff);
+			w[5] = bpf_htons((x >> 16) & 0xffff);
+		} else if (cfg_src_macs > 1) {
+			__u32 i = st->src_mac;
+			st->src_mac = i + 1 >= cfg_src_macs ? 0 : i + 1;
+			__u32 lo = cfg_src_mac_lo + i;
+			w[4] = bpf_htons(lo >> 16);
+			w[5] = bpf_htons(lo & 0xffff);
+		}
+	}
 	__u32 l3_len = len - ETH_HLEN;
 	__u32 sum_ip, sum_l4 = cfg_l4_sum;
 	__u16 *saddr_lo;

@@ -506,3 +506,74 @@ fn afxdp_bad_input_is_one_line_error() {
     let e = pktgen::send(&args, &stop).expect_err("missing device").to_string();
     assert!(e.contains("does not exist"), "{e}");
 }
+
+/// MAC addresses a Linux bridge in namespace 1 learned on end 1 of the pair (not its own).
+fn bridge_learned(veth: &Veth) -> Vec<String> {
+    let out = ip(&["netns", "exec", &veth.ns[1], "bridge", "fdb", "show", "br", "xspgbr", "dynamic"]);
+    out.lines()
+        .filter(|l| l.contains(&format!("dev {} ", veth.dev[1])) && !l.contains("permanent"))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+/// Puts end 1 into a Linux bridge (which learns every source MAC it sees); live frames need
+/// GRO on the receiving veth when no XDP program is there.
+fn bridge_end1(veth: &Veth) {
+    let ns = &veth.ns[1];
+    ip(&["-n", ns, "link", "add", "xspgbr", "type", "bridge", "ageing_time", "30000"]);
+    ip(&["-n", ns, "link", "set", "xspgbr", "up"]);
+    ip(&["-n", ns, "link", "set", &veth.dev[1], "master", "xspgbr"]);
+    ip(&["netns", "exec", ns, "ethtool", "-K", &veth.dev[1], "gro", "on"]);
+}
+
+/// Makes the bridge forget what it learned on end 1 (leaving the bridge flushes a port's
+/// entries; `bridge fdb flush` is too new for some iproute2).
+fn bridge_forget(veth: &Veth) {
+    ip(&["-n", &veth.ns[1], "link", "set", &veth.dev[1], "nomaster"]);
+    ip(&["-n", &veth.ns[1], "link", "set", &veth.dev[1], "master", "xspgbr"]);
+    assert!(bridge_learned(veth).is_empty());
+}
+
+/// `--macs N` makes a switch learn N source MACs (here the kernel's bridge), in both modes,
+/// and `--random-src-mac` a fresh unicast, locally administered MAC per frame.
+#[test]
+fn mac_variation_is_learned_by_a_bridge() {
+    require_root!();
+    let veth = Veth::new();
+    bridge_end1(&veth);
+    let base = ["--src-mac", "02:10:00:00:ff:00", "--dst-mac", "02:20:00:00:00:00"];
+    let mut extra = base.to_vec();
+    extra.extend(["--count", "3000", "--macs", "1000"]);
+    let r = veth.send(send_args(&veth.dev[0], &extra)).expect("send");
+    assert_eq!(r.packets, 3000);
+    std::thread::sleep(Duration::from_millis(200));
+    let learned = bridge_learned(&veth);
+    assert_eq!(learned.len(), 1000, "distinct source MACs learned");
+    assert!(
+        learned.iter().any(|m| m == "02:10:00:00:ff:00") && learned.iter().any(|m| m == "02:10:00:01:02:e7")
+    );
+    bridge_forget(&veth);
+
+    let mut extra = base.to_vec();
+    extra.extend(["--count", "5000", "--random-src-mac"]);
+    veth.send(send_args(&veth.dev[0], &extra)).expect("send");
+    std::thread::sleep(Duration::from_millis(200));
+    let learned = bridge_learned(&veth);
+    assert!(learned.len() >= 4990, "random source MACs learned: {}", learned.len());
+    for mac in &learned {
+        let first = u8::from_str_radix(&mac[..2], 16).expect("MAC");
+        assert_eq!(first & 3, 2, "unicast, locally administered: {mac}");
+    }
+    bridge_forget(&veth);
+
+    let mut extra = base.to_vec();
+    extra.extend(["--count", "1000", "--src-macs", "500"]);
+    let r = send_afxdp(&veth, &extra[..]).expect("send");
+    assert_eq!(num(&r, "packets"), 1000.0);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(bridge_learned(&veth).len(), 500, "afxdp: distinct source MACs learned");
+    veth.assert_no_xdp_on(0);
+
+    let err = veth.send(send_args(&veth.dev[0], &["--src-mac", "02:00:ff:ff:ff:ff", "--src-macs", "2"]));
+    assert!(err.expect_err("carry").to_string().contains("carry"));
+}

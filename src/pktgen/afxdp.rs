@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use super::bpf;
 use super::live::{self, thread_cpu_ns, Progress};
-use super::template::{Template, IMIX_CYCLE};
+use super::template::{MacCursor, MacPlan, Template, IMIX_CYCLE};
 use super::{Error, SendArgs, SendReport};
 use crate::netdev::afxdp::{chunks_needed, AfXdpConfig, AfXdpPort};
 use crate::netdev::{self, Frame, Port, Queue, Umem, CHUNK_SIZE, FRAME_HEADROOM, RX_BATCH};
@@ -146,6 +146,8 @@ struct Shared<'a> {
     port: &'a AfXdpPort,
     cfg: &'a AfXdpConfig,
     template: &'a Template,
+    /// How the Ethernet addresses vary (each thread keeps its own [`MacCursor`]).
+    macs: MacPlan,
     sizes: &'a Sizes,
     flows: u64,
     /// Frames per second per thread.
@@ -173,7 +175,7 @@ impl Shared<'_> {
             std::thread::sleep(Duration::from_millis(1));
         }
         let cpu0 = thread_cpu_ns();
-        self.pump(&mut *queue, &mut umem, quota, sent);
+        self.pump(&mut *queue, &mut umem, quota, sent, seed(qid));
         queue.release(&mut umem);
         Ok(thread_cpu_ns().saturating_sub(cpu0))
     }
@@ -185,7 +187,7 @@ impl Shared<'_> {
     }
 
     /// The sending loop, then the wait for frames in flight.
-    fn pump(&self, queue: &mut dyn Queue, umem: &mut Umem, quota: Option<u64>, sent: &Sent) {
+    fn pump(&self, queue: &mut dyn Queue, umem: &mut Umem, quota: Option<u64>, sent: &Sent, seed: u64) {
         let stats = Arc::clone(queue.stats());
         let done0 = stats.tx_completed.get();
         // Frames in flight (queued, not completed) never exceed the TX or completion ring.
@@ -194,6 +196,7 @@ impl Shared<'_> {
         let mut received: Vec<Frame> = Vec::with_capacity(RX_BATCH);
         let mut pacer = self.rate.map(Pacer::new);
         let (mut queued, mut flow, mut slot) = (0u64, 0u64, 0usize);
+        let (mut macs, vary_macs) = (MacCursor::new(seed), self.macs.varies());
         let (mut last_done, mut idle) = (0u64, 0u32);
         loop {
             queue.maintain(umem);
@@ -225,6 +228,9 @@ impl Shared<'_> {
                     // `plan` keeps sizes within a chunk, so this always fits.
                     if buf.set_len(len).is_ok() {
                         self.template.render_into(buf.data_mut(), this_flow, None);
+                        if vary_macs {
+                            macs.write_next(&self.macs, buf.data_mut());
+                        }
                     }
                 });
                 batch.push(frame);
@@ -272,6 +278,13 @@ fn recycle(queue: &mut dyn Queue, umem: &mut Umem, received: &mut Vec<Frame>) {
             umem.free(f);
         }
     }
+}
+
+/// A seed for thread `qid`'s random MACs: the clock, so runs differ, mixed with the queue,
+/// so threads differ.
+fn seed(qid: u32) -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    (now.as_nanos() as u64) ^ u64::from(qid + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// Splits `count` frames over `n` threads.
@@ -324,6 +337,7 @@ pub fn send(args: &SendArgs, stop: &AtomicBool) -> Result<SendReport, Error> {
         port: &port,
         cfg: &cfg,
         template: &template,
+        macs: plan.macs,
         sizes: &sizes,
         flows: u64::from(args.flows),
         rate: args.rate.map(|r| r / n as f64),

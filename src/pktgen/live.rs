@@ -24,14 +24,14 @@ use aya::programs::Xdp;
 use aya::{Ebpf, EbpfLoader};
 
 use super::bpf::{self, MAX_BATCH};
-use super::template::{FrameSpec, MacAddr, Proto, IMIX_SIZES};
+use super::template::{FrameSpec, MacAddr, MacPlan, Proto, IMIX_SIZES};
 use super::{Error, Mode, SendArgs};
 
 static PKTGEN_OBJ: &[u8] = aya::include_bytes_aligned!("../../bpf/pktgen.o");
 
-/// State words per CPU in `pg_stats` (`struct pg_state`): packets, bytes, limit, next, and
-/// the flow/IMIX cursors.
-const STATE_WORDS: usize = 6;
+/// State words per CPU in `pg_stats` (`struct pg_state`): packets, bytes, limit, next, the
+/// flow/IMIX cursors, the MAC cursors and the random MAC generator's state.
+const STATE_WORDS: usize = 8;
 /// Largest frame the kernel builds in live-frames mode (one page less XDP headroom, the
 /// test-run page head and skb_shared_info; rounded down).
 const LIVE_MAX_FRAME: usize = 3000;
@@ -88,6 +88,8 @@ pub(super) struct Plan {
     pub(super) spec: FrameSpec,
     /// The template frame at `size`.
     pub(super) frame: Vec<u8>,
+    /// How the Ethernet addresses vary per frame.
+    pub(super) macs: MacPlan,
     pub(super) ifindex: u32,
     /// Frame size, or the largest IMIX size.
     pub(super) size: usize,
@@ -137,6 +139,14 @@ pub(super) fn plan(args: &SendArgs) -> Result<Plan, Error> {
         src_port: args.src_port,
         dst_port: args.dst_port,
     };
+    let macs = MacPlan {
+        src: spec.src_mac,
+        dst: spec.dst_mac,
+        src_count: args.src_macs.or(args.macs).unwrap_or(1),
+        dst_count: args.dst_macs.or(args.macs).unwrap_or(1),
+        random_src: args.random_src_mac,
+    };
+    macs.check().map_err(Error::Invalid)?;
     let min = spec.min_len(args.stamp);
     // veth (and most NICs) accept up to MTU + Ethernet header + one VLAN tag; live frames
     // must fit one page with the kernel's head- and tailroom, AF_XDP frames one UMEM chunk.
@@ -183,14 +193,14 @@ pub(super) fn plan(args: &SendArgs) -> Result<Plan, Error> {
         )));
     }
     let frame = spec.build(size).frame;
-    Ok(Plan { spec, frame, ifindex: iface.ifindex, size, imix, cpus: allowed[..args.cores].to_vec() })
+    Ok(Plan { spec, frame, macs, ifindex: iface.ifindex, size, imix, cpus: allowed[..args.cores].to_vec() })
 }
 
 fn load(args: &SendArgs, plan: &Plan) -> Result<Ebpf, Error> {
     let t = plan.spec.build(plan.size);
     let spec = &plan.spec;
     let [small, medium, large] = plan.imix.unwrap_or([plan.size; 3]).map(|s| s as u32);
-    let globals: [(&str, u32); 16] = [
+    let globals: [(&str, u32); 21] = [
         ("cfg_flows", args.flows),
         ("cfg_port_span", spec.port_span()),
         ("cfg_ipv6", u32::from(spec.is_ipv6())),
@@ -207,6 +217,11 @@ fn load(args: &SendArgs, plan: &Plan) -> Result<Ebpf, Error> {
         ("cfg_imix_medium", medium),
         ("cfg_imix_large", large),
         ("cfg_egress", 0),
+        ("cfg_src_macs", plan.macs.src_count),
+        ("cfg_dst_macs", plan.macs.dst_count),
+        ("cfg_src_mac_lo", plan.macs.src_lo()),
+        ("cfg_dst_mac_lo", plan.macs.dst_lo()),
+        ("cfg_random_src", u32::from(plan.macs.random_src)),
     ];
     // Pacing: the gap between frames on one CPU, in ns << 8.
     let gap: u64 = args.rate.map_or(0, |r| ((plan.cpus.len() as f64 * 1e9 * 256.0 / r) as u64).max(1));

@@ -21,6 +21,9 @@
 //! xdpswitch pktgen sink --dev veth1 --duration 10                    # on the peer first
 //! xdpswitch pktgen send --dev veth0 --size 64 --flows 1000 --duration 10
 //! xdpswitch pktgen send --mode afxdp --dev veth0 --size 64 --duration 10   # AF_XDP TX
+//! xdpswitch pktgen send --dev veth0 --macs 1000 --src-mac 02:10:00:00:00:00 \
+//!     --dst-mac 02:20:00:00:00:00 --duration 10         # 1 000 MAC pairs (a switch's FDB)
+//! xdpswitch pktgen send --dev veth0 --random-src-mac --duration 5   # a MAC learning flood
 //! ```
 
 pub mod afxdp;
@@ -36,7 +39,7 @@ use std::sync::Arc;
 
 pub use live::SendReport;
 pub use sink::{Sink, SinkOptions, SinkReport};
-pub use template::{MacAddr, Proto};
+pub use template::{MacAddr, MacCursor, MacPlan, Proto};
 
 /// Errors of pktgen; each prints as one line.
 #[derive(Debug, thiserror::Error)]
@@ -120,9 +123,24 @@ pub struct SendArgs {
     /// Source MAC (default: the interface's).
     #[arg(long)]
     pub src_mac: Option<MacAddr>,
-    /// Destination MAC.
+    /// Destination MAC (default 02:00:00:00:00:02).
     #[arg(long)]
     pub dst_mac: Option<MacAddr>,
+    /// Vary the source MAC over N addresses: frame i has --src-mac + i % N (added in the
+    /// low 32 bits), e.g. to make a switch learn N addresses.
+    #[arg(long, conflicts_with = "macs")]
+    pub src_macs: Option<u32>,
+    /// Vary the destination MAC over N addresses: frame i has --dst-mac + i % N.
+    #[arg(long, conflicts_with = "macs")]
+    pub dst_macs: Option<u32>,
+    /// --src-macs N and --dst-macs N together: frame i goes from --src-mac + i % N to
+    /// --dst-mac + i % N.
+    #[arg(long)]
+    pub macs: Option<u32>,
+    /// A fresh random source MAC per frame (unicast, locally administered): a learning
+    /// flood.
+    #[arg(long, conflicts_with_all = ["src_macs", "macs"])]
+    pub random_src_mac: bool,
     /// Base source address (default 10.0.0.1 or fd00::1).
     #[arg(long)]
     pub src_ip: Option<IpAddr>,

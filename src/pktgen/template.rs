@@ -34,7 +34,7 @@ pub enum Proto {
 }
 
 /// A MAC address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct MacAddr(pub [u8; 6]);
 
 impl std::str::FromStr for MacAddr {
@@ -263,6 +263,125 @@ impl Template {
     }
 }
 
+/// How the Ethernet addresses change from frame to frame (`--src-macs`, `--dst-macs`,
+/// `--macs`, `--random-src-mac`). Frame `i` of a sending thread carries the source MAC
+/// `src + i % src_count` and the destination MAC `dst + i % dst_count` (the sum taken in the
+/// low 32 bits of the address, which [`MacPlan::check`] makes sure never carry), or with
+/// `random_src` a fresh unicast, locally administered source MAC from a xorshift64
+/// generator. `bpf/pktgen.c` does exactly this; [`MacCursor`] is the same in Rust (the
+/// AF_XDP generator, and the reference for tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MacPlan {
+    /// First source MAC.
+    pub src: MacAddr,
+    /// First destination MAC.
+    pub dst: MacAddr,
+    /// Distinct source MACs (1: always `src`).
+    pub src_count: u32,
+    /// Distinct destination MACs (1: always `dst`).
+    pub dst_count: u32,
+    /// A random source MAC per frame (then `src_count` is 1).
+    pub random_src: bool,
+}
+
+impl MacPlan {
+    /// Both addresses fixed.
+    pub fn fixed(src: MacAddr, dst: MacAddr) -> MacPlan {
+        MacPlan { src, dst, src_count: 1, dst_count: 1, random_src: false }
+    }
+
+    /// Whether any address changes per frame.
+    pub fn varies(&self) -> bool {
+        self.random_src || self.src_count > 1 || self.dst_count > 1
+    }
+
+    /// Low 32 bits of the first source MAC (bytes 2..6, big-endian).
+    pub fn src_lo(&self) -> u32 {
+        mac_lo(self.src)
+    }
+
+    /// Low 32 bits of the first destination MAC.
+    pub fn dst_lo(&self) -> u32 {
+        mac_lo(self.dst)
+    }
+
+    /// Checks the counts: at least 1, random and counted source MACs not both, and no range
+    /// that would carry out of the low 32 bits of its base.
+    pub fn check(&self) -> Result<(), String> {
+        if self.src_count == 0 || self.dst_count == 0 {
+            return Err("--src-macs, --dst-macs and --macs must be at least 1".into());
+        }
+        if self.random_src && self.src_count > 1 {
+            return Err("--random-src-mac and --src-macs/--macs exclude each other".into());
+        }
+        for (what, base, n) in
+            [("source", self.src, self.src_count), ("destination", self.dst, self.dst_count)]
+        {
+            if u64::from(mac_lo(base)) + u64::from(n) - 1 > u64::from(u32::MAX) {
+                return Err(format!(
+                    "{n} {what} MACs from {base} would carry past the low 32 bits: use a lower base"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn mac_lo(m: MacAddr) -> u32 {
+    u32::from_be_bytes([m.0[2], m.0[3], m.0[4], m.0[5]])
+}
+
+/// One sending thread's position in a [`MacPlan`]: which source and destination MAC comes
+/// next, and the random generator's state.
+#[derive(Clone, Copy, Debug)]
+pub struct MacCursor {
+    src: u32,
+    dst: u32,
+    rng: u64,
+}
+
+impl MacCursor {
+    /// A cursor at frame 0 whose random MACs follow from `seed` (0 is replaced: xorshift
+    /// would stay at 0).
+    pub fn new(seed: u64) -> MacCursor {
+        MacCursor { src: 0, dst: 0, rng: if seed == 0 { 0x9e37_79b9_7f4a_7c15 } else { seed } }
+    }
+
+    /// Writes the next frame's addresses into the Ethernet header at the start of `f` (at
+    /// least 12 bytes), where `plan` makes them vary, and moves on. No allocation.
+    pub fn write_next(&mut self, plan: &MacPlan, f: &mut [u8]) {
+        if plan.dst_count > 1 {
+            let i = self.dst;
+            self.dst = if i + 1 >= plan.dst_count { 0 } else { i + 1 };
+            f[2..6].copy_from_slice(&plan.dst_lo().wrapping_add(i).to_be_bytes());
+        }
+        if plan.random_src {
+            f[6..12].copy_from_slice(&random_mac(self.next_random()).0);
+        } else if plan.src_count > 1 {
+            let i = self.src;
+            self.src = if i + 1 >= plan.src_count { 0 } else { i + 1 };
+            f[8..12].copy_from_slice(&plan.src_lo().wrapping_add(i).to_be_bytes());
+        }
+    }
+
+    /// xorshift64 (13, 7, 17): one step.
+    fn next_random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+}
+
+/// The MAC made of the top 48 bits of `x`, made unicast (bit 0 of the first octet clear) and
+/// locally administered (bit 1 set).
+pub fn random_mac(x: u64) -> MacAddr {
+    let b = (x >> 16).to_be_bytes();
+    MacAddr([(b[2] & 0xfc) | 0x02, b[3], b[4], b[5], b[6], b[7]])
+}
+
 /// One's-complement sum of native-endian 16-bit words (unfolded); `b` has even length.
 fn sum16(b: &[u8]) -> u32 {
     b.chunks_exact(2).map(|w| u32::from(u16::from_ne_bytes([w[0], w[1]]))).sum()
@@ -370,6 +489,83 @@ mod tests {
             }
             _ => panic!("unexpected transport"),
         }
+    }
+
+    fn eth(f: &[u8]) -> (MacAddr, MacAddr) {
+        (MacAddr(f[6..12].try_into().unwrap()), MacAddr(f[0..6].try_into().unwrap()))
+    }
+
+    /// Counted MACs cycle independently over their ranges; the rest of the frame is untouched.
+    #[test]
+    fn macs_cycle_over_ranges() {
+        let mut spec = spec(false, Proto::Udp);
+        // The template carries the first addresses; the cursor rewrites their low 32 bits.
+        spec.src_mac = "02:10:00:00:ff:fe".parse().unwrap();
+        spec.dst_mac = "02:20:00:00:00:00".parse().unwrap();
+        let t = spec.build(64);
+        let plan = MacPlan { src_count: 3, dst_count: 1000, ..MacPlan::fixed(spec.src_mac, spec.dst_mac) };
+        plan.check().unwrap();
+        let mut cur = MacCursor::new(1);
+        let mut f = [0u8; 64];
+        let mut dsts = std::collections::HashSet::new();
+        for i in 0..2000u32 {
+            t.render_into(&mut f, u64::from(i % 5), None);
+            cur.write_next(&plan, &mut f);
+            let (src, dst) = eth(&f);
+            let want_src = ["02:10:00:00:ff:fe", "02:10:00:00:ff:ff", "02:10:00:01:00:00"][(i % 3) as usize];
+            assert_eq!(src, want_src.parse().unwrap(), "frame {i}");
+            assert_eq!(&dst.0[..2], &[0x02, 0x20]);
+            assert_eq!(u32::from_be_bytes(dst.0[2..].try_into().unwrap()), i % 1000);
+            dsts.insert(dst);
+            check(&f, &spec, u64::from(i % 5), 64);
+        }
+        assert_eq!(dsts.len(), 1000);
+    }
+
+    /// A fixed plan leaves the template's addresses; a random source is unicast, locally
+    /// administered and (nearly) never repeats.
+    #[test]
+    fn random_source_macs() {
+        let spec = spec(true, Proto::Tcp);
+        let t = spec.build(100);
+        let mut f = [0u8; 100];
+        t.render_into(&mut f, 0, None);
+        let fixed = MacPlan::fixed(spec.src_mac, spec.dst_mac);
+        assert!(!fixed.varies());
+        MacCursor::new(7).write_next(&fixed, &mut f);
+        assert_eq!(eth(&f), (spec.src_mac, spec.dst_mac));
+        let plan = MacPlan { random_src: true, ..fixed };
+        assert!(plan.varies());
+        let mut cur = MacCursor::new(0);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..100_000 {
+            cur.write_next(&plan, &mut f);
+            let (src, dst) = eth(&f);
+            assert_eq!(dst, spec.dst_mac);
+            assert_eq!(src.0[0] & 0x03, 0x02, "unicast, locally administered: {src}");
+            seen.insert(src);
+        }
+        assert!(seen.len() > 99_990, "{} distinct of 100000", seen.len());
+        check(&f, &spec, 0, 100);
+        // Two cursors with different seeds give different sequences.
+        let (mut a, mut b) = (MacCursor::new(1), MacCursor::new(2));
+        let (mut fa, mut fb) = ([0u8; 12], [0u8; 12]);
+        a.write_next(&plan, &mut fa);
+        b.write_next(&plan, &mut fb);
+        assert_ne!(fa[6..12], fb[6..12]);
+    }
+
+    #[test]
+    fn mac_plan_checks() {
+        let base = MacPlan::fixed("02:00:ff:ff:ff:00".parse().unwrap(), "02:00:00:00:00:01".parse().unwrap());
+        assert!(MacPlan { src_count: 256, ..base }.check().is_ok());
+        let e = MacPlan { src_count: 257, ..base }.check().unwrap_err();
+        assert!(e.contains("carry") && e.contains("02:00:ff:ff:ff:00"), "{e}");
+        assert!(MacPlan { dst_count: 0, ..base }.check().is_err());
+        assert!(MacPlan { src_count: 2, random_src: true, ..base }.check().is_err());
+        assert!(MacPlan { dst_count: 1000, random_src: true, ..base }.check().is_ok());
+        assert_eq!(random_mac(u64::MAX), "fe:ff:ff:ff:ff:ff".parse().unwrap());
+        assert_eq!(random_mac(0), "02:00:00:00:00:00".parse().unwrap());
     }
 
     #[test]
