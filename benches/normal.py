@@ -1,0 +1,358 @@
+#!/usr/bin/env python3
+"""NORMAL (MAC learning) benchmark: generator namespace -> DUT -> sink namespace, over veth.
+
+The topology, DUT start/stop and cleanup are p2p.py's. Each NORMAL DUT first learns the
+1 000 destination MACs on its sink port: the sink namespace sends a burst from those 1 000
+source MACs (`pktgen send --src-macs 1000 --count`). Then the generator sends frames from
+1 000 source MACs to those 1 000 destination MACs (`--macs 1000`), so the DUT forwards known
+unicast, and learns (or refreshes) the 1 000 sources on the generator port.
+
+DUTs, one after another in the same run (the same traffic and pre-learning for every one):
+
+  xdpswitch          `xdpswitch run`, in_port=1,actions=output:2 (the static-rule reference)
+  xdpswitch-normal   `xdpswitch run`, actions=NORMAL
+  ovs-afxdp          Open vSwitch userspace datapath, afxdp ports, the same static rule
+  ovs-afxdp-normal   the same OVS, actions=NORMAL
+  bare, xdp-redirect ceilings, as in p2p.py
+
+Reported per DUT: Mpps median and spread over --reps, the ratio to the static rule of the same
+switch, and to OVS NORMAL; the MAC table size after pre-learning and after the runs
+(`xdpswitch ctl fdb-show`, `ovs-appctl fdb/show`).
+
+Learning flood (NORMAL DUTs, --flood-secs > 0): the generator sends a fresh random source MAC
+per frame at full rate (`--random-src-mac`) to the 1 000 learned destinations; the learned /
+evicted counters (`xdpswitch ctl fdb-stats`, `ovs-appctl fdb/stats-show`) are sampled every
+half second and give MACs learned per second. Meanwhile a second, established flow runs the
+other way at a fixed rate (sink namespace -> generator namespace, AF_XDP sender, XDP sink in
+the generator namespace): its delivered rate shows what the flood costs other traffic.
+
+Everything created (namespaces, OVS daemons and their persistent taps, XDP programs) is
+removed at the end, also on Ctrl-C.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import p2p  # noqa: E402  (the topology, DUTs and helpers)
+from p2p import ROOT, XS, sh, quiet  # noqa: E402
+
+ALL_DUTS = ["xdpswitch", "xdpswitch-normal", "ovs-afxdp", "ovs-afxdp-normal", "bare", "xdp-redirect"]
+GEN_BASE = "02:10:00:00:00:00"   # generator-side MACs (learned on port 1)
+SINK_BASE = "02:20:00:00:00:00"  # sink-side MACs (learned on port 2 by the pre-learning burst)
+
+
+class NormalDut(p2p.Dut):
+    """p2p's DUTs, plus the NORMAL variants and their MAC table readers."""
+
+    def __init__(self, name, topo, tmp):
+        super().__init__(name, topo, tmp)
+        self.base = name.replace("-normal", "")
+        self.normal = name.endswith("-normal")
+        self.ctl = os.path.join(tmp, "xs.ctl")
+
+    def start(self):
+        if self.base == "xdpswitch" and self.normal:
+            flows = os.path.join(self.tmp, "flows-normal.txt")
+            with open(flows, "w") as f:
+                f.write("priority=0,actions=NORMAL\n")
+            extra = os.environ.get("XS_RUN_ARGS", "").split()
+            self.spawn([XS, "run", "--port", self.t.d0, "--port", self.t.d1, "--flows", flows,
+                        "--ctl", self.ctl, "--log", "warn", *extra])
+            time.sleep(1.0)
+        elif self.base == "ovs-afxdp":
+            self.start_ovs(True)
+            if self.normal:
+                of = ["ovs-ofctl", "-O", "OpenFlow13"]
+                sh(*of, "del-flows", "xbbr0", env=self.ovs_env)
+                sh(*of, "add-flow", "xbbr0", "priority=0,actions=NORMAL", env=self.ovs_env)
+            time.sleep(1.0)
+        else:
+            super().start()
+
+    def xs_ctl(self, *args):
+        return sh(XS, "ctl", "--ctl", self.ctl, *args)
+
+    def appctl(self, *args):
+        return sh("ovs-appctl", *args, env=self.ovs_env)
+
+    def fdb_entries(self):
+        """Entries in the MAC table, or None for a DUT without one."""
+        if not self.normal:
+            return None
+        if self.base == "xdpswitch":
+            out = self.xs_ctl("fdb-show")
+        else:
+            out = self.appctl("fdb/show", "xbbr0")
+        return sum(1 for line in out.splitlines()[1:] if line.strip())
+
+    def fdb_has(self, mac):
+        out = self.xs_ctl("fdb-show") if self.base == "xdpswitch" else self.appctl("fdb/show", "xbbr0")
+        return mac in out.lower()
+
+    def fdb_counters(self):
+        """{'entries', 'learned', 'evicted', ...} from fdb-stats; learned is None when the
+        switch has no such counter (then the entries alone are sampled)."""
+        if self.base == "xdpswitch":
+            try:
+                j = json.loads(self.xs_ctl("--json", "fdb-stats"))
+                return {k: j.get(k) for k in ("entries", "learned", "evicted", "expired", "moved", "learn_dropped")}
+            except (RuntimeError, ValueError):
+                return {"entries": self.fdb_entries(), "learned": None, "evicted": None}
+        out = self.appctl("fdb/stats-show", "xbbr0")
+
+        def field(label):
+            m = re.search(label + r"[^:]*:\s*(\d+)", out)
+            return int(m.group(1)) if m else None
+        return {"entries": field(r"Current/maximum MAC entries in the table"),
+                "learned": field(r"Total number of learned MAC entries"),
+                "evicted": field(r"Total number of evicted MAC entries"),
+                "expired": field(r"Total number of expired MAC entries"),
+                "moved": field(r"Total number of port moved MAC entries")}
+
+
+def ns_xs(ns, *args):
+    return ["ip", "netns", "exec", ns, XS, "--log", "warn", "pktgen", *args]
+
+
+def prelearn(topo, macs):
+    """The sink side sends `macs` frames from each of its `macs` source MACs (paced, so a
+    learning queue is never the limit), towards the generator side's first MAC."""
+    sh(*ns_xs(topo.sink_ns, "send", "--dev", "eth0", "--count", str(3 * macs), "--rate", "100k",
+              "--src-macs", str(macs), "--src-mac", SINK_BASE, "--dst-mac", GEN_BASE, "--json",
+              "--src-ip", "198.18.0.2", "--dst-ip", "198.18.0.1"))
+    time.sleep(0.5)
+
+
+def measure(topo, size, macs, secs):
+    """One run of 1 000 (`macs`) source MACs to `macs` learned destination MACs."""
+    sink = subprocess.Popen(ns_xs(topo.sink_ns, "sink", "--dev", "eth0", "--duration", str(secs + 2), "--json"),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        time.sleep(0.8)
+        gen = sh(*ns_xs(topo.gen_ns, "send", "--dev", "eth0", "--size", str(size - 4), "--duration", str(secs),
+                        "--json", "--src-ip", "198.18.0.1", "--dst-ip", "198.18.0.2", "--macs", str(macs),
+                        "--src-mac", GEN_BASE, "--dst-mac", SINK_BASE))
+        out, _ = sink.communicate(timeout=secs + 30)
+    finally:
+        if sink.poll() is None:
+            sink.kill()
+    sent, got = json.loads(gen), json.loads(out)
+    seconds = max(sent.get("seconds", secs), 1e-3)
+    rx = got.get("packets", 0)
+    return {"sent": sent["packets"], "received": rx, "seconds": seconds, "offered_pps": sent["pps"],
+            "pps": rx / seconds, "loss": max(0.0, 1 - rx / sent["packets"]) if sent["packets"] else 0.0}
+
+
+def flood(topo, dut, macs, secs, established_rate):
+    """Random source MACs at full rate from the generator side for `secs`, the fdb counters
+    sampled every 0.5 s; an established flow the other way at `established_rate`."""
+    procs = []
+    samples = []
+    stop = threading.Event()
+
+    def sample():
+        t0 = time.monotonic()
+        while not stop.is_set():
+            try:
+                samples.append((time.monotonic() - t0, dut.fdb_counters()))
+            except RuntimeError as e:
+                print(f"normal: fdb-stats: {e}", file=sys.stderr)
+            stop.wait(0.5)
+    try:
+        # The established flow: sink ns (a learned MAC) -> generator ns (the generator's
+        # first MAC, learned in the measured runs), counted by an XDP sink in the generator ns.
+        back_sink = subprocess.Popen(ns_xs(topo.gen_ns, "sink", "--dev", "eth0", "--duration", str(secs + 4),
+                                           "--json"),
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True)
+        procs.append(back_sink)
+        time.sleep(0.8)
+        back = subprocess.Popen(ns_xs(topo.sink_ns, "send", "--mode", "afxdp", "--dev", "eth0", "--duration",
+                                      str(secs + 1), "--rate", str(established_rate), "--json",
+                                      "--src-mac", SINK_BASE, "--dst-mac", GEN_BASE,
+                                      "--src-ip", "198.18.0.2", "--dst-ip", "198.18.0.1"),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(back)
+        time.sleep(0.5)
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        time.sleep(0.6)
+        gen = sh(*ns_xs(topo.gen_ns, "send", "--dev", "eth0", "--duration", str(secs), "--json",
+                        "--random-src-mac", "--src-ip", "198.18.0.1", "--dst-ip", "198.18.0.2",
+                        "--dst-mac", SINK_BASE, "--dst-macs", str(macs)))
+        time.sleep(1.0)
+        stop.set()
+        sampler.join(5)
+        b_out, b_err = back.communicate(timeout=secs + 30)
+        bs_out, _ = back_sink.communicate(timeout=secs + 30)
+    finally:
+        stop.set()
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    g = json.loads(gen)
+    res = {"flood_sent": g["packets"], "flood_pps": g["pps"], "seconds": g["seconds"], "samples": samples}
+    try:
+        b, bs = json.loads(b_out), json.loads(bs_out)
+        res.update(est_sent=b["packets"], est_received=bs.get("packets", 0), est_seconds=b["seconds"])
+    except ValueError:
+        print(f"normal: established flow: {b_err.strip()}", file=sys.stderr)
+    res["gen0_still_known"] = dut.fdb_has(GEN_BASE)
+    # Learning rate: the learned counter (or, without one, the entries) over the flood.
+    key = "learned" if samples and samples[0][1].get("learned") is not None else "entries"
+    pts = [(t, c.get(key) or 0) for t, c in samples]
+    res["rate_key"] = key
+    if len(pts) >= 2:
+        rates = [(b - a) / (tb - ta) for (ta, a), (tb, b) in zip(pts, pts[1:]) if tb > ta]
+        res["learn_per_s_peak"] = max(rates)
+        busy = [r for r in rates if r > 0]
+        res["learn_per_s_median"] = statistics.median(busy) if busy else 0.0
+        res["learned_total"] = pts[-1][1] - pts[0][1]
+        res["span_s"] = pts[-1][0] - pts[0][0]
+    last = samples[-1][1] if samples else {}
+    res["entries_after"] = last.get("entries")
+    res["evicted_total"] = (last.get("evicted") or 0) - (samples[0][1].get("evicted") or 0) if samples else None
+    return res
+
+
+def report(results, fdb, floods, duts, out_dir, meta):
+    lines = [f"# NORMAL benchmark, {meta['date']}", "",
+             f"Machine: {meta['machine']}. Command: `{meta['command']}`.",
+             f"{meta['size']}-byte frames, {meta['macs']} source MACs -> {meta['macs']} learned destination MACs; "
+             f"each cell: median of {meta['reps']} runs of {meta['duration']} s (spread min..max).", "",
+             "| DUT | Mpps | spread | loss | vs its static rule | vs ovs-afxdp-normal | FDB after pre-learning | FDB after runs |",
+             "|---|---|---|---|---|---|---|---|"]
+    med = {d: statistics.median([r["pps"] for r in runs]) for d, runs in results.items() if runs}
+    for d in duts:
+        runs = results.get(d)
+        if not runs:
+            lines.append(f"| {d} | n/a | | | | | | |")
+            continue
+        pps = [r["pps"] for r in runs]
+        m = med[d]
+        static = d.replace("-normal", "")
+        vs_static = f"{m / med[static]:.2f}x" if d.endswith("-normal") and med.get(static) else ""
+        vs_ovs = f"{m / med['ovs-afxdp-normal']:.2f}x" if med.get("ovs-afxdp-normal") else "n/a"
+        before, after = fdb.get(d, (None, None))
+        lines.append(f"| {d} | {m / 1e6:.3f} | {min(pps) / 1e6:.3f}..{max(pps) / 1e6:.3f} | "
+                     f"{statistics.median([r['loss'] for r in runs]) * 100:.1f}% | {vs_static} | {vs_ovs} | "
+                     f"{'' if before is None else before} | {'' if after is None else after} |")
+    if floods:
+        lines += ["", f"Learning flood: random source MACs at full rate for {meta['flood_secs']} s "
+                      f"(counters sampled every 0.5 s); established flow the other way at {meta['est_rate']} pps.", "",
+                  "| DUT | flood offered Mpps | learned/s median | learned/s peak | learned | evicted | "
+                  "FDB after | established flow delivered | its MAC still learned |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for d, f in floods.items():
+            est = (f"{f['est_received']}/{f['est_sent']} ({f['est_received'] / max(f['est_sent'], 1) * 100:.0f}%)"
+                   if "est_sent" in f else "n/a")
+            note = "" if f.get("rate_key") == "learned" else " (entries)"
+            lines.append(f"| {d} | {f['flood_pps'] / 1e6:.2f} | {f.get('learn_per_s_median', 0):,.0f}{note} | "
+                         f"{f.get('learn_per_s_peak', 0):,.0f} | {f.get('learned_total', 'n/a')} | "
+                         f"{f.get('evicted_total', 'n/a')} | {f.get('entries_after', 'n/a')} | {est} | "
+                         f"{'yes' if f.get('gen0_still_known') else 'no'} |")
+    md = "\n".join(lines) + "\n"
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump({"meta": meta, "results": results, "fdb": fdb, "floods": floods}, f, indent=1)
+    return md
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duts", default="xdpswitch,xdpswitch-normal,ovs-afxdp,ovs-afxdp-normal")
+    ap.add_argument("--size", type=int, default=64, help="frame size with FCS (RFC 2544)")
+    ap.add_argument("--macs", type=int, default=1000)
+    ap.add_argument("--duration", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--flood-secs", type=int, default=4, help="learning flood length (0: none)")
+    ap.add_argument("--established-rate", type=int, default=50000, help="pps of the flow during the flood")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--quick", action="store_true", help="smoke run: xdpswitch DUTs, 2 s, 1 rep, 2 s flood")
+    a = ap.parse_args()
+    if a.quick:
+        a.duts, a.duration, a.reps, a.flood_secs = "xdpswitch,xdpswitch-normal", 2, 1, 2
+    duts = [d for d in a.duts.split(",") if d]
+    for d in duts:
+        if d not in ALL_DUTS:
+            sys.exit(f"normal: --duts: unknown DUT {d!r} (known: {', '.join(ALL_DUTS)})")
+    if shutil.which("ovs-vswitchd") is None:
+        missing = [d for d in duts if d.startswith("ovs-")]
+        if missing:
+            print(f"normal: Open vSwitch not installed: skipping {', '.join(missing)}", file=sys.stderr)
+            duts = [d for d in duts if d not in missing]
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_dir = a.out or os.path.join(ROOT, "results", f"normal-{stamp}")
+    os.makedirs(out_dir, exist_ok=True)
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    meta = {"date": stamp, "duration": a.duration, "reps": a.reps, "size": a.size, "macs": a.macs,
+            "flood_secs": a.flood_secs, "est_rate": a.established_rate,
+            "command": " ".join(["benches/normal.sh"] + sys.argv[1:]),
+            "machine": f"{os.uname().release}, {os.cpu_count()} CPUs ({cpu}), veth"}
+    topo = p2p.Topology()
+    tmp = tempfile.mkdtemp(prefix="xb-")
+    results, fdb, floods = {}, {}, {}
+    dut = None
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    try:
+        topo.up()
+        for d in duts:
+            dut = NormalDut(d, topo, tmp)
+            try:
+                dut.start()
+            except Exception as e:  # a DUT that can't start is reported, the others still run
+                print(f"normal: {d}: {e}", file=sys.stderr)
+                dut.stop()
+                dut = None
+                continue
+            runs = []
+            before = None
+            for rep in range(a.reps):
+                try:
+                    prelearn(topo, a.macs)  # OVS and xdpswitch age at 300 s: once would do
+                    if rep == 0:
+                        before = dut.fdb_entries()
+                    runs.append(measure(topo, a.size, a.macs, a.duration))
+                except Exception as e:
+                    print(f"normal: {d}: {e}", file=sys.stderr)
+            results[d] = runs
+            fdb[d] = (before, dut.fdb_entries())
+            if runs:
+                print(f"normal: {d:>17}: {statistics.median([r['pps'] for r in runs]) / 1e6:6.3f} Mpps, "
+                      f"FDB {fdb[d][0]} -> {fdb[d][1]}", flush=True)
+            if dut.normal and a.flood_secs > 0:
+                try:
+                    floods[d] = flood(topo, dut, a.macs, a.flood_secs, a.established_rate)
+                    f = floods[d]
+                    print(f"normal: {d:>17}: flood {f['flood_pps'] / 1e6:.2f} Mpps, learned/s median "
+                          f"{f.get('learn_per_s_median', 0):,.0f} ({f.get('rate_key')}), "
+                          f"FDB {f.get('entries_after')}", flush=True)
+                except Exception as e:
+                    print(f"normal: {d} flood: {e}", file=sys.stderr)
+            dut.stop()
+            dut = None
+    finally:
+        if dut:
+            dut.stop()
+        topo.down()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(report(results, fdb, floods, duts, out_dir, meta))
+    print(f"normal: results in {out_dir}")
+
+
+if __name__ == "__main__":
+    main()
