@@ -21,9 +21,10 @@ use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use super::actions::DpAction;
 use super::classifier::SubtableRanking;
 use super::emc::{EmcConfig, ExactMatchCache};
-use super::fdb::{Fdb, FdbWriter, Learn, Normal};
+use super::fdb::{Fdb, FdbWriter};
 use super::megaflow::MegaflowTable;
 use super::meter::{MeterConfig, MeterError, MeterStats, MeterTable};
+use super::normal::{Learn, Normal, NormalPorts};
 use super::pmd::{Pmd, PmdQueue, PmdStats, PmdStatsSnapshot, PortControl};
 use super::upcall::{Execute, PacketIn, Upcall};
 use crate::netdev::{self, Counter, DpPortNo, Port, PortStats, Umem, Waker, RX_BATCH};
@@ -48,8 +49,8 @@ pub struct DatapathConfig {
     pub packet_in_queue: usize,
     /// Most megaflows at once.
     pub max_megaflows: usize,
-    /// Slots in NORMAL's MAC table (OVS: 8192 entries by default, `mac-table-size`).
-    pub fdb_entries: usize,
+    /// Most entries in NORMAL's MAC table (OVS `mac-table-size`, 8192).
+    pub mac_table_size: usize,
     /// CPUs to pin poll threads to, in order; empty = the last CPUs, one each (poll thread 0
     /// on the highest-numbered CPU), leaving CPU 0 for the kernel and the control thread.
     pub pmd_cpus: Vec<usize>,
@@ -65,7 +66,7 @@ impl Default for DatapathConfig {
             exec_queue: 4096,
             packet_in_queue: 1024,
             max_megaflows: 200_000,
-            fdb_entries: 16_384,
+            mac_table_size: 8192,
             pmd_cpus: Vec::new(),
         }
     }
@@ -182,9 +183,9 @@ impl Datapath {
         let (packet_in_tx, packet_in_rx) = bounded(cfg.packet_in_queue.max(1));
         let (recycle_tx, recycle_rx) = bounded(cfg.packet_in_queue.max(1));
         let meters = MeterTable::new(cfg.n_pmds);
-        let (fdb_shared, fdb) = Fdb::new(cfg.fdb_entries);
+        let (fdb_shared, fdb) = Fdb::new(cfg.mac_table_size);
         let (normal, learn_rx) = Normal::new(fdb_shared, cfg.upcall_queue);
-        normal.set_flood_ports(ports.iter().map(|p| p.no).collect());
+        normal.set_ports(NormalPorts { flood: ports.iter().map(|p| p.no).collect(), vlans: Vec::new() });
         let controls: Vec<Arc<PortControl>> = ports.iter().map(|_| Arc::default()).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let epoch = Instant::now();
@@ -309,9 +310,10 @@ impl Datapath {
         &self.learn_rx
     }
 
-    /// The ports NORMAL floods to (all of them at start).
-    pub fn set_flood_ports(&self, ports: Vec<DpPortNo>) {
-        self.normal.set_flood_ports(ports);
+    /// Publishes NORMAL's view of the ports: which it floods to (all of them at start) and
+    /// their VLAN configuration (trunks of every VLAN at start).
+    pub fn set_normal_ports(&self, ports: NormalPorts) {
+        self.normal.set_ports(ports);
     }
 
     /// Learning events the poll threads dropped for a full queue.
