@@ -710,10 +710,12 @@ impl Bridge {
         );
         let _ = writeln!(
             s,
-            "NORMAL: learning events dropped {}, MAC table full {}, aged out {}",
+            "NORMAL: learning events dropped {}, MAC table full {}, aged out {}, VLAN drops {}, multicast sources {}",
             self.dp.learn_dropped(),
             sp.fdb_full,
-            sp.fdb_aged
+            sp.fdb_aged,
+            stats.iter().map(|p| p.normal_vlan_dropped).sum::<u64>(),
+            stats.iter().map(|p| p.normal_src_multicast).sum::<u64>()
         );
         s
     }
@@ -724,7 +726,8 @@ impl Bridge {
             let v: Vec<_> = ports
                 .iter()
                 .map(|(no, name, kind, desc, st)| {
-                    serde_json::json!({"port": no.0, "name": name, "type": kind, "attach": desc, "stats": st})
+                    let vlan = self.vlans.get(&no.0).map(PortVlan::describe);
+                    serde_json::json!({"port": no.0, "name": name, "type": kind, "attach": desc, "vlan": vlan, "stats": st})
                 })
                 .collect();
             return serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
@@ -736,6 +739,9 @@ impl Bridge {
                 "port {no}: {name} (type {kind}{}{desc})",
                 if desc.is_empty() { "" } else { ", " }
             );
+            if let Some(v) = self.vlans.get(&no.0) {
+                let _ = writeln!(s, "  {}", v.describe());
+            }
             let _ = writeln!(s, "  rx pkts={} bytes={}", st.rx_packets, st.rx_bytes);
             let _ =
                 writeln!(s, "  tx pkts={} bytes={} dropped={}", st.tx_packets, st.tx_bytes, st.tx_dropped);
