@@ -711,6 +711,60 @@ mod tests {
         assert_eq!(st(1).tx_dropped, 0);
     }
 
+    /// NORMAL over two poll threads: an address learned from a packet one thread forwarded is
+    /// found by the other (no lock on the lookup); VLAN tags are pushed and popped per port.
+    #[test]
+    fn normal_learning_is_shared_by_poll_threads_and_tags_per_port() {
+        use crate::datapath::normal::{NormalPorts, PortVlan};
+        let (a, b) = (MemPort::new("a", 2), MemPort::new("b", 2));
+        a.capture(true);
+        b.capture(true);
+        let ports = vec![
+            DpPort { no: DpPortNo(1), port: Arc::new(a.clone()) as Arc<dyn Port> },
+            DpPort { no: DpPortNo(2), port: Arc::new(b.clone()) as Arc<dyn Port> },
+        ];
+        let cfg = DatapathConfig { n_pmds: 2, pmd_cpus: vec![0, 0], ..DatapathConfig::default() };
+        let mut dp = Datapath::start(&cfg, ports).unwrap();
+        assert_eq!(dp.pmd_queues(1), &[(DpPortNo(1), 1), (DpPortNo(2), 1)]);
+        let access10 = PortVlan::parse_options(["tag=10"]).unwrap();
+        dp.set_normal_ports(NormalPorts {
+            flood: vec![DpPortNo(1), DpPortNo(2)],
+            vlans: vec![PortVlan::trunk_all(), access10, PortVlan::trunk_all()],
+        });
+        dp.megaflows().insert(FlowKey::default(), FlowMask::catchall(), &[DpAction::Normal], 0).unwrap();
+        dp.megaflows().publish();
+        let (m1, m2) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        let frame = |dst: [u8; 6], src: [u8; 6], tag: Option<u16>| {
+            let mut f = pkt(0);
+            f[..6].copy_from_slice(&dst);
+            f[6..12].copy_from_slice(&src);
+            if let Some(t) = tag {
+                f.splice(12..12, [0x81, 0x00, (t >> 8) as u8, t as u8]);
+            }
+            f
+        };
+        // Host 1 on the access port, through poll thread 0: flooded to the trunk, tagged 10.
+        assert!(a.inject_to(0, frame([0xff; 6], m1, None)));
+        assert!(wait(|| b.stats().tx_packets == 1));
+        assert_eq!(b.take_sent(), vec![frame([0xff; 6], m1, Some(10))]);
+        let ev = dp.learn_events().recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!((ev.mac, ev.vlan, ev.port), (m1, 10, DpPortNo(1)));
+        dp.fdb().learn(ev.mac, ev.vlan, ev.port, 0).unwrap();
+        // Host 2 answers on the trunk in VLAN 10, through poll thread 1: straight to port 1,
+        // untagged.
+        assert!(b.inject_to(1, frame(m1, m2, Some(10))));
+        assert!(wait(|| a.stats().tx_packets == 1));
+        assert_eq!(a.take_sent(), vec![frame(m1, m2, None)]);
+        assert_eq!(dp.pmd_stats()[1].rx_packets, 1);
+        // The same address in VLAN 20 is unknown, and port 1 does not carry VLAN 20; a tagged
+        // frame on the access port is dropped and counted.
+        assert!(b.inject_to(1, frame(m1, m2, Some(20))));
+        assert!(a.inject_to(0, frame(m2, m1, Some(10))));
+        assert!(wait(|| stat(&dp, |s| s.normal_vlan_dropped) == 1 && stat(&dp, |s| s.rx_packets) == 4));
+        assert!(wait(|| stat(&dp, |s| s.no_output) == 2));
+        assert_eq!((a.stats().tx_packets, b.stats().tx_packets), (1, 1));
+    }
+
     /// AF_XDP ports between two namespaces: link state and speed are the kernel's, and a port
     /// taken down and up again (port-mod `OFPPC_PORT_DOWN`) forwards again; `no_recv` drops
     /// the real port's traffic and counts it.
