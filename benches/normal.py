@@ -101,6 +101,14 @@ class NormalDut(p2p.Dut):
         out = self.xs_ctl("fdb-show") if self.base == "xdpswitch" else self.appctl("fdb/show", "xbbr0")
         return mac in out.lower()
 
+    def port1_rx(self):
+        """Frames the switch took in on port 1 (the generator's), or None: OVS's afxdp rx
+        counter adds the kernel's device counters (frames its rings dropped included)."""
+        if self.base != "xdpswitch":
+            return None
+        ports = json.loads(self.xs_ctl("--json", "dump-ports"))
+        return next(p["stats"]["rx_packets"] for p in ports if p["port"] == 1)
+
     def fdb_counters(self):
         """{'entries', 'learned', 'evicted', ...} from fdb-stats; learned is None when the
         switch has no such counter (then the entries alone are sampled)."""
@@ -189,9 +197,11 @@ def flood(topo, dut, macs, secs, established_rate):
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         time.sleep(0.6)
+        rx0, t0 = dut.port1_rx(), time.monotonic()
         gen = sh(*ns_xs(topo.gen_ns, "send", "--dev", "eth0", "--duration", str(secs), "--json",
                         "--random-src-mac", "--src-ip", "198.18.0.1", "--dst-ip", "198.18.0.2",
                         "--dst-mac", SINK_BASE, "--dst-macs", str(macs)))
+        rx1, t1 = dut.port1_rx(), time.monotonic()
         time.sleep(1.0)
         stop.set()
         sampler.join(5)
@@ -204,7 +214,8 @@ def flood(topo, dut, macs, secs, established_rate):
                 p.kill()
                 p.wait()
     g = json.loads(gen)
-    res = {"flood_sent": g["packets"], "flood_pps": g["pps"], "seconds": g["seconds"], "samples": samples}
+    res = {"flood_sent": g["packets"], "flood_pps": g["pps"], "seconds": g["seconds"], "samples": samples,
+           "dut_rx_pps": None if rx0 is None else (rx1 - rx0) / max(t1 - t0, 1e-3)}
     try:
         b, bs = json.loads(b_out), json.loads(bs_out)
         res.update(est_sent=b["packets"], est_received=bs.get("packets", 0), est_seconds=b["seconds"])
@@ -224,6 +235,8 @@ def flood(topo, dut, macs, secs, established_rate):
         res["span_s"] = pts[-1][0] - pts[0][0]
     last = samples[-1][1] if samples else {}
     res["entries_after"] = last.get("entries")
+    res["learn_dropped"] = (last.get("learn_dropped") or 0) - (samples[0][1].get("learn_dropped") or 0) \
+        if samples and last.get("learn_dropped") is not None else None
     res["evicted_total"] = (last.get("evicted") or 0) - (samples[0][1].get("evicted") or 0) if samples else None
     return res
 
@@ -253,16 +266,20 @@ def report(results, fdb, floods, duts, out_dir, meta):
     if floods:
         lines += ["", f"Learning flood: random source MACs at full rate for {meta['flood_secs']} s "
                       f"(counters sampled every 0.5 s); established flow the other way at {meta['est_rate']} pps.", "",
-                  "| DUT | flood offered Mpps | learned/s median | learned/s peak | learned | evicted | "
-                  "FDB after | established flow delivered | its MAC still learned |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| DUT | flood offered Mpps | DUT took in Mpps | learned/s median | learned/s peak | learned | "
+                  "evicted | learn events dropped | FDB after | established flow delivered | its MAC still learned |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for d, f in floods.items():
             est = (f"{f['est_received']}/{f['est_sent']} ({f['est_received'] / max(f['est_sent'], 1) * 100:.0f}%)"
                    if "est_sent" in f else "n/a")
             note = "" if f.get("rate_key") == "learned" else " (entries)"
-            lines.append(f"| {d} | {f['flood_pps'] / 1e6:.2f} | {f.get('learn_per_s_median', 0):,.0f}{note} | "
+            dropped = f.get("learn_dropped")
+            took = "n/a" if f["dut_rx_pps"] is None else f"{f['dut_rx_pps'] / 1e6:.3f}"
+            lines.append(f"| {d} | {f['flood_pps'] / 1e6:.2f} | {took} | "
+                         f"{f.get('learn_per_s_median', 0):,.0f}{note} | "
                          f"{f.get('learn_per_s_peak', 0):,.0f} | {f.get('learned_total', 'n/a')} | "
-                         f"{f.get('evicted_total', 'n/a')} | {f.get('entries_after', 'n/a')} | {est} | "
+                         f"{f.get('evicted_total', 'n/a')} | {'n/a' if dropped is None else dropped} | "
+                         f"{f.get('entries_after', 'n/a')} | {est} | "
                          f"{'yes' if f.get('gen0_still_known') else 'no'} |")
     md = "\n".join(lines) + "\n"
     with open(os.path.join(out_dir, "results.md"), "w") as f:
@@ -338,7 +355,8 @@ def main():
                 try:
                     floods[d] = flood(topo, dut, a.macs, a.flood_secs, a.established_rate)
                     f = floods[d]
-                    print(f"normal: {d:>17}: flood {f['flood_pps'] / 1e6:.2f} Mpps, learned/s median "
+                    print(f"normal: {d:>17}: flood {f['flood_pps'] / 1e6:.2f} Mpps offered, "
+                          f"{f['dut_rx_pps']} pps taken in, learned/s median "
                           f"{f.get('learn_per_s_median', 0):,.0f} ({f.get('rate_key')}), "
                           f"FDB {f.get('entries_after')}", flush=True)
                 except Exception as e:
@@ -355,4 +373,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # the finally blocks have removed everything by now
+        sys.exit("normal: interrupted")
