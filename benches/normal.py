@@ -356,7 +356,7 @@ def main():
                     floods[d] = flood(topo, dut, a.macs, a.flood_secs, a.established_rate)
                     f = floods[d]
                     print(f"normal: {d:>17}: flood {f['flood_pps'] / 1e6:.2f} Mpps offered, "
-                          f"{f['dut_rx_pps']} pps taken in, learned/s median "
+                          f"{f['dut_rx_pps'] or 0:,.0f} pps taken in, learned/s median "
                           f"{f.get('learn_per_s_median', 0):,.0f} ({f.get('rate_key')}), "
                           f"FDB {f.get('entries_after')}", flush=True)
                 except Exception as e:

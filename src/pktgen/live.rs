@@ -487,7 +487,7 @@ impl Progress {
         if self.to_stderr {
             eprintln!("{line}");
         } else {
-            println!("{line}");
+            super::out!("{line}");
         }
         self.last = (p, b);
         self.last_t = now;

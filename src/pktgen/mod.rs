@@ -268,12 +268,21 @@ pub fn run(cmd: PktgenCmd) -> anyhow::Result<()> {
     Ok(result?)
 }
 
+/// `println!` that ignores a closed stdout (`pktgen send | head -1` must not panic).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+pub(crate) use out;
+
 fn print_send(r: &SendReport, json: bool) {
     if json {
-        println!("{}", serde_json::to_string(r).unwrap_or_default());
+        out!("{}", serde_json::to_string(r).unwrap_or_default());
         return;
     }
-    println!(
+    out!(
         "sent {} frames, {} bytes in {:.2}s: {:.3} Mpps, {:.3} Gbit/s ({} core{}, {} flow{}; \
          {:.2} CPU s, {:.3} Mpps per CPU s)",
         r.packets,
@@ -292,10 +301,10 @@ fn print_send(r: &SendReport, json: bool) {
 
 fn print_redirect(r: &redirect::RedirectReport, json: bool) {
     if json {
-        println!("{}", serde_json::to_string(r).unwrap_or_default());
+        out!("{}", serde_json::to_string(r).unwrap_or_default());
         return;
     }
-    println!(
+    out!(
         "redirected {} frames, {} bytes from {} to {} in {:.2}s: {:.3} Mpps",
         r.packets,
         r.bytes,
@@ -308,10 +317,10 @@ fn print_redirect(r: &redirect::RedirectReport, json: bool) {
 
 fn print_sink(r: &SinkReport, json: bool) {
     if json {
-        println!("{}", serde_json::to_string(r).unwrap_or_default());
+        out!("{}", serde_json::to_string(r).unwrap_or_default());
         return;
     }
-    println!(
+    out!(
         "received {} frames, {} bytes in {:.2}s: avg {:.3} Mpps, peak {:.3} Mpps, ~{} flows",
         r.packets,
         r.bytes,
@@ -321,9 +330,14 @@ fn print_sink(r: &SinkReport, json: bool) {
         r.flows
     );
     if let Some(l) = &r.latency {
-        println!(
+        out!(
             "latency over {} frames: min {} ns, avg {} ns, p50 {} ns, p99 {} ns, max {} ns",
-            l.count, l.min_ns, l.avg_ns, l.p50_ns, l.p99_ns, l.max_ns
+            l.count,
+            l.min_ns,
+            l.avg_ns,
+            l.p50_ns,
+            l.p99_ns,
+            l.max_ns
         );
     }
 }

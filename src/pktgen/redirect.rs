@@ -56,7 +56,7 @@ pub fn run(args: &RedirectArgs, stop: &AtomicBool) -> Result<RedirectReport, Err
     }
     let prog = super::load_xdp(&mut ebpf, "bpf/sink.o", "redirect")?;
     let mode = attach(prog, &args.dev, from.ifindex)?;
-    let say = |line: String| if args.json { eprintln!("{line}") } else { println!("{line}") };
+    let say = |line: String| if args.json { eprintln!("{line}") } else { super::out!("{line}") };
     say(format!("redirecting {} -> {} ({mode} XDP)", args.dev, args.to));
     let start = Instant::now();
     let deadline = args.duration.map(|d| start + Duration::from_secs_f64(d));

@@ -263,7 +263,7 @@ pub struct SinkReport {
 /// Attaches a sink and reports once per second until `--duration` or `stop`, then totals.
 pub fn run(args: &SinkArgs, stop: &AtomicBool) -> Result<SinkReport, Error> {
     let sink = Sink::attach(&args.dev, SinkOptions { pass: args.pass, latency: args.latency })?;
-    let say = |line: String| if args.json { eprintln!("{line}") } else { println!("{line}") };
+    let say = |line: String| if args.json { eprintln!("{line}") } else { super::out!("{line}") };
     let threaded = if args.threaded {
         let t = ThreadedNapi::enable(&args.dev);
         if let Err(e) = &t {
