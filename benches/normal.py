@@ -245,7 +245,8 @@ def report(results, fdb, floods, duts, out_dir, meta):
     lines = [f"# NORMAL benchmark, {meta['date']}", "",
              f"Machine: {meta['machine']}. Command: `{meta['command']}`.",
              f"{meta['size']}-byte frames, {meta['macs']} source MACs -> {meta['macs']} learned destination MACs; "
-             f"each cell: median of {meta['reps']} runs of {meta['duration']} s (spread min..max).", "",
+             f"each cell: median of {meta['reps']} runs of {meta['duration']} s (spread min..max)"
+             f"{', DUTs interleaved run by run' if meta.get('interleave') else ''}.", "",
              "| DUT | Mpps | spread | loss | vs its static rule | vs ovs-afxdp-normal | FDB after pre-learning | FDB after runs |",
              "|---|---|---|---|---|---|---|---|"]
     med = {d: statistics.median([r["pps"] for r in runs]) for d, runs in results.items() if runs}
@@ -258,6 +259,10 @@ def report(results, fdb, floods, duts, out_dir, meta):
         m = med[d]
         static = d.replace("-normal", "")
         vs_static = f"{m / med[static]:.2f}x" if d.endswith("-normal") and med.get(static) else ""
+        if vs_static and meta.get("interleave") and len(results[static]) == len(runs):
+            # Interleaved runs pair up (same round, seconds apart): the median of the ratios.
+            paired = statistics.median(r["pps"] / s["pps"] for r, s in zip(runs, results[static]) if s["pps"])
+            vs_static += f" (paired {paired:.2f}x)"
         vs_ovs = f"{m / med['ovs-afxdp-normal']:.2f}x" if med.get("ovs-afxdp-normal") else "n/a"
         before, after = fdb.get(d, (None, None))
         lines.append(f"| {d} | {m / 1e6:.3f} | {min(pps) / 1e6:.3f}..{max(pps) / 1e6:.3f} | "
@@ -298,9 +303,17 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--flood-secs", type=int, default=4, help="learning flood length (0: none)")
     ap.add_argument("--established-rate", type=int, default=50000, help="pps of the flow during the flood")
+    ap.add_argument("--interleave", action="store_true",
+                    help="one run per DUT per round, --reps rounds (for a shared, noisy machine)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--quick", action="store_true", help="smoke run: xdpswitch DUTs, 2 s, 1 rep, 2 s flood")
+    ap.add_argument("--replot", metavar="DIR", help="only rewrite the table from DIR/results.json")
     a = ap.parse_args()
+    if a.replot:
+        saved = json.load(open(os.path.join(a.replot, "results.json")))
+        print(report(saved["results"], saved["fdb"], saved["floods"], list(saved["results"]), a.replot,
+                     saved["meta"]))
+        return
     if a.quick:
         a.duts, a.duration, a.reps, a.flood_secs = "xdpswitch,xdpswitch-normal", 2, 1, 2
     duts = [d for d in a.duts.split(",") if d]
@@ -316,7 +329,7 @@ def main():
     out_dir = a.out or os.path.join(ROOT, "results", f"normal-{stamp}")
     os.makedirs(out_dir, exist_ok=True)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    meta = {"date": stamp, "duration": a.duration, "reps": a.reps, "size": a.size, "macs": a.macs,
+    meta = {"date": stamp, "duration": a.duration, "reps": a.reps, "interleave": a.interleave, "size": a.size, "macs": a.macs,
             "flood_secs": a.flood_secs, "est_rate": a.established_rate,
             "command": " ".join(["benches/normal.sh"] + sys.argv[1:]),
             "machine": f"{os.uname().release}, {os.cpu_count()} CPUs ({cpu}), veth"}
@@ -327,42 +340,44 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
         topo.up()
-        for d in duts:
-            dut = NormalDut(d, topo, tmp)
-            try:
-                dut.start()
-            except Exception as e:  # a DUT that can't start is reported, the others still run
-                print(f"normal: {d}: {e}", file=sys.stderr)
+        # Interleaved: every round starts each DUT afresh for one run, so a change in the
+        # machine's load (it is shared) spreads over all DUTs instead of landing on one.
+        rounds, per_round = (a.reps, 1) if a.interleave else (1, a.reps)
+        for rnd in range(rounds):
+            for d in duts:
+                dut = NormalDut(d, topo, tmp)
+                try:
+                    dut.start()
+                except Exception as e:  # a DUT that can't start is reported, the others still run
+                    print(f"normal: {d}: {e}", file=sys.stderr)
+                    dut.stop()
+                    dut = None
+                    continue
+                runs = results.setdefault(d, [])
+                for rep in range(per_round):
+                    try:
+                        prelearn(topo, a.macs)  # OVS and xdpswitch age at 300 s: once would do
+                        if rnd == 0 and rep == 0:
+                            fdb[d] = (dut.fdb_entries(), None)
+                        runs.append(measure(topo, a.size, a.macs, a.duration))
+                    except Exception as e:
+                        print(f"normal: {d}: {e}", file=sys.stderr)
+                fdb[d] = (fdb.get(d, (None, None))[0], dut.fdb_entries())
+                if runs:
+                    print(f"normal: round {rnd + 1} {d:>17}: {runs[-1]['pps'] / 1e6:6.3f} Mpps, "
+                          f"FDB {fdb[d][0]} -> {fdb[d][1]}", flush=True)
+                if dut.normal and a.flood_secs > 0 and rnd == 0:
+                    try:
+                        floods[d] = flood(topo, dut, a.macs, a.flood_secs, a.established_rate)
+                        f = floods[d]
+                        print(f"normal: {d:>17}: flood {f['flood_pps'] / 1e6:.2f} Mpps offered, "
+                              f"{f['dut_rx_pps'] or 0:,.0f} pps taken in, learned/s median "
+                              f"{f.get('learn_per_s_median', 0):,.0f} ({f.get('rate_key')}), "
+                              f"FDB {f.get('entries_after')}", flush=True)
+                    except Exception as e:
+                        print(f"normal: {d} flood: {e}", file=sys.stderr)
                 dut.stop()
                 dut = None
-                continue
-            runs = []
-            before = None
-            for rep in range(a.reps):
-                try:
-                    prelearn(topo, a.macs)  # OVS and xdpswitch age at 300 s: once would do
-                    if rep == 0:
-                        before = dut.fdb_entries()
-                    runs.append(measure(topo, a.size, a.macs, a.duration))
-                except Exception as e:
-                    print(f"normal: {d}: {e}", file=sys.stderr)
-            results[d] = runs
-            fdb[d] = (before, dut.fdb_entries())
-            if runs:
-                print(f"normal: {d:>17}: {statistics.median([r['pps'] for r in runs]) / 1e6:6.3f} Mpps, "
-                      f"FDB {fdb[d][0]} -> {fdb[d][1]}", flush=True)
-            if dut.normal and a.flood_secs > 0:
-                try:
-                    floods[d] = flood(topo, dut, a.macs, a.flood_secs, a.established_rate)
-                    f = floods[d]
-                    print(f"normal: {d:>17}: flood {f['flood_pps'] / 1e6:.2f} Mpps offered, "
-                          f"{f['dut_rx_pps'] or 0:,.0f} pps taken in, learned/s median "
-                          f"{f.get('learn_per_s_median', 0):,.0f} ({f.get('rate_key')}), "
-                          f"FDB {f.get('entries_after')}", flush=True)
-                except Exception as e:
-                    print(f"normal: {d} flood: {e}", file=sys.stderr)
-            dut.stop()
-            dut = None
     finally:
         if dut:
             dut.stop()
