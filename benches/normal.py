@@ -109,6 +109,15 @@ class NormalDut(p2p.Dut):
         ports = json.loads(self.xs_ctl("--json", "dump-ports"))
         return next(p["stats"]["rx_packets"] for p in ports if p["port"] == 1)
 
+    def main_pid(self):
+        """The switch process (xdpswitch run, or ovs-vswitchd)."""
+        if self.base == "xdpswitch":
+            return self.procs[0].pid if self.procs else None
+        try:
+            return int(open(f"{self.ovs_dir}/ovs-vswitchd.pid").read().strip())
+        except (OSError, ValueError, TypeError):
+            return None
+
     def fdb_counters(self):
         """{'entries', 'learned', 'evicted', ...} from fdb-stats; learned is None when the
         switch has no such counter (then the entries alone are sampled)."""
@@ -128,6 +137,29 @@ class NormalDut(p2p.Dut):
                 "evicted": field(r"Total number of evicted MAC entries"),
                 "expired": field(r"Total number of expired MAC entries"),
                 "moved": field(r"Total number of port moved MAC entries")}
+
+
+def thread_ticks(pid):
+    """{thread name without its number: CPU ticks (user + system)} of process `pid`."""
+    ticks = {}
+    if pid is None:
+        return ticks
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = open(f"/proc/{pid}/task/{tid}/stat").read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")].split("/id:")[0].rstrip("0123456789-")
+        fields = stat[stat.rindex(")") + 2:].split()
+        ticks[name] = ticks.get(name, 0) + int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def cpu_shares(before, after, seconds):
+    """Each thread group's share of one CPU between two `thread_ticks`, busiest first."""
+    hz = os.sysconf("SC_CLK_TCK")
+    shares = {k: (after[k] - before.get(k, 0)) / hz / seconds for k in after}
+    return {k: round(v, 2) for k, v in sorted(shares.items(), key=lambda kv: -kv[1]) if v >= 0.02}
 
 
 def ns_xs(ns, *args):
@@ -197,11 +229,11 @@ def flood(topo, dut, macs, secs, established_rate):
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         time.sleep(0.6)
-        rx0, t0 = dut.port1_rx(), time.monotonic()
+        rx0, t0, cpu0 = dut.port1_rx(), time.monotonic(), thread_ticks(dut.main_pid())
         gen = sh(*ns_xs(topo.gen_ns, "send", "--dev", "eth0", "--duration", str(secs), "--json",
                         "--random-src-mac", "--src-ip", "198.18.0.1", "--dst-ip", "198.18.0.2",
                         "--dst-mac", SINK_BASE, "--dst-macs", str(macs)))
-        rx1, t1 = dut.port1_rx(), time.monotonic()
+        rx1, t1, cpu1 = dut.port1_rx(), time.monotonic(), thread_ticks(dut.main_pid())
         time.sleep(1.0)
         stop.set()
         sampler.join(5)
@@ -215,7 +247,8 @@ def flood(topo, dut, macs, secs, established_rate):
                 p.wait()
     g = json.loads(gen)
     res = {"flood_sent": g["packets"], "flood_pps": g["pps"], "seconds": g["seconds"], "samples": samples,
-           "dut_rx_pps": None if rx0 is None else (rx1 - rx0) / max(t1 - t0, 1e-3)}
+           "dut_rx_pps": None if rx0 is None else (rx1 - rx0) / max(t1 - t0, 1e-3),
+           "threads_cpu": cpu_shares(cpu0, cpu1, max(t1 - t0, 1e-3))}
     try:
         b, bs = json.loads(b_out), json.loads(bs_out)
         res.update(est_sent=b["packets"], est_received=bs.get("packets", 0), est_seconds=b["seconds"])
@@ -286,6 +319,10 @@ def report(results, fdb, floods, duts, out_dir, meta):
                          f"{f.get('evicted_total', 'n/a')} | {'n/a' if dropped is None else dropped} | "
                          f"{f.get('entries_after', 'n/a')} | {est} | "
                          f"{'yes' if f.get('gen0_still_known') else 'no'} |")
+        lines += ["", "The switch's threads during the flood (share of one CPU, threads of a name summed):", ""]
+        for d, f in floods.items():
+            shares = ", ".join(f"{k} {v:.2f}" for k, v in f.get("threads_cpu", {}).items())
+            lines.append(f"- {d}: {shares or 'n/a'}")
     md = "\n".join(lines) + "\n"
     with open(os.path.join(out_dir, "results.md"), "w") as f:
         f.write(md)
