@@ -362,8 +362,8 @@ fn native_vlan_modes_tag_on_egress() {
     let b10 = l2::eth(BROADCAST, "02:00:00:00:10:01", &[], l2::ETH_EXPERIMENTAL, b"from vlan 10");
     let b20 = l2::eth(BROADCAST, "02:00:00:00:20:01", &[], l2::ETH_EXPERIMENTAL, b"from vlan 20");
     let got = eventually(15, "broadcasts on the native ports", || {
-        let g10 = l2::send_and_watch(v10, &[b10.clone()], &[nu, nt], 1.0);
-        let g20 = l2::send_and_watch(v20, &[b20.clone()], &[nu, nt], 1.0);
+        let g10 = l2::send_and_watch(v10, std::slice::from_ref(&b10), &[nu, nt], 1.0);
+        let g20 = l2::send_and_watch(v20, std::slice::from_ref(&b20), &[nu, nt], 1.0);
         let pick = |g: &[Frame], src: &str| from_src(g, src).first().map(|f| f.vlan);
         let r = [
             pick(&g10[0], "02:00:00:00:10:01"),
