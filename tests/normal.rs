@@ -134,6 +134,24 @@ fn three_hosts_learn_and_forward() {
         let age = e.age.expect("learned entries have an age");
         assert!(age < 60, "{e:?}");
     }
+    // xdpswitch only: the same table as JSON.
+    if let Some(sw) = dut.xdpswitch() {
+        let v = sw.ctl_json(&["fdb-show"]);
+        let rows = v.as_array().unwrap_or_else(|| panic!("fdb-show --json is not an array: {v}"));
+        let json: BTreeSet<_> = rows
+            .iter()
+            .map(|r| {
+                assert_eq!(r["static"], serde_json::Value::Bool(false), "{r}");
+                assert!(r["age"].as_u64().is_some(), "{r}");
+                (
+                    r["port"].as_u64().unwrap() as u32,
+                    r["vlan"].as_u64().unwrap() as u16,
+                    r["mac"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(json, want, "{v}");
+    }
     // The NORMAL rule counted what it switched.
     let flows = dut.flows(Of::V13, &[]);
     assert_eq!(flows.len(), 1, "{flows:#?}");
@@ -158,6 +176,21 @@ fn standalone_without_controller_is_a_learning_switch() {
     assert!(eventually_pings(&h[0], &h[1]));
     let want: BTreeSet<_> = [(1, 0, h[0].mac.clone()), (2, 0, h[1].mac.clone())].into();
     eventually(10, "both hosts learned", || (fdb_set(&dut) == want).then_some(()));
+}
+
+/// Secure mode with no controller and no rules: nothing passes, nothing is learned.
+#[test]
+fn secure_without_rules_switches_nothing() {
+    if skip() {
+        return;
+    }
+    let h = hosts(2, 1);
+    neighbours(&h[0], &h[1]).unwrap();
+    let dut = start(&h, &DutOptions { fail_mode: "secure", ..DutOptions::default() });
+    assert!(dut.flows(Of::V13, &[]).is_empty());
+    assert!(!pings(&h[0], &h[1]));
+    assert_eq!(udp_delivered(&h[0], &h[1], 7005, 3), 0);
+    assert!(dut.fdb_show().is_empty(), "{:?}", dut.fdb_show());
 }
 
 /// A host's MAC shows up on another port (the VM moved): the entry moves and traffic to that
@@ -489,6 +522,16 @@ fn static_entry_is_not_moved() {
     assert!(got[0].iter().all(|f| f.dst() != m), "went to port 1: {:?}", got[0]);
     assert_eq!(got[1].iter().filter(|f| f.dst() == m).count(), 1, "{:?}", got[1]);
 
+    // xdpswitch only: fdb-add also takes a port number, and a VLAN.
+    if let Some(sw) = dut.xdpswitch() {
+        let n = "02:00:00:00:5a:02";
+        sw.ctl(&["fdb-add", "3", "7", n]);
+        let e = entry_for(&dut, n).expect("static entry by port number");
+        assert_eq!((e.port, e.vlan, e.age), (3, 7, None), "{e:?}");
+        assert_eq!(dut.fdb_stats().static_entries, 2);
+        dut.fdb_del(7, n);
+        assert!(entry_for(&dut, n).is_none());
+    }
     // OVS 3.1's fdb/flush keeps static entries (learned ones may come straight back: OVS
     // relearns from its datapath flows' statistics); fdb/del removes them.
     dut.fdb_flush();
@@ -517,7 +560,13 @@ fn random_source_flood_is_bounded() {
     assert!(st.entries <= 1000, "{st:?}");
     assert!(st.evicted > 0, "{st:?}");
     assert!(fdb.iter().filter(|e| e.port == 3).count() > 500, "the flood's MACs fill the table");
-    // The flooding port loses its own oldest entries first: the real hosts stay or come back.
+    // Eviction takes from the port with the most entries: the quiet real hosts keep theirs.
+    for (i, x) in h[..2].iter().enumerate() {
+        assert!(
+            fdb.iter().any(|e| e.mac == x.mac && e.port == i as u32 + 1),
+            "h{i} was evicted by the flood"
+        );
+    }
     assert!(pings(&h[0], &h[1]), "{:?}: hosts stop talking after the flood", dut.kind);
     assert_eq!(udp_delivered(&h[1], &h[0], 7050, 5), 5);
     let macs: BTreeSet<String> = dut.fdb_show().into_iter().map(|e| e.mac).collect();
@@ -582,6 +631,35 @@ fn learning_is_shared_by_poll_threads() {
     let leaked: Vec<_> = got[0].iter().filter(|f| f.dst() == h[1].mac).collect();
     assert!(leaked.is_empty(), "known unicast was flooded to h2: {leaked:?}");
     let stats = sw.ctl_json(&["pmd-stats"]);
-    let busy = stats["pmds"].as_array().unwrap().iter().filter(|p| p["rx"].as_u64().unwrap_or(0) > 0).count();
+    let busy = stats["pmds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["rx_packets"].as_u64().unwrap_or(0) > 0)
+        .count();
     assert_eq!(busy, 2, "traffic did not spread over both poll threads: {stats}");
+}
+
+/// The parsers of the shared text formats (no root needed).
+#[test]
+fn fdb_text_formats_parse() {
+    let show = " port  VLAN  MAC                Age\n    1     0  02:00:00:00:00:01    3\n    2    10  02:00:00:00:00:02  static\nLOCAL     0  AA:00:00:00:00:03    0\n";
+    let rows = support::dut::parse_fdb(show, &[]);
+    assert_eq!(
+        rows,
+        [
+            FdbEntry { port: 1, vlan: 0, mac: "02:00:00:00:00:01".into(), age: Some(3) },
+            FdbEntry { port: 2, vlan: 10, mac: "02:00:00:00:00:02".into(), age: None },
+            FdbEntry { port: support::dut::LOCAL, vlan: 0, mac: "aa:00:00:00:00:03".into(), age: Some(0) },
+        ]
+    );
+    let stats = "Statistics for bridge \"xdpbr0\":\n  Current/maximum MAC entries in the table: 3/8192\n  Current static MAC entries in the table : 1\n  Total number of learned MAC entries     : 4\n  Total number of expired MAC entries     : 5\n  Total number of evicted MAC entries     : 6\n  Total number of port moved MAC entries  : 7\n  Learning events dropped (queue full)    : 8\n  Frames dropped for their VLAN           : 9\n  Frames with a multicast source (not learned): 10\n";
+    let st = support::dut::FdbStats::parse(stats);
+    assert_eq!(
+        (st.entries, st.max, st.static_entries, st.learned, st.expired, st.evicted, st.moved),
+        (3, 8192, 1, 4, 5, 6, 7)
+    );
+    assert_eq!((st.learn_dropped, st.vlan_dropped, st.src_multicast), (Some(8), Some(9), Some(10)));
+    let ovs = stats.lines().take(7).collect::<Vec<_>>().join("\n");
+    assert_eq!(support::dut::FdbStats::parse(&ovs).vlan_dropped, None);
 }
