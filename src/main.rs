@@ -51,8 +51,14 @@ enum OfVersionArg {
 enum Cmd {
     /// Run a switch over network interfaces (ports are numbered 1, 2, ... in order).
     Run {
-        /// An interface to switch between (repeat for each port).
-        #[arg(long = "port", value_name = "IFACE", required = true)]
+        /// An interface to switch between (repeat for each port), with its NORMAL VLAN options
+        /// as Open vSwitch's Port columns: `vm1:tag=10`, `uplink:trunks=10,20`,
+        /// `eth1:vlan_mode=native-untagged:tag=5:trunks=6,7`.
+        #[arg(
+            long = "port",
+            value_name = "IFACE[:tag=VID][:trunks=VID,..][:vlan_mode=MODE]",
+            required = true
+        )]
         ports: Vec<String>,
         /// Rules in `ovs-ofctl add-flows` syntax, one per line.
         #[arg(long, value_name = "FILE")]
@@ -90,10 +96,18 @@ enum Cmd {
         /// Accept OpenFlow connections (ovs-ofctl) at ptcp:[PORT][:IP] (loopback without IP).
         #[arg(long = "listen", value_name = "ptcp:[PORT][:IP]")]
         listen: Vec<xdpswitch::agent::Target>,
-        /// Without a controller: keep forwarding by the flows only (secure), or act as a
-        /// learning switch once the controllers are unreachable (standalone).
-        #[arg(long, value_enum, default_value_t = FailModeArg::Secure)]
+        /// Without a controller: act as a learning switch (standalone, as Open vSwitch: a
+        /// bridge without controllers gets `priority=0,actions=NORMAL`), or forward by the
+        /// flows only (secure).
+        #[arg(long, value_enum, default_value_t = FailModeArg::Standalone)]
         fail_mode: FailModeArg,
+        /// Seconds a MAC address NORMAL learned stays without being seen (OVS mac-aging-time).
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..))]
+        mac_aging: u32,
+        /// Most MAC addresses NORMAL remembers; beyond it the port with the most loses its
+        /// oldest (OVS mac-table-size).
+        #[arg(long, default_value_t = 8192, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+        mac_table_size: u32,
         /// The bridge's name, also the name of its LOCAL port (a tap device).
         #[arg(long, default_value = "xdpbr0")]
         bridge: String,
@@ -194,6 +208,8 @@ fn real_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
             of_versions,
             inactivity_probe,
             packet_in_rate,
+            mac_aging,
+            mac_table_size,
         } => {
             if let Some(t) = controllers.iter().find(|t| !matches!(t, Target::Active(_))) {
                 anyhow::bail!("--controller {t:?}: expected tcp:IP[:PORT] (use --listen for ptcp:)");
@@ -208,8 +224,18 @@ fn real_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
             if let Some(c) = pmd_cpus.iter().find(|&&c| c >= n_cpus) {
                 anyhow::bail!("--pmd-cpus {c}: this machine has CPUs 0..{}", n_cpus - 1);
             }
+            let mut port_vlans = Vec::new();
+            let mut names = Vec::new();
+            for spec in &ports {
+                let (name, vlan) = xdpswitch::run::parse_port_spec(spec)?;
+                if let Some(v) = vlan {
+                    port_vlans.push((name.clone(), v));
+                }
+                names.push(name);
+            }
             let opts = RunOptions {
-                ports,
+                ports: names,
+                port_vlans,
                 flows,
                 flow_text: None,
                 ctl_path: ctl,
@@ -220,6 +246,7 @@ fn real_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
                     emc_insert_inv_prob,
                     upcall_queue: upcall_queue as usize,
                     max_megaflows: max_megaflows as usize,
+                    mac_table_size: mac_table_size as usize,
                     pmd_cpus,
                     ..DatapathConfig::default()
                 },
@@ -230,6 +257,7 @@ fn real_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
                         FailModeArg::Standalone => FailMode::Standalone,
                     },
                     packet_in_rate,
+                    mac_aging: Duration::from_secs(mac_aging.into()),
                     // OVS fails open after three probe intervals without a controller.
                     fail_open_after: Duration::from_secs(inactivity_probe * 3),
                     ..BridgeConfig::default()

@@ -11,6 +11,7 @@ use anyhow::{bail, Context};
 use crate::agent::{Agent, AgentConfig, Target};
 use crate::ctl;
 use crate::datapath::dpif::{Datapath, DatapathConfig, DpPort};
+use crate::datapath::normal::PortVlan;
 use crate::netdev::afxdp::{AfXdpConfig, AfXdpPort, XdpMode};
 use crate::netdev::tap::TapPort;
 use crate::netdev::{DpPortNo, Port};
@@ -30,6 +31,8 @@ const AGENT_EVENTS: usize = 4096;
 pub struct RunOptions {
     /// Interface names, numbered 1, 2, ... in this order.
     pub ports: Vec<String>,
+    /// NORMAL VLAN configuration of the ports that have one (by interface name).
+    pub port_vlans: Vec<(String, PortVlan)>,
     /// A file of rules in `ovs-ofctl add-flows` syntax.
     pub flows: Option<PathBuf>,
     /// Rules given inline (one per line), after those of `flows`.
@@ -48,6 +51,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             ports: Vec::new(),
+            port_vlans: Vec::new(),
             flows: None,
             flow_text: None,
             ctl_path: PathBuf::from(ctl::DEFAULT_PATH),
@@ -113,6 +117,20 @@ pub fn port_names(ports: &[String]) -> anyhow::Result<PortNames> {
     Ok(names)
 }
 
+/// Splits a `--port` argument, `IFACE[:KEY=VALUE]...`, into the interface name and its VLAN
+/// configuration (`None` without options).
+pub fn parse_port_spec(spec: &str) -> anyhow::Result<(String, Option<PortVlan>)> {
+    let mut parts = spec.split(':');
+    let name = parts.next().unwrap_or_default().to_string();
+    let opts: Vec<&str> = parts.collect();
+    if opts.is_empty() {
+        return Ok((name, None));
+    }
+    let vlan =
+        PortVlan::parse_options(opts.iter().copied()).map_err(|e| anyhow::anyhow!("--port {spec}: {e}"))?;
+    Ok((name, Some(vlan)))
+}
+
 /// A switch built and ready to serve.
 pub struct Switch {
     bridge: Bridge,
@@ -166,7 +184,13 @@ impl Switch {
             .with_context(|| format!("--ctl {}", opts.ctl_path.display()))?;
         let mut bcfg = opts.bridge.clone();
         bcfg.has_controllers = opts.agent.targets.iter().any(|t| matches!(t, Target::Active(_)));
-        let bridge = Bridge::new(&opts.bridge_name, bcfg, pipeline, names, dp);
+        let mut bridge = Bridge::new(&opts.bridge_name, bcfg, pipeline, names.clone(), dp);
+        for (name, vlan) in &opts.port_vlans {
+            let Some(no) = names.number(name) else {
+                bail!("--port {name}: VLAN options for a port not given")
+            };
+            bridge.set_port_vlan(no, vlan.clone());
+        }
         let (events_tx, agent_events) = crossbeam_channel::bounded(AGENT_EVENTS);
         let agent = if opts.agent.targets.is_empty() {
             None

@@ -21,9 +21,10 @@ use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use super::actions::DpAction;
 use super::classifier::SubtableRanking;
 use super::emc::{EmcConfig, ExactMatchCache};
-use super::fdb::{Fdb, FdbWriter, Learn, Normal};
+use super::fdb::{Fdb, FdbWriter};
 use super::megaflow::MegaflowTable;
 use super::meter::{MeterConfig, MeterError, MeterStats, MeterTable};
+use super::normal::{Learn, Normal, NormalPorts};
 use super::pmd::{Pmd, PmdQueue, PmdStats, PmdStatsSnapshot, PortControl};
 use super::upcall::{Execute, PacketIn, Upcall};
 use crate::netdev::{self, Counter, DpPortNo, Port, PortStats, Umem, Waker, RX_BATCH};
@@ -48,8 +49,8 @@ pub struct DatapathConfig {
     pub packet_in_queue: usize,
     /// Most megaflows at once.
     pub max_megaflows: usize,
-    /// Slots in NORMAL's MAC table (OVS: 8192 entries by default, `mac-table-size`).
-    pub fdb_entries: usize,
+    /// Most entries in NORMAL's MAC table (OVS `mac-table-size`, 8192).
+    pub mac_table_size: usize,
     /// CPUs to pin poll threads to, in order; empty = the last CPUs, one each (poll thread 0
     /// on the highest-numbered CPU), leaving CPU 0 for the kernel and the control thread.
     pub pmd_cpus: Vec<usize>,
@@ -65,7 +66,7 @@ impl Default for DatapathConfig {
             exec_queue: 4096,
             packet_in_queue: 1024,
             max_megaflows: 200_000,
-            fdb_entries: 16_384,
+            mac_table_size: 8192,
             pmd_cpus: Vec::new(),
         }
     }
@@ -182,9 +183,9 @@ impl Datapath {
         let (packet_in_tx, packet_in_rx) = bounded(cfg.packet_in_queue.max(1));
         let (recycle_tx, recycle_rx) = bounded(cfg.packet_in_queue.max(1));
         let meters = MeterTable::new(cfg.n_pmds);
-        let (fdb_shared, fdb) = Fdb::new(cfg.fdb_entries);
+        let (fdb_shared, fdb) = Fdb::new(cfg.mac_table_size);
         let (normal, learn_rx) = Normal::new(fdb_shared, cfg.upcall_queue);
-        normal.set_flood_ports(ports.iter().map(|p| p.no).collect());
+        normal.set_ports(NormalPorts { flood: ports.iter().map(|p| p.no).collect(), vlans: Vec::new() });
         let controls: Vec<Arc<PortControl>> = ports.iter().map(|_| Arc::default()).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let epoch = Instant::now();
@@ -309,9 +310,10 @@ impl Datapath {
         &self.learn_rx
     }
 
-    /// The ports NORMAL floods to (all of them at start).
-    pub fn set_flood_ports(&self, ports: Vec<DpPortNo>) {
-        self.normal.set_flood_ports(ports);
+    /// Publishes NORMAL's view of the ports: which it floods to (all of them at start) and
+    /// their VLAN configuration (trunks of every VLAN at start).
+    pub fn set_normal_ports(&self, ports: NormalPorts) {
+        self.normal.set_ports(ports);
     }
 
     /// Learning events the poll threads dropped for a full queue.
@@ -707,6 +709,60 @@ mod tests {
         let st = |no: u32| dp.port_stats().into_iter().find(|p| p.0 == DpPortNo(no)).unwrap().4;
         assert_eq!((st(2).tx_packets, st(2).tx_dropped), (1, 4));
         assert_eq!(st(1).tx_dropped, 0);
+    }
+
+    /// NORMAL over two poll threads: an address learned from a packet one thread forwarded is
+    /// found by the other (no lock on the lookup); VLAN tags are pushed and popped per port.
+    #[test]
+    fn normal_learning_is_shared_by_poll_threads_and_tags_per_port() {
+        use crate::datapath::normal::{NormalPorts, PortVlan};
+        let (a, b) = (MemPort::new("a", 2), MemPort::new("b", 2));
+        a.capture(true);
+        b.capture(true);
+        let ports = vec![
+            DpPort { no: DpPortNo(1), port: Arc::new(a.clone()) as Arc<dyn Port> },
+            DpPort { no: DpPortNo(2), port: Arc::new(b.clone()) as Arc<dyn Port> },
+        ];
+        let cfg = DatapathConfig { n_pmds: 2, pmd_cpus: vec![0, 0], ..DatapathConfig::default() };
+        let mut dp = Datapath::start(&cfg, ports).unwrap();
+        assert_eq!(dp.pmd_queues(1), &[(DpPortNo(1), 1), (DpPortNo(2), 1)]);
+        let access10 = PortVlan::parse_options(["tag=10"]).unwrap();
+        dp.set_normal_ports(NormalPorts {
+            flood: vec![DpPortNo(1), DpPortNo(2)],
+            vlans: vec![PortVlan::trunk_all(), access10, PortVlan::trunk_all()],
+        });
+        dp.megaflows().insert(FlowKey::default(), FlowMask::catchall(), &[DpAction::Normal], 0).unwrap();
+        dp.megaflows().publish();
+        let (m1, m2) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        let frame = |dst: [u8; 6], src: [u8; 6], tag: Option<u16>| {
+            let mut f = pkt(0);
+            f[..6].copy_from_slice(&dst);
+            f[6..12].copy_from_slice(&src);
+            if let Some(t) = tag {
+                f.splice(12..12, [0x81, 0x00, (t >> 8) as u8, t as u8]);
+            }
+            f
+        };
+        // Host 1 on the access port, through poll thread 0: flooded to the trunk, tagged 10.
+        assert!(a.inject_to(0, frame([0xff; 6], m1, None)));
+        assert!(wait(|| b.stats().tx_packets == 1));
+        assert_eq!(b.take_sent(), vec![frame([0xff; 6], m1, Some(10))]);
+        let ev = dp.learn_events().recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!((ev.mac, ev.vlan, ev.port), (m1, 10, DpPortNo(1)));
+        dp.fdb().learn(ev.mac, ev.vlan, ev.port, 0).unwrap();
+        // Host 2 answers on the trunk in VLAN 10, through poll thread 1: straight to port 1,
+        // untagged.
+        assert!(b.inject_to(1, frame(m1, m2, Some(10))));
+        assert!(wait(|| a.stats().tx_packets == 1));
+        assert_eq!(a.take_sent(), vec![frame(m1, m2, None)]);
+        assert_eq!(dp.pmd_stats()[1].rx_packets, 1);
+        // The same address in VLAN 20 is unknown, and port 1 does not carry VLAN 20; a tagged
+        // frame on the access port is dropped and counted.
+        assert!(b.inject_to(1, frame(m1, m2, Some(20))));
+        assert!(a.inject_to(0, frame(m2, m1, Some(10))));
+        assert!(wait(|| stat(&dp, |s| s.normal_vlan_dropped) == 1 && stat(&dp, |s| s.rx_packets) == 4));
+        assert!(wait(|| stat(&dp, |s| s.no_output) == 2));
+        assert_eq!((a.stats().tx_packets, b.stats().tx_packets), (1, 1));
     }
 
     /// AF_XDP ports between two namespaces: link state and speed are the kernel's, and a port

@@ -17,8 +17,10 @@
 //! IPv6, an L4 field on a later fragment) does nothing. No allocation, no logging.
 
 use super::actions::DpAction;
-use super::fdb::NormalPorts;
 use super::flow::VLAN_PRESENT;
+use super::normal::NormalDecision;
+use smallvec::SmallVec;
+
 use crate::netdev::{DpPortNo, Frame, Umem};
 use crate::packet::ethernet::{self, ether_type, is_vlan_tpid};
 use crate::packet::{
@@ -34,8 +36,8 @@ pub trait OutputSink {
     fn userspace(&mut self, id: u32, packet: &[u8]) -> bool;
     /// `Meter(id)`: whether a packet of `len` bytes conforms to meter `id` (`false`: drop it).
     fn meter(&mut self, id: u32, len: usize) -> bool;
-    /// `Normal`: the ports the L2 switch sends `packet` to (none: drop).
-    fn normal(&mut self, packet: &[u8], out: &mut NormalPorts);
+    /// `Normal`: where the L2 switch sends `packet`, and tagged or not (no port: drop).
+    fn normal(&mut self, packet: &[u8], d: &mut NormalDecision);
 }
 
 /// Why the frame itself was freed instead of sent. `as usize` indexes a counter array.
@@ -117,24 +119,20 @@ pub fn execute(
                 None
             }
             DpAction::Normal => {
-                let mut ports = NormalPorts::new();
-                sink.normal(umem.data(&frame), &mut ports);
-                let n = ports.len();
-                for (j, port) in ports.into_iter().enumerate() {
-                    if i == end && j + 1 == n {
-                        sink.output(port, frame);
-                        res.sent += 1;
+                let mut d = NormalDecision::default();
+                sink.normal(umem.data(&frame), &mut d);
+                match normal_outputs(&d, i == end, frame, umem, sink, &mut res) {
+                    Some(f) => {
+                        frame = f;
+                        None
+                    }
+                    None => {
+                        if res.sent == 0 {
+                            res.dropped = Some(ExecDrop::Malformed);
+                        }
                         return res;
                     }
-                    match umem.clone_frame(&frame) {
-                        Some(copy) => {
-                            sink.output(port, copy);
-                            res.sent += 1;
-                        }
-                        None => res.copy_failed += 1,
-                    }
                 }
-                None
             }
             DpAction::Userspace(id) => {
                 if sink.userspace(*id, umem.data(&frame)) {
@@ -169,6 +167,85 @@ pub fn execute(
         res.dropped = Some(ExecDrop::NoOutput);
     }
     res
+}
+
+/// Sends `frame` where NORMAL decided: the copies that leave tagged carry `d.tci`, the others
+/// no tag. Each form is made once (a copy converted, then copies of that), and when `last`
+/// (nothing after NORMAL can see the frame) the frame itself is converted and sent last.
+/// Returns the frame when it is still the caller's (not `last`, or nowhere to send it last).
+fn normal_outputs(
+    d: &NormalDecision,
+    last: bool,
+    frame: Frame,
+    umem: &mut Umem,
+    sink: &mut impl OutputSink,
+    res: &mut ExecResult,
+) -> Option<Frame> {
+    let n_tagged = d.out.iter().filter(|o| o.1).count();
+    let n_untagged = d.out.len() - n_tagged;
+    // The form the frame is closer to goes last, so that it is usually sent unchanged.
+    let is_tagged = {
+        let p = umem.data(&frame);
+        p.len() >= 14 && is_vlan_tpid(be16(p, ethernet::ETHERTYPE_OFFSET))
+    };
+    let order = if is_tagged { [false, true] } else { [true, false] };
+    let forms: SmallVec<[bool; 2]> =
+        order.into_iter().filter(|&t| if t { n_tagged > 0 } else { n_untagged > 0 }).collect();
+    let mut frame = Some(frame);
+    for (k, &tagged) in forms.iter().enumerate() {
+        let use_original = last && k + 1 == forms.len();
+        let mut f = if use_original {
+            frame.take()?
+        } else {
+            match frame.as_ref().and_then(|f| umem.clone_frame(f)) {
+                Some(c) => c,
+                None => {
+                    res.copy_failed += if tagged { n_tagged } else { n_untagged } as u32;
+                    continue;
+                }
+            }
+        };
+        if umem.with_buf(&mut f, |b| set_tag(b, tagged, d.tci)).is_err() {
+            umem.free(f);
+            res.copy_failed += if tagged { n_tagged } else { n_untagged } as u32;
+            continue;
+        }
+        let mut ports = d.out.iter().filter(|o| o.1 == tagged).map(|o| o.0).peekable();
+        while let Some(port) = ports.next() {
+            if ports.peek().is_none() {
+                sink.output(port, f);
+                res.sent += 1;
+                break;
+            }
+            match umem.clone_frame(&f) {
+                Some(copy) => {
+                    sink.output(port, copy);
+                    res.sent += 1;
+                }
+                None => res.copy_failed += 1,
+            }
+        }
+    }
+    frame
+}
+
+/// Gives the frame an outer tag `tci` (rewriting the VID and PCP of one it has, pushing an
+/// 802.1Q tag otherwise), or no outer tag.
+fn set_tag(b: &mut Buf<'_>, tagged: bool, tci: u16) -> Result<(), Malformed> {
+    let has_tag = b.len() >= ethernet::HEADER_LEN + vlan::HEADER_LEN
+        && is_vlan_tpid(be16(b.data(), ethernet::ETHERTYPE_OFFSET));
+    match (tagged, has_tag) {
+        (true, true) => {
+            put16(b.data_mut(), ethernet::HEADER_LEN, tci & !VLAN_PRESENT);
+            Ok(())
+        }
+        (true, false) => push_vlan(b, ether_type::VLAN, tci),
+        (false, true) => {
+            pop_vlan(b);
+            Ok(())
+        }
+        (false, false) => Ok(()),
+    }
 }
 
 /// Inserts a tag after the addresses (`tci`'s `VLAN_PRESENT` bit is cleared on the wire).
@@ -451,7 +528,7 @@ mod tests {
         fn meter(&mut self, _id: u32, _len: usize) -> bool {
             true
         }
-        fn normal(&mut self, _packet: &[u8], _out: &mut NormalPorts) {}
+        fn normal(&mut self, _packet: &[u8], _d: &mut NormalDecision) {}
     }
 
     /// Records everything; meters in `closed` drop, the others pass; NORMAL picks `normal`.
@@ -463,7 +540,8 @@ mod tests {
         closed: Vec<u32>,
         frames: Vec<Frame>,
         up_room: usize,
-        normal: Vec<DpPortNo>,
+        normal: Vec<(DpPortNo, bool)>,
+        normal_tci: u16,
     }
 
     impl OutputSink for Recorder {
@@ -482,8 +560,9 @@ mod tests {
             self.metered.push((id, len));
             !self.closed.contains(&id)
         }
-        fn normal(&mut self, _packet: &[u8], out: &mut NormalPorts) {
-            out.extend(self.normal.iter().copied());
+        fn normal(&mut self, _packet: &[u8], d: &mut NormalDecision) {
+            d.out.extend(self.normal.iter().copied());
+            d.tci = self.normal_tci;
         }
     }
 
@@ -493,8 +572,10 @@ mod tests {
         let run = |ports: &[u32], actions: &[DpAction]| {
             let mut umem = Umem::new(8).unwrap();
             let frame = umem.frame_from(&f).unwrap();
-            let mut rec =
-                Recorder { normal: ports.iter().map(|&p| DpPortNo(p)).collect(), ..Default::default() };
+            let mut rec = Recorder {
+                normal: ports.iter().map(|&p| (DpPortNo(p), false)).collect(),
+                ..Default::default()
+            };
             let r = execute(actions, frame, &mut umem, &mut rec);
             let outs: Vec<u32> = rec.out.iter().map(|(p, _)| p.0).collect();
             for fr in std::mem::take(&mut rec.frames) {
@@ -512,6 +593,47 @@ mod tests {
         assert_eq!((r.sent, r.dropped, outs), (2, None, vec![2, 9]));
         let (r, outs) = run(&[], &[DpAction::Output(DpPortNo(9)), DpAction::Normal]);
         assert_eq!((r.sent, r.dropped, outs), (1, None, vec![9]));
+    }
+
+    #[test]
+    fn normal_tags_and_untags_each_form_once() {
+        let plain = udp4();
+        let mut tagged = plain.clone();
+        tagged.splice(12..12, [0x81, 0x00, 0x20, 0x0a]); // PCP 1, VID 10
+        let retag = |mut f: Vec<u8>, tci: u16| {
+            f[14..16].copy_from_slice(&tci.to_be_bytes());
+            f
+        };
+        let run = |input: &[u8], ports: &[(u32, bool)], tci: u16, actions: &[DpAction]| {
+            let mut umem = Umem::new(8).unwrap();
+            let frame = umem.frame_from(input).unwrap();
+            let mut rec = Recorder {
+                normal: ports.iter().map(|&(p, t)| (DpPortNo(p), t)).collect(),
+                normal_tci: tci,
+                ..Default::default()
+            };
+            let r = execute(actions, frame, &mut umem, &mut rec);
+            let mut outs = Vec::new();
+            for ((p, _), fr) in rec.out.iter().zip(std::mem::take(&mut rec.frames)) {
+                outs.push((p.0, umem.data(&fr).to_vec()));
+                umem.free(fr);
+            }
+            assert_eq!(umem.n_free(), 8, "no frame leaks");
+            (r, outs)
+        };
+        // Untagged in: the tagged copies first (one conversion, then a copy), the frame itself
+        // last and unchanged.
+        let (r, outs) = run(&plain, &[(2, false), (3, true), (4, true)], 0x200a, &[DpAction::Normal]);
+        assert_eq!(r.sent, 3);
+        assert_eq!(outs, vec![(3, tagged.clone()), (4, tagged.clone()), (2, plain.clone())]);
+        // Tagged in: the untagged copy pops, the trunk copy is rewritten to the decided tag.
+        let (r, outs) = run(&tagged, &[(5, true), (6, false)], 0x6014, &[DpAction::Normal]);
+        assert_eq!(r.sent, 2);
+        assert_eq!(outs, vec![(6, plain.clone()), (5, retag(tagged.clone(), 0x6014))]);
+        // With an output after NORMAL, the frame itself goes there unchanged.
+        let (r, outs) = run(&plain, &[(3, true)], 10, &[DpAction::Normal, DpAction::Output(DpPortNo(9))]);
+        assert_eq!(r.sent, 2);
+        assert_eq!(outs, vec![(3, retag(tagged.clone(), 10)), (9, plain.clone())]);
     }
 
     /// Runs `actions` through a [`Recorder`] (closed meters: `closed`); checks no frame leaks.

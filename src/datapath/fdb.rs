@@ -3,44 +3,53 @@
 //!
 //! OVS runs NORMAL in translation: a megaflow per (source, destination) MAC pair and a
 //! revalidation of the whole datapath on every MAC move. Here the lookup happens in the fast
-//! path, so one megaflow serves every MAC pair, and a MAC move is one store.
+//! path (see [`super::normal`]), so one megaflow serves every MAC pair, and a MAC move is one
+//! store.
 //!
-//! Layout: an open-addressing table of fixed capacity (linear probing, bounded probe length),
-//! each slot a small seqlock: the writer makes the sequence odd, writes key and port, makes it
-//! even again; a reader that sees an odd or changed sequence treats the entry as unknown, which
-//! only means one packet is flooded. Readers never wait and never write, except the coarse
-//! `seen` time, refreshed at most once a second per entry, which drives aging. Learning is an
-//! event queued to the control thread (see [`Fdb::needs_learning`]).
+//! Layout: an open-addressing table of fixed capacity (linear probing, bounded probe length,
+//! at most half full), each slot a small seqlock: the writer makes the sequence odd, writes key
+//! and port, makes it even again; a reader that sees an odd or changed sequence treats the
+//! entry as unknown, which only means one packet is flooded. Readers never wait and never
+//! write, except the coarse `seen` time, refreshed at most once a second per entry, which
+//! drives aging. Learning is an event queued to the control thread (see
+//! [`Fdb::needs_learning`]).
+//!
+//! The writer bounds the table at `max_entries` (OVS: `mac-table-size`, 8192). When it is full
+//! a new address evicts one from the port that holds the most dynamic entries, the oldest
+//! learned there first (with a second chance for one seen this very second), as OVS evicts
+//! "fairly": a flood of random source addresses on one port evicts that port's entries, not
+//! the other ports' hosts. Static entries are never aged, evicted or moved by learning.
 //!
 //! Written by hand because no crate offers a fixed-size, allocation-free, single-writer map
 //! with wait-free readers of 128-bit entries on stable Rust.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering::*};
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
-use crossbeam_channel::{Receiver, Sender};
-use smallvec::SmallVec;
-
 use crate::netdev::DpPortNo;
-use crate::packet::be16;
-use crate::packet::ethernet::is_vlan_tpid;
 
 /// Slots probed from a key's home slot before giving up.
 const MAX_PROBE: usize = 16;
 /// Key word of an empty slot / a deleted one.
 const EMPTY: u64 = 0;
 const TOMBSTONE: u64 = 2;
+/// Set in the key word of a static entry (never aged, evicted or moved by learning).
+const STATIC: u64 = 4;
+/// Candidates looked at (second chances given) per eviction before taking the oldest anyway.
+const EVICT_TRIES: usize = 4;
 
-/// One learned address.
+/// One address in the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FdbEntry {
     pub mac: [u8; 6],
-    /// The VLAN (0 for untagged traffic on a port without a tag).
+    /// The VLAN (0 for untagged traffic on a trunk).
     pub vlan: u16,
     pub port: DpPortNo,
     /// When a poll thread last saw the address as a source (the datapath's clock, seconds).
     pub seen_s: u32,
+    /// Added by the operator: never aged, evicted, or moved by learning.
+    pub is_static: bool,
 }
 
 #[derive(Default)]
@@ -69,16 +78,30 @@ fn unkey(k: u64) -> ([u8; 6], u16) {
 }
 
 fn home(k: u64, mask: usize) -> usize {
-    // Fibonacci hashing of the key word: cheap, spreads sequential MACs.
-    (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize & mask
+    // Fibonacci hashing of the key word (static bit excluded): cheap, spreads sequential MACs.
+    ((k & !STATIC).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize & mask
+}
+
+fn occupied(k: u64) -> bool {
+    k & 1 != 0
 }
 
 impl Fdb {
-    /// A table of `capacity` slots (rounded up to a power of two, at least 64) and its writer.
-    pub fn new(capacity: usize) -> (Arc<Fdb>, FdbWriter) {
-        let n = capacity.max(64).next_power_of_two();
+    /// A table holding up to `max_entries` addresses (its slots: twice that, rounded up to a
+    /// power of two, at least 64) and its writer.
+    pub fn new(max_entries: usize) -> (Arc<Fdb>, FdbWriter) {
+        let max_entries = max_entries.max(1);
+        let n = (max_entries * 2).max(64).next_power_of_two();
         let fdb = Arc::new(Fdb { slots: (0..n).map(|_| Slot::default()).collect(), mask: n - 1 });
-        (fdb.clone(), FdbWriter { fdb, len: 0 })
+        let w = FdbWriter {
+            fdb: fdb.clone(),
+            max_entries,
+            len: 0,
+            n_static: 0,
+            ports: HashMap::new(),
+            stats: FdbStats::default(),
+        };
+        (fdb, w)
     }
 
     /// Slots in the table.
@@ -100,13 +123,13 @@ impl Fdb {
         (s.seq.load(Relaxed) == s1).then_some((k, p))
     }
 
-    /// Index of the slot holding `k`, if any.
+    /// The slot holding `k` (static or not): `(index, key word, port)`.
     #[inline]
-    fn find(&self, k: u64) -> Option<(usize, u32)> {
+    fn find(&self, k: u64) -> Option<(usize, u64, u32)> {
         let mut i = home(k, self.mask);
         for _ in 0..MAX_PROBE {
             match self.read(i) {
-                Some((kk, p)) if kk == k => return Some((i, p)),
+                Some((kk, p)) if kk & !STATIC == k => return Some((i, kk, p)),
                 Some((EMPTY, _)) => return None,
                 _ => {}
             }
@@ -118,16 +141,17 @@ impl Fdb {
     /// The port `mac` on `vlan` was learned on.
     #[inline]
     pub fn lookup(&self, mac: [u8; 6], vlan: u16) -> Option<DpPortNo> {
-        self.find(key(mac, vlan)).map(|(_, p)| DpPortNo(p))
+        self.find(key(mac, vlan)).map(|(_, _, p)| DpPortNo(p))
     }
 
     /// Called by a poll thread for each source address it forwards with NORMAL: refreshes the
     /// entry's age (at most one store a second) and says whether the control thread must
-    /// learn it (unknown, or known on another port: a move).
+    /// learn it (unknown, or known on another port: a move). A static entry is never moved.
     #[inline]
     pub fn needs_learning(&self, mac: [u8; 6], vlan: u16, in_port: DpPortNo, now_s: u32) -> bool {
         match self.find(key(mac, vlan)) {
-            Some((i, p)) if p == in_port.0 => {
+            Some((_, kk, _)) if kk & STATIC != 0 => false,
+            Some((i, _, p)) if p == in_port.0 => {
                 let seen = &self.slots[i].seen;
                 if seen.load(Relaxed) != now_s {
                     seen.store(now_s, Relaxed);
@@ -139,16 +163,58 @@ impl Fdb {
     }
 }
 
-/// The one writer of an [`Fdb`] (the control thread). Not `Clone`.
-pub struct FdbWriter {
-    fdb: Arc<Fdb>,
-    len: usize,
+/// What [`FdbWriter::learn`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Learned {
+    /// A new entry (after evicting another one if the table was full).
+    New,
+    /// The address moved here from this port.
+    Moved(DpPortNo),
+    /// Already known on this port: its age was refreshed.
+    Refreshed,
+    /// A static entry has the address: left as it is.
+    Static,
 }
 
-/// The table has no free slot within the probe distance of the key.
+/// The table could not take the address: no free slot within the probe distance, or full of
+/// static entries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("MAC table full")]
 pub struct FdbFull;
+
+/// Counters of the table's life, as OVS's `fdb/stats-show`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FdbStats {
+    /// Addresses learned (new entries).
+    pub learned: u64,
+    /// Entries removed by aging.
+    pub expired: u64,
+    /// Entries evicted to make room.
+    pub evicted: u64,
+    /// Entries that moved to another port.
+    pub moved: u64,
+    /// Addresses not learned for want of a slot.
+    pub full: u64,
+}
+
+/// Per port: how many dynamic entries it holds and their keys in the order they were learned
+/// (stale keys, of entries since moved or removed, are skipped when met and swept out when
+/// they outnumber the live ones).
+#[derive(Default)]
+struct PortEntries {
+    count: usize,
+    order: VecDeque<u64>,
+}
+
+/// The one writer of an [`Fdb`] (the control thread). Not `Clone`.
+pub struct FdbWriter {
+    fdb: Arc<Fdb>,
+    max_entries: usize,
+    len: usize,
+    n_static: usize,
+    ports: HashMap<u32, PortEntries>,
+    stats: FdbStats,
+}
 
 impl FdbWriter {
     /// The shared table.
@@ -156,7 +222,7 @@ impl FdbWriter {
         &self.fdb
     }
 
-    /// Entries in the table.
+    /// Entries in the table (static ones included).
     pub fn len(&self) -> usize {
         self.len
     }
@@ -164,6 +230,21 @@ impl FdbWriter {
     /// Whether the table is empty.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Static entries in the table.
+    pub fn n_static(&self) -> usize {
+        self.n_static
+    }
+
+    /// The most entries the table holds.
+    pub fn max_entries(&self) -> usize {
+        self.max_entries
+    }
+
+    /// The table's counters.
+    pub fn stats(&self) -> FdbStats {
+        self.stats
     }
 
     fn write(&self, i: usize, k: u64, port: u32, seen: u32) {
@@ -177,28 +258,19 @@ impl FdbWriter {
         s.seq.store(seq.wrapping_add(2), Release);
     }
 
-    /// Learns (or moves) `mac` on `vlan` to `port`. Returns the port it was on before, if any.
-    pub fn learn(
-        &mut self,
-        mac: [u8; 6],
-        vlan: u16,
-        port: DpPortNo,
-        now_s: u32,
-    ) -> Result<Option<DpPortNo>, FdbFull> {
-        let k = key(mac, vlan);
+    /// Where `k` is (`Ok(index)`), or the free slot it would take (`Err(Some(index))`, or
+    /// `Err(None)` when there is none within the probe distance). The writer's own reads are
+    /// never torn.
+    fn slot_for(&self, k: u64) -> Result<usize, Option<usize>> {
         let mask = self.fdb.mask;
         let mut i = home(k, mask);
         let mut free = None;
         for _ in 0..MAX_PROBE {
-            // The writer's own reads are never torn.
-            let s = &self.fdb.slots[i];
-            let kk = s.key.load(Relaxed);
-            if kk == k {
-                let old = s.port.load(Relaxed);
-                self.write(i, k, port.0, now_s);
-                return Ok((old != port.0).then_some(DpPortNo(old)));
+            let kk = self.fdb.slots[i].key.load(Relaxed);
+            if kk & !STATIC == k {
+                return Ok(i);
             }
-            if (kk == EMPTY || kk == TOMBSTONE) && free.is_none() {
+            if !occupied(kk) && free.is_none() {
                 free = Some(i);
             }
             if kk == EMPTY {
@@ -206,31 +278,168 @@ impl FdbWriter {
             }
             i = (i + 1) & mask;
         }
-        let i = free.ok_or(FdbFull)?;
-        self.write(i, k, port.0, now_s);
-        self.len += 1;
-        Ok(None)
+        Err(free)
+    }
+
+    fn port_entries(&mut self, port: u32) -> &mut PortEntries {
+        self.ports.entry(port).or_default()
+    }
+
+    /// Accounts a dynamic entry `k` newly on `port`.
+    fn add_dynamic(&mut self, port: u32, k: u64) {
+        let pe = self.port_entries(port);
+        pe.count += 1;
+        pe.order.push_back(k);
+        if pe.order.len() > 2 * pe.count + 64 {
+            self.sweep(port);
+        }
+    }
+
+    /// Drops the stale keys from a port's learning order.
+    fn sweep(&mut self, port: u32) {
+        let fdb = self.fdb.clone();
+        if let Some(pe) = self.ports.get_mut(&port) {
+            pe.order.retain(|&k| fdb.find(k).is_some_and(|(_, kk, p)| p == port && kk & STATIC == 0));
+        }
+    }
+
+    fn remove_dynamic(&mut self, port: u32) {
+        if let Some(pe) = self.ports.get_mut(&port) {
+            pe.count = pe.count.saturating_sub(1);
+        }
+    }
+
+    /// Learns (or moves) `mac` on `vlan` to `port`, evicting an entry first if the table is
+    /// full (see the module docs).
+    pub fn learn(&mut self, mac: [u8; 6], vlan: u16, port: DpPortNo, now_s: u32) -> Result<Learned, FdbFull> {
+        let k = key(mac, vlan);
+        match self.slot_for(k) {
+            Ok(i) => {
+                let s = &self.fdb.slots[i];
+                let (kk, old) = (s.key.load(Relaxed), s.port.load(Relaxed));
+                if kk & STATIC != 0 {
+                    return Ok(Learned::Static);
+                }
+                self.write(i, k, port.0, now_s);
+                if old == port.0 {
+                    return Ok(Learned::Refreshed);
+                }
+                self.remove_dynamic(old);
+                self.add_dynamic(port.0, k);
+                self.stats.moved += 1;
+                Ok(Learned::Moved(DpPortNo(old)))
+            }
+            Err(free) => {
+                if self.len >= self.max_entries && !self.evict_fairly(now_s) {
+                    self.stats.full += 1;
+                    return Err(FdbFull);
+                }
+                // Eviction may have freed a slot on this key's probe path.
+                let Some(i) = free.or_else(|| self.slot_for(k).err().flatten()) else {
+                    self.stats.full += 1;
+                    return Err(FdbFull);
+                };
+                self.write(i, k, port.0, now_s);
+                self.len += 1;
+                self.add_dynamic(port.0, k);
+                self.stats.learned += 1;
+                Ok(Learned::New)
+            }
+        }
+    }
+
+    /// Removes one dynamic entry of the port with the most; `false` if there is none.
+    fn evict_fairly(&mut self, now_s: u32) -> bool {
+        let Some(port) =
+            self.ports.iter().filter(|(_, pe)| pe.count > 0).max_by_key(|(_, pe)| pe.count).map(|(&p, _)| p)
+        else {
+            return false;
+        };
+        let fdb = self.fdb.clone();
+        let mut tries = 0;
+        loop {
+            let Some(k) = self.ports.get_mut(&port).and_then(|pe| pe.order.pop_front()) else {
+                // Counted entries with no order left cannot happen; recover by recounting.
+                if let Some(pe) = self.ports.get_mut(&port) {
+                    pe.count = 0;
+                }
+                return false;
+            };
+            let Some((i, kk, p)) = fdb.find(k) else { continue };
+            if p != port || kk & STATIC != 0 {
+                continue;
+            }
+            let seen = fdb.slots[i].seen.load(Relaxed);
+            if seen >= now_s && tries < EVICT_TRIES {
+                // Seen this second: a second chance, at the back of the line.
+                tries += 1;
+                if let Some(pe) = self.ports.get_mut(&port) {
+                    pe.order.push_back(k);
+                }
+                continue;
+            }
+            self.write(i, TOMBSTONE, 0, 0);
+            self.len -= 1;
+            self.remove_dynamic(port);
+            self.stats.evicted += 1;
+            return true;
+        }
+    }
+
+    /// Adds (or replaces) a static entry: `mac` on `vlan` is on `port` until removed.
+    pub fn add_static(&mut self, mac: [u8; 6], vlan: u16, port: DpPortNo) -> Result<(), FdbFull> {
+        let k = key(mac, vlan);
+        let i = match self.slot_for(k) {
+            Ok(i) => {
+                let s = &self.fdb.slots[i];
+                if s.key.load(Relaxed) & STATIC == 0 {
+                    self.remove_dynamic(s.port.load(Relaxed));
+                    self.n_static += 1;
+                }
+                i
+            }
+            Err(free) => {
+                if self.len >= self.max_entries && !self.evict_fairly(u32::MAX) {
+                    return Err(FdbFull);
+                }
+                let i = free.or_else(|| self.slot_for(k).err().flatten()).ok_or(FdbFull)?;
+                self.len += 1;
+                self.n_static += 1;
+                i
+            }
+        };
+        self.write(i, k | STATIC, port.0, 0);
+        Ok(())
     }
 
     fn remove_at(&mut self, i: usize) {
+        let s = &self.fdb.slots[i];
+        let (kk, port) = (s.key.load(Relaxed), s.port.load(Relaxed));
+        if kk & STATIC != 0 {
+            self.n_static -= 1;
+        } else {
+            self.remove_dynamic(port);
+        }
         self.write(i, TOMBSTONE, 0, 0);
         self.len -= 1;
     }
 
-    /// Forgets one address.
+    /// Forgets one address (static or learned).
     pub fn forget(&mut self, mac: [u8; 6], vlan: u16) -> bool {
-        match self.fdb.find(key(mac, vlan)) {
-            Some((i, _)) => {
+        match self.slot_for(key(mac, vlan)) {
+            Ok(i) => {
                 self.remove_at(i);
                 true
             }
-            None => false,
+            Err(_) => false,
         }
     }
 
-    /// Removes entries not seen for more than `max_age_s` seconds; returns how many.
+    /// Removes learned entries not seen for more than `max_age_s` seconds; returns how many.
     pub fn age(&mut self, now_s: u32, max_age_s: u32) -> usize {
-        self.retain(|e| now_s.saturating_sub(e.seen_s) <= max_age_s)
+        let n = self.retain(|e| e.is_static || now_s.saturating_sub(e.seen_s) <= max_age_s);
+        self.stats.expired += n as u64;
+        n
     }
 
     /// Removes every entry for which `keep` is false (port deleted, flush); returns how many.
@@ -244,17 +453,30 @@ impl FdbWriter {
                 }
             }
         }
+        if n > 0 {
+            let ports: Vec<u32> = self.ports.keys().copied().collect();
+            for p in ports {
+                self.sweep(p);
+            }
+            self.ports.retain(|_, pe| pe.count > 0 || !pe.order.is_empty());
+        }
         n
     }
 
     fn entry(&self, i: usize) -> Option<FdbEntry> {
         let s = &self.fdb.slots[i];
         let k = s.key.load(Relaxed);
-        if k == EMPTY || k == TOMBSTONE {
+        if !occupied(k) {
             return None;
         }
         let (mac, vlan) = unkey(k);
-        Some(FdbEntry { mac, vlan, port: DpPortNo(s.port.load(Relaxed)), seen_s: s.seen.load(Relaxed) })
+        Some(FdbEntry {
+            mac,
+            vlan,
+            port: DpPortNo(s.port.load(Relaxed)),
+            seen_s: s.seen.load(Relaxed),
+            is_static: k & STATIC != 0,
+        })
     }
 
     /// Every entry, in table order.
@@ -263,93 +485,11 @@ impl FdbWriter {
     }
 }
 
-/// A source address a poll thread saw that the table does not have on that port.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Learn {
-    pub mac: [u8; 6],
-    pub vlan: u16,
-    pub port: DpPortNo,
-}
-
-/// Output ports NORMAL chose for one packet (no allocation up to 8).
-pub type NormalPorts = SmallVec<[DpPortNo; 8]>;
-
-/// Everything `DpAction::Normal` needs in the fast path, shared by the poll threads: the
-/// table, the ports to flood to (published by the control thread), and the learning queue.
-pub struct Normal {
-    pub fdb: Arc<Fdb>,
-    flood: ArcSwap<Vec<DpPortNo>>,
-    learn_tx: Sender<Learn>,
-    /// Learning events dropped because the queue was full (rare: counted here, not per thread).
-    learn_dropped: AtomicU64,
-}
-
-impl Normal {
-    /// The shared state over `fdb`, learning events queued (up to `queue`) to the receiver.
-    pub fn new(fdb: Arc<Fdb>, queue: usize) -> (Arc<Normal>, Receiver<Learn>) {
-        let (learn_tx, rx) = crossbeam_channel::bounded(queue.max(1));
-        let n = Normal {
-            fdb,
-            flood: ArcSwap::from_pointee(Vec::new()),
-            learn_tx,
-            learn_dropped: AtomicU64::new(0),
-        };
-        (Arc::new(n), rx)
-    }
-
-    /// Sets the ports NORMAL floods to (the control thread leaves out ports with `NO_FLOOD`).
-    pub fn set_flood_ports(&self, ports: Vec<DpPortNo>) {
-        self.flood.store(Arc::new(ports));
-    }
-
-    /// Learning events dropped for a full queue.
-    pub fn learn_dropped(&self) -> u64 {
-        self.learn_dropped.load(Relaxed)
-    }
-
-    /// The L2 switch for one packet: queues the source address for learning if the table
-    /// does not have it on `in_port`, then sends to the port the destination was learned on,
-    /// or floods (every flood port but the ingress one) for multicast and unknown addresses.
-    /// A destination learned on the ingress port goes nowhere. A packet from the controller
-    /// (`in_port` `None`) is not learned from.
-    #[inline]
-    pub fn decide(&self, packet: &[u8], in_port: Option<DpPortNo>, now_s: u32, out: &mut NormalPorts) {
-        if packet.len() < 14 {
-            return;
-        }
-        let dst: [u8; 6] = [packet[0], packet[1], packet[2], packet[3], packet[4], packet[5]];
-        let src: [u8; 6] = [packet[6], packet[7], packet[8], packet[9], packet[10], packet[11]];
-        let vlan =
-            if is_vlan_tpid(be16(packet, 12)) && packet.len() >= 18 { be16(packet, 14) & 0xfff } else { 0 };
-        if let Some(inp) = in_port {
-            if src[0] & 1 == 0 && self.fdb.needs_learning(src, vlan, inp, now_s) {
-                let ev = Learn { mac: src, vlan, port: inp };
-                if self.learn_tx.try_send(ev).is_err() {
-                    self.learn_dropped.fetch_add(1, Relaxed);
-                }
-            }
-        }
-        if dst[0] & 1 == 0 {
-            if let Some(p) = self.fdb.lookup(dst, vlan) {
-                if Some(p) != in_port {
-                    out.push(p);
-                }
-                return;
-            }
-        }
-        for &p in self.flood.load().iter() {
-            if Some(p) != in_port {
-                out.push(p);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn mac(n: u32) -> [u8; 6] {
+    pub(crate) fn mac(n: u32) -> [u8; 6] {
         let b = n.to_be_bytes();
         [0x02, 0, b[0], b[1], b[2], b[3]]
     }
@@ -359,40 +499,42 @@ mod tests {
         let (fdb, mut w) = Fdb::new(64);
         assert_eq!(fdb.lookup(mac(1), 0), None);
         assert!(fdb.needs_learning(mac(1), 0, DpPortNo(1), 5));
-        assert_eq!(w.learn(mac(1), 0, DpPortNo(1), 5), Ok(None));
+        assert_eq!(w.learn(mac(1), 0, DpPortNo(1), 5), Ok(Learned::New));
         assert_eq!(fdb.lookup(mac(1), 0), Some(DpPortNo(1)));
         assert_eq!(fdb.lookup(mac(1), 10), None, "VLANs are separate");
         assert!(!fdb.needs_learning(mac(1), 0, DpPortNo(1), 6));
         assert!(fdb.needs_learning(mac(1), 0, DpPortNo(2), 6), "a move");
-        assert_eq!(w.learn(mac(1), 0, DpPortNo(2), 6), Ok(Some(DpPortNo(1))));
+        assert_eq!(w.learn(mac(1), 0, DpPortNo(2), 6), Ok(Learned::Moved(DpPortNo(1))));
+        assert_eq!(w.learn(mac(1), 0, DpPortNo(2), 7), Ok(Learned::Refreshed));
         assert_eq!(fdb.lookup(mac(1), 0), Some(DpPortNo(2)));
         assert_eq!(w.len(), 1);
+        assert_eq!(w.stats(), FdbStats { learned: 1, moved: 1, ..FdbStats::default() });
         assert!(w.forget(mac(1), 0));
         assert_eq!(fdb.lookup(mac(1), 0), None);
         assert!(w.is_empty());
     }
 
     #[test]
-    fn fills_up_reuses_tombstones_and_ages() {
+    fn bounded_ages_and_reuses_tombstones() {
         let (fdb, mut w) = Fdb::new(64);
-        let mut learned = 0;
         for n in 0..200 {
-            if w.learn(mac(n), 1, DpPortNo(n % 7 + 1), n).is_ok() {
-                learned += 1;
-            }
+            assert!(w.learn(mac(n), 1, DpPortNo(n % 7 + 1), n).is_ok());
+            assert!(w.len() <= 64);
         }
-        assert!((48..=64).contains(&learned), "{learned}");
-        assert_eq!(w.len(), learned);
+        assert_eq!(w.len(), 64);
+        assert_eq!(w.stats().evicted, 200 - 64);
         for e in w.entries() {
             assert_eq!(fdb.lookup(e.mac, 1), Some(e.port));
         }
-        // Entries seen at t < 100 are older than 50 s at t = 150.
-        let old = w.entries().iter().filter(|e| e.seen_s < 100).count();
-        assert_eq!(w.age(150, 50), old);
-        assert_eq!(w.len(), learned - old);
+        // Entries seen at t < 170 are older than 20 s at t = 190.
+        let old = w.entries().iter().filter(|e| e.seen_s < 170).count();
+        assert!(old > 0);
+        assert_eq!(w.age(190, 20), old);
+        assert_eq!(w.stats().expired, old as u64);
+        assert_eq!(w.len(), 64 - old);
         // Freed slots take new entries; the survivors are still found through tombstones.
         for n in 1000..1000 + old as u32 {
-            let _ = w.learn(mac(n), 1, DpPortNo(1), 150);
+            assert_eq!(w.learn(mac(n), 1, DpPortNo(1), 190), Ok(Learned::New));
         }
         for e in w.entries() {
             assert_eq!(fdb.lookup(e.mac, e.vlan), Some(e.port));
@@ -403,51 +545,59 @@ mod tests {
     }
 
     #[test]
-    fn normal_learns_forwards_and_floods() {
-        let (fdb, mut w) = Fdb::new(64);
-        let (n, learned) = Normal::new(fdb, 16);
-        n.set_flood_ports(vec![DpPortNo(1), DpPortNo(2), DpPortNo(3)]);
-        let frame = |dst: [u8; 6], src: [u8; 6]| {
-            let mut f = vec![0u8; 60];
-            f[..6].copy_from_slice(&dst);
-            f[6..12].copy_from_slice(&src);
-            f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-            f
-        };
-        let mut out = NormalPorts::new();
-        // Unknown destination: flood, and the source is queued for learning.
-        n.decide(&frame(mac(2), mac(1)), Some(DpPortNo(1)), 0, &mut out);
-        assert_eq!(out.as_slice(), &[DpPortNo(2), DpPortNo(3)]);
-        let ev = learned.try_recv().unwrap();
-        assert_eq!(ev, Learn { mac: mac(1), vlan: 0, port: DpPortNo(1) });
-        w.learn(ev.mac, ev.vlan, ev.port, 0).unwrap();
-        // The reply goes straight to port 1; its source is learned too.
-        out.clear();
-        n.decide(&frame(mac(1), mac(2)), Some(DpPortNo(2)), 0, &mut out);
-        assert_eq!(out.as_slice(), &[DpPortNo(1)]);
-        assert!(learned.try_recv().is_ok());
-        // Broadcast floods; a known source on its own port queues nothing.
-        out.clear();
-        n.decide(&frame([0xff; 6], mac(1)), Some(DpPortNo(1)), 0, &mut out);
-        assert_eq!(out.as_slice(), &[DpPortNo(2), DpPortNo(3)]);
-        assert!(learned.try_recv().is_err());
-        // A destination learned on the ingress port goes nowhere.
-        out.clear();
-        n.decide(&frame(mac(1), mac(9)), Some(DpPortNo(1)), 0, &mut out);
-        assert!(out.is_empty());
-        // A tagged frame is looked up in its VLAN.
-        let mut t = frame(mac(1), mac(2));
-        t.splice(12..12, [0x81, 0x00, 0x00, 0x0a]);
-        out.clear();
-        n.decide(&t, Some(DpPortNo(2)), 0, &mut out);
-        assert_eq!(out.as_slice(), &[DpPortNo(1), DpPortNo(3)], "mac 1 is unknown in VLAN 10: flood");
-        // A full queue drops learning events and counts them; forwarding goes on.
-        for i in 100..200 {
-            out.clear();
-            n.decide(&frame(mac(1), mac(i)), Some(DpPortNo(3)), 0, &mut out);
-            assert_eq!(out.as_slice(), &[DpPortNo(1)]);
+    fn eviction_is_fair_between_ports() {
+        // Three quiet hosts on ports 1-3, then a flood of sources on port 4: the flood evicts
+        // its own entries, never the hosts'.
+        let (fdb, mut w) = Fdb::new(100);
+        for p in 1..=3 {
+            w.learn(mac(p), 0, DpPortNo(p), 0).unwrap();
         }
-        assert!(n.learn_dropped() > 0);
+        for n in 0..10_000 {
+            w.learn(mac(1000 + n), 0, DpPortNo(4), 10 + n / 1000).unwrap();
+        }
+        assert_eq!(w.len(), 100);
+        for p in 1..=3 {
+            assert_eq!(fdb.lookup(mac(p), 0), Some(DpPortNo(p)), "host on port {p} evicted");
+        }
+        // The most recent flood addresses are the ones kept.
+        assert_eq!(fdb.lookup(mac(1000 + 9_999), 0), Some(DpPortNo(4)));
+        assert_eq!(fdb.lookup(mac(1000), 0), None);
+        assert_eq!(w.stats().evicted, 10_000 - 97);
+        // The per-port bookkeeping stays bounded.
+        assert!(w.ports[&4].order.len() <= 2 * 97 + 64 + 1);
+    }
+
+    #[test]
+    fn static_entries_stay_put() {
+        let (fdb, mut w) = Fdb::new(4);
+        w.add_static(mac(1), 5, DpPortNo(3)).unwrap();
+        assert_eq!(fdb.lookup(mac(1), 5), Some(DpPortNo(3)));
+        // Learning never moves it, and a poll thread does not even ask.
+        assert!(!fdb.needs_learning(mac(1), 5, DpPortNo(1), 9));
+        assert_eq!(w.learn(mac(1), 5, DpPortNo(1), 9), Ok(Learned::Static));
+        assert_eq!(fdb.lookup(mac(1), 5), Some(DpPortNo(3)));
+        // Never aged or evicted.
+        for n in 10..40 {
+            w.learn(mac(n), 5, DpPortNo(1), n).unwrap();
+        }
+        assert_eq!(w.age(1_000_000, 300), 3);
+        assert_eq!(fdb.lookup(mac(1), 5), Some(DpPortNo(3)));
+        assert_eq!((w.len(), w.n_static()), (1, 1));
+        let e = w.entries()[0];
+        assert!(e.is_static && e.vlan == 5 && e.mac == mac(1));
+        // A learned entry becomes static in place; forget removes either kind.
+        w.learn(mac(2), 5, DpPortNo(1), 0).unwrap();
+        w.add_static(mac(2), 5, DpPortNo(2)).unwrap();
+        assert_eq!((w.len(), w.n_static()), (2, 2));
+        assert_eq!(fdb.lookup(mac(2), 5), Some(DpPortNo(2)));
+        assert!(w.forget(mac(1), 5) && w.forget(mac(2), 5));
+        assert!(w.is_empty() && w.n_static() == 0);
+        // A table full of static entries refuses to learn.
+        for n in 0..4 {
+            w.add_static(mac(n), 0, DpPortNo(1)).unwrap();
+        }
+        assert_eq!(w.learn(mac(99), 0, DpPortNo(1), 0), Err(FdbFull));
+        assert_eq!(w.stats().full, 1);
     }
 
     #[test]

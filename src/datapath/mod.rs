@@ -21,5 +21,6 @@ pub mod fdb;
 pub mod flow;
 pub mod megaflow;
 pub mod meter;
+pub mod normal;
 pub mod pmd;
 pub mod upcall;

@@ -28,10 +28,10 @@ use super::classifier::SubtableRanking;
 use super::emc::ExactMatchCache;
 use super::execute::{execute, OutputSink};
 use super::extract::{extract, DropReason};
-use super::fdb::{Normal, NormalPorts};
 use super::flow::FlowKey;
 use super::megaflow::{Megaflow, MegaflowReader};
 use super::meter::{MeterMap, MeterReader};
+use super::normal::{Normal, NormalDecision, NormalDrop, NormalPorts};
 use super::upcall::{Execute, PacketIn, Upcall, UpcallKind};
 use crate::netdev::{wait_readable, Counter, DpPortNo, Frame, Queue, Umem, Waker, Wakeup};
 
@@ -70,6 +70,10 @@ pub struct PmdStats {
     pub meter_dropped: Counter,
     /// Packets received on a port set to `no_recv`: dropped before lookup.
     pub no_recv_dropped: Counter,
+    /// NORMAL: frames the ingress port's VLAN configuration refused (dropped).
+    pub normal_vlan_dropped: Counter,
+    /// NORMAL: frames with a multicast source address (forwarded, not learned).
+    pub normal_src_multicast: Counter,
     /// Outputs to a port this thread has no transmit queue on: dropped.
     pub tx_no_port: Counter,
     /// Packets dropped while executing actions (TTL expired, no free frame for a copy).
@@ -101,6 +105,8 @@ pub struct PmdStatsSnapshot {
     pub userspace_dropped: u64,
     pub meter_dropped: u64,
     pub no_recv_dropped: u64,
+    pub normal_vlan_dropped: u64,
+    pub normal_src_multicast: u64,
     pub tx_no_port: u64,
     pub action_dropped: u64,
     pub no_output: u64,
@@ -128,6 +134,8 @@ impl PmdStats {
             userspace_dropped: self.userspace_dropped.get(),
             meter_dropped: self.meter_dropped.get(),
             no_recv_dropped: self.no_recv_dropped.get(),
+            normal_vlan_dropped: self.normal_vlan_dropped.get(),
+            normal_src_multicast: self.normal_src_multicast.get(),
             tx_no_port: self.tx_no_port.get(),
             action_dropped: self.action_dropped.get(),
             no_output: self.no_output.get(),
@@ -162,6 +170,8 @@ impl PmdStatsSnapshot {
             userspace_dropped: d(self.userspace_dropped, base.userspace_dropped),
             meter_dropped: d(self.meter_dropped, base.meter_dropped),
             no_recv_dropped: d(self.no_recv_dropped, base.no_recv_dropped),
+            normal_vlan_dropped: d(self.normal_vlan_dropped, base.normal_vlan_dropped),
+            normal_src_multicast: d(self.normal_src_multicast, base.normal_src_multicast),
             tx_no_port: d(self.tx_no_port, base.tx_no_port),
             action_dropped: d(self.action_dropped, base.action_dropped),
             no_output: d(self.no_output, base.no_output),
@@ -241,6 +251,8 @@ struct Outputs<'a> {
     /// The meter map, loaded at the batch's first meter action.
     meter_map: Option<arc_swap::Guard<Arc<MeterMap>>>,
     normal: &'a Normal,
+    /// NORMAL's port configuration, loaded at the batch's first NORMAL action.
+    normal_ports: Option<arc_swap::Guard<Arc<NormalPorts>>>,
 }
 
 impl OutputSink for Outputs<'_> {
@@ -275,9 +287,17 @@ impl OutputSink for Outputs<'_> {
     }
 
     #[inline]
-    fn normal(&mut self, packet: &[u8], out: &mut NormalPorts) {
+    fn normal(&mut self, packet: &[u8], d: &mut NormalDecision) {
         let now_s = (self.now_ns / 1_000_000_000) as u32;
-        self.normal.decide(packet, self.in_port, now_s, out);
+        let normal = self.normal;
+        let ports = self.normal_ports.get_or_insert_with(|| normal.ports());
+        normal.decide(ports, packet, self.in_port, now_s, d);
+        if d.drop == Some(NormalDrop::Vlan) {
+            self.stats.normal_vlan_dropped.add(1);
+        }
+        if d.src_multicast {
+            self.stats.normal_src_multicast.add(1);
+        }
     }
 
     #[inline]
@@ -465,6 +485,7 @@ impl Pmd {
             meters: meters.as_ref(),
             meter_map: None,
             normal: normal.as_ref(),
+            normal_ports: None,
         };
         reader.with(|cls| {
             let mut found: [Option<&Arc<Megaflow>>; BATCH] = [None; BATCH];
@@ -536,6 +557,7 @@ impl Pmd {
             meters: &self.meters,
             meter_map: None,
             normal: &self.normal,
+            normal_ports: None,
         };
         let mut n = 0;
         while n < BATCH {

@@ -16,14 +16,17 @@ use crossbeam_channel::{select, tick, Receiver};
 use super::connmgr::{AgentEvent, AsyncKind, ConnMgr, FailMode};
 use super::openflow::TokenBucket;
 use super::rule::{FlowMod, FlowSpec, Match, OfAction, PortNames};
+use super::syntax::parse_mac;
 use super::table::Pipeline;
 use super::xlate::{translate_with, PacketInContexts, TableMiss, Translation, XPort, XlateCtx};
 use super::Model;
 use crate::ctl::{Call, Response};
 use crate::datapath::actions::{self, DpAction};
 use crate::datapath::dpif::Datapath;
+use crate::datapath::fdb::{FdbFull, Learned};
 use crate::datapath::flow::{format_masked, FlowKey, FlowMask};
 use crate::datapath::megaflow::{FlowStats, MegaflowId};
+use crate::datapath::normal::{Learn, PortVlan};
 use crate::datapath::upcall::Upcall;
 use crate::netdev::DpPortNo;
 
@@ -58,7 +61,7 @@ impl Default for BridgeConfig {
         BridgeConfig {
             megaflow_max_idle: Duration::from_secs(10),
             revalidate_interval: Duration::from_millis(500),
-            fail_mode: FailMode::Secure,
+            fail_mode: FailMode::Standalone,
             fail_open_after: Duration::from_secs(15),
             has_controllers: false,
             packet_in_rate: 1000,
@@ -132,6 +135,10 @@ pub struct Bridge {
     pub(super) last_timers: Option<Duration>,
     /// When NORMAL's MAC table was last aged.
     pub(super) last_aging: Option<Duration>,
+    /// NORMAL's VLAN configuration of the ports that have one (the others trunk every VLAN).
+    pub(super) vlans: HashMap<u32, PortVlan>,
+    /// When a full MAC table was last logged (at most one line every 10 s).
+    last_fdb_warning: Option<Instant>,
 }
 
 impl Bridge {
@@ -164,9 +171,11 @@ impl Bridge {
             last_xlate_warning: None,
             last_timers: None,
             last_aging: None,
+            vlans: HashMap::new(),
+            last_fdb_warning: None,
         };
         b.refresh_port_state();
-        b.publish_flood_ports();
+        b.publish_normal_ports();
         if cfg.fail_mode == FailMode::Standalone && !cfg.has_controllers {
             // As Open vSwitch does for a standalone bridge without a controller: a visible
             // table-miss rule to NORMAL, unless the flows already have a table-miss rule.
@@ -240,12 +249,8 @@ impl Bridge {
                     }
                 },
                 recv(learned) -> ev => if let Ok(ev) = ev {
-                    let now_s = (self.dp.now_ms() / 1000) as u32;
                     for ev in std::iter::once(ev).chain(learned.try_iter().take(UPCALL_BATCH)) {
-                        if let Err(e) = self.dp.fdb().learn(ev.mac, ev.vlan, ev.port, now_s) {
-                            self.stats.fdb_full += 1;
-                            tracing::debug!("not learned: {e}");
-                        }
+                        self.learn(ev);
                     }
                 },
                 recv(agent) -> ev => if let Ok(ev) = ev {
@@ -396,6 +401,118 @@ impl Bridge {
         }
     }
 
+    /// Sets a port's VLAN configuration for NORMAL (a trunk of every VLAN is the default).
+    /// The addresses learned on the port are forgotten, as OVS does on a reconfiguration.
+    pub fn set_port_vlan(&mut self, no: u32, vlan: PortVlan) {
+        if vlan == PortVlan::trunk_all() {
+            self.vlans.remove(&no);
+        } else {
+            self.vlans.insert(no, vlan);
+        }
+        self.dp.fdb().retain(|e| e.port.0 != no || e.is_static);
+        self.publish_normal_ports();
+    }
+
+    /// Learns one address a poll thread saw (the table evicts fairly when full).
+    fn learn(&mut self, ev: Learn) {
+        let now_s = (self.dp.now_ms() / 1000) as u32;
+        let evicted = self.dp.fdb().stats().evicted;
+        let res = self.dp.fdb().learn(ev.mac, ev.vlan, ev.port, now_s);
+        let full = matches!(res, Err(FdbFull));
+        if full {
+            self.stats.fdb_full += 1;
+        }
+        if full || (res == Ok(Learned::New) && self.dp.fdb().stats().evicted > evicted) {
+            let now = Instant::now();
+            if self.last_fdb_warning.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10)) {
+                self.last_fdb_warning = Some(now);
+                let w = self.dp.fdb();
+                tracing::warn!(
+                    bridge = %self.name,
+                    entries = w.len(),
+                    evicted = w.stats().evicted,
+                    not_learned = w.stats().full,
+                    "MAC table full: evicting the oldest addresses of the port with the most (see fdb-stats)"
+                );
+            }
+        }
+    }
+
+    /// A port given by name or number.
+    fn port_arg(&self, arg: &str) -> Result<u32, String> {
+        if let Some(no) = self.ports.number(arg) {
+            return Ok(no);
+        }
+        match arg.parse::<u32>() {
+            Ok(no) if self.xports.iter().any(|x| x.no == no) => Ok(no),
+            _ => Err(format!("{arg}: no such port")),
+        }
+    }
+
+    fn fdb_call(&mut self, call: &Call) -> Result<String, String> {
+        let vlan =
+            |s: &str| s.parse::<u16>().ok().filter(|&v| v <= 4095).ok_or(format!("{s}: not a VLAN ID"));
+        let mac = |s: &str| parse_mac(s).ok_or(format!("{s}: not a MAC address"));
+        match call.command.name {
+            "fdb/add" => {
+                let no = self.port_arg(&call.args[0])?;
+                let (v, m) = (vlan(&call.args[1])?, mac(&call.args[2])?);
+                self.dp.fdb().add_static(m, v, DpPortNo(no)).map_err(|e| e.to_string())?;
+                Ok(String::new())
+            }
+            "fdb/del" => {
+                let (v, m) = (vlan(&call.args[0])?, mac(&call.args[1])?);
+                if self.dp.fdb().forget(m, v) {
+                    Ok(String::new())
+                } else {
+                    Err(format!("{} on VLAN {v}: not in the table", call.args[1]))
+                }
+            }
+            "port/set-vlan" => {
+                let no = self.port_arg(&call.args[0])?;
+                let v = PortVlan::parse_options(call.args[1..].iter().map(String::as_str))?;
+                self.set_port_vlan(no, v);
+                Ok(String::new())
+            }
+            _ => Ok(self.fdb_stats(call.json)),
+        }
+    }
+
+    fn fdb_stats(&mut self, json: bool) -> String {
+        let pmds = self.dp.pmd_stats();
+        let vlan_dropped: u64 = pmds.iter().map(|p| p.normal_vlan_dropped).sum();
+        let src_multicast: u64 = pmds.iter().map(|p| p.normal_src_multicast).sum();
+        let learn_dropped = self.dp.learn_dropped();
+        let w = self.dp.fdb();
+        let st = w.stats();
+        if json {
+            return serde_json::to_string_pretty(&serde_json::json!({
+                "entries": w.len(), "max": w.max_entries(), "static": w.n_static(),
+                "learned": st.learned, "expired": st.expired, "evicted": st.evicted, "moved": st.moved,
+                "not_learned_full": st.full, "learn_dropped": learn_dropped,
+                "vlan_dropped": vlan_dropped, "src_multicast": src_multicast,
+            }))
+            .unwrap_or_default()
+                + "\n";
+        }
+        let mut s = format!("Statistics for bridge \"{}\":\n", self.name);
+        for (label, v) in [
+            ("Current/maximum MAC entries in the table", format!("{}/{}", w.len(), w.max_entries())),
+            ("Current static MAC entries in the table ", w.n_static().to_string()),
+            ("Total number of learned MAC entries     ", st.learned.to_string()),
+            ("Total number of expired MAC entries     ", st.expired.to_string()),
+            ("Total number of evicted MAC entries     ", st.evicted.to_string()),
+            ("Total number of port moved MAC entries  ", st.moved.to_string()),
+            ("Addresses not learned (no free slot)    ", st.full.to_string()),
+            ("Learning events dropped (queue full)    ", learn_dropped.to_string()),
+            ("Frames dropped for their VLAN           ", vlan_dropped.to_string()),
+            ("Frames with a multicast source (not learned)", src_multicast.to_string()),
+        ] {
+            let _ = writeln!(s, "  {label}: {v}");
+        }
+        s
+    }
+
     fn handle_call(&mut self, call: &Call) -> Response {
         match call.command.name {
             "ofproto/dump-flows" => {
@@ -427,6 +544,10 @@ impl Bridge {
             }
             "netdev/show" => Response::ok(self.dump_ports(call.json)),
             "fdb/show" => Response::ok(self.fdb_show(call.json)),
+            "fdb/add" | "fdb/del" | "fdb/stats-show" | "port/set-vlan" => match self.fdb_call(call) {
+                Ok(body) => Response::ok(body),
+                Err(e) => Response::err(e),
+            },
             "fdb/flush" => {
                 let n = self.dp.fdb().retain(|_| false);
                 Response::ok(format!("table successfully flushed ({n} entries)\n"))
@@ -439,31 +560,38 @@ impl Bridge {
         }
     }
 
+    /// NORMAL's table as `ovs-appctl fdb/show` prints it: OpenFlow port number (`LOCAL`),
+    /// VLAN, MAC, seconds since last seen or `static`.
     fn fdb_show(&mut self, json: bool) -> String {
         let now_s = (self.dp.now_ms() / 1000) as u32;
         let mut entries = self.dp.fdb().entries();
         entries.sort_by_key(|e| (e.port, e.vlan, e.mac));
-        let name = |no: u32| self.ports.name(no).map_or_else(|| no.to_string(), str::to_string);
+        let port = |no: DpPortNo| if no == DpPortNo::LOCAL { "LOCAL".to_string() } else { no.0.to_string() };
         let mac = |m: &[u8; 6]| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
         if json {
             let v: Vec<_> = entries
                 .iter()
                 .map(|e| {
-                    serde_json::json!({"port": name(e.port.0), "vlan": e.vlan, "mac": mac(&e.mac), "age": now_s.saturating_sub(e.seen_s)})
+                    serde_json::json!({
+                        "port": if e.port == DpPortNo::LOCAL { serde_json::json!("LOCAL") } else { serde_json::json!(e.port.0) },
+                        "name": self.ports.name(e.port.0),
+                        "vlan": e.vlan,
+                        "mac": mac(&e.mac),
+                        "age": if e.is_static { None } else { Some(now_s.saturating_sub(e.seen_s)) },
+                        "static": e.is_static,
+                    })
                 })
                 .collect();
             return serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
         }
         let mut s = String::from(" port  VLAN  MAC                Age\n");
         for e in entries {
-            let _ = writeln!(
-                s,
-                "{:>5}  {:>4}  {}  {:>4}",
-                name(e.port.0),
-                e.vlan,
-                mac(&e.mac),
-                now_s.saturating_sub(e.seen_s)
-            );
+            let age = if e.is_static {
+                "static".to_string()
+            } else {
+                format!("{:>3}", now_s.saturating_sub(e.seen_s))
+            };
+            let _ = writeln!(s, "{:>5}  {:>4}  {}  {age}", port(e.port), e.vlan, mac(&e.mac));
         }
         s
     }
@@ -582,10 +710,12 @@ impl Bridge {
         );
         let _ = writeln!(
             s,
-            "NORMAL: learning events dropped {}, MAC table full {}, aged out {}",
+            "NORMAL: learning events dropped {}, MAC table full {}, aged out {}, VLAN drops {}, multicast sources {}",
             self.dp.learn_dropped(),
             sp.fdb_full,
-            sp.fdb_aged
+            sp.fdb_aged,
+            stats.iter().map(|p| p.normal_vlan_dropped).sum::<u64>(),
+            stats.iter().map(|p| p.normal_src_multicast).sum::<u64>()
         );
         s
     }
@@ -596,7 +726,8 @@ impl Bridge {
             let v: Vec<_> = ports
                 .iter()
                 .map(|(no, name, kind, desc, st)| {
-                    serde_json::json!({"port": no.0, "name": name, "type": kind, "attach": desc, "stats": st})
+                    let vlan = self.vlans.get(&no.0).map(PortVlan::describe);
+                    serde_json::json!({"port": no.0, "name": name, "type": kind, "attach": desc, "vlan": vlan, "stats": st})
                 })
                 .collect();
             return serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
@@ -608,6 +739,9 @@ impl Bridge {
                 "port {no}: {name} (type {kind}{}{desc})",
                 if desc.is_empty() { "" } else { ", " }
             );
+            if let Some(v) = self.vlans.get(&no.0) {
+                let _ = writeln!(s, "  {}", v.describe());
+            }
             let _ = writeln!(s, "  rx pkts={} bytes={}", st.rx_packets, st.rx_bytes);
             let _ =
                 writeln!(s, "  tx pkts={} bytes={} dropped={}", st.tx_packets, st.tx_bytes, st.tx_dropped);

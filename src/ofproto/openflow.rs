@@ -14,6 +14,7 @@ use crate::datapath::actions::DpAction;
 use crate::datapath::extract::extract;
 use crate::datapath::flow::FlowKey;
 use crate::datapath::meter::{MeterConfig, MeterUnit};
+use crate::datapath::normal::{NormalPorts, PortVlan};
 use crate::datapath::upcall::PacketIn as DpPacketIn;
 use crate::netdev::DpPortNo;
 use crate::ofp::multipart::{
@@ -297,22 +298,28 @@ impl Bridge {
         }
         if !changed.is_empty() {
             self.dirty = true;
-            self.publish_flood_ports();
+            self.publish_normal_ports();
             for no in changed {
                 self.send_port_status(no, ofp::port::OFPPR_MODIFY);
             }
         }
     }
 
-    /// Tells NORMAL which ports it floods to: live ones without `NO_FLOOD`/`NO_FWD`.
-    pub(super) fn publish_flood_ports(&self) {
-        let ports = self
+    /// Tells NORMAL which ports it floods to (live ones without `NO_FLOOD`/`NO_FWD`) and
+    /// each port's VLAN configuration.
+    pub(super) fn publish_normal_ports(&self) {
+        let flood = self
             .xports
             .iter()
             .filter(|x| x.live && x.config & (ofppc::NO_FLOOD | ofppc::NO_FWD | ofppc::PORT_DOWN) == 0)
             .map(|x| DpPortNo(x.no))
             .collect();
-        self.dp.set_flood_ports(ports);
+        let len = self.vlans.keys().map(|&no| DpPortNo(no).table_index() + 1).max().unwrap_or(0);
+        let mut vlans = vec![PortVlan::trunk_all(); len];
+        for (&no, v) in &self.vlans {
+            vlans[DpPortNo(no).table_index()] = v.clone();
+        }
+        self.dp.set_normal_ports(NormalPorts { flood, vlans });
     }
 
     fn send_port_status(&mut self, no: u32, reason: u8) {
@@ -624,7 +631,7 @@ impl Bridge {
         self.xports[i].config = (self.xports[i].config & !m) | (config & m);
         self.xports[i].live = self.dp.port_live(DpPortNo(no));
         self.dirty = true;
-        self.publish_flood_ports();
+        self.publish_normal_ports();
         self.send_port_status(no, ofp::port::OFPPR_MODIFY);
         Ok(Vec::new())
     }
