@@ -324,6 +324,26 @@ fn access_vlans_isolate() {
     assert!(from_src(&got[1], prio).is_empty() && from_src(&got[2], prio).is_empty(), "{got:?}");
 }
 
+/// A port moved from VLAN 10 to VLAN 20 while running: its host talks to VLAN 20 at once
+/// and no longer to VLAN 10.
+#[test]
+fn port_vlan_change_applies_live() {
+    if skip() {
+        return;
+    }
+    let h = hosts(3, 1);
+    let dut = start(&h, &normal_opts(&["tag=10", "tag=10", "tag=20"]));
+    assert!(eventually_pings(&h[0], &h[1]));
+    assert!(!pings(&h[1], &h[2]));
+    dut.set_port_vlan(&h[1].sw_if, "tag=20");
+    assert!(eventually_pings(&h[1], &h[2]), "{:?}: h1 does not reach VLAN 20 after the change", dut.kind);
+    assert!(!pings(&h[0], &h[1]), "h1 still reaches VLAN 10");
+    eventually(10, "h1 learned in VLAN 20", || entry_for(&dut, &h[1].mac).filter(|e| e.vlan == 20));
+    // Back to a trunk of every VLAN: h1 speaks untagged, VLAN 0, reaching neither access host.
+    dut.set_port_vlan(&h[1].sw_if, "");
+    assert!(!pings(&h[1], &h[2]) && !pings(&h[1], &h[0]));
+}
+
 /// A trunk of VLANs 10 and 20 to a raw-socket host, two access hosts with the same address in
 /// VLAN 10 and 20: each tagged ARP request is answered by its own VLAN's host, tagged.
 #[test]

@@ -308,6 +308,32 @@ impl Dut {
         }
     }
 
+    /// Reconfigures a port's VLANs live (`ovs-vsctl set port` syntax separated by spaces;
+    /// empty: a trunk of every VLAN): xdpswitch `ctl set-port-vlan`, OVS `ovs-vsctl`, which
+    /// waits until ovs-vswitchd applied it.
+    pub fn set_port_vlan(&self, port: &str, opts: &str) {
+        let opts: Vec<&str> = opts.split_whitespace().collect();
+        match (&self.sw, &self.ovs) {
+            (Some(sw), _) => {
+                let mut argv = vec!["set-port-vlan", port];
+                argv.extend(&opts);
+                drop(sw.ctl(&argv));
+            }
+            (_, Some(ovs)) => {
+                let mut argv = vec!["ovs-vsctl", "--timeout=20"];
+                for col in ["tag", "trunks", "vlan_mode"] {
+                    argv.extend(["--", "clear", "port", port, col]);
+                }
+                if !opts.is_empty() {
+                    argv.extend(["--", "set", "port", port]);
+                    argv.extend(&opts);
+                }
+                drop(ovs.run(&argv));
+            }
+            _ => panic!("the switch is stopped"),
+        }
+    }
+
     /// The MAC table's counters (`fdb-stats` / `fdb/stats-show BR`), parsed from the text both
     /// print.
     pub fn fdb_stats(&self) -> FdbStats {
