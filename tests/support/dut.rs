@@ -59,6 +59,17 @@ pub struct DutOptions {
     pub flows: String,
     /// OVS only: controller inactivity probe in ms (OVS takes at least 5000).
     pub probe_ms: u32,
+    /// Per-port VLAN settings, parallel to the ports (missing or empty: none, a trunk of every
+    /// VLAN), in `ovs-vsctl set port` syntax separated by spaces: `"tag=10"`,
+    /// `"trunks=10,20"`, `"vlan_mode=native-untagged tag=5 trunks=10"`. xdpswitch gets them
+    /// as `--port NAME:tag=10:trunks=10,20`.
+    pub port_opts: Vec<&'static str>,
+    /// MAC aging in seconds (xdpswitch `--mac-aging`, OVS `other_config:mac-aging-time`).
+    pub mac_aging: Option<u32>,
+    /// MAC table size (xdpswitch `--mac-table-size`, OVS `other_config:mac-table-size`).
+    pub mac_table_size: Option<u32>,
+    /// xdpswitch only: more `run` arguments (`--cores 2`).
+    pub extra_args: Vec<String>,
 }
 
 impl Default for DutOptions {
@@ -69,6 +80,10 @@ impl Default for DutOptions {
             of_versions: "1.0,1.3",
             flows: String::new(),
             probe_ms: 5000,
+            port_opts: Vec::new(),
+            mac_aging: None,
+            mac_table_size: None,
+            extra_args: Vec::new(),
         }
     }
 }
@@ -147,7 +162,26 @@ impl Dut {
                 for c in &opts.controllers {
                     extra.extend(["--controller", c]);
                 }
-                dut.sw = Some(SwitchProc::start(ports, &opts.flows, &extra));
+                let aging = opts.mac_aging.map(|a| a.to_string());
+                if let Some(a) = &aging {
+                    extra.extend(["--mac-aging", a]);
+                }
+                let size = opts.mac_table_size.map(|a| a.to_string());
+                if let Some(n) = &size {
+                    extra.extend(["--mac-table-size", n]);
+                }
+                extra.extend(opts.extra_args.iter().map(String::as_str));
+                // `NAME:tag=10:trunks=10,20`: the VLAN settings ride on the port argument.
+                let specs: Vec<String> = ports
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        let o = opts.port_opts.get(i).copied().unwrap_or("");
+                        std::iter::once(*p).chain(o.split_whitespace()).collect::<Vec<_>>().join(":")
+                    })
+                    .collect();
+                let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+                dut.sw = Some(SwitchProc::start(&specs, &opts.flows, &extra));
             }
             Kind::Ovs => {
                 let ovs = Ovs::start(&bridge, ports, port, opts);
@@ -230,6 +264,87 @@ impl Dut {
             .collect()
     }
 
+    /// The xdpswitch process (None for OVS), for xdpswitch-only ctl commands.
+    pub fn xdpswitch(&self) -> Option<&SwitchProc> {
+        self.sw.as_ref()
+    }
+
+    /// NORMAL's MAC table (`xdpswitch ctl fdb-show` / `ovs-appctl fdb/show BR`), parsed.
+    pub fn fdb_show(&self) -> Vec<FdbEntry> {
+        let text = match (&self.sw, &self.ovs) {
+            (Some(sw), _) => sw.ctl(&["fdb-show"]),
+            (_, Some(ovs)) => ovs.run(&["ovs-appctl", "fdb/show", &self.bridge]),
+            _ => panic!("the switch is stopped"),
+        };
+        parse_fdb(&text, &self.ports)
+    }
+
+    /// Forgets every MAC table entry (`fdb-flush` / `fdb/flush BR`).
+    pub fn fdb_flush(&self) {
+        match (&self.sw, &self.ovs) {
+            (Some(sw), _) => drop(sw.ctl(&["fdb-flush"])),
+            (_, Some(ovs)) => drop(ovs.run(&["ovs-appctl", "fdb/flush", &self.bridge])),
+            _ => panic!("the switch is stopped"),
+        }
+    }
+
+    /// A static entry: `port` (an interface name) in `vlan` for `mac` (`fdb-add` / `fdb/add`).
+    pub fn fdb_add(&self, port: &str, vlan: u16, mac: &str) {
+        let vlan = vlan.to_string();
+        match (&self.sw, &self.ovs) {
+            (Some(sw), _) => drop(sw.ctl(&["fdb-add", port, &vlan, mac])),
+            (_, Some(ovs)) => drop(ovs.run(&["ovs-appctl", "fdb/add", &self.bridge, port, &vlan, mac])),
+            _ => panic!("the switch is stopped"),
+        }
+    }
+
+    /// Removes the entry for `mac` in `vlan`, static or learned (`fdb-del` / `fdb/del BR`).
+    pub fn fdb_del(&self, vlan: u16, mac: &str) {
+        let vlan = vlan.to_string();
+        match (&self.sw, &self.ovs) {
+            (Some(sw), _) => drop(sw.ctl(&["fdb-del", &vlan, mac])),
+            (_, Some(ovs)) => drop(ovs.run(&["ovs-appctl", "fdb/del", &self.bridge, &vlan, mac])),
+            _ => panic!("the switch is stopped"),
+        }
+    }
+
+    /// Reconfigures a port's VLANs live (`ovs-vsctl set port` syntax separated by spaces;
+    /// empty: a trunk of every VLAN): xdpswitch `ctl set-port-vlan`, OVS `ovs-vsctl`, which
+    /// waits until ovs-vswitchd applied it.
+    pub fn set_port_vlan(&self, port: &str, opts: &str) {
+        let opts: Vec<&str> = opts.split_whitespace().collect();
+        match (&self.sw, &self.ovs) {
+            (Some(sw), _) => {
+                let mut argv = vec!["set-port-vlan", port];
+                argv.extend(&opts);
+                drop(sw.ctl(&argv));
+            }
+            (_, Some(ovs)) => {
+                let mut argv = vec!["ovs-vsctl", "--timeout=20"];
+                for col in ["tag", "trunks", "vlan_mode"] {
+                    argv.extend(["--", "clear", "port", port, col]);
+                }
+                if !opts.is_empty() {
+                    argv.extend(["--", "set", "port", port]);
+                    argv.extend(&opts);
+                }
+                drop(ovs.run(&argv));
+            }
+            _ => panic!("the switch is stopped"),
+        }
+    }
+
+    /// The MAC table's counters (`fdb-stats` / `fdb/stats-show BR`), parsed from the text both
+    /// print.
+    pub fn fdb_stats(&self) -> FdbStats {
+        let text = match (&self.sw, &self.ovs) {
+            (Some(sw), _) => sw.ctl(&["fdb-stats"]),
+            (_, Some(ovs)) => ovs.run(&["ovs-appctl", "fdb/stats-show", &self.bridge]),
+            _ => panic!("the switch is stopped"),
+        };
+        FdbStats::parse(&text)
+    }
+
     /// Stops the switch now (also done on drop).
     pub fn stop(&mut self) {
         self.sw = None;
@@ -240,6 +355,103 @@ impl Dut {
 impl Drop for Dut {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// OFPP_LOCAL as a number.
+pub const LOCAL: u32 = 0xffff_fffe;
+
+/// One row of `fdb/show`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FdbEntry {
+    /// The OpenFlow port number (`LOCAL` for the bridge port).
+    pub port: u32,
+    pub vlan: u16,
+    /// Lower case, `aa:bb:cc:dd:ee:ff`.
+    pub mac: String,
+    /// Seconds since last seen; None for a static entry.
+    pub age: Option<u32>,
+}
+
+/// Parses OVS's `fdb/show` text. The port column is a number, `LOCAL`, or (tolerated) one of
+/// `ports`' names.
+pub fn parse_fdb(text: &str, ports: &[String]) -> Vec<FdbEntry> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() != 4 || f[0] == "port" {
+            assert!(f.is_empty() || f[0] == "port", "unexpected fdb/show line {line:?} in:\n{text}");
+            continue;
+        }
+        let port = match f[0] {
+            "LOCAL" => LOCAL,
+            p => p
+                .parse()
+                .ok()
+                .or_else(|| ports.iter().position(|n| n == p).map(|i| i as u32 + 1))
+                .unwrap_or_else(|| panic!("unknown port {p:?} in fdb/show line {line:?}")),
+        };
+        let vlan = f[1].parse().unwrap_or_else(|_| panic!("bad VLAN in fdb/show line {line:?}"));
+        let age = match f[3] {
+            "static" => None,
+            a => Some(a.parse().unwrap_or_else(|_| panic!("bad age in fdb/show line {line:?}"))),
+        };
+        out.push(FdbEntry { port, vlan, mac: f[2].to_ascii_lowercase(), age });
+    }
+    out
+}
+
+/// The counters of `fdb/stats-show`; the last three only xdpswitch prints.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FdbStats {
+    pub entries: u64,
+    pub max: u64,
+    pub static_entries: u64,
+    pub learned: u64,
+    pub expired: u64,
+    pub evicted: u64,
+    pub moved: u64,
+    pub learn_dropped: Option<u64>,
+    pub vlan_dropped: Option<u64>,
+    pub src_multicast: Option<u64>,
+}
+
+impl FdbStats {
+    /// Parses `label : value` lines by their labels.
+    pub fn parse(text: &str) -> FdbStats {
+        let mut st = FdbStats::default();
+        let num = |v: &str| -> u64 { v.parse().unwrap_or_else(|_| panic!("bad number {v:?} in:\n{text}")) };
+        let mut seen = 0;
+        for line in text.lines() {
+            let Some((label, value)) = line.rsplit_once(':') else { continue };
+            let (label, value) = (label.trim(), value.trim());
+            seen += 1;
+            if label.starts_with("Current/maximum MAC entries") {
+                let (cur, max) = value.split_once('/').unwrap_or_else(|| panic!("bad {line:?}"));
+                st.entries = num(cur.trim());
+                st.max = num(max.trim());
+            } else if label.starts_with("Current static MAC entries") {
+                st.static_entries = num(value);
+            } else if label.starts_with("Total number of learned") {
+                st.learned = num(value);
+            } else if label.starts_with("Total number of expired") {
+                st.expired = num(value);
+            } else if label.starts_with("Total number of evicted") {
+                st.evicted = num(value);
+            } else if label.starts_with("Total number of port moved") {
+                st.moved = num(value);
+            } else if label.starts_with("Learning events dropped") {
+                st.learn_dropped = Some(num(value));
+            } else if label.starts_with("Frames dropped for their VLAN") {
+                st.vlan_dropped = Some(num(value));
+            } else if label.starts_with("Frames with a multicast source") {
+                st.src_multicast = Some(num(value));
+            } else {
+                seen -= 1;
+            }
+        }
+        assert!(seen >= 6, "not an fdb/stats-show answer:\n{text}");
+        st
     }
 }
 
@@ -319,6 +531,19 @@ impl Ovs {
                 args.push("type=afxdp");
             }
             vs(&args);
+            let vlan: Vec<&str> =
+                opts.port_opts.get(i).map_or(Vec::new(), |o| o.split_whitespace().collect());
+            if !vlan.is_empty() {
+                let mut args = vec!["set", "port", p];
+                args.extend(vlan);
+                vs(&args);
+            }
+        }
+        if let Some(a) = opts.mac_aging {
+            vs(&["set", "bridge", bridge, &format!("other_config:mac-aging-time={a}")]);
+        }
+        if let Some(n) = opts.mac_table_size {
+            vs(&["set", "bridge", bridge, &format!("other_config:mac-table-size={n}")]);
         }
         // The passive listener for ovs-ofctl (OVS treats its connections as service
         // connections: they don't end fail-open mode) and the active controllers, with a short

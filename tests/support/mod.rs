@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod dut;
+pub mod l2;
 pub mod ofraw;
 
 use std::path::PathBuf;
@@ -85,7 +86,8 @@ impl SwitchProc {
         let sw = SwitchProc {
             child: Some(child),
             ctl,
-            ports: ports.iter().map(|s| s.to_string()).collect(),
+            // The interface names, without any `:tag=...` settings after them.
+            ports: ports.iter().map(|s| s.split(':').next().unwrap_or(s).to_string()).collect(),
             _flows: tempfile_path::TempPath(flow_path),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
