@@ -140,6 +140,12 @@ class Dut:
                 quiet("ethtool", "-K", dev, "gro", "on")
             sh(*vs, "add-port", "xbbr0", dev, *extra, env=env)
         of = ["ovs-ofctl", "-O", "OpenFlow13"]
+        # add-br returns once the database has the bridge; on a busy machine ovs-vswitchd may
+        # not have opened the bridge's OpenFlow socket yet.
+        for _ in range(100):
+            if subprocess.run([*of, "show", "xbbr0"], env=env, capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
         sh(*of, "del-flows", "xbbr0", env=env)
         sh(*of, "add-flow", "xbbr0", "priority=10,in_port=1,actions=output:2", env=env)
         sh(*of, "add-flow", "xbbr0", "priority=10,in_port=2,actions=output:1", env=env)
