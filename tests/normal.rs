@@ -324,6 +324,38 @@ fn access_vlans_isolate() {
     assert!(from_src(&got[1], prio).is_empty() && from_src(&got[2], prio).is_empty(), "{got:?}");
 }
 
+/// Learning is per (MAC, VLAN): one MAC behind port 1 in VLAN 10 and behind port 2 in VLAN
+/// 20 is two entries, neither a move, and each VLAN's traffic goes to its own.
+#[test]
+fn same_mac_in_two_vlans_is_two_entries() {
+    if skip() {
+        return;
+    }
+    let h = hosts_at(&["198.18.0.1/24", "198.18.0.1/24", "198.18.0.2/24", "198.18.0.2/24"], 1);
+    let m = h[0].mac.clone();
+    h[1].exec(&["ip", "link", "set", "eth0", "address", &m]).unwrap();
+    let dut = start(&h, &normal_opts(&["tag=10", "tag=20", "tag=10", "tag=20"]));
+    assert!(eventually_pings(&h[2], &h[0]), "VLAN 10");
+    assert!(eventually_pings(&h[3], &h[1]), "VLAN 20");
+    let want: BTreeSet<_> =
+        [(1, 10, m.clone()), (2, 20, m.clone()), (3, 10, h[2].mac.clone()), (4, 20, h[3].mac.clone())].into();
+    eventually(10, "the MAC learned in both VLANs", || (fdb_set(&dut) == want).then_some(()));
+    assert_eq!(dut.fdb_stats().moved, 0, "{:?}", dut.fdb_stats());
+    // Unicast to that MAC in VLAN 10 reaches port 1 only, in VLAN 20 port 2 only.
+    let got = l2::watch_while(&[&h[1]], 1.5, || assert_eq!(udp_delivered(&h[2], &h[0], 7060, 3), 3));
+    assert!(
+        got[0].iter().all(|f| f.udp_dport() != Some(7060)),
+        "VLAN 10 unicast reached VLAN 20: {:?}",
+        got[0]
+    );
+    let got = l2::watch_while(&[&h[0]], 1.5, || assert_eq!(udp_delivered(&h[3], &h[1], 7061, 3), 3));
+    assert!(
+        got[0].iter().all(|f| f.udp_dport() != Some(7061)),
+        "VLAN 20 unicast reached VLAN 10: {:?}",
+        got[0]
+    );
+}
+
 /// A port moved from VLAN 10 to VLAN 20 while running: its host talks to VLAN 20 at once
 /// and no longer to VLAN 10.
 #[test]
