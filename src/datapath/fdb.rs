@@ -144,6 +144,15 @@ impl Fdb {
         self.find(key(mac, vlan)).map(|(_, _, p)| DpPortNo(p))
     }
 
+    /// Loads the home slot of `mac` on `vlan` and returns its sequence word (meaningless): a
+    /// poll thread touches a batch's slots before deciding for each packet, so their cache
+    /// misses overlap. A plain load rather than a prefetch instruction, which would need
+    /// `unsafe`; out-of-order execution overlaps independent loads all the same.
+    #[inline]
+    pub fn touch(&self, mac: [u8; 6], vlan: u16) -> u32 {
+        self.slots[home(key(mac, vlan), self.mask)].seq.load(Relaxed)
+    }
+
     /// Called by a poll thread for each source address it forwards with NORMAL: refreshes the
     /// entry's age (at most one store a second) and says whether the control thread must
     /// learn it (unknown, or known on another port: a move). A static entry is never moved.

@@ -24,6 +24,7 @@ use crossbeam_channel::{Receiver, Sender};
 use smallvec::SmallVec;
 
 use super::fdb::Fdb;
+use super::flow::{FlowKey, VLAN_PRESENT};
 use crate::netdev::DpPortNo;
 use crate::packet::be16;
 use crate::packet::ethernet::is_vlan_tpid;
@@ -295,6 +296,15 @@ impl Normal {
     /// Learning events dropped for a full queue.
     pub fn learn_dropped(&self) -> u64 {
         self.learn_dropped.load(Relaxed)
+    }
+
+    /// Touches the table slots [`decide`](Self::decide) will read for a packet with `key`
+    /// received on `in_port` (see [`Fdb::touch`]); returns a value to feed `black_box`.
+    #[inline]
+    pub fn warm(&self, ports: &NormalPorts, key: &FlowKey, in_port: DpPortNo) -> u32 {
+        let vid = (key.vlan_tci & VLAN_PRESENT != 0).then_some(key.vlan_tci & VID_MASK);
+        let Some(vlan) = ports.vlan(in_port).ingress_vlan(vid, false) else { return 0 };
+        self.fdb.touch(key.dl_src, vlan) ^ self.fdb.touch(key.dl_dst, vlan)
     }
 
     /// The L2 switch for one packet received on `in_port` (`None`: from the controller, not

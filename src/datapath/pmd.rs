@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
+use super::actions::DpAction;
 use super::classifier::SubtableRanking;
 use super::emc::ExactMatchCache;
 use super::execute::{execute, OutputSink};
@@ -505,6 +506,16 @@ impl Pmd {
             } else {
                 from_classifier[..n].fill(false);
             }
+            // NORMAL reads two MAC table slots per packet: load them all first, so that the
+            // batch's cache misses overlap rather than stall one packet at a time.
+            let mut warm = 0u32;
+            for (mf, key) in found.iter().zip(keys.iter()) {
+                if mf.is_some_and(|mf| mf.actions.iter().any(|a| matches!(a, DpAction::Normal))) {
+                    let ports = out.normal_ports.get_or_insert_with(|| normal.ports());
+                    warm ^= normal.warm(ports, key, in_port);
+                }
+            }
+            std::hint::black_box(warm);
             for (i, frame) in valid.drain(..).enumerate() {
                 let len = frame.len() as u64;
                 let Some(mf) = found[i] else {
