@@ -122,7 +122,7 @@ pub const COMMANDS: &[Command] = &[
         usage: "",
         min_args: 0,
         max_args: 0,
-        help: "forget every MAC address, static ones too",
+        help: "forget every learned MAC address (static ones stay)",
     },
     Command {
         name: "fdb/add",

@@ -549,7 +549,8 @@ impl Bridge {
                 Err(e) => Response::err(e),
             },
             "fdb/flush" => {
-                let n = self.dp.fdb().retain(|_| false);
+                // As OVS's fdb/flush: learned entries go, static ones stay (fdb-del removes them).
+                let n = self.dp.fdb().retain(|e| e.is_static);
                 Response::ok(format!("table successfully flushed ({n} entries)\n"))
             }
             "exit" => {
