@@ -162,10 +162,12 @@ fn three_hosts_learn_and_forward() {
             .collect();
         assert_eq!(json, want, "{v}");
     }
-    // The NORMAL rule counted what it switched.
-    let flows = dut.flows(Of::V13, &[]);
+    // The NORMAL rule counted what it switched (OVS credits its counters every ~0.5 s).
+    let flows = eventually(10, "the NORMAL rule's counter", || {
+        let flows = dut.flows(Of::V13, &[]);
+        (flows.len() == 1 && n_packets(&flows[0], "actions=NORMAL") >= 15 + 12).then_some(flows)
+    });
     assert_eq!(flows.len(), 1, "{flows:#?}");
-    assert!(n_packets(&flows[0], "actions=NORMAL") >= 15 + 12, "{flows:#?}");
 }
 
 /// Standalone with no controller: a visible `priority=0 actions=NORMAL` rule (OVS's fail-open
