@@ -135,6 +135,8 @@ pub struct Megaflow {
     pub actions: DpActions,
     stats: Box<[CoreSlot]>,
     dead: AtomicBool,
+    /// The actions include `Normal` (the poll thread warms NORMAL's MAC table for it).
+    pub uses_normal: bool,
     /// Never reused within a table.
     pub id: MegaflowId,
     /// Opaque to the datapath: ofproto stores its rule id here.
@@ -172,6 +174,7 @@ impl Megaflow {
             key: key.masked(&mask),
             mask,
             actions: actions.iter().cloned().collect(),
+            uses_normal: actions.contains(&DpAction::Normal),
             cookie,
             dead: AtomicBool::new(false),
             stats: (0..max_cores.max(1)).map(|_| CoreSlot::default()).collect(),

@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use super::actions::DpAction;
 use super::classifier::SubtableRanking;
 use super::emc::ExactMatchCache;
 use super::execute::{execute, OutputSink};
@@ -510,7 +509,7 @@ impl Pmd {
             // batch's cache misses overlap rather than stall one packet at a time.
             let mut warm = 0u32;
             for (mf, key) in found.iter().zip(keys.iter()) {
-                if mf.is_some_and(|mf| mf.actions.iter().any(|a| matches!(a, DpAction::Normal))) {
+                if mf.is_some_and(|mf| mf.uses_normal) {
                     let ports = out.normal_ports.get_or_insert_with(|| normal.ports());
                     warm ^= normal.warm(ports, key, in_port);
                 }
