@@ -305,6 +305,11 @@ impl Datapath {
         &mut self.fdb
     }
 
+    /// NORMAL's MAC table, to read.
+    pub fn fdb_ref(&self) -> &FdbWriter {
+        &self.fdb
+    }
+
     /// Source addresses the poll threads saw and the MAC table lacks (learn them with [`fdb`](Self::fdb)).
     pub fn learn_events(&self) -> &Receiver<Learn> {
         &self.learn_rx

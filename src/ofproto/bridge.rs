@@ -98,10 +98,6 @@ pub struct BridgeStats {
     pub packet_ins: u64,
     /// Packet-ins dropped by the rate limit.
     pub packet_in_dropped: u64,
-    /// MAC addresses NORMAL could not learn for a full table.
-    pub fdb_full: u64,
-    /// MAC addresses aged out of NORMAL's table.
-    pub fdb_aged: u64,
 }
 
 /// One OpenFlow switch: its pipeline, its ports, its datapath.
@@ -419,9 +415,6 @@ impl Bridge {
         let evicted = self.dp.fdb().stats().evicted;
         let res = self.dp.fdb().learn(ev.mac, ev.vlan, ev.port, now_s);
         let full = matches!(res, Err(FdbFull));
-        if full {
-            self.stats.fdb_full += 1;
-        }
         if full || (res == Ok(Learned::New) && self.dp.fdb().stats().evicted > evicted) {
             let now = Instant::now();
             if self.last_fdb_warning.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10)) {
@@ -478,12 +471,12 @@ impl Bridge {
         }
     }
 
-    fn fdb_stats(&mut self, json: bool) -> String {
+    fn fdb_stats(&self, json: bool) -> String {
         let pmds = self.dp.pmd_stats();
         let vlan_dropped: u64 = pmds.iter().map(|p| p.normal_vlan_dropped).sum();
         let src_multicast: u64 = pmds.iter().map(|p| p.normal_src_multicast).sum();
         let learn_dropped = self.dp.learn_dropped();
-        let w = self.dp.fdb();
+        let w = self.dp.fdb_ref();
         let st = w.stats();
         if json {
             return serde_json::to_string_pretty(&serde_json::json!({
@@ -563,9 +556,9 @@ impl Bridge {
 
     /// NORMAL's table as `ovs-appctl fdb/show` prints it: OpenFlow port number (`LOCAL`),
     /// VLAN, MAC, seconds since last seen or `static`.
-    fn fdb_show(&mut self, json: bool) -> String {
+    fn fdb_show(&self, json: bool) -> String {
         let now_s = (self.dp.now_ms() / 1000) as u32;
-        let mut entries = self.dp.fdb().entries();
+        let mut entries = self.dp.fdb_ref().entries();
         entries.sort_by_key(|e| (e.port, e.vlan, e.mac));
         let port = |no: DpPortNo| if no == DpPortNo::LOCAL { "LOCAL".to_string() } else { no.0.to_string() };
         let mac = |m: &[u8; 6]| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
@@ -632,6 +625,7 @@ impl Bridge {
                 "pmds": stats,
                 "slow_path": self.stats,
                 "fdb_learn_dropped": self.dp.learn_dropped(),
+                "fdb": self.dp.fdb_ref().stats(),
             }))
             .unwrap_or_default()
                 + "\n";
@@ -711,10 +705,11 @@ impl Bridge {
         );
         let _ = writeln!(
             s,
-            "NORMAL: learning events dropped {}, MAC table full {}, aged out {}, VLAN drops {}, multicast sources {}",
+            "NORMAL: learning events dropped {}, MAC table full {}, aged out {}, evicted {}, VLAN drops {}, multicast sources {}",
             self.dp.learn_dropped(),
-            sp.fdb_full,
-            sp.fdb_aged,
+            self.dp.fdb_ref().stats().full,
+            self.dp.fdb_ref().stats().expired,
+            self.dp.fdb_ref().stats().evicted,
             stats.iter().map(|p| p.normal_vlan_dropped).sum::<u64>(),
             stats.iter().map(|p| p.normal_src_multicast).sum::<u64>()
         );

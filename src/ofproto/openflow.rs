@@ -489,8 +489,7 @@ impl Bridge {
         if self.last_aging.is_none_or(|t| now.saturating_sub(t) >= Duration::from_secs(1)) {
             self.last_aging = Some(now);
             let now_s = (self.dp.now_ms() / 1000) as u32;
-            let aged = self.dp.fdb().age(now_s, self.cfg.mac_aging.as_secs() as u32);
-            self.stats.fdb_aged += aged as u64;
+            self.dp.fdb().age(now_s, self.cfg.mac_aging.as_secs() as u32);
             // Link state from sysfs, once a second: a few file reads per port.
             self.refresh_port_state();
         }

@@ -72,6 +72,8 @@ pub fn bin() -> &'static str {
 
 impl SwitchProc {
     /// Starts the switch over `ports` with `flows` and extra arguments; waits for its socket.
+    /// It forwards by `flows` only (`--fail-mode secure`: no NORMAL rule of its own) unless
+    /// `extra` names a fail mode.
     pub fn start(ports: &[&str], flows: &str, extra: &[&str]) -> SwitchProc {
         let t = tag('s');
         let flow_path = std::env::temp_dir().join(format!("xs-{t}.flows"));
@@ -79,6 +81,9 @@ impl SwitchProc {
         let ctl = std::env::temp_dir().join(format!("xs-{t}.ctl"));
         let mut cmd = Command::new(bin());
         cmd.args(["--log", "warn", "run"]).arg("--flows").arg(&flow_path).arg("--ctl").arg(&ctl).args(extra);
+        if !extra.contains(&"--fail-mode") {
+            cmd.args(["--fail-mode", "secure"]);
+        }
         for p in ports {
             cmd.args(["--port", p]);
         }
