@@ -13,6 +13,7 @@ mod buf;
 pub mod build;
 pub mod checksum;
 pub mod ethernet;
+pub mod gre;
 pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
