@@ -102,22 +102,6 @@ impl Drop for Controller {
     }
 }
 
-fn pings(a: &Host, b: &Host) -> bool {
-    a.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "1", b.addr()]).is_ok_and(|o| o.contains(" 2 received"))
-}
-
-/// Polls `ping` until it works, for up to `secs`.
-fn eventually_pings(a: &Host, b: &Host, secs: u64) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if pings(a, b) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    false
-}
-
 /// The learned flow from `src` to `dst` via `in_port` → `out_port`, if the switch has it.
 fn learned<'a>(
     flows: &'a [String],

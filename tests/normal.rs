@@ -9,7 +9,7 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::dut::{skip_unless_tools, Dut, DutOptions, FdbEntry, Kind, Of};
 use support::l2::{self, Frame, BROADCAST};
@@ -54,39 +54,6 @@ fn normal_opts(port_opts: &[&'static str]) -> DutOptions {
     DutOptions { flows: NORMAL.into(), port_opts: port_opts.to_vec(), ..DutOptions::default() }
 }
 
-/// Whether `a` reaches `b` with ping (two echoes).
-fn pings(a: &Host, b: &Host) -> bool {
-    pings_ip(a, b.addr())
-}
-
-fn pings_ip(a: &Host, ip: &str) -> bool {
-    a.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "1", ip]).is_ok_and(|o| o.contains(" 2 received"))
-}
-
-/// Polls until `a` reaches `b`, up to 10 s (the first ping also resolves ARP through the switch).
-fn eventually_pings(a: &Host, b: &Host) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if pings(a, b) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
-
-/// Polls `f` (every 200 ms, up to `secs`) until it gives a value.
-fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// UDP datagrams `from` → `ip` on `dport` received by `to` (of `count` sent).
 fn udp_to(from: &Host, to: &Host, ip: &str, dport: u16, count: usize) -> usize {
     let rx = udp_receiver(to, dport, count, 1.5);
@@ -129,7 +96,7 @@ fn three_hosts_learn_and_forward() {
     let dut = start(&h, &normal_opts(&[]));
     // No static neighbours: ARP itself goes through NORMAL's flooding.
     for (a, b) in [(0, 1), (0, 2), (1, 2)] {
-        assert!(eventually_pings(&h[a], &h[b]), "{:?}: h{a} does not reach h{b}", dut.kind);
+        assert!(eventually_pings(&h[a], &h[b], 10), "{:?}: h{a} does not reach h{b}", dut.kind);
     }
     assert_eq!(udp_delivered(&h[0], &h[1], 7001, 5), 5);
     assert_eq!(udp_delivered(&h[2], &h[0], 7002, 5), 5);
@@ -185,7 +152,7 @@ fn standalone_without_controller_is_a_learning_switch() {
     });
     assert_eq!(flows.len(), 1, "{flows:#?}");
     assert!(flows[0].contains("priority=0") && flows[0].contains("actions=NORMAL"), "{flows:#?}");
-    assert!(eventually_pings(&h[0], &h[1]));
+    assert!(eventually_pings(&h[0], &h[1], 10));
     let want: BTreeSet<_> = [(1, 0, h[0].mac.clone()), (2, 0, h[1].mac.clone())].into();
     eventually(10, "both hosts learned", || (fdb_set(&dut) == want).then_some(()));
 }
@@ -217,7 +184,7 @@ fn mac_move_follows_the_host() {
     h.extend(hosts_at(&["198.18.0.1/24"], 1));
     neighbours(&h[0], &h[1]).unwrap();
     let dut = start(&h, &normal_opts(&[]));
-    assert!(eventually_pings(&h[1], &h[0]));
+    assert!(eventually_pings(&h[1], &h[0], 10));
     let mac = h[0].mac.clone();
     eventually(10, "h0 learned on port 1", || entry_for(&dut, &mac).filter(|e| e.port == 1));
     let moved_before = dut.fdb_stats().moved;
@@ -256,7 +223,7 @@ fn quiet_hosts_age_out_and_come_back() {
         Kind::Xdpswitch => 3,
     };
     let dut = start(&h, &DutOptions { mac_aging: Some(aging), ..normal_opts(&[]) });
-    assert!(eventually_pings(&h[0], &h[1]));
+    assert!(eventually_pings(&h[0], &h[1], 10));
     let want: BTreeSet<_> = [(1, 0, h[0].mac.clone()), (2, 0, h[1].mac.clone())].into();
     eventually(10, "both hosts learned", || (fdb_set(&dut) == want).then_some(()));
     let expired_before = dut.fdb_stats().expired;
@@ -277,8 +244,8 @@ fn access_vlans_isolate() {
     }
     let h = hosts(4, 1);
     let dut = start(&h, &normal_opts(&["tag=10", "tag=10", "tag=20", "tag=20"]));
-    assert!(eventually_pings(&h[0], &h[1]), "same tag 10");
-    assert!(eventually_pings(&h[2], &h[3]), "same tag 20");
+    assert!(eventually_pings(&h[0], &h[1], 10), "same tag 10");
+    assert!(eventually_pings(&h[2], &h[3], 10), "same tag 20");
     for (a, b) in [(0, 2), (0, 3), (1, 3), (3, 0)] {
         assert!(!pings(&h[a], &h[b]), "h{a} (tag {}) reached h{b}", if a < 2 { 10 } else { 20 });
     }
@@ -347,8 +314,8 @@ fn same_mac_in_two_vlans_is_two_entries() {
     let m = h[0].mac.clone();
     h[1].exec(&["ip", "link", "set", "eth0", "address", &m]).unwrap();
     let dut = start(&h, &normal_opts(&["tag=10", "tag=20", "tag=10", "tag=20"]));
-    assert!(eventually_pings(&h[2], &h[0]), "VLAN 10");
-    assert!(eventually_pings(&h[3], &h[1]), "VLAN 20");
+    assert!(eventually_pings(&h[2], &h[0], 10), "VLAN 10");
+    assert!(eventually_pings(&h[3], &h[1], 10), "VLAN 20");
     let want: BTreeSet<_> =
         [(1, 10, m.clone()), (2, 20, m.clone()), (3, 10, h[2].mac.clone()), (4, 20, h[3].mac.clone())].into();
     eventually(10, "the MAC learned in both VLANs", || (fdb_set(&dut) == want).then_some(()));
@@ -377,10 +344,10 @@ fn port_vlan_change_applies_live() {
     }
     let h = hosts(3, 1);
     let dut = start(&h, &normal_opts(&["tag=10", "tag=10", "tag=20"]));
-    assert!(eventually_pings(&h[0], &h[1]));
+    assert!(eventually_pings(&h[0], &h[1], 10));
     assert!(!pings(&h[1], &h[2]));
     dut.set_port_vlan(&h[1].sw_if, "tag=20");
-    assert!(eventually_pings(&h[1], &h[2]), "{:?}: h1 does not reach VLAN 20 after the change", dut.kind);
+    assert!(eventually_pings(&h[1], &h[2], 10), "{:?}: h1 does not reach VLAN 20 after the change", dut.kind);
     assert!(!pings(&h[0], &h[1]), "h1 still reaches VLAN 10");
     eventually(10, "h1 learned in VLAN 20", || entry_for(&dut, &h[1].mac).filter(|e| e.vlan == 20));
     // Back to a trunk of every VLAN: h1 speaks untagged, VLAN 0, reaching neither access host.
@@ -545,7 +512,7 @@ fn rule_ahead_of_normal_overrides_one_destination() {
     }
     let flows = format!("priority=100,dl_dst={},actions=output:3\n{NORMAL}", h[1].mac);
     let dut = start(&h, &DutOptions { flows, ..DutOptions::default() });
-    assert!(eventually_pings(&h[0], &h[2]));
+    assert!(eventually_pings(&h[0], &h[2], 10));
     let dump = dut.ofctl(Of::V13, "dump-flows", &[]);
     let (hi0, lo0) = (n_packets(&dump, "priority=100"), n_packets(&dump, "actions=NORMAL"));
 
@@ -623,7 +590,7 @@ fn fdb_flush_keeps_static_entries() {
     let dut = start(&h, &normal_opts(&[]));
     let m = "02:00:00:00:5a:03";
     dut.fdb_add(&h[1].sw_if, 0, m);
-    assert!(eventually_pings(&h[0], &h[1]));
+    assert!(eventually_pings(&h[0], &h[1], 10));
     eventually(10, "both hosts learned", || (dut.fdb_show().len() == 3).then_some(()));
     std::thread::sleep(Duration::from_secs(2));
     dut.fdb_flush();
@@ -642,7 +609,7 @@ fn random_source_flood_is_bounded() {
     }
     let h = hosts(3, 1);
     let dut = start(&h, &DutOptions { mac_table_size: Some(1000), ..normal_opts(&[]) });
-    assert!(eventually_pings(&h[0], &h[1]));
+    assert!(eventually_pings(&h[0], &h[1], 10));
     l2::flood_random_sources(&h[2], 20_000);
     let fdb = dut.fdb_show();
     assert!(fdb.len() <= 1000, "{} entries", fdb.len());
@@ -673,7 +640,7 @@ fn multicast_source_is_not_learned() {
     }
     let h = hosts(2, 1);
     let dut = start(&h, &normal_opts(&[]));
-    assert!(eventually_pings(&h[0], &h[1]));
+    assert!(eventually_pings(&h[0], &h[1], 10));
     let before = xs_stat(&dut, "src_multicast");
     let mc = "01:00:5e:00:00:42";
     let f = l2::eth(BROADCAST, mc, &[], l2::ETH_EXPERIMENTAL, b"multicast source");

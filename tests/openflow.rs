@@ -35,35 +35,6 @@ fn setup(n: usize) -> (Vec<Host>, Dut) {
     (h, dut)
 }
 
-/// Whether `a` reaches `b` with ping (two echoes, short timeouts).
-fn pings(a: &Host, b: &Host) -> bool {
-    a.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "1", b.addr()]).is_ok_and(|o| o.contains(" 2 received"))
-}
-
-/// Polls until `a` reaches `b` (a switch may apply a flow change a little later).
-fn eventually_pings(a: &Host, b: &Host) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if pings(a, b) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
-
-/// Polls `f` (for up to 15 s) until it gives a value.
-fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 /// The lines of port `n` in `show`/`dump-ports-desc` output (from ` n(` to the next port).
 fn port_block(text: &str, n: u32) -> String {
     let head = format!(" {n}(");
@@ -173,12 +144,12 @@ fn flows_forward_drop_and_count() {
         dut.add_flows(of, &format!("priority=20,udp,tp_dst=9,actions=drop\n{PORT_TO_PORT}"));
         let before = dut.ofctl(of, "dump-ports", &["1"]);
         let rx_before = num(&before, "rx pkts");
-        assert!(eventually_pings(&h[0], &h[1]), "{of:?}: in_port flows don't forward");
+        assert!(eventually_pings(&h[0], &h[1], 10), "{of:?}: in_port flows don't forward");
         assert_eq!(udp_delivered(&h[0], &h[1], 9, 4), 0, "{of:?}: drop rule let traffic through");
         assert_eq!(udp_delivered(&h[0], &h[1], 10, 3), 3, "{of:?}");
 
         // Counters may be credited a little after the traffic (OVS: every ~0.5 s).
-        let flows = eventually("flow counters", || {
+        let flows = eventually(15, "flow counters", || {
             let flows = dut.flows(of, &[]);
             let n = |needles: &[&str]| num(flow(&flows, needles), "n_packets");
             (n(&["tp_dst=9"]) >= 4 && n(&["in_port=1"]) >= 2 + 3 && n(&["in_port=2"]) >= 2).then_some(flows)
@@ -198,7 +169,7 @@ fn flows_forward_drop_and_count() {
         let agg = dut.ofctl(of, "dump-aggregate", &["udp"]);
         assert_eq!(num(&agg, "flow_count"), 1, "{agg}");
 
-        eventually("port 1 rx counter", || {
+        eventually(15, "port 1 rx counter", || {
             let after = dut.ofctl(of, "dump-ports", &["1"]);
             (num(&after, "rx pkts") >= rx_before + 4 + 3 + 2).then_some(())
         });
@@ -235,7 +206,7 @@ fn add_flows_mod_flows_and_del_flows() {
         let flows = dut.flows(of, &["udp"]);
         assert_eq!(flows.len(), 2, "{flows:#?}");
         assert!(flows.iter().all(|l| l.contains("actions=output:3")), "{flows:#?}");
-        eventually("the dropped packets' count", || {
+        eventually(15, "the dropped packets' count", || {
             (num(flow(&dut.flows(of, &["udp"]), &["priority=31"]), "n_packets") == 2).then_some(())
         });
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -296,7 +267,7 @@ fn mod_port_down_up_and_no_flood() {
     for of in BOTH {
         dut.ofctl(of, "del-flows", &[]);
         dut.add_flows(of, PORT_TO_PORT);
-        assert!(eventually_pings(&h[0], &h[1]), "{of:?}");
+        assert!(eventually_pings(&h[0], &h[1], 10), "{of:?}");
         dut.ofctl(of, "mod-port", &["2", "down"]);
         let desc = port_block(&dut.ofctl(of, "dump-ports-desc", &[]), 2);
         assert!(desc.contains("PORT_DOWN"), "{of:?}: {desc}");
@@ -307,7 +278,7 @@ fn mod_port_down_up_and_no_flood() {
         dut.ofctl(of, "mod-port", &["2", "up"]);
         let desc = port_block(&dut.ofctl(of, "dump-ports-desc", &[]), 2);
         assert!(!desc.contains("PORT_DOWN"), "{of:?}: {desc}");
-        assert!(eventually_pings(&h[0], &h[1]), "{of:?}: port up again does not forward");
+        assert!(eventually_pings(&h[0], &h[1], 10), "{of:?}: port up again does not forward");
     }
 
     // FLOOD skips the ingress port and ports marked no-flood (an OpenFlow 1.0 port flag).
@@ -767,10 +738,10 @@ fn goto_table_pipeline() {
          table=1,priority=5,udp,tp_dst=9,actions=drop\n\
          table=1,priority=1,actions=output:2\n",
     );
-    assert!(eventually_pings(&h[0], &h[1]), "table 0 -> table 1 -> output:2 does not forward");
+    assert!(eventually_pings(&h[0], &h[1], 10), "table 0 -> table 1 -> output:2 does not forward");
     assert_eq!(udp_delivered(&h[0], &h[1], 9, 3), 0, "table 1's drop rule let traffic through");
     assert_eq!(udp_delivered(&h[0], &h[1], 10, 2), 2);
-    let t1 = eventually("table 1 counters", || {
+    let t1 = eventually(15, "table 1 counters", || {
         let t1 = dut.flows(of, &["table=1"]);
         let n = |needle: &str| num(flow(&t1, &[needle]), "n_packets");
         (t1.len() == 2 && n("tp_dst=9") >= 3 && n("priority=1 ") >= 2 + 2).then_some(t1)
@@ -931,14 +902,14 @@ fn standalone_without_a_controller_is_a_learning_switch() {
     let flows = dut.flows(Of::V13, &[]);
     let normal = flow(&flows, &["priority=0", "actions=NORMAL"]).to_string();
     assert!(!normal.contains("in_port"), "{normal}");
-    assert!(eventually_pings(&h[0], &h[1]), "h0 → h1 through NORMAL");
-    assert!(eventually_pings(&h[2], &h[1]), "h2 → h1 through NORMAL");
-    eventually("the NORMAL rule's counters", || {
+    assert!(eventually_pings(&h[0], &h[1], 10), "h0 → h1 through NORMAL");
+    assert!(eventually_pings(&h[2], &h[1], 10), "h2 → h1 through NORMAL");
+    eventually(15, "the NORMAL rule's counters", || {
         let flows = dut.flows(Of::V13, &[]);
         (num(flow(&flows, &["priority=0", "actions=NORMAL"]), "n_packets") >= 8).then_some(())
     });
     // A rule above NORMAL: h0's traffic is dropped, the others still switch.
     dut.ofctl(Of::V13, "add-flow", &["priority=10,in_port=1,actions=drop"]);
-    eventually("in_port=1 dropped", || (!pings(&h[0], &h[1])).then_some(()));
-    assert!(eventually_pings(&h[2], &h[1]));
+    eventually(15, "in_port=1 dropped", || (!pings(&h[0], &h[1])).then_some(()));
+    assert!(eventually_pings(&h[2], &h[1], 10));
 }

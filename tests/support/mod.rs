@@ -15,6 +15,41 @@ use std::time::{Duration, Instant};
 #[allow(unused_imports)]
 pub use xdpswitch::netns::{has_xdp, is_root, neighbours, Host};
 
+/// Whether `a` reaches `ip` with ping (two echoes, short timeouts).
+pub fn pings_ip(a: &Host, ip: &str) -> bool {
+    a.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "1", ip]).is_ok_and(|o| o.contains(" 2 received"))
+}
+
+/// Whether `a` reaches `b` with ping.
+pub fn pings(a: &Host, b: &Host) -> bool {
+    pings_ip(a, b.addr())
+}
+
+/// Polls until `a` reaches `b`, for up to `secs` (a switch may apply a change a little later;
+/// the first ping also resolves ARP through the switch).
+pub fn eventually_pings(a: &Host, b: &Host, secs: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if pings(a, b) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// Polls `f` (every 200 ms, up to `secs`) until it gives a value; panics naming `what` after.
+pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Skips (returns true) when not root, saying why.
 pub fn skip_unless_root() -> bool {
     if !is_root() {
