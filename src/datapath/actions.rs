@@ -59,7 +59,7 @@ pub fn format(actions: &[DpAction]) -> String {
     if actions.is_empty() {
         return "drop".to_string();
     }
-    let mac = |a: &[u8; 6]| a.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+    let mac = crate::packet::ethernet::format_mac;
     actions
         .iter()
         .map(|a| match a {

@@ -299,7 +299,7 @@ pub fn format_masked(key: &FlowKey, mask: &FlowMask) -> String {
             let _ = write!(s, "{name}={v}/{mv}");
         }
     };
-    let mac = |a: &[u8; 6]| a.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+    let mac = crate::packet::ethernet::format_mac;
     let v6 = |a: &[u8; 16]| std::net::Ipv6Addr::from(*a).to_string();
     let is_v6 = key.dl_type == 0x86dd;
     macro_rules! num {

@@ -69,6 +69,11 @@ impl std::str::FromStr for VlanMode {
 pub const VID_MAX: u16 = 4095;
 const VID_MASK: u16 = 0x0fff;
 
+/// A VLAN ID, 0 to 4095.
+pub fn parse_vid(s: &str) -> Option<u16> {
+    s.parse::<u16>().ok().filter(|&v| v <= VID_MAX)
+}
+
 /// A port's VLAN configuration.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct PortVlan {
@@ -130,11 +135,7 @@ impl PortVlan {
         for opt in opts {
             let (k, v) = opt.split_once('=').ok_or_else(|| format!("{opt:?}: expected KEY=VALUE"))?;
             let vid = |s: &str| {
-                s.trim()
-                    .parse::<u16>()
-                    .ok()
-                    .filter(|&v| v <= VID_MAX)
-                    .ok_or_else(|| format!("{k}={v}: {s:?} is not a VLAN ID (0 to {VID_MAX})"))
+                parse_vid(s.trim()).ok_or_else(|| format!("{k}={v}: {s:?} is not a VLAN ID (0 to {VID_MAX})"))
             };
             match k {
                 "tag" => tag = Some(vid(v)?),

@@ -26,7 +26,7 @@ use crate::datapath::dpif::Datapath;
 use crate::datapath::fdb::{FdbFull, Learned};
 use crate::datapath::flow::{format_masked, FlowKey, FlowMask};
 use crate::datapath::megaflow::{FlowStats, MegaflowId};
-use crate::datapath::normal::{Learn, PortVlan};
+use crate::datapath::normal::{parse_vid, Learn, PortVlan, VID_MAX};
 use crate::datapath::upcall::Upcall;
 use crate::netdev::DpPortNo;
 
@@ -443,8 +443,7 @@ impl Bridge {
     }
 
     fn fdb_call(&mut self, call: &Call) -> Result<String, String> {
-        let vlan =
-            |s: &str| s.parse::<u16>().ok().filter(|&v| v <= 4095).ok_or(format!("{s}: not a VLAN ID"));
+        let vlan = |s: &str| parse_vid(s).ok_or(format!("{s}: not a VLAN ID (0 to {VID_MAX})"));
         let mac = |s: &str| parse_mac(s).ok_or(format!("{s}: not a MAC address"));
         match call.command.name {
             "fdb/add" => {
@@ -467,7 +466,7 @@ impl Bridge {
                 self.set_port_vlan(no, v);
                 Ok(String::new())
             }
-            _ => Ok(self.fdb_stats(call.json)),
+            other => Err(format!("{other}: not an fdb command")),
         }
     }
 
@@ -537,7 +536,8 @@ impl Bridge {
             }
             "netdev/show" => Response::ok(self.dump_ports(call.json)),
             "fdb/show" => Response::ok(self.fdb_show(call.json)),
-            "fdb/add" | "fdb/del" | "fdb/stats-show" | "port/set-vlan" => match self.fdb_call(call) {
+            "fdb/stats-show" => Response::ok(self.fdb_stats(call.json)),
+            "fdb/add" | "fdb/del" | "port/set-vlan" => match self.fdb_call(call) {
                 Ok(body) => Response::ok(body),
                 Err(e) => Response::err(e),
             },
@@ -561,7 +561,7 @@ impl Bridge {
         let mut entries = self.dp.fdb_ref().entries();
         entries.sort_by_key(|e| (e.port, e.vlan, e.mac));
         let port = |no: DpPortNo| if no == DpPortNo::LOCAL { "LOCAL".to_string() } else { no.0.to_string() };
-        let mac = |m: &[u8; 6]| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+        let mac = crate::packet::ethernet::format_mac;
         if json {
             let v: Vec<_> = entries
                 .iter()

@@ -22,6 +22,11 @@ pub mod ether_type {
     pub const NONE: u16 = 0x05ff;
 }
 
+/// `02:00:00:00:00:01`: an address as OVS and the operator's tools write it.
+pub fn format_mac(a: &[u8; 6]) -> String {
+    a.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
 /// Whether `t` is a VLAN tag protocol identifier (802.1Q or 802.1ad).
 #[inline]
 pub fn is_vlan_tpid(t: u16) -> bool {
