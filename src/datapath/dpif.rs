@@ -517,7 +517,12 @@ mod tests {
 
     /// Ports 1 and 2 (in-memory, one queue each, capturing).
     fn rig(cfg: DatapathConfig) -> (Datapath, MemPort, MemPort) {
-        let (a, b) = (MemPort::new("a", 1), MemPort::new("b", 1));
+        rig_queues(cfg, 1, 1)
+    }
+
+    /// Ports 1 and 2 (in-memory, capturing) with `qa` and `qb` queues.
+    fn rig_queues(cfg: DatapathConfig, qa: u32, qb: u32) -> (Datapath, MemPort, MemPort) {
+        let (a, b) = (MemPort::new("a", qa), MemPort::new("b", qb));
         a.capture(true);
         b.capture(true);
         let ports = vec![
@@ -697,13 +702,8 @@ mod tests {
     /// port's `tx_dropped` shows it.
     #[test]
     fn tx_without_a_queue_counts_in_the_ports_tx_dropped() {
-        let (a, b) = (MemPort::new("a", 2), MemPort::new("b", 1));
-        let ports = vec![
-            DpPort { no: DpPortNo(1), port: Arc::new(a.clone()) as Arc<dyn Port> },
-            DpPort { no: DpPortNo(2), port: Arc::new(b.clone()) as Arc<dyn Port> },
-        ];
         let cfg = DatapathConfig { n_pmds: 2, pmd_cpus: vec![0, 0], ..DatapathConfig::default() };
-        let mut dp = Datapath::start(&cfg, ports).unwrap();
+        let (mut dp, a, b) = rig_queues(cfg, 2, 1);
         assert_eq!(dp.pmd_queues(1), &[(DpPortNo(1), 1)]);
         flow(&mut dp, 1, &[DpAction::Output(DpPortNo(2))]);
         for i in 0..4 {
@@ -721,15 +721,8 @@ mod tests {
     #[test]
     fn normal_learning_is_shared_by_poll_threads_and_tags_per_port() {
         use crate::datapath::normal::{NormalPorts, PortVlan};
-        let (a, b) = (MemPort::new("a", 2), MemPort::new("b", 2));
-        a.capture(true);
-        b.capture(true);
-        let ports = vec![
-            DpPort { no: DpPortNo(1), port: Arc::new(a.clone()) as Arc<dyn Port> },
-            DpPort { no: DpPortNo(2), port: Arc::new(b.clone()) as Arc<dyn Port> },
-        ];
         let cfg = DatapathConfig { n_pmds: 2, pmd_cpus: vec![0, 0], ..DatapathConfig::default() };
-        let mut dp = Datapath::start(&cfg, ports).unwrap();
+        let (mut dp, a, b) = rig_queues(cfg, 2, 2);
         assert_eq!(dp.pmd_queues(1), &[(DpPortNo(1), 1), (DpPortNo(2), 1)]);
         let access10 = PortVlan::parse_options(["tag=10"]).unwrap();
         dp.set_normal_ports(NormalPorts {

@@ -184,15 +184,12 @@ fn normal_outputs(
     let n_tagged = d.out.iter().filter(|o| o.1).count();
     let n_untagged = d.out.len() - n_tagged;
     // The form the frame is closer to goes last, so that it is usually sent unchanged.
-    let is_tagged = {
-        let p = umem.data(&frame);
-        p.len() >= 14 && is_vlan_tpid(be16(p, ethernet::ETHERTYPE_OFFSET))
-    };
-    let order = if is_tagged { [false, true] } else { [true, false] };
+    let order = if has_outer_tag(umem.data(&frame)) { [false, true] } else { [true, false] };
     let forms: SmallVec<[bool; 2]> =
         order.into_iter().filter(|&t| if t { n_tagged > 0 } else { n_untagged > 0 }).collect();
     let mut frame = Some(frame);
     for (k, &tagged) in forms.iter().enumerate() {
+        let n_form = if tagged { n_tagged } else { n_untagged } as u32;
         let use_original = last && k + 1 == forms.len();
         let mut f = if use_original {
             frame.take()?
@@ -200,14 +197,14 @@ fn normal_outputs(
             match frame.as_ref().and_then(|f| umem.clone_frame(f)) {
                 Some(c) => c,
                 None => {
-                    res.copy_failed += if tagged { n_tagged } else { n_untagged } as u32;
+                    res.copy_failed += n_form;
                     continue;
                 }
             }
         };
         if umem.with_buf(&mut f, |b| set_tag(b, tagged, d.tci)).is_err() {
             umem.free(f);
-            res.copy_failed += if tagged { n_tagged } else { n_untagged } as u32;
+            res.copy_failed += n_form;
             continue;
         }
         let mut ports = d.out.iter().filter(|o| o.1 == tagged).map(|o| o.0).peekable();
@@ -232,9 +229,7 @@ fn normal_outputs(
 /// Gives the frame an outer tag `tci` (rewriting the VID and PCP of one it has, pushing an
 /// 802.1Q tag otherwise), or no outer tag.
 fn set_tag(b: &mut Buf<'_>, tagged: bool, tci: u16) -> Result<(), Malformed> {
-    let has_tag = b.len() >= ethernet::HEADER_LEN + vlan::HEADER_LEN
-        && is_vlan_tpid(be16(b.data(), ethernet::ETHERTYPE_OFFSET));
-    match (tagged, has_tag) {
+    match (tagged, has_outer_tag(b.data())) {
         (true, true) => {
             put16(b.data_mut(), ethernet::HEADER_LEN, tci & !VLAN_PRESENT);
             Ok(())
@@ -262,13 +257,18 @@ pub fn push_vlan(b: &mut Buf<'_>, tpid: u16, tci: u16) -> Result<(), Malformed> 
     Ok(())
 }
 
+/// Whether the frame has an outer VLAN tag (and is long enough to hold it).
+#[inline]
+fn has_outer_tag(d: &[u8]) -> bool {
+    d.len() >= ethernet::HEADER_LEN + vlan::HEADER_LEN && is_vlan_tpid(be16(d, ethernet::ETHERTYPE_OFFSET))
+}
+
 /// Removes the outermost tag, if there is one.
 pub fn pop_vlan(b: &mut Buf<'_>) {
-    let d = b.data_mut();
-    if d.len() < ethernet::HEADER_LEN + vlan::HEADER_LEN || !is_vlan_tpid(be16(d, ethernet::ETHERTYPE_OFFSET))
-    {
+    if !has_outer_tag(b.data()) {
         return;
     }
+    let d = b.data_mut();
     d.copy_within(0..12, vlan::TAG_LEN);
     // Cannot fail: the packet is longer than the tag (checked above).
     let _ = b.pull_head(vlan::TAG_LEN);
