@@ -22,7 +22,6 @@ daemons, XDP programs) is removed at the end, also on Ctrl-C.
 """
 
 import argparse
-import datetime
 import json
 import os
 import shutil
@@ -40,7 +39,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import p2p  # noqa: E402  (the topology and helpers of the port-to-port benchmark)
 from p2p import quiet, sh  # noqa: E402
 
-ROOT = p2p.ROOT
 ALL_DUTS = ["xdpswitch", "ovs"]
 
 # OpenFlow 1.3 numbers (ONF TS-023).
@@ -366,11 +364,7 @@ def measure(topo, secs, rate):
         args += ["--rate", str(int(rate))]
     gen = sh(*args)
     out, _ = sink.communicate(timeout=secs + 30)
-    sent, got = json.loads(gen), json.loads(out)
-    seconds = max(sent.get("seconds", secs), 1e-3)
-    rx = got.get("packets", 0)
-    return {"sent": sent["packets"], "received": rx, "seconds": seconds, "offered_pps": sent["pps"],
-            "pps": rx / seconds, "loss": max(0.0, 1 - rx / sent["packets"]) if sent["packets"] else 0.0}
+    return p2p.rates(gen, out, secs)
 
 
 def part_churn(dut, topo, secs, churn_rate, offered):
@@ -480,14 +474,11 @@ def main():
     if "ovs" in duts and shutil.which("ovs-vswitchd") is None:
         print("flowsetup: Open vSwitch not installed: skipping ovs", file=sys.stderr)
         duts.remove("ovs")
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out_dir = a.out or os.path.join(ROOT, "results", f"flowsetup-{stamp}")
-    os.makedirs(out_dir, exist_ok=True)
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    stamp, out_dir = p2p.run_stamp_and_dir("flowsetup", a.out)
     meta = {"date": stamp, "duration": a.duration, "reps": a.reps, "rules": a.rules, "flow_mods": a.flow_mods,
             "churn": a.churn, "offered": a.offered, "ovs_ports": a.ovs_ports,
             "command": " ".join(["benches/flowsetup.sh"] + sys.argv[1:]),
-            "machine": f"{os.uname().release}, {os.cpu_count()} CPUs ({cpu}), veth"}
+            "machine": p2p.machine()}
     topo = p2p.Topology()
     tmp = tempfile.mkdtemp(prefix="xf-")
     results = {d: {"errors": []} for d in duts}

@@ -31,7 +31,6 @@ removed at the end, also on Ctrl-C.
 """
 
 import argparse
-import datetime
 import json
 import os
 import re
@@ -46,7 +45,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import p2p  # noqa: E402  (the topology, DUTs and helpers)
-from p2p import ROOT, XS, sh, quiet  # noqa: E402
+from p2p import XS, sh  # noqa: E402
 
 ALL_DUTS = ["xdpswitch", "xdpswitch-normal", "ovs-afxdp", "ovs-afxdp-normal", "bare", "xdp-redirect"]
 GEN_BASE = "02:10:00:00:00:00"   # generator-side MACs (learned on port 1)
@@ -188,11 +187,7 @@ def measure(topo, size, macs, secs):
     finally:
         if sink.poll() is None:
             sink.kill()
-    sent, got = json.loads(gen), json.loads(out)
-    seconds = max(sent.get("seconds", secs), 1e-3)
-    rx = got.get("packets", 0)
-    return {"sent": sent["packets"], "received": rx, "seconds": seconds, "offered_pps": sent["pps"],
-            "pps": rx / seconds, "loss": max(0.0, 1 - rx / sent["packets"]) if sent["packets"] else 0.0}
+    return p2p.rates(gen, out, secs)
 
 
 def flood(topo, dut, macs, secs, established_rate):
@@ -353,23 +348,12 @@ def main():
         return
     if a.quick:
         a.duts, a.duration, a.reps, a.flood_secs = "xdpswitch,xdpswitch-normal", 2, 1, 2
-    duts = [d for d in a.duts.split(",") if d]
-    for d in duts:
-        if d not in ALL_DUTS:
-            sys.exit(f"normal: --duts: unknown DUT {d!r} (known: {', '.join(ALL_DUTS)})")
-    if shutil.which("ovs-vswitchd") is None:
-        missing = [d for d in duts if d.startswith("ovs-")]
-        if missing:
-            print(f"normal: Open vSwitch not installed: skipping {', '.join(missing)}", file=sys.stderr)
-            duts = [d for d in duts if d not in missing]
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out_dir = a.out or os.path.join(ROOT, "results", f"normal-{stamp}")
-    os.makedirs(out_dir, exist_ok=True)
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    duts = p2p.select_duts("normal", a.duts, ALL_DUTS)
+    stamp, out_dir = p2p.run_stamp_and_dir("normal", a.out)
     meta = {"date": stamp, "duration": a.duration, "reps": a.reps, "interleave": a.interleave, "size": a.size, "macs": a.macs,
             "flood_secs": a.flood_secs, "est_rate": a.established_rate,
             "command": " ".join(["benches/normal.sh"] + sys.argv[1:]),
-            "machine": f"{os.uname().release}, {os.cpu_count()} CPUs ({cpu}), veth"}
+            "machine": p2p.machine()}
     topo = p2p.Topology()
     tmp = tempfile.mkdtemp(prefix="xb-")
     results, fdb, floods = {}, {}, {}

@@ -195,6 +195,45 @@ class Dut:
             quiet("ip", "link", "set", "dev", dev, "xdp", "off")
 
 
+def rates(gen_json, sink_json, secs):
+    """What `pktgen send --json` and `pktgen sink --json` reported: frames sent and received,
+    the seconds sent for, the offered and received rates, the loss."""
+    sent, got = json.loads(gen_json), json.loads(sink_json)
+    seconds = max(sent.get("seconds", secs), 1e-3)
+    rx = got.get("packets", 0)
+    return {"sent": sent["packets"], "received": rx, "seconds": seconds, "offered_pps": sent["pps"],
+            "pps": rx / seconds, "loss": max(0.0, 1 - rx / sent["packets"]) if sent["packets"] else 0.0}
+
+
+def select_duts(prog, arg, known):
+    """The `--duts` list: an unknown name ends the program; OVS DUTs are skipped, saying so,
+    when Open vSwitch is not installed."""
+    duts = [d for d in arg.split(",") if d]
+    for d in duts:
+        if d not in known:
+            sys.exit(f"{prog}: --duts: unknown DUT {d!r} (known: {', '.join(known)})")
+    if shutil.which("ovs-vswitchd") is None:
+        missing = [d for d in duts if d.startswith("ovs-")]
+        if missing:
+            print(f"{prog}: Open vSwitch not installed: skipping {', '.join(missing)}", file=sys.stderr)
+            duts = [d for d in duts if d not in missing]
+    return duts
+
+
+def run_stamp_and_dir(prog, out):
+    """The run's time stamp and its results folder (`--out`, or results/PROG-STAMP), created."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_dir = out or os.path.join(ROOT, "results", f"{prog}-{stamp}")
+    os.makedirs(out_dir, exist_ok=True)
+    return stamp, out_dir
+
+
+def machine():
+    """Kernel, CPUs and CPU model, for the report."""
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    return f"{os.uname().release}, {os.cpu_count()} CPUs ({cpu}), veth"
+
+
 def measure(topo, size, flows, secs):
     """One run: sink in the sink namespace, generator in the generator namespace.
 
@@ -210,12 +249,9 @@ def measure(topo, size, flows, secs):
              "--flows", str(flows), "--duration", str(secs), "--json", "--src-ip", "198.18.0.1",
              "--dst-ip", "198.18.0.2", "--src-mac", topo.gen_mac, "--dst-mac", topo.sink_mac)
     out, _ = sink.communicate(timeout=secs + 30)
-    sent, got = json.loads(gen), json.loads(out)
-    seconds = max(sent.get("seconds", secs), 1e-3)
-    rx = got.get("packets", 0)
-    return {"sent": sent["packets"], "received": rx, "seconds": seconds, "offered_pps": sent["pps"],
-            "pps": rx / seconds, "gbps": rx / seconds * size * 8 / 1e9,
-            "loss": max(0.0, 1 - rx / sent["packets"]) if sent["packets"] else 0.0}
+    r = rates(gen, out, secs)
+    r["gbps"] = r["pps"] * size * 8 / 1e9
+    return r
 
 
 def report(results, duts, out_dir, meta):
@@ -285,21 +321,10 @@ def main():
         return
     if a.quick:
         a.sizes, a.flows, a.duration, a.reps = "64", "1", 2, 1
-    duts = [d for d in a.duts.split(",") if d]
-    for d in duts:
-        if d not in ALL_DUTS:
-            sys.exit(f"p2p: --duts: unknown DUT {d!r} (known: {', '.join(ALL_DUTS)})")
-    if shutil.which("ovs-vswitchd") is None:
-        missing = [d for d in duts if d.startswith("ovs-")]
-        if missing:
-            print(f"p2p: Open vSwitch not installed: skipping {', '.join(missing)}", file=sys.stderr)
-            duts = [d for d in duts if d not in missing]
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out_dir = a.out or os.path.join(ROOT, "results", f"p2p-{stamp}")
-    os.makedirs(out_dir, exist_ok=True)
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    duts = select_duts("p2p", a.duts, ALL_DUTS)
+    stamp, out_dir = run_stamp_and_dir("p2p", a.out)
     meta = {"date": stamp, "duration": a.duration, "reps": a.reps, "command": " ".join(["benches/p2p.sh"] + sys.argv[1:]),
-            "machine": f"{os.uname().release}, {os.cpu_count()} CPUs ({cpu}), veth"}
+            "machine": machine()}
     topo = Topology()
     tmp = tempfile.mkdtemp(prefix="xb-")
     results = {}
