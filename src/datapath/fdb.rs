@@ -104,11 +104,6 @@ impl Fdb {
         (fdb, w)
     }
 
-    /// Slots in the table.
-    pub fn capacity(&self) -> usize {
-        self.slots.len()
-    }
-
     /// Reads slot `i` consistently: `(key, port)`, or `None` if it is being written.
     #[inline]
     fn read(&self, i: usize) -> Option<(u64, u32)> {

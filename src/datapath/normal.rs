@@ -243,15 +243,6 @@ pub struct NormalDecision {
     pub src_multicast: bool,
 }
 
-impl NormalDecision {
-    pub fn clear(&mut self) {
-        self.out.clear();
-        self.tci = 0;
-        self.drop = None;
-        self.src_multicast = false;
-    }
-}
-
 /// A source address a poll thread saw that the table does not have on that port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Learn {
