@@ -51,6 +51,13 @@ pub enum DpAction {
     /// Pass the packet through OpenFlow meter `id`: a packet over the meter's drop band is
     /// dropped here and the actions after this one do not run for it.
     Meter(u32),
+    /// Encapsulate a copy of the packet, as it is at this point, with tunnel port `port`'s
+    /// outer headers and GRE key `key` (the low 32 bits of `tun_id`, used when the port's `out_key` is `flow`; a port with
+    /// a fixed key or none ignores it), then send it out of the tunnel's underlay port.
+    Tunnel {
+        port: DpPortNo,
+        key: u32,
+    },
 }
 
 /// `2,set(eth_dst=...)`-style text for a datapath action list (`drop` when empty), as
@@ -81,6 +88,7 @@ pub fn format(actions: &[DpAction]) -> String {
             DpAction::Userspace(id) => format!("userspace({id})"),
             DpAction::Meter(id) => format!("meter({id})"),
             DpAction::Normal => "normal".to_string(),
+            DpAction::Tunnel { port, key } => format!("tnl_push(port={},key={key:#x})", port.0),
         })
         .collect::<Vec<_>>()
         .join(",")

@@ -38,6 +38,9 @@ pub trait OutputSink {
     fn meter(&mut self, id: u32, len: usize) -> bool;
     /// `Normal`: where the L2 switch sends `packet`, and tagged or not (no port: drop).
     fn normal(&mut self, packet: &[u8], d: &mut NormalDecision);
+    /// `Tunnel`: takes ownership of `frame`, to be encapsulated for tunnel port `port` with
+    /// key `key` and sent out of its underlay port.
+    fn tunnel(&mut self, port: DpPortNo, key: u32, frame: Frame);
 }
 
 /// Why the frame itself was freed instead of sent. `as usize` indexes a counter array.
@@ -95,7 +98,14 @@ pub fn execute(
     let mut res = ExecResult::default();
     let mut frame = frame;
     let Some(end) = actions.iter().rposition(|a| {
-        matches!(a, DpAction::Output(_) | DpAction::Userspace(_) | DpAction::Meter(_) | DpAction::Normal)
+        matches!(
+            a,
+            DpAction::Output(_)
+                | DpAction::Userspace(_)
+                | DpAction::Meter(_)
+                | DpAction::Normal
+                | DpAction::Tunnel { .. }
+        )
     }) else {
         umem.free(frame);
         res.dropped = Some(ExecDrop::NoOutput);
@@ -112,6 +122,21 @@ pub fn execute(
                 match umem.clone_frame(&frame) {
                     Some(copy) => {
                         sink.output(*port, copy);
+                        res.sent += 1;
+                    }
+                    None => res.copy_failed += 1,
+                }
+                None
+            }
+            DpAction::Tunnel { port, key } if i == end => {
+                sink.tunnel(*port, *key, frame);
+                res.sent += 1;
+                return res;
+            }
+            DpAction::Tunnel { port, key } => {
+                match umem.clone_frame(&frame) {
+                    Some(copy) => {
+                        sink.tunnel(*port, *key, copy);
                         res.sent += 1;
                     }
                     None => res.copy_failed += 1,
@@ -391,6 +416,7 @@ fn set_field(d: &mut [u8], action: &DpAction) {
         | DpAction::PopVlan
         | DpAction::Userspace(_)
         | DpAction::Normal
+        | DpAction::Tunnel { .. }
         | DpAction::Meter(_) => {}
     }
 }
@@ -529,6 +555,9 @@ mod tests {
             true
         }
         fn normal(&mut self, _packet: &[u8], _d: &mut NormalDecision) {}
+        fn tunnel(&mut self, port: DpPortNo, _key: u32, frame: Frame) {
+            self.push((port, frame));
+        }
     }
 
     /// Records everything; meters in `closed` drop, the others pass; NORMAL picks `normal`.
@@ -542,6 +571,7 @@ mod tests {
         up_room: usize,
         normal: Vec<(DpPortNo, bool)>,
         normal_tci: u16,
+        tunneled: Vec<(DpPortNo, u32)>,
     }
 
     impl OutputSink for Recorder {
@@ -563,6 +593,10 @@ mod tests {
         fn normal(&mut self, _packet: &[u8], d: &mut NormalDecision) {
             d.out.extend(self.normal.iter().copied());
             d.tci = self.normal_tci;
+        }
+        fn tunnel(&mut self, port: DpPortNo, key: u32, frame: Frame) {
+            self.tunneled.push((port, key));
+            self.frames.push(frame);
         }
     }
 

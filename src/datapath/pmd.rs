@@ -300,6 +300,11 @@ impl OutputSink for Outputs<'_> {
         }
     }
 
+    fn tunnel(&mut self, _port: DpPortNo, _key: u32, frame: Frame) {
+        // Encapsulation is not wired to the poll threads yet: counted as unroutable.
+        self.unroutable.push(frame);
+    }
+
     #[inline]
     fn meter(&mut self, id: u32, len: usize) -> bool {
         let map = self.meter_map.get_or_insert_with(|| self.meters.load());
