@@ -474,10 +474,25 @@ fn unresolved_remote_is_dropped_and_counted() {
 }
 
 /// Open vSwitch 3.1 (userspace GRE, br-phy style, in its own namespace) as one hypervisor,
-/// xdpswitch as the other: pings both ways, the key intact on the wire in both directions
-/// (tcpdump on the OVS side decodes `GREv0 ... key=0x64, proto TEB`).
+/// xdpswitch as the other; OVS's GRE port with `options:key=flow` and rules that set and
+/// match `tun_id`: pings both ways, the key intact on the wire in both directions (tcpdump
+/// on the OVS side decodes `GREv0 ... key=0x64, proto TEB`).
 #[test]
 fn interop_with_ovs_userspace_gre() {
+    interop_with_ovs(
+        "flow",
+        &["in_port=1,actions=set_tunnel:0x64,output:2", "in_port=2,tun_id=0x64,actions=output:1"],
+    );
+}
+
+/// The same with a fixed key on OVS's side (`options:key=100`, plain port-to-port rules):
+/// xdpswitch's `key=flow` port and its rules carry 0x64 both ways just the same.
+#[test]
+fn interop_with_ovs_fixed_key() {
+    interop_with_ovs("100", &["in_port=1,actions=output:2", "in_port=2,actions=output:1"]);
+}
+
+fn interop_with_ovs(ovs_key: &str, ovs_flows: &[&str]) {
     if skip() || !have_ovs() || !which("tcpdump") || !have_config() {
         return;
     }
@@ -493,8 +508,8 @@ fn interop_with_ovs_userspace_gre() {
     ovs.gre_hypervisor(
         ("brp", &underlay.b, "198.19.0.2/24"),
         ("bri", &vm_o_link.a),
-        ("gre0", "198.19.0.1", "flow"),
-        &["in_port=1,actions=set_tunnel:0x64,output:2", "in_port=2,tun_id=0x64,actions=output:1"],
+        ("gre0", "198.19.0.1", ovs_key),
+        ovs_flows,
     );
     let gres = [Gre { name: "gre-ovs".into(), remote: "198.19.0.2".into() }];
     let vm_o_mac = mac_of(Some(&vm_o_ns), "eth0");
@@ -540,9 +555,9 @@ fn interop_with_ovs_userspace_gre() {
     assert!(hv.pmd("tunnel_encap") >= 2 && hv.pmd("tunnel_decap") >= 2);
 }
 
-/// The reference for the interop test, runnable without xdpswitch's tunnels: two Open
-/// vSwitch userspace hypervisors (each in its own namespace, veth underlay between them)
-/// with `key=flow` GRE ports; VMs ping across, tcpdump decodes GRE with the key both ways,
+/// The reference for the interop tests, runnable without xdpswitch's tunnels: two Open
+/// vSwitch userspace hypervisors (each in its own namespace, veth underlay between them),
+/// one GRE port with `key=flow`, the other with a fixed key 100; VMs ping across, tcpdump decodes GRE with the key both ways,
 /// each OVS resolved the other's br-phy MAC.
 #[test]
 fn ovs_to_ovs_userspace_gre_reference() {
@@ -561,12 +576,18 @@ fn ovs_to_ovs_userspace_gre_reference() {
     }
     let nodes = [OvsNode::start(&hv[0]), OvsNode::start(&hv[1])];
     let ul = [&underlay.a, &underlay.b];
-    for i in 0..2 {
+    // hva: key=flow and rules that set and match tun_id; hvb: a fixed key=100 (0x64) and
+    // plain port-to-port rules, as the fixed-key interop test runs OVS.
+    let setups: [(&str, &[&str]); 2] = [
+        ("flow", &["in_port=1,actions=set_tunnel:0x64,output:2", "in_port=2,tun_id=0x64,actions=output:1"]),
+        ("100", &["in_port=1,actions=output:2", "in_port=2,actions=output:1"]),
+    ];
+    for (i, (key, flows)) in setups.iter().enumerate() {
         nodes[i].gre_hypervisor(
             ("brp", ul[i], &format!("{}/24", ips[i])),
             ("bri", &vm_links[i].a),
-            ("gre0", ips[1 - i], "flow"),
-            &["in_port=1,actions=set_tunnel:0x64,output:2", "in_port=2,tun_id=0x64,actions=output:1"],
+            ("gre0", ips[1 - i], key),
+            flows,
         );
     }
     let cap = Tcpdump::start(Some(&hv[0]), &underlay.a, 60, &["ip", "proto", "47"]);
@@ -592,7 +613,7 @@ fn ovs_to_ovs_userspace_gre_reference() {
         assert!(neigh.contains(ips[1 - i]) && neigh.contains(&peer_mac), "{neigh}");
         // The tunnel's rules counted what they carried.
         let flows = nodes[i].ofctl("dump-flows", "bri", &[]);
-        assert!(rule_packets(&flows, &["tun_id=0x64", "actions=output:1"]) >= 2, "{flows}");
+        assert!(rule_packets(&flows, &["in_port=2"]) >= 2, "{flows}");
         assert!(rule_packets(&flows, &["in_port=1"]) >= 2, "{flows}");
     }
 }
