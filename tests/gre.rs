@@ -200,10 +200,11 @@ impl Hypervisor {
 /// The underlay: an xdpswitch doing NORMAL over one veth per hypervisor (the hypervisor's
 /// end stays in the root namespace for its switch), plus a probe host at 198.19.0.100 that
 /// can inject raw frames and capture what is flooded.
+/// (Fields drop in order: the switch stops before its ports go.)
 struct Underlay {
-    links: Vec<Link>,
-    probe: Host,
     _sw: SwitchProc,
+    probe: Host,
+    links: Vec<Link>,
 }
 
 impl Underlay {
@@ -216,7 +217,7 @@ impl Underlay {
         let mut ports: Vec<&str> = links.iter().map(|l| l.b.as_str()).collect();
         ports.push(&probe.sw_if);
         let sw = SwitchProc::start(&ports, "priority=0,actions=NORMAL\n", &[]);
-        Underlay { links, probe, _sw: sw }
+        Underlay { _sw: sw, probe, links }
     }
 
     /// The hypervisor end of link `i` (0-based).
