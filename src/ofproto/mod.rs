@@ -37,6 +37,7 @@ pub mod openflow;
 pub mod rule;
 pub mod syntax;
 pub mod table;
+pub mod underlay;
 pub mod xlate;
 
 pub use group::{Bucket, Group, GroupMod, GroupModCommand, GroupTable, GroupType};
