@@ -405,21 +405,21 @@ impl Bridge {
         } else {
             self.vlans.insert(no, vlan);
         }
-        self.dp.fdb().retain(|e| e.port.0 != no || e.is_static);
+        self.dp.fdb(0).retain(|e| e.port.0 != no || e.is_static);
         self.publish_normal_ports();
     }
 
     /// Learns one address a poll thread saw (the table evicts fairly when full).
     fn learn(&mut self, ev: Learn) {
         let now_s = (self.dp.now_ms() / 1000) as u32;
-        let evicted = self.dp.fdb().stats().evicted;
-        let res = self.dp.fdb().learn(ev.mac, ev.vlan, ev.port, now_s);
+        let evicted = self.dp.fdb(0).stats().evicted;
+        let res = self.dp.fdb(0).learn(ev.mac, ev.vlan, ev.port, now_s);
         let full = matches!(res, Err(FdbFull));
-        if full || (res == Ok(Learned::New) && self.dp.fdb().stats().evicted > evicted) {
+        if full || (res == Ok(Learned::New) && self.dp.fdb(0).stats().evicted > evicted) {
             let now = Instant::now();
             if self.last_fdb_warning.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10)) {
                 self.last_fdb_warning = Some(now);
-                let w = self.dp.fdb();
+                let w = self.dp.fdb(0);
                 tracing::warn!(
                     bridge = %self.name,
                     entries = w.len(),
@@ -449,12 +449,12 @@ impl Bridge {
             "fdb/add" => {
                 let no = self.port_arg(&call.args[0])?;
                 let (v, m) = (vlan(&call.args[1])?, mac(&call.args[2])?);
-                self.dp.fdb().add_static(m, v, DpPortNo(no)).map_err(|e| e.to_string())?;
+                self.dp.fdb(0).add_static(m, v, DpPortNo(no)).map_err(|e| e.to_string())?;
                 Ok(String::new())
             }
             "fdb/del" => {
                 let (v, m) = (vlan(&call.args[0])?, mac(&call.args[1])?);
-                if self.dp.fdb().forget(m, v) {
+                if self.dp.fdb(0).forget(m, v) {
                     Ok(String::new())
                 } else {
                     Err(format!("{} on VLAN {v}: not in the table", call.args[1]))
@@ -475,7 +475,7 @@ impl Bridge {
         let vlan_dropped: u64 = pmds.iter().map(|p| p.normal_vlan_dropped).sum();
         let src_multicast: u64 = pmds.iter().map(|p| p.normal_src_multicast).sum();
         let learn_dropped = self.dp.learn_dropped();
-        let w = self.dp.fdb_ref();
+        let w = self.dp.fdb_ref(0);
         let st = w.stats();
         if json {
             return serde_json::to_string_pretty(&serde_json::json!({
@@ -543,7 +543,7 @@ impl Bridge {
             },
             "fdb/flush" => {
                 // As OVS's fdb/flush: learned entries go, static ones stay (fdb-del removes them).
-                let n = self.dp.fdb().retain(|e| e.is_static);
+                let n = self.dp.fdb(0).retain(|e| e.is_static);
                 Response::ok(format!("table successfully flushed ({n} entries)\n"))
             }
             "exit" => {
@@ -558,7 +558,7 @@ impl Bridge {
     /// VLAN, MAC, seconds since last seen or `static`.
     fn fdb_show(&self, json: bool) -> String {
         let now_s = (self.dp.now_ms() / 1000) as u32;
-        let mut entries = self.dp.fdb_ref().entries();
+        let mut entries = self.dp.fdb_ref(0).entries();
         entries.sort_by_key(|e| (e.port, e.vlan, e.mac));
         let port = |no: DpPortNo| if no == DpPortNo::LOCAL { "LOCAL".to_string() } else { no.0.to_string() };
         let mac = crate::packet::ethernet::format_mac;
@@ -625,7 +625,7 @@ impl Bridge {
                 "pmds": stats,
                 "slow_path": self.stats,
                 "fdb_learn_dropped": self.dp.learn_dropped(),
-                "fdb": self.dp.fdb_ref().stats(),
+                "fdb": self.dp.fdb_ref(0).stats(),
             }))
             .unwrap_or_default()
                 + "\n";
@@ -707,9 +707,9 @@ impl Bridge {
             s,
             "NORMAL: learning events dropped {}, MAC table full {}, aged out {}, evicted {}, VLAN drops {}, multicast sources {}",
             self.dp.learn_dropped(),
-            self.dp.fdb_ref().stats().full,
-            self.dp.fdb_ref().stats().expired,
-            self.dp.fdb_ref().stats().evicted,
+            self.dp.fdb_ref(0).stats().full,
+            self.dp.fdb_ref(0).stats().expired,
+            self.dp.fdb_ref(0).stats().evicted,
             stats.iter().map(|p| p.normal_vlan_dropped).sum::<u64>(),
             stats.iter().map(|p| p.normal_src_multicast).sum::<u64>()
         );

@@ -319,7 +319,7 @@ impl Bridge {
         for (&no, v) in &self.vlans {
             vlans[DpPortNo(no).table_index()] = v.clone();
         }
-        self.dp.set_normal_ports(NormalPorts { flood, vlans });
+        self.dp.set_normal_ports(0, NormalPorts { flood, vlans });
     }
 
     fn send_port_status(&mut self, no: u32, reason: u8) {
@@ -489,7 +489,7 @@ impl Bridge {
         if self.last_aging.is_none_or(|t| now.saturating_sub(t) >= Duration::from_secs(1)) {
             self.last_aging = Some(now);
             let now_s = (self.dp.now_ms() / 1000) as u32;
-            self.dp.fdb().age(now_s, self.cfg.mac_aging.as_secs() as u32);
+            self.dp.fdb(0).age(now_s, self.cfg.mac_aging.as_secs() as u32);
             // Link state from sysfs, once a second: a few file reads per port.
             self.refresh_port_state();
         }
