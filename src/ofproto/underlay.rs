@@ -28,55 +28,10 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use crate::datapath::tunnel::{KeyMode, TunnelConfig, TunnelHeader, TunnelPending};
 use crate::netdev::DpPortNo;
 use crate::packet::ethernet::{self, ether_type, format_mac};
 use crate::packet::{arp, checksum, icmp, ip_proto, ipv4};
-
-// TEMPORARY: the shapes of helper "dpt"'s `datapath::tunnel` types, until they are on main.
-// Delete this module and import `crate::datapath::tunnel::{...}` instead.
-mod tunnel {
-    use super::*;
-
-    /// A GRE key setting.
-    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-    pub enum KeyMode {
-        /// No key.
-        #[default]
-        None,
-        /// This key, always.
-        Fixed(u32),
-        /// The flow's tun_id.
-        Flow,
-    }
-    /// One GRE tunnel port.
-    #[derive(Clone, Debug, PartialEq, Eq)]
-    pub struct TunnelConfig {
-        pub remote_ip: Ipv4Addr,
-        pub local_ip: Ipv4Addr,
-        pub in_key: KeyMode,
-        pub out_key: KeyMode,
-        pub csum: bool,
-        pub seq: bool,
-        pub ttl: u8,
-        pub tos: u8,
-    }
-    /// Where a tunnel's packets go right now.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub struct TunnelHeader {
-        pub underlay: DpPortNo,
-        pub eth_src: [u8; 6],
-        pub eth_dst: [u8; 6],
-        pub mtu: u16,
-    }
-    /// A packet the fast path could not encapsulate because its tunnel has no header yet.
-    #[derive(Debug)]
-    pub struct TunnelPending {
-        pub port: DpPortNo,
-        pub key: u32,
-        pub packet: Vec<u8>,
-    }
-}
-pub use tunnel::{KeyMode, TunnelConfig, TunnelHeader, TunnelPending};
 
 /// Time between ARP requests for a next hop that has not answered.
 pub const ARP_RETRY: Duration = Duration::from_secs(1);
