@@ -681,6 +681,9 @@ impl Drop for Datapath {
 }
 
 #[cfg(test)]
+mod layout_tests;
+
+#[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
 
