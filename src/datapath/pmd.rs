@@ -208,6 +208,29 @@ impl PmdStats {
 }
 
 impl PmdStatsSnapshot {
+    /// The tunnel, underlay and patch counters as `pmd-stats` text: three lines, each
+    /// indented by two spaces and ending in a newline.
+    pub fn tunnel_text(&self) -> String {
+        format!(
+            "  tunnels:            encap {}, decap {}, no header (to slow path) {}, pending dropped {}, \
+             mtu dropped {}\n  tunnel drops:       bad gre {}, bad checksum {}, truncated {}, no port {}\n  \
+             underlay:           to slow path {}, dropped {}; patch: recirculated {}, loop dropped {}\n",
+            self.tunnel_encap,
+            self.tunnel_decap,
+            self.tunnel_no_header,
+            self.tunnel_pending_dropped,
+            self.tunnel_mtu_dropped,
+            self.tunnel_bad_gre,
+            self.tunnel_bad_csum,
+            self.tunnel_truncated,
+            self.tunnel_no_port,
+            self.underlay_to_slow_path,
+            self.underlay_dropped,
+            self.recirculated,
+            self.recirc_loop_dropped,
+        )
+    }
+
     /// `self - base`, counter by counter (for `pmd-stats-clear` baselines).
     pub fn since(&self, base: &PmdStatsSnapshot) -> PmdStatsSnapshot {
         let d = |a: u64, b: u64| a.wrapping_sub(b);

@@ -331,4 +331,8 @@ fn underlay_sends_arp_up_and_drops_what_is_not_for_it() {
         (1, 2, 1, 1, 1)
     );
     assert!(dp.upcalls().is_empty());
+    let text = st.tunnel_text();
+    assert_eq!(text.lines().count(), 3);
+    assert!(text.contains("bad gre 1, bad checksum 1, truncated 1, no port 0"), "{text}");
+    assert!(text.contains("underlay:           to slow path 1, dropped 2;"), "{text}");
 }
