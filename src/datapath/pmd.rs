@@ -9,6 +9,12 @@
 //! batch. `Userspace` actions copy the packet onto the packet-in queue (its own bounded
 //! queue: full => drop and count); `Meter` actions use the shared lock-free meters.
 //!
+//! The ingress port is per packet (`PktMeta`): a batch from an underlay port is first
+//! decapsulated (each GRE packet gets its tunnel port and tunnel metadata), and outputs to a
+//! patch port come back as new batches from the peer port after the batch that made them
+//! (`settle`), at most [`MAX_RECIRC_DEPTH`] deep. Outputs to tunnel ports are encapsulated
+//! after the batch too, with the tunnel map loaded once.
+//!
 //! A thread spins while there is work and, after a run of empty rounds, sleeps in `poll()` on
 //! its sockets (and on an eventfd the control thread writes when it queues an execute
 //! request), so a 2-core machine keeps a core for the kernel (busy-polling every core starved
