@@ -279,14 +279,20 @@ impl TunnelMap {
     pub fn find(&self, src: u32, dst: u32, key: Option<u32>) -> Option<&TunnelEntry> {
         let e = endpoints(src, dst);
         let from = self.by_endpoints.partition_point(|&(k, _)| k < e);
-        let n = self.by_endpoints[from..].iter().take_while(|&&(k, _)| k == e).count();
-        let cands = || self.by_endpoints[from..from + n].iter().map(|&(_, i)| &self.tunnels[i as usize]);
-        let exact = cands().find(|t| match (t.cfg.in_key, key) {
-            (KeyMode::Fixed(k), Some(got)) => k == got,
-            (KeyMode::None, None) => true,
-            _ => false,
-        });
-        exact.or_else(|| cands().find(|t| t.cfg.in_key == KeyMode::Flow))
+        let mut flow = None;
+        for &(k, i) in &self.by_endpoints[from..] {
+            if k != e {
+                break;
+            }
+            let t = &self.tunnels[i as usize];
+            match (t.cfg.in_key, key) {
+                (KeyMode::Fixed(k), Some(got)) if k == got => return Some(t),
+                (KeyMode::None, None) => return Some(t),
+                (KeyMode::Flow, _) if flow.is_none() => flow = Some(t),
+                _ => {}
+            }
+        }
+        flow
     }
 }
 
