@@ -105,6 +105,11 @@ fn flow(dp: &mut Datapath, in_port: DpPortNo, actions: &[DpAction]) {
     flow_tun(dp, in_port, None, actions)
 }
 
+/// Port `no`'s counters as `dump-ports` shows them.
+fn port_stats(dp: &Datapath, no: DpPortNo) -> PortStats {
+    dp.port_stats().into_iter().find(|p| p.0 == no).expect("a port").4
+}
+
 fn pkt(i: u8) -> Vec<u8> {
     udp4(&Udp4Spec { sport: 1000 + u16::from(i), payload_len: 18, ..Default::default() })
 }
@@ -176,6 +181,10 @@ fn patch_ports_run_the_packet_again_from_the_peer() {
     // The copy out of the ingress port was not changed by the other bridge's actions.
     assert_eq!(vm.take_sent(), (0..5).map(pkt).collect::<Vec<_>>());
     assert_eq!((stat(&dp, |s| s.recirculated), stat(&dp, |s| s.rx_packets)), (5, 5));
+    let len = pkt(0).len() as u64;
+    let (out, inp) = (port_stats(&dp, PATCH_INT), port_stats(&dp, PATCH_TUN));
+    assert_eq!((out.tx_packets, out.tx_bytes, out.rx_packets), (5, 5 * len, 0));
+    assert_eq!((inp.rx_packets, inp.rx_bytes, inp.tx_packets), (5, 5 * len, 0));
     assert_eq!(dp.bridge_of(PATCH_TUN), Some(1));
     assert_eq!(dp.bridge_of(UNDERLAY), None);
     // A miss after a patch goes up with the peer as in_port.
@@ -256,6 +265,8 @@ fn gre_encap_waits_for_a_header_then_sends_on_the_underlay() {
     }
     assert!(ids[0] != ids[1] && ids[1] != ids[2], "{ids:?}");
     assert_eq!(stat(&dp, |s| s.tunnel_encap), 3);
+    let g = port_stats(&dp, GRE_PORT);
+    assert_eq!((g.tx_packets, g.tx_bytes), (3, 3 * pkt(0).len() as u64));
     // Output to the tunnel port (NORMAL's flood does this) sends key 0.
     flow(&mut dp, VM2, &[DpAction::Output(GRE_PORT)]);
     assert!(vm2.inject(pkt(4)));
@@ -291,6 +302,8 @@ fn gre_decap_looks_up_on_the_tunnel_port_with_tunnel_metadata() {
     assert!(eth1.inject(from_remote(eth1.mac(), None, &pkt(3))));
     assert_eq!(dp.upcalls().recv_timeout(Duration::from_secs(5)).unwrap().key.tun_id, 0);
     assert_eq!(stat(&dp, |s| s.tunnel_decap), 4);
+    let g = port_stats(&dp, GRE_PORT);
+    assert_eq!((g.rx_packets, g.rx_bytes, g.tx_packets), (4, 4 * pkt(0).len() as u64, 0));
 }
 
 #[test]
