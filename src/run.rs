@@ -15,9 +15,10 @@ use crate::datapath::normal::PortVlan;
 use crate::netdev::afxdp::{AfXdpConfig, AfXdpPort, XdpMode};
 use crate::netdev::tap::TapPort;
 use crate::netdev::{DpPortNo, Port};
-use crate::ofproto::bridge::{Bridge, BridgeConfig};
+use crate::ofproto::bridge::{Bridge, BridgeConfig, PortMap};
 use crate::ofproto::connmgr::AgentEvent;
 use crate::ofproto::rule::{PortNames, TableId, N_TABLES};
+use crate::ofproto::switch::Ofproto;
 use crate::ofproto::syntax::parse_flow;
 use crate::ofproto::table::Pipeline;
 use crate::ofproto::xlate::unsupported;
@@ -133,15 +134,31 @@ pub fn parse_port_spec(spec: &str) -> anyhow::Result<(String, Option<PortVlan>)>
 
 /// A switch built and ready to serve.
 pub struct Switch {
-    bridge: Bridge,
+    ofproto: Ofproto,
     calls: crossbeam_channel::Receiver<ctl::Call>,
-    agent_events: crossbeam_channel::Receiver<AgentEvent>,
-    /// Keeps the event channel connected when there is no agent (a disconnected channel
-    /// would make the bridge's `select!` return at once, forever).
-    _agent_tx: crossbeam_channel::Sender<AgentEvent>,
-    /// Dropped after the bridge stops serving: closes the OpenFlow connections.
-    agent: Option<Agent>,
+    /// Each bridge's OpenFlow requests (index = bridge).
+    agent_events: Vec<crossbeam_channel::Receiver<AgentEvent>>,
+    /// Keep the event channels connected when a bridge has no agent (a disconnected channel
+    /// would make the control thread's select return at once, forever).
+    _agent_tx: Vec<crossbeam_channel::Sender<AgentEvent>>,
+    /// Dropped after the bridges stop serving: closes the OpenFlow connections.
+    agents: Vec<Option<Agent>>,
     _server: ctl::Server,
+}
+
+/// One bridge to assemble over the datapath.
+pub struct BridgeSpec {
+    pub name: String,
+    pub cfg: BridgeConfig,
+    pub pipeline: Pipeline,
+    /// Port names by OpenFlow number.
+    pub names: PortNames,
+    pub map: PortMap,
+    /// NORMAL VLAN configuration by OpenFlow number.
+    pub vlans: Vec<(u32, PortVlan)>,
+    /// What `dump-ports` adds about a port (patch peer, tunnel options), by OpenFlow number.
+    pub notes: Vec<(u32, String)>,
+    pub agent: AgentConfig,
 }
 
 impl Switch {
@@ -171,7 +188,8 @@ impl Switch {
         Self::with_ports(opts, names, pipeline, ports)
     }
 
-    /// Builds a switch over ports opened by the caller (in-memory ports in tests).
+    /// Builds a single-bridge switch over ports opened by the caller (in-memory ports in
+    /// tests); OpenFlow numbers are the datapath numbers.
     pub fn with_ports(
         opts: &RunOptions,
         names: PortNames,
@@ -179,37 +197,84 @@ impl Switch {
         ports: Vec<DpPort>,
     ) -> anyhow::Result<Switch> {
         let dp = Datapath::start(&opts.datapath, ports).context("starting the datapath")?;
-        let (tx, calls) = crossbeam_channel::bounded(16);
-        let server = ctl::Server::start(&opts.ctl_path, tx)
-            .with_context(|| format!("--ctl {}", opts.ctl_path.display()))?;
-        let mut bcfg = opts.bridge.clone();
-        bcfg.has_controllers = opts.agent.targets.iter().any(|t| matches!(t, Target::Active(_)));
-        let mut bridge = Bridge::new(&opts.bridge_name, bcfg, pipeline, names.clone(), dp);
+        let mut vlans = Vec::new();
         for (name, vlan) in &opts.port_vlans {
             let Some(no) = names.number(name) else {
                 bail!("--port {name}: VLAN options for a port not given")
             };
-            bridge.set_port_vlan(no, vlan.clone());
+            vlans.push((no, vlan.clone()));
         }
-        let (events_tx, agent_events) = crossbeam_channel::bounded(AGENT_EVENTS);
-        let agent = if opts.agent.targets.is_empty() {
-            None
-        } else {
-            Some(Agent::start(opts.agent.clone(), events_tx.clone())?)
+        let spec = BridgeSpec {
+            name: opts.bridge_name.clone(),
+            cfg: opts.bridge.clone(),
+            pipeline,
+            map: PortMap::identity(dp.ports().iter().map(|p| p.no)),
+            names,
+            vlans,
+            notes: Vec::new(),
+            agent: opts.agent.clone(),
         };
-        Ok(Switch { bridge, calls, agent_events, _agent_tx: events_tx, agent, _server: server })
+        Self::assemble(dp, vec![spec], &opts.ctl_path)
     }
 
-    /// Where the passive OpenFlow listeners listen (with port 0 resolved).
+    /// The bridges over a started datapath, one agent per bridge that has controllers or
+    /// listeners, and the ctl socket.
+    pub fn assemble(mut dp: Datapath, specs: Vec<BridgeSpec>, ctl_path: &Path) -> anyhow::Result<Switch> {
+        let (tx, calls) = crossbeam_channel::bounded(16);
+        let server =
+            ctl::Server::start(ctl_path, tx).with_context(|| format!("--ctl {}", ctl_path.display()))?;
+        let mut bridges = Vec::new();
+        let (mut agents, mut agent_events, mut agent_tx) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, spec) in specs.into_iter().enumerate() {
+            let mut bcfg = spec.cfg;
+            bcfg.has_controllers = spec.agent.targets.iter().any(|t| matches!(t, Target::Active(_)));
+            let mut bridge =
+                Bridge::new(&spec.name, i as u16, bcfg, spec.pipeline, spec.names, spec.map, &mut dp);
+            for (no, vlan) in spec.vlans {
+                bridge.set_port_vlan(&mut dp, no, vlan);
+            }
+            for (no, note) in spec.notes {
+                bridge.set_port_note(no, note);
+            }
+            bridges.push(bridge);
+            let (events_tx, events) = crossbeam_channel::bounded(AGENT_EVENTS);
+            let agent = if spec.agent.targets.is_empty() {
+                None
+            } else {
+                Some(
+                    Agent::start(spec.agent, events_tx.clone())
+                        .with_context(|| format!("bridge {}", spec.name))?,
+                )
+            };
+            agents.push(agent);
+            agent_events.push(events);
+            agent_tx.push(events_tx);
+        }
+        Ok(Switch {
+            ofproto: Ofproto::new(dp, bridges),
+            calls,
+            agent_events,
+            _agent_tx: agent_tx,
+            agents,
+            _server: server,
+        })
+    }
+
+    /// Where the passive OpenFlow listeners of the first bridge listen (with port 0 resolved).
     pub fn listening(&self) -> Vec<std::net::SocketAddr> {
-        self.agent.as_ref().map(|a| a.listening.clone()).unwrap_or_default()
+        self.listening_on(0)
+    }
+
+    /// Where bridge `i`'s passive OpenFlow listeners listen.
+    pub fn listening_on(&self, i: usize) -> Vec<std::net::SocketAddr> {
+        self.agents.get(i).and_then(Option::as_ref).map(|a| a.listening.clone()).unwrap_or_default()
     }
 
     /// Serves until `stop` is set (or `ctl exit`), then stops the poll threads.
     pub fn serve(mut self, stop: &AtomicBool) {
-        self.bridge.run(&self.calls, &self.agent_events, stop);
-        self.agent.take();
-        self.bridge.shutdown();
+        self.ofproto.run(&self.calls, &self.agent_events, stop);
+        self.agents.clear();
+        self.ofproto.shutdown();
     }
 }
 

@@ -35,6 +35,7 @@ pub mod group;
 pub mod meter;
 pub mod openflow;
 pub mod rule;
+pub mod switch;
 pub mod syntax;
 pub mod table;
 pub mod xlate;

@@ -1,0 +1,404 @@
+//! The switch's control thread: one [`Datapath`] shared by every [`Bridge`] of the process.
+//!
+//! `Ofproto` owns the datapath and the bridges. It waits on the datapath's queues (upcalls,
+//! packet-ins, NORMAL's learning events), each bridge's agent events and the operator's ctl
+//! calls, routes each to the bridge it belongs to (by the bridge of the packet's datapath
+//! in_port, or the ctl call's `--bridge`), lends that bridge the datapath for the call, and
+//! runs every bridge's timers. One thread, so nothing here locks.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{tick, Receiver, Select};
+
+use super::bridge::{fdb_ref_of, Bridge, BridgeStats};
+use super::connmgr::AgentEvent;
+use crate::ctl::{Call, Response};
+use crate::datapath::actions;
+use crate::datapath::dpif::Datapath;
+use crate::datapath::flow::format_masked;
+use crate::datapath::upcall::Upcall;
+use crate::netdev::DpPortNo;
+
+/// Upcalls handled before the megaflows they produced are published together.
+const UPCALL_BATCH: usize = 256;
+/// OpenFlow requests handled before the megaflows are re-translated and published.
+const AGENT_BATCH: usize = 1024;
+/// Packet-ins and learning events handled per wake-up.
+const EVENT_BATCH: usize = 256;
+
+/// The datapath and every bridge over it.
+pub struct Ofproto {
+    dp: Datapath,
+    bridges: Vec<Bridge>,
+    /// Datapath port -> the bridge it belongs to (underlay ports belong to none).
+    port_bridge: HashMap<DpPortNo, usize>,
+    exit: bool,
+}
+
+impl Ofproto {
+    /// The control plane over `dp` with `bridges` (at least one; index = position).
+    pub fn new(dp: Datapath, bridges: Vec<Bridge>) -> Ofproto {
+        assert!(!bridges.is_empty(), "a switch has at least one bridge");
+        let mut port_bridge = HashMap::new();
+        for (i, b) in bridges.iter().enumerate() {
+            for (_, p) in b.port_map().iter() {
+                port_bridge.insert(p, i);
+            }
+        }
+        Ofproto { dp, bridges, port_bridge, exit: false }
+    }
+
+    /// The bridges, in configuration order.
+    pub fn bridges(&self) -> &[Bridge] {
+        &self.bridges
+    }
+
+    /// The shared datapath.
+    pub fn datapath(&self) -> &Datapath {
+        &self.dp
+    }
+
+    /// Bridge `i` with the datapath lent to it.
+    pub fn bridge_mut(&mut self, i: usize) -> (&mut Bridge, &mut Datapath) {
+        (&mut self.bridges[i], &mut self.dp)
+    }
+
+    /// The bridge datapath port `p` belongs to (the first one for a port of none).
+    fn bridge_of(&self, p: DpPortNo) -> usize {
+        self.port_bridge.get(&p).copied().unwrap_or(0)
+    }
+
+    /// Serves upcalls, packet-ins, learning events, OpenFlow requests (`agents[i]` is bridge
+    /// `i`'s), operator calls and timers until `stop` is set or `exit` is called.
+    pub fn run(&mut self, calls: &Receiver<Call>, agents: &[Receiver<AgentEvent>], stop: &AtomicBool) {
+        let upcalls = self.dp.upcalls().clone();
+        let packet_ins = self.dp.packet_ins().clone();
+        let learned = self.dp.learn_events().clone();
+        let interval = self.bridges.iter().map(|b| b.cfg.revalidate_interval).min().unwrap_or_default();
+        let ticker = tick(interval.min(Duration::from_millis(200)));
+        let mut sel = Select::new();
+        let i_up = sel.recv(&upcalls);
+        let i_pin = sel.recv(&packet_ins);
+        let i_learn = sel.recv(&learned);
+        let i_calls = sel.recv(calls);
+        let i_tick = sel.recv(&ticker);
+        let i_agents: Vec<usize> = agents.iter().map(|a| sel.recv(a)).collect();
+        let mut last_revalidate = Instant::now();
+        while !stop.load(Relaxed) && !self.exit {
+            let op = sel.select();
+            let i = op.index();
+            if i == i_up {
+                if let Ok(up) = op.recv(&upcalls) {
+                    self.handle_upcalls(up, &upcalls);
+                }
+            } else if i == i_pin {
+                if let Ok(p) = op.recv(&packet_ins) {
+                    for p in std::iter::once(p).chain(packet_ins.try_iter().take(EVENT_BATCH)) {
+                        let b = p.in_port.map_or(0, |n| self.bridge_of(n));
+                        self.bridges[b].handle_packet_in(&mut self.dp, p);
+                    }
+                }
+            } else if i == i_learn {
+                if let Ok(ev) = op.recv(&learned) {
+                    for ev in std::iter::once(ev).chain(learned.try_iter().take(EVENT_BATCH)) {
+                        let b = self.bridge_of(ev.port);
+                        self.bridges[b].learn(&mut self.dp, ev);
+                    }
+                }
+            } else if i == i_calls {
+                if let Ok(call) = op.recv(calls) {
+                    let response = self.handle_call(&call);
+                    let _ = call.reply.send(response);
+                }
+            } else if i == i_tick {
+                let _ = op.recv(&ticker);
+            } else if let Some(b) = i_agents.iter().position(|&x| x == i) {
+                if let Ok(ev) = op.recv(&agents[b]) {
+                    // A batch of requests, then one re-translation of the megaflows.
+                    let bridge = &mut self.bridges[b];
+                    bridge.handle_agent_event(&mut self.dp, ev);
+                    for ev in agents[b].try_iter().take(AGENT_BATCH) {
+                        bridge.handle_agent_event(&mut self.dp, ev);
+                    }
+                    bridge.flush_changes(&mut self.dp);
+                }
+            }
+            for b in &mut self.bridges {
+                b.run_timers(&mut self.dp);
+            }
+            if last_revalidate.elapsed() >= interval {
+                for b in &mut self.bridges {
+                    b.revalidate(&mut self.dp);
+                }
+                last_revalidate = Instant::now();
+            }
+        }
+    }
+
+    /// Stops the poll threads (they release their frames); the ports go with `self`.
+    pub fn shutdown(&mut self) {
+        self.dp.shutdown();
+    }
+
+    /// Handles `first` and whatever else is queued (up to a batch), each by the bridge of its
+    /// in_port, then publishes once and sends the packets on.
+    pub fn handle_upcalls(&mut self, first: Upcall, queue: &Receiver<Upcall>) {
+        let mut pending = Vec::with_capacity(16);
+        for up in std::iter::once(first).chain(queue.try_iter().take(UPCALL_BATCH - 1)) {
+            let in_port = DpPortNo(up.key.in_port);
+            let b = self.bridge_of(in_port);
+            let actions = self.bridges[b].handle_upcall(&mut self.dp, &up);
+            pending.push((b, up.pmd, in_port, up.packet, actions));
+        }
+        // Make the new megaflows visible before the packets that caused them go out, so the
+        // packets that follow them take the fast path.
+        self.dp.megaflows().publish();
+        for (b, pmd, in_port, packet, actions) in pending {
+            if !self.dp.execute(pmd, in_port, packet, actions) {
+                self.bridges[b].stats.execute_dropped += 1;
+            }
+        }
+    }
+
+    /// One operator call: datapath-wide commands here, the others on the bridge the call
+    /// names (the first by default).
+    pub fn handle_call(&mut self, call: &Call) -> Response {
+        match call.command.name {
+            "exit" => {
+                self.exit = true;
+                return Response::ok("");
+            }
+            "bridge/list" => return Response::ok(self.list_bridges(call.json)),
+            "dpctl/dump-flows" => return Response::ok(dump_megaflows(&self.dp, call.json)),
+            "datapath/pmd-stats-show" => return Response::ok(pmd_stats(&self.dp, &self.bridges, call.json)),
+            "datapath/pmd-stats-clear" => {
+                self.dp.clear_pmd_stats();
+                return Response::ok("");
+            }
+            "datapath/pmd-rxq-show" => {
+                let mut s = String::new();
+                for pmd in 0..self.dp.n_pmds() {
+                    let _ = writeln!(s, "pmd thread {pmd}:");
+                    for (no, q) in self.dp.pmd_queues(pmd) {
+                        let _ = writeln!(s, "  port: {:<16} queue-id: {q}", port_name(&self.bridges, *no));
+                    }
+                }
+                return Response::ok(s);
+            }
+            _ => {}
+        }
+        let b = match &call.bridge {
+            None => 0,
+            Some(name) => match self.bridges.iter().position(|b| &b.name == name) {
+                Some(b) => b,
+                None => return Response::err(format!("{name}: no such bridge (see bridge/list)")),
+            },
+        };
+        self.bridges[b].handle_call(&mut self.dp, call)
+    }
+
+    /// `bridge/list`: name, datapath_id, ports (OpenFlow number: name).
+    fn list_bridges(&self, json: bool) -> String {
+        if json {
+            let v: Vec<_> = self
+                .bridges
+                .iter()
+                .map(|b| {
+                    let ports: Vec<_> = b
+                        .port_map()
+                        .iter()
+                        .map(|(of, dp)| serde_json::json!({"ofport": of, "dp_port": dp.0, "name": b.ports.name(of)}))
+                        .collect();
+                    serde_json::json!({"name": b.name, "index": b.index, "datapath_id": format!("{:016x}", b.datapath_id), "ports": ports})
+                })
+                .collect();
+            return serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
+        }
+        let mut s = String::new();
+        for b in &self.bridges {
+            let _ = writeln!(s, "{} (dpid {:016x})", b.name, b.datapath_id);
+            let mut ports: Vec<_> = b.port_map().iter().collect();
+            ports.sort();
+            for (of, dp) in ports {
+                let no = if of == DpPortNo::LOCAL.0 { "LOCAL".to_string() } else { of.to_string() };
+                let _ = writeln!(s, "  {no}: {} (datapath port {dp})", b.ports.name(of).unwrap_or("?"));
+            }
+        }
+        s
+    }
+}
+
+/// A datapath port's name, from the bridge that has it.
+fn port_name(bridges: &[Bridge], p: DpPortNo) -> String {
+    for b in bridges {
+        if let Some(name) = b.port_map().to_of(p).and_then(|of| b.ports.name(of)) {
+            return name.to_string();
+        }
+    }
+    "?".to_string()
+}
+
+/// Every bridge's slow-path counters added up.
+fn sum_stats(bridges: &[Bridge]) -> BridgeStats {
+    let mut t = BridgeStats::default();
+    for b in bridges {
+        let s = &b.stats;
+        t.upcalls += s.upcalls;
+        t.megaflows_installed += s.megaflows_installed;
+        t.megaflow_table_full += s.megaflow_table_full;
+        t.megaflows_expired += s.megaflows_expired;
+        t.execute_dropped += s.execute_dropped;
+        t.xlate_errors += s.xlate_errors;
+        t.megaflows_revalidated += s.megaflows_revalidated;
+        t.packet_ins += s.packet_ins;
+        t.packet_in_dropped += s.packet_in_dropped;
+    }
+    t
+}
+
+fn dump_megaflows(dp: &Datapath, json: bool) -> String {
+    let now = dp.now_ms();
+    let mut rows = Vec::new();
+    for mf in dp.megaflows_ref().iter() {
+        let st = mf.stats();
+        let used = if st.packets == 0 {
+            "never".to_string()
+        } else {
+            format!("{:.3}s", now.saturating_sub(st.used_ms) as f64 / 1000.0)
+        };
+        rows.push((format_masked(&mf.key, &mf.mask), st, used, actions::format(&mf.actions)));
+    }
+    if json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(m, st, used, a)| {
+                serde_json::json!({"match": m, "packets": st.packets, "bytes": st.bytes, "used": used, "actions": a})
+            })
+            .collect();
+        return serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
+    }
+    let mut s = String::new();
+    for (m, st, used, a) in rows {
+        let _ = writeln!(s, "{m}, packets:{}, bytes:{}, used:{used}, actions:{a}", st.packets, st.bytes);
+    }
+    s
+}
+
+fn pmd_stats(dp: &Datapath, bridges: &[Bridge], json: bool) -> String {
+    let stats = dp.pmd_stats();
+    if json {
+        return serde_json::to_string_pretty(&serde_json::json!({
+            "pmds": stats,
+            "slow_path": sum_stats(bridges),
+            "bridges": bridges.iter().map(|b| serde_json::json!({"name": b.name, "slow_path": b.stats, "fdb": fdb_ref_of(dp, b.index).stats()})).collect::<Vec<_>>(),
+            "fdb_learn_dropped": dp.learn_dropped(),
+            "fdb": fdb_ref_of(dp, 0).stats(),
+        }))
+        .unwrap_or_default()
+            + "\n";
+    }
+    let mut s = String::new();
+    for st in &stats {
+        let queues: Vec<String> =
+            dp.pmd_queues(st.pmd).iter().map(|(no, q)| format!("{}/{q}", port_name(bridges, *no))).collect();
+        let rx = st.rx_packets.max(1) as f64;
+        let pct = |n: u64| 100.0 * n as f64 / rx;
+        let total_ns = (st.busy_ns + st.idle_ns).max(1);
+        let _ = writeln!(s, "pmd thread {} (queues: {}):", st.pmd, queues.join(" "));
+        let _ = writeln!(s, "  packets received:   {}", st.rx_packets);
+        let _ = writeln!(s, "  emc hits:           {} ({:.1}%)", st.emc_hits, pct(st.emc_hits));
+        let _ = writeln!(
+            s,
+            "  megaflow hits:      {} ({:.1}%, avg. subtable lookups per hit: {:.2})",
+            st.megaflow_hits,
+            pct(st.megaflow_hits),
+            st.subtables_probed as f64 / st.megaflow_hits.max(1) as f64
+        );
+        let _ = writeln!(s, "  misses:             {} ({:.1}%)", st.misses, pct(st.misses));
+        let _ = writeln!(s, "  upcalls:            {} (dropped: {})", st.upcalls, st.upcall_dropped);
+        let _ = writeln!(s, "  executed for slow path: {}", st.executed);
+        let _ = writeln!(
+            s,
+            "  to controller:      {} (dropped: {}), meter drops: {}, no_recv drops: {}",
+            st.userspace, st.userspace_dropped, st.meter_dropped, st.no_recv_dropped
+        );
+        let malformed: u64 = st.malformed.iter().map(|(_, n)| n).sum();
+        let _ = write!(s, "  malformed dropped:  {malformed}");
+        for (name, n) in st.malformed.iter().filter(|(_, n)| *n > 0) {
+            let _ = write!(s, " {name}={n}");
+        }
+        s.push('\n');
+        let _ = writeln!(
+            s,
+            "  action drops:       {} (no output: {}, no tx queue: {})",
+            st.action_dropped, st.no_output, st.tx_no_port
+        );
+        let _ = writeln!(
+            s,
+            "  busy:               {:.1}% of {:.3} s, sleeps: {}",
+            100.0 * st.busy_ns as f64 / total_ns as f64,
+            total_ns as f64 / 1e9,
+            st.sleeps
+        );
+        if st.rx_packets > 0 {
+            let ns = st.busy_ns as f64 / st.rx_packets as f64;
+            let _ = writeln!(
+                s,
+                "  per packet:         {:.1} ns busy time, ~{:.0} cycles at {:.2} GHz",
+                ns,
+                ns * cpu_ghz(),
+                cpu_ghz()
+            );
+        }
+    }
+    let sp = &sum_stats(bridges);
+    let _ = writeln!(
+        s,
+        "slow path: upcalls {}, megaflows installed {} (now {}), expired {}, revalidated {}, table full {}, execute dropped {}, translation errors {}, packet-ins {} (rate-limited {})",
+        sp.upcalls,
+        sp.megaflows_installed,
+        dp.megaflows_ref().len(),
+        sp.megaflows_expired,
+        sp.megaflows_revalidated,
+        sp.megaflow_table_full,
+        sp.execute_dropped,
+        sp.xlate_errors,
+        sp.packet_ins,
+        sp.packet_in_dropped
+    );
+    for b in bridges {
+        let fdb = fdb_ref_of(dp, b.index).stats();
+        let label = if bridges.len() == 1 { String::new() } else { format!(" ({})", b.name) };
+        let _ = writeln!(
+            s,
+            "NORMAL{label}: learning events dropped {}, MAC table full {}, aged out {}, evicted {}, VLAN drops {}, multicast sources {}",
+            dp.learn_dropped(),
+            fdb.full,
+            fdb.expired,
+            fdb.evicted,
+            stats.iter().map(|p| p.normal_vlan_dropped).sum::<u64>(),
+            stats.iter().map(|p| p.normal_src_multicast).sum::<u64>()
+        );
+    }
+    s
+}
+
+/// The CPU clock in GHz, from /proc/cpuinfo (for "cycles per packet"); 1.0 when unknown.
+fn cpu_ghz() -> f64 {
+    static GHZ: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *GHZ.get_or_init(|| {
+        std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("cpu MHz"))
+                    .and_then(|l| l.split(':').nth(1))
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+            })
+            .map(|mhz| mhz / 1000.0)
+            .unwrap_or(1.0)
+    })
+}
