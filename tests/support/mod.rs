@@ -119,6 +119,10 @@ impl SwitchProc {
         if !extra.contains(&"--fail-mode") {
             cmd.args(["--fail-mode", "secure"]);
         }
+        if !extra.contains(&"--bridge") {
+            // Its own LOCAL tap name, so switches of parallel tests don't collide on the default.
+            cmd.args(["--bridge", &format!("xsb{t}")]);
+        }
         for p in ports {
             cmd.args(["--port", p]);
         }
