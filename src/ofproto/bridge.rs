@@ -10,7 +10,6 @@ use std::fmt::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-
 use super::connmgr::{AsyncKind, ConnMgr, FailMode};
 use super::openflow::TokenBucket;
 use super::rule::{FlowMod, FlowSpec, Match, OfAction, PortNames};
@@ -27,7 +26,6 @@ use crate::datapath::megaflow::{FlowStats, MegaflowId};
 use crate::datapath::normal::{parse_vid, Learn, NormalPorts, PortVlan, VID_MAX};
 use crate::datapath::upcall::Upcall;
 use crate::netdev::DpPortNo;
-
 
 /// Tunables of the slow path.
 #[derive(Clone, Debug)]
