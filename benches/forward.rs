@@ -108,8 +108,8 @@ fn rig(emc_entries: usize, n_flows: u32, kind: Kind) -> Rig {
         actions = vec![DpAction::Normal];
         for i in 0..n_flows {
             let (src, dst) = host_macs(i);
-            dp.fdb().learn(src, 0, DpPortNo(1), 0).expect("room");
-            dp.fdb().learn(dst, 0, DpPortNo(2), 0).expect("room");
+            dp.fdb(0).learn(src, 0, DpPortNo(1), 0).expect("room");
+            dp.fdb(0).learn(dst, 0, DpPortNo(2), 0).expect("room");
         }
     }
     let masks = masks();

@@ -25,7 +25,10 @@ use super::fdb::{Fdb, FdbWriter};
 use super::megaflow::MegaflowTable;
 use super::meter::{MeterConfig, MeterError, MeterStats, MeterTable};
 use super::normal::{Learn, Normal, NormalPorts};
-use super::pmd::{Pmd, PmdQueue, PmdStats, PmdStatsSnapshot, PortControl};
+use super::pmd::{Pmd, PmdQueue, PmdStats, PmdStatsSnapshot, PortControl, PortEntry, PortRole};
+use super::tunnel::{
+    TunnelConfig, TunnelHeader, TunnelMap, TunnelPending, Tunnels, UnderlayPacket, UnderlayPort,
+};
 use super::upcall::{Execute, PacketIn, Upcall};
 use crate::netdev::{self, Counter, DpPortNo, Port, PortStats, Umem, Waker, RX_BATCH};
 
@@ -93,6 +96,8 @@ pub enum Error {
     NoSuchPort(DpPortNo),
     #[error(transparent)]
     Meter(#[from] MeterError),
+    #[error("datapath layout: {0}")]
+    Layout(String),
     #[error("creating a poll thread's wakeup eventfd: {0}")]
     Waker(#[source] std::io::Error),
     #[error("starting poll thread {pmd}: {source}")]
@@ -126,6 +131,86 @@ pub struct PortInfo {
     pub no_recv: bool,
 }
 
+/// One bridge of the datapath: NORMAL's MAC table and flood set are per bridge.
+#[derive(Clone, Debug)]
+pub struct DpBridge {
+    pub mac_table_size: usize,
+}
+
+/// How the datapath's ports form bridges, patch pairs, tunnels and underlays.
+#[derive(Clone, Debug, Default)]
+pub struct DpLayout {
+    /// Index = bridge index.
+    pub bridges: Vec<DpBridge>,
+    /// Every netdev, patch and tunnel port → its bridge.
+    pub port_bridge: Vec<(DpPortNo, u16)>,
+    /// (patch port, its peer); list each end that sends (usually both).
+    pub patches: Vec<(DpPortNo, DpPortNo)>,
+    pub tunnels: Vec<(DpPortNo, TunnelConfig)>,
+    /// Netdev ports that belong to no bridge and carry tunnels.
+    pub underlays: Vec<UnderlayPort>,
+}
+
+/// Checks `layout` against `ports` and builds the port table the poll threads use.
+fn port_table(ports: &[DpPort], slot_of: &[u16], layout: &DpLayout) -> Result<Arc<[PortEntry]>, Error> {
+    let bad = |m: String| Err(Error::Layout(m));
+    if layout.bridges.is_empty() {
+        return bad("no bridge".into());
+    }
+    let port = |no: DpPortNo| match slot_of.get(no.table_index()) {
+        Some(&s) if s != 0 => Ok(&ports[s as usize - 1]),
+        _ => Err(Error::NoSuchPort(no)),
+    };
+    let mut table = vec![PortEntry::default(); slot_of.len()];
+    for &(no, b) in &layout.port_bridge {
+        port(no)?;
+        if usize::from(b) >= layout.bridges.len() {
+            return bad(format!("port {no} is in bridge {b}, which does not exist"));
+        }
+        let e = &mut table[no.table_index()];
+        if e.role != PortRole::None {
+            return bad(format!("port {no} is listed twice"));
+        }
+        *e = PortEntry { role: PortRole::Netdev, bridge: b };
+    }
+    for &(no, peer) in &layout.patches {
+        if port(no)?.port.n_queues() != 0 {
+            return bad(format!("patch port {no} has queues (expected a virtual port)"));
+        }
+        port(peer)?;
+        if table[no.table_index()].role != PortRole::Netdev
+            || table[peer.table_index()].role == PortRole::None
+        {
+            return bad(format!("patch {no} -> {peer}: both ends must be in a bridge, once"));
+        }
+        table[no.table_index()].role = PortRole::Patch { peer };
+    }
+    for (i, (no, cfg)) in layout.tunnels.iter().enumerate() {
+        if port(*no)?.port.n_queues() != 0 {
+            return bad(format!("tunnel port {no} has queues (expected a virtual port)"));
+        }
+        if table[no.table_index()].role != PortRole::Netdev {
+            return bad(format!("tunnel port {no} must be in a bridge, once"));
+        }
+        if !layout.underlays.iter().any(|u| u.ip == cfg.local_ip) {
+            return bad(format!("tunnel port {no}: local IP {} is no underlay's", cfg.local_ip));
+        }
+        table[no.table_index()].role = PortRole::Tunnel { idx: i as u16 };
+    }
+    for (i, u) in layout.underlays.iter().enumerate() {
+        port(u.port)?;
+        let e = &mut table[u.port.table_index()];
+        if e.role != PortRole::None {
+            return bad(format!("underlay port {} is also in a bridge", u.port));
+        }
+        *e = PortEntry { role: PortRole::Underlay { idx: i as u16 }, bridge: 0 };
+    }
+    if let Some(p) = ports.iter().find(|p| table[p.no.table_index()].role == PortRole::None) {
+        return bad(format!("port {} ({}) is in no bridge and no underlay", p.no, p.port.name()));
+    }
+    Ok(table.into())
+}
+
 struct PmdHandle {
     thread: Option<JoinHandle<()>>,
     stats: Arc<PmdStats>,
@@ -147,10 +232,16 @@ pub struct Datapath {
     packet_in_rx: Receiver<PacketIn>,
     recycle_tx: Sender<Vec<u8>>,
     meters: MeterTable,
-    /// NORMAL: the MAC table's writer, the state the poll threads share, learning events.
-    fdb: FdbWriter,
-    normal: Arc<Normal>,
+    /// Port number → role and bridge (shared with the poll threads).
+    port_table: Arc<[PortEntry]>,
+    /// NORMAL per bridge: the MAC table's writer, the state the poll threads share; learning
+    /// events of every bridge.
+    fdbs: Vec<FdbWriter>,
+    normals: Vec<Arc<Normal>>,
     learn_rx: Receiver<Learn>,
+    tunnels: Arc<Tunnels>,
+    tunnel_pending_rx: Receiver<TunnelPending>,
+    underlay_rx: Receiver<UnderlayPacket>,
     /// Per port (same order as `ports`): settings the poll threads read.
     controls: Vec<Arc<PortControl>>,
     stop: Arc<AtomicBool>,
@@ -159,8 +250,25 @@ pub struct Datapath {
 }
 
 impl Datapath {
-    /// Opens every queue of every port, builds one UMEM per poll thread, starts the threads.
+    /// Opens every queue of every port, builds one UMEM per poll thread, starts the threads:
+    /// one bridge holding every port.
     pub fn start(cfg: &DatapathConfig, ports: Vec<DpPort>) -> Result<Datapath, Error> {
+        let layout = DpLayout {
+            bridges: vec![DpBridge { mac_table_size: cfg.mac_table_size }],
+            port_bridge: ports.iter().map(|p| (p.no, 0)).collect(),
+            ..DpLayout::default()
+        };
+        Datapath::start_layout(cfg, ports, layout)
+    }
+
+    /// Several bridges; `ports` holds every port with a `DpPortNo`, patch and tunnel ports as
+    /// [`VirtualPort`](crate::netdev::virt::VirtualPort)s (no queues). `layout` says which
+    /// bridge each port is in, the patch pairs, the tunnels and the underlay ports.
+    pub fn start_layout(
+        cfg: &DatapathConfig,
+        ports: Vec<DpPort>,
+        layout: DpLayout,
+    ) -> Result<Datapath, Error> {
         if cfg.n_pmds == 0 {
             return Err(Error::NoPmds);
         }
@@ -178,14 +286,26 @@ impl Datapath {
         for (i, p) in ports.iter().enumerate() {
             slot_of[p.no.table_index()] = i as u16 + 1;
         }
+        let port_table = port_table(&ports, &slot_of, &layout)?;
         let megaflows = MegaflowTable::new(cfg.n_pmds, cfg.max_megaflows);
         let (upcall_tx, upcall_rx) = bounded(cfg.upcall_queue.max(1));
         let (packet_in_tx, packet_in_rx) = bounded(cfg.packet_in_queue.max(1));
         let (recycle_tx, recycle_rx) = bounded(cfg.packet_in_queue.max(1));
+        let (tunnel_pending_tx, tunnel_pending_rx) = bounded(cfg.upcall_queue.max(1));
+        let (underlay_tx, underlay_rx) = bounded(cfg.upcall_queue.max(1));
         let meters = MeterTable::new(cfg.n_pmds);
-        let (fdb_shared, fdb) = Fdb::new(cfg.mac_table_size);
-        let (normal, learn_rx) = Normal::new(fdb_shared, cfg.upcall_queue);
-        normal.set_ports(NormalPorts { flood: ports.iter().map(|p| p.no).collect(), vlans: Vec::new() });
+        let (learn_tx, learn_rx) = bounded(cfg.upcall_queue.max(1));
+        let mut fdbs = Vec::with_capacity(layout.bridges.len());
+        let mut normals = Vec::with_capacity(layout.bridges.len());
+        for (b, br) in layout.bridges.iter().enumerate() {
+            let (fdb_shared, fdb) = Fdb::new(br.mac_table_size);
+            let normal = Normal::for_bridge(fdb_shared, b as u16, learn_tx.clone());
+            let flood = layout.port_bridge.iter().filter(|(_, pb)| usize::from(*pb) == b).map(|(p, _)| *p);
+            normal.set_ports(NormalPorts { flood: flood.collect(), vlans: Vec::new() });
+            fdbs.push(fdb);
+            normals.push(normal);
+        }
+        let tunnels = Arc::new(Tunnels::new(TunnelMap::new(layout.tunnels, layout.underlays)));
         let controls: Vec<Arc<PortControl>> = ports.iter().map(|_| Arc::default()).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let epoch = Instant::now();
@@ -216,7 +336,7 @@ impl Datapath {
                 });
             }
             for (slot, tx) in tx_queue_of.iter().enumerate() {
-                if tx.is_none() && !queues.is_empty() {
+                if tx.is_none() && !queues.is_empty() && ports[slot].port.n_queues() > 0 {
                     tracing::warn!(
                         pmd = id,
                         port = ports[slot].port.name(),
@@ -242,6 +362,7 @@ impl Datapath {
                 queues,
                 tx_queue_of,
                 slot_of: slot_of.clone(),
+                port_table: port_table.clone(),
                 emc,
                 reader: megaflows.reader(),
                 ranking: SubtableRanking::default(),
@@ -251,7 +372,12 @@ impl Datapath {
                 packet_in_tx: packet_in_tx.clone(),
                 recycle_rx: recycle_rx.clone(),
                 meters: meters.reader(),
-                normal: normal.clone(),
+                normals: normals.clone(),
+                tunnels: tunnels.clone(),
+                tunnel_pending_tx: tunnel_pending_tx.clone(),
+                underlay_tx: underlay_tx.clone(),
+                // Threads start their IDs apart, so two threads rarely send the same ID.
+                ip_id: (id as u16).wrapping_mul(0x4000),
                 exec_rx,
                 sleeping: sleeping.clone(),
                 waker: waker.clone(),
@@ -284,15 +410,19 @@ impl Datapath {
             pmds.iter().enumerate().map(|(i, _)| PmdStatsSnapshot { pmd: i, ..Default::default() }).collect();
         Ok(Datapath {
             ports,
+            port_table,
             megaflows,
             pmds,
             upcall_rx,
             packet_in_rx,
             recycle_tx,
             meters,
-            fdb,
-            normal,
+            fdbs,
+            normals,
             learn_rx,
+            tunnels,
+            tunnel_pending_rx,
+            underlay_rx,
             controls,
             stop,
             epoch,
@@ -300,32 +430,76 @@ impl Datapath {
         })
     }
 
-    /// NORMAL's MAC table, to learn into, age and show (the control thread is its one writer).
-    pub fn fdb(&mut self) -> &mut FdbWriter {
-        &mut self.fdb
+    /// Bridge `bridge`'s MAC table (NORMAL's), to learn into, age and show (the control
+    /// thread is its one writer).
+    ///
+    /// # Panics
+    /// If `bridge` is not a bridge index of the layout (a caller bug).
+    pub fn fdb(&mut self, bridge: u16) -> &mut FdbWriter {
+        &mut self.fdbs[usize::from(bridge)]
     }
 
-    /// NORMAL's MAC table, to read.
-    pub fn fdb_ref(&self) -> &FdbWriter {
-        &self.fdb
+    /// Bridge `bridge`'s MAC table, to read.
+    ///
+    /// # Panics
+    /// If `bridge` is not a bridge index of the layout (a caller bug).
+    pub fn fdb_ref(&self, bridge: u16) -> &FdbWriter {
+        &self.fdbs[usize::from(bridge)]
     }
 
-    /// Source addresses the poll threads saw and the MAC table lacks (learn them with [`fdb`](Self::fdb)).
+    /// Number of bridges.
+    pub fn n_bridges(&self) -> usize {
+        self.fdbs.len()
+    }
+
+    /// Source addresses the poll threads saw and a bridge's MAC table lacks (learn them with
+    /// [`fdb`](Self::fdb)`(ev.bridge)`).
     pub fn learn_events(&self) -> &Receiver<Learn> {
         &self.learn_rx
     }
 
-    /// Publishes NORMAL's view of the ports: which it floods to (all of them at start) and
-    /// their VLAN configuration (trunks of every VLAN at start).
-    pub fn set_normal_ports(&self, ports: NormalPorts) {
-        self.normal.set_ports(ports);
+    /// Publishes NORMAL's view of bridge `bridge`'s ports: which it floods to (all of the
+    /// bridge's ports at start) and their VLAN configuration (trunks of every VLAN at start).
+    /// An unknown bridge is ignored.
+    pub fn set_normal_ports(&self, bridge: u16, ports: NormalPorts) {
+        if let Some(n) = self.normals.get(usize::from(bridge)) {
+            n.set_ports(ports);
+        }
     }
 
     /// Learning events the poll threads dropped for a full queue.
     pub fn learn_dropped(&self) -> u64 {
-        self.normal.learn_dropped()
+        self.normals.iter().map(|n| n.learn_dropped()).sum()
     }
 
+    /// The bridge port `no` is in (`None` for underlay and unknown ports).
+    pub fn bridge_of(&self, no: DpPortNo) -> Option<u16> {
+        let e = self.port_table.get(no.table_index())?;
+        (!matches!(e.role, PortRole::None | PortRole::Underlay { .. })).then_some(e.bridge)
+    }
+
+    /// Publishes tunnel port `port`'s outer header (`None`: its packets go to
+    /// [`tunnel_pending`](Self::tunnel_pending) until it has one). Poll threads use it from
+    /// their next batch.
+    pub fn set_tunnel_header(&self, port: DpPortNo, header: Option<TunnelHeader>) -> Result<(), Error> {
+        if self.tunnels.set_header(port, header) {
+            Ok(())
+        } else {
+            Err(Error::NoSuchPort(port))
+        }
+    }
+
+    /// Packets for tunnels without a header yet (bounded: beyond it they are dropped and
+    /// counted in `tunnel_pending_dropped`).
+    pub fn tunnel_pending(&self) -> &Receiver<TunnelPending> {
+        &self.tunnel_pending_rx
+    }
+
+    /// ARP and ICMP echo requests the underlay ports received (bounded: beyond it they are
+    /// dropped and counted in `underlay_dropped`).
+    pub fn underlay_packets(&self) -> &Receiver<UnderlayPacket> {
+        &self.underlay_rx
+    }
     /// The ports, in the order given.
     pub fn ports(&self) -> &[DpPort] {
         &self.ports
@@ -356,7 +530,8 @@ impl Datapath {
     }
     /// Asks poll thread `pmd` to run `actions` on `packet`. `false` when its queue is full.
     pub fn execute(&self, pmd: usize, in_port: DpPortNo, packet: Vec<u8>, actions: Arc<[DpAction]>) -> bool {
-        self.send_execute(pmd, Execute { in_port: Some(in_port), packet, actions })
+        let bridge = self.bridge_of(in_port).unwrap_or(0);
+        self.send_execute(pmd, Execute { in_port: Some(in_port), bridge, packet, actions })
     }
 
     /// Runs `actions` on a packet from the controller (OpenFlow packet-out). `in_port` is the
@@ -367,10 +542,21 @@ impl Datapath {
     /// port. `false` when the packet is not sent: its execute queue is full, or the packet is
     /// longer than [`MAX_PACKET_LEN`] (it fits no frame) or empty.
     pub fn inject(&self, in_port: Option<DpPortNo>, packet: Vec<u8>, actions: Arc<[DpAction]>) -> bool {
+        self.inject_bridge(0, in_port, packet, actions)
+    }
+
+    /// [`inject`](Self::inject) into bridge `bridge` (NORMAL uses its MAC table).
+    pub fn inject_bridge(
+        &self,
+        bridge: u16,
+        in_port: Option<DpPortNo>,
+        packet: Vec<u8>,
+        actions: Arc<[DpAction]>,
+    ) -> bool {
         if packet.is_empty() || packet.len() > MAX_PACKET_LEN {
             return false;
         }
-        self.send_execute(0, Execute { in_port, packet, actions })
+        self.send_execute(0, Execute { in_port, bridge, packet, actions })
     }
 
     fn send_execute(&self, pmd: usize, ex: Execute) -> bool {
@@ -725,10 +911,13 @@ mod tests {
         let (mut dp, a, b) = rig_queues(cfg, 2, 2);
         assert_eq!(dp.pmd_queues(1), &[(DpPortNo(1), 1), (DpPortNo(2), 1)]);
         let access10 = PortVlan::parse_options(["tag=10"]).unwrap();
-        dp.set_normal_ports(NormalPorts {
-            flood: vec![DpPortNo(1), DpPortNo(2)],
-            vlans: vec![PortVlan::trunk_all(), access10, PortVlan::trunk_all()],
-        });
+        dp.set_normal_ports(
+            0,
+            NormalPorts {
+                flood: vec![DpPortNo(1), DpPortNo(2)],
+                vlans: vec![PortVlan::trunk_all(), access10, PortVlan::trunk_all()],
+            },
+        );
         dp.megaflows().insert(FlowKey::default(), FlowMask::catchall(), &[DpAction::Normal], 0).unwrap();
         dp.megaflows().publish();
         let (m1, m2) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
@@ -747,7 +936,7 @@ mod tests {
         assert_eq!(b.take_sent(), vec![frame([0xff; 6], m1, Some(10))]);
         let ev = dp.learn_events().recv_timeout(Duration::from_secs(5)).unwrap();
         assert_eq!((ev.mac, ev.vlan, ev.port), (m1, 10, DpPortNo(1)));
-        dp.fdb().learn(ev.mac, ev.vlan, ev.port, 0).unwrap();
+        dp.fdb(0).learn(ev.mac, ev.vlan, ev.port, 0).unwrap();
         // Host 2 answers on the trunk in VLAN 10, through poll thread 1: straight to port 1,
         // untagged.
         assert!(b.inject_to(1, frame(m1, m2, Some(10))));

@@ -23,4 +23,5 @@ pub mod megaflow;
 pub mod meter;
 pub mod normal;
 pub mod pmd;
+pub mod tunnel;
 pub mod upcall;

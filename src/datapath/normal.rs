@@ -249,12 +249,16 @@ pub struct Learn {
     pub mac: [u8; 6],
     pub vlan: u16,
     pub port: DpPortNo,
+    /// The bridge whose MAC table lacks it.
+    pub bridge: u16,
 }
 
 /// Everything `DpAction::Normal` needs in the fast path, shared by the poll threads: the
 /// table, the port configuration (published by the control thread), and the learning queue.
 pub struct Normal {
     pub fdb: Arc<Fdb>,
+    /// The bridge this is NORMAL of (learning events carry it).
+    bridge: u16,
     ports: ArcSwap<NormalPorts>,
     learn_tx: Sender<Learn>,
     /// Learning events dropped because the queue was full (rare: counted here, not per thread).
@@ -265,13 +269,19 @@ impl Normal {
     /// The shared state over `fdb`, learning events queued (up to `queue`) to the receiver.
     pub fn new(fdb: Arc<Fdb>, queue: usize) -> (Arc<Normal>, Receiver<Learn>) {
         let (learn_tx, rx) = crossbeam_channel::bounded(queue.max(1));
-        let n = Normal {
+        (Normal::for_bridge(fdb, 0, learn_tx), rx)
+    }
+
+    /// NORMAL of bridge `bridge` over `fdb`, queueing learning events to `learn_tx` (one
+    /// queue may serve every bridge: the events say which).
+    pub fn for_bridge(fdb: Arc<Fdb>, bridge: u16, learn_tx: Sender<Learn>) -> Arc<Normal> {
+        Arc::new(Normal {
             fdb,
+            bridge,
             ports: ArcSwap::from_pointee(NormalPorts::default()),
             learn_tx,
             learn_dropped: AtomicU64::new(0),
-        };
-        (Arc::new(n), rx)
+        })
     }
 
     /// Publishes the ports' flood and VLAN configuration.
@@ -344,7 +354,7 @@ impl Normal {
             d.src_multicast = true;
         } else if let Some(inp) = in_port {
             if self.fdb.needs_learning(src, vlan, inp, now_s) {
-                let ev = Learn { mac: src, vlan, port: inp };
+                let ev = Learn { mac: src, vlan, port: inp, bridge: self.bridge };
                 if self.learn_tx.try_send(ev).is_err() {
                     self.learn_dropped.fetch_add(1, Relaxed);
                 }
@@ -480,7 +490,7 @@ mod tests {
         let d = decide(&n, &frame(mac(2), mac(1), &[]), 1);
         assert_eq!(outs(&d), [(2, false), (3, false)]);
         let ev = learned.try_recv().unwrap();
-        assert_eq!(ev, Learn { mac: mac(1), vlan: 0, port: DpPortNo(1) });
+        assert_eq!(ev, Learn { mac: mac(1), vlan: 0, port: DpPortNo(1), bridge: 0 });
         w.learn(ev.mac, ev.vlan, ev.port, 0).unwrap();
         // The reply goes straight to port 1; its source is learned too.
         assert_eq!(outs(&decide(&n, &frame(mac(1), mac(2), &[]), 2)), [(1, false)]);

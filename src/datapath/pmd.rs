@@ -25,6 +25,7 @@ use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use super::classifier::SubtableRanking;
+use super::dpif::MAX_PACKET_LEN;
 use super::emc::ExactMatchCache;
 use super::execute::{execute, OutputSink};
 use super::extract::{extract, DropReason};
@@ -32,6 +33,10 @@ use super::flow::FlowKey;
 use super::megaflow::{Megaflow, MegaflowReader};
 use super::meter::{MeterMap, MeterReader};
 use super::normal::{Normal, NormalDecision, NormalDrop, NormalPorts};
+use super::tunnel::{
+    classify_underlay, EncapError, TunnelMeta, TunnelPending, Tunnels, UnderlayDrop, UnderlayPacket,
+    UnderlayVerdict,
+};
 use super::upcall::{Execute, PacketIn, Upcall, UpcallKind};
 use crate::netdev::{wait_readable, Counter, DpPortNo, Frame, Queue, Umem, Waker, Wakeup};
 
@@ -82,6 +87,32 @@ pub struct PmdStats {
     pub no_output: Counter,
     /// Malformed frames, by reason (see [`DropReason`]).
     pub malformed: [Counter; DropReason::COUNT],
+    /// Packets encapsulated and handed to their underlay port.
+    pub tunnel_encap: Counter,
+    /// Packets decapsulated from an underlay port (then looked up on their tunnel port).
+    pub tunnel_decap: Counter,
+    /// Packets for a tunnel without an outer header yet: copied to the slow path.
+    pub tunnel_no_header: Counter,
+    /// Packets for a tunnel without a header, dropped because the pending queue was full.
+    pub tunnel_pending_dropped: Counter,
+    /// Packets whose outer IP packet would exceed the underlay's MTU (or a frame): dropped.
+    pub tunnel_mtu_dropped: Counter,
+    /// GRE with unsupported flags, version or routing, or a payload other than Ethernet.
+    pub tunnel_bad_gre: Counter,
+    /// GRE packets with a wrong outer IP or GRE checksum.
+    pub tunnel_bad_csum: Counter,
+    /// Underlay frames with outer or inner headers cut short.
+    pub tunnel_truncated: Counter,
+    /// GRE packets for us with no tunnel port for their remote and key.
+    pub tunnel_no_port: Counter,
+    /// Underlay frames (ARP, ICMP echo to us) copied to the slow path.
+    pub underlay_to_slow_path: Counter,
+    /// Underlay frames not for us (or for the slow path, with its queue full): dropped.
+    pub underlay_dropped: Counter,
+    /// Packets run again after an output to a patch port.
+    pub recirculated: Counter,
+    /// Packets dropped for crossing patch ports more than [`MAX_RECIRC_DEPTH`] times.
+    pub recirc_loop_dropped: Counter,
     pub busy_ns: Counter,
     pub idle_ns: Counter,
     pub sleeps: Counter,
@@ -111,6 +142,19 @@ pub struct PmdStatsSnapshot {
     pub action_dropped: u64,
     pub no_output: u64,
     pub malformed: Vec<(&'static str, u64)>,
+    pub tunnel_encap: u64,
+    pub tunnel_decap: u64,
+    pub tunnel_no_header: u64,
+    pub tunnel_pending_dropped: u64,
+    pub tunnel_mtu_dropped: u64,
+    pub tunnel_bad_gre: u64,
+    pub tunnel_bad_csum: u64,
+    pub tunnel_truncated: u64,
+    pub tunnel_no_port: u64,
+    pub underlay_to_slow_path: u64,
+    pub underlay_dropped: u64,
+    pub recirculated: u64,
+    pub recirc_loop_dropped: u64,
     pub busy_ns: u64,
     pub idle_ns: u64,
     pub sleeps: u64,
@@ -143,6 +187,19 @@ impl PmdStats {
                 .iter()
                 .map(|r| (r.name(), self.malformed[*r as usize].get()))
                 .collect(),
+            tunnel_encap: self.tunnel_encap.get(),
+            tunnel_decap: self.tunnel_decap.get(),
+            tunnel_no_header: self.tunnel_no_header.get(),
+            tunnel_pending_dropped: self.tunnel_pending_dropped.get(),
+            tunnel_mtu_dropped: self.tunnel_mtu_dropped.get(),
+            tunnel_bad_gre: self.tunnel_bad_gre.get(),
+            tunnel_bad_csum: self.tunnel_bad_csum.get(),
+            tunnel_truncated: self.tunnel_truncated.get(),
+            tunnel_no_port: self.tunnel_no_port.get(),
+            underlay_to_slow_path: self.underlay_to_slow_path.get(),
+            underlay_dropped: self.underlay_dropped.get(),
+            recirculated: self.recirculated.get(),
+            recirc_loop_dropped: self.recirc_loop_dropped.get(),
             busy_ns: self.busy_ns.get(),
             idle_ns: self.idle_ns.get(),
             sleeps: self.sleeps.get(),
@@ -180,6 +237,19 @@ impl PmdStatsSnapshot {
                 .iter()
                 .map(|(n, a)| (*n, d(*a, base.malformed.iter().find(|(m, _)| m == n).map_or(0, |(_, b)| *b))))
                 .collect(),
+            tunnel_encap: d(self.tunnel_encap, base.tunnel_encap),
+            tunnel_decap: d(self.tunnel_decap, base.tunnel_decap),
+            tunnel_no_header: d(self.tunnel_no_header, base.tunnel_no_header),
+            tunnel_pending_dropped: d(self.tunnel_pending_dropped, base.tunnel_pending_dropped),
+            tunnel_mtu_dropped: d(self.tunnel_mtu_dropped, base.tunnel_mtu_dropped),
+            tunnel_bad_gre: d(self.tunnel_bad_gre, base.tunnel_bad_gre),
+            tunnel_bad_csum: d(self.tunnel_bad_csum, base.tunnel_bad_csum),
+            tunnel_truncated: d(self.tunnel_truncated, base.tunnel_truncated),
+            tunnel_no_port: d(self.tunnel_no_port, base.tunnel_no_port),
+            underlay_to_slow_path: d(self.underlay_to_slow_path, base.underlay_to_slow_path),
+            underlay_dropped: d(self.underlay_dropped, base.underlay_dropped),
+            recirculated: d(self.recirculated, base.recirculated),
+            recirc_loop_dropped: d(self.recirc_loop_dropped, base.recirc_loop_dropped),
             busy_ns: d(self.busy_ns, base.busy_ns),
             idle_ns: d(self.idle_ns, base.idle_ns),
             sleeps: d(self.sleeps, base.sleeps),
@@ -192,6 +262,42 @@ impl PmdStatsSnapshot {
 pub(crate) struct PortControl {
     /// OpenFlow `OFPPC_NO_RECV`: drop everything received on the port before lookup.
     pub no_recv: AtomicBool,
+}
+
+/// What a port is to the fast path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum PortRole {
+    /// No such port.
+    #[default]
+    None,
+    /// A port with a device (AF_XDP, TAP, in-memory) in a bridge.
+    Netdev,
+    /// A patch port: output to it runs the packet again from `peer`.
+    Patch { peer: DpPortNo },
+    /// A GRE tunnel port: entry `idx` of the tunnel map.
+    Tunnel { idx: u16 },
+    /// An underlay port (no bridge): entry `idx` of the tunnel map's underlays.
+    Underlay { idx: u16 },
+}
+
+/// A port's role and bridge, indexed by [`DpPortNo::table_index`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PortEntry {
+    pub role: PortRole,
+    pub bridge: u16,
+}
+
+/// How many times one packet may cross patch ports (OVS allows a similar depth).
+pub const MAX_RECIRC_DEPTH: u8 = 8;
+
+/// Per-packet metadata that does not live in the frame: where the packet entered (a port,
+/// the tunnel port it was decapsulated for, or a patch port's peer), its tunnel metadata, and
+/// how many patch ports it crossed.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PktMeta {
+    pub in_port: DpPortNo,
+    pub tun: TunnelMeta,
+    pub depth: u8,
 }
 
 /// One queue a poll thread serves.
@@ -211,6 +317,8 @@ pub(crate) struct Pmd {
     pub tx_queue_of: Vec<Option<usize>>,
     /// Port number → port slot + 1 (0: no such port).
     pub slot_of: Vec<u16>,
+    /// Port number → role and bridge.
+    pub port_table: Arc<[PortEntry]>,
     pub emc: Option<ExactMatchCache>,
     pub reader: MegaflowReader,
     /// This thread's order of classifier subtables, by its own hits.
@@ -224,8 +332,14 @@ pub(crate) struct Pmd {
     /// Packet-in buffers the slow path handed back, for reuse.
     pub recycle_rx: Receiver<Vec<u8>>,
     pub meters: MeterReader,
-    /// NORMAL's shared MAC table, flood ports and learning queue.
-    pub normal: Arc<Normal>,
+    /// NORMAL of each bridge: the shared MAC table, flood ports and learning queue.
+    pub normals: Vec<Arc<Normal>>,
+    /// The tunnels and underlays (headers change at run time).
+    pub tunnels: Arc<Tunnels>,
+    pub tunnel_pending_tx: Sender<TunnelPending>,
+    pub underlay_tx: Sender<UnderlayPacket>,
+    /// The next outer IPv4 ID this thread writes.
+    pub ip_id: u16,
     pub exec_rx: Receiver<Execute>,
     /// Set while this thread sleeps in `poll()`: whoever queues an execute then wakes it.
     pub sleeping: Arc<AtomicBool>,
@@ -234,15 +348,24 @@ pub(crate) struct Pmd {
     pub epoch: Instant,
 }
 
-/// Where executed packets go: the per-port transmit batches of this thread, the packet-in
-/// queue, and the meters. Built per batch.
+/// Where executed packets go: the per-port transmit batches of this thread, the patch and
+/// tunnel lists, the packet-in queue, and the meters. Built per batch; the per-packet fields
+/// (`in_port`, `bridge`, `tun`, `depth`) are set before each packet runs.
 struct Outputs<'a> {
     slot_of: &'a [u16],
+    port_table: &'a [PortEntry],
     pending: &'a mut [Vec<Frame>],
     unroutable: &'a mut Vec<Frame>,
+    /// Frames output to patch ports, with their metadata for the next round.
+    recirc: &'a mut Vec<(Frame, PktMeta)>,
+    /// Frames to encapsulate: (frame, tunnel index, key).
+    encap: &'a mut Vec<(Frame, u16, u32)>,
     core: usize,
     /// Ingress port of the packet being executed (`None`: from the controller).
     in_port: Option<DpPortNo>,
+    bridge: u16,
+    tun: TunnelMeta,
+    depth: u8,
     now_ns: u64,
     stats: &'a PmdStats,
     packet_in_tx: &'a Sender<PacketIn>,
@@ -250,16 +373,43 @@ struct Outputs<'a> {
     meters: &'a ArcSwap<MeterMap>,
     /// The meter map, loaded at the batch's first meter action.
     meter_map: Option<arc_swap::Guard<Arc<MeterMap>>>,
-    normal: &'a Normal,
-    /// NORMAL's port configuration, loaded at the batch's first NORMAL action.
-    normal_ports: Option<arc_swap::Guard<Arc<NormalPorts>>>,
+    normals: &'a [Arc<Normal>],
+    /// NORMAL's port configuration of the last bridge that ran NORMAL in this batch.
+    normal_ports: Option<(u16, arc_swap::Guard<Arc<NormalPorts>>)>,
+}
+
+impl Outputs<'_> {
+    /// Bridge `bridge`'s NORMAL and its port configuration (loaded once per batch and bridge).
+    #[inline]
+    fn normal_of(&mut self, bridge: u16) -> Option<(&Normal, &NormalPorts)> {
+        let normal = self.normals.get(usize::from(bridge))?;
+        if self.normal_ports.as_ref().is_none_or(|(b, _)| *b != bridge) {
+            self.normal_ports = Some((bridge, normal.ports()));
+        }
+        self.normal_ports.as_ref().map(|(_, p)| (normal.as_ref(), &***p))
+    }
+
+    #[inline]
+    fn role(&self, port: DpPortNo) -> PortRole {
+        self.port_table.get(port.table_index()).map_or(PortRole::None, |e| e.role)
+    }
 }
 
 impl OutputSink for Outputs<'_> {
     #[inline]
     fn output(&mut self, port: DpPortNo, frame: Frame) {
         match self.slot_of.get(port.table_index()) {
-            Some(&s) if s != 0 => self.pending[s as usize - 1].push(frame),
+            Some(&s) if s != 0 => match self.role(port) {
+                PortRole::Netdev | PortRole::Underlay { .. } | PortRole::None => {
+                    self.pending[s as usize - 1].push(frame)
+                }
+                PortRole::Patch { peer } => {
+                    // Tunnel metadata does not cross a patch (as in OVS).
+                    let meta = PktMeta { in_port: peer, tun: TunnelMeta::default(), depth: self.depth + 1 };
+                    self.recirc.push((frame, meta));
+                }
+                PortRole::Tunnel { idx } => self.encap.push((frame, idx, 0)),
+            },
             _ => self.unroutable.push(frame),
         }
     }
@@ -273,7 +423,14 @@ impl OutputSink for Outputs<'_> {
         let mut buf = self.recycle.try_recv().unwrap_or_default();
         buf.clear();
         buf.extend_from_slice(packet);
-        let pin = PacketIn { id, pmd: self.core, in_port: self.in_port, packet: buf };
+        let pin = PacketIn {
+            id,
+            pmd: self.core,
+            in_port: self.in_port,
+            bridge: self.bridge,
+            tunnel: self.tun,
+            packet: buf,
+        };
         match self.packet_in_tx.try_send(pin) {
             Ok(()) => {
                 self.stats.userspace.add(1);
@@ -289,9 +446,9 @@ impl OutputSink for Outputs<'_> {
     #[inline]
     fn normal(&mut self, packet: &[u8], d: &mut NormalDecision) {
         let now_s = (self.now_ns / 1_000_000_000) as u32;
-        let normal = self.normal;
-        let ports = self.normal_ports.get_or_insert_with(|| normal.ports());
-        normal.decide(ports, packet, self.in_port, now_s, d);
+        let in_port = self.in_port;
+        let Some((normal, ports)) = self.normal_of(self.bridge) else { return };
+        normal.decide(ports, packet, in_port, now_s, d);
         if d.drop == Some(NormalDrop::Vlan) {
             self.stats.normal_vlan_dropped.add(1);
         }
@@ -300,9 +457,12 @@ impl OutputSink for Outputs<'_> {
         }
     }
 
-    fn tunnel(&mut self, _port: DpPortNo, _key: u32, frame: Frame) {
-        // Encapsulation is not wired to the poll threads yet: counted as unroutable.
-        self.unroutable.push(frame);
+    #[inline]
+    fn tunnel(&mut self, port: DpPortNo, key: u32, frame: Frame) {
+        match self.role(port) {
+            PortRole::Tunnel { idx } => self.encap.push((frame, idx, key)),
+            _ => self.unroutable.push(frame),
+        }
     }
 
     #[inline]
@@ -317,7 +477,11 @@ impl OutputSink for Outputs<'_> {
 
 /// Per-thread scratch state that lives across rounds (allocated once).
 struct Scratch {
+    /// Frames to look up, with their metadata in `meta` (same index).
     batch: Vec<Frame>,
+    meta: [PktMeta; BATCH],
+    /// A second batch vector (to filter `batch` without allocating).
+    spare: Vec<Frame>,
     /// Frames of the batch whose key extracted, in order, with their keys and hashes.
     valid: Vec<Frame>,
     keys: [FlowKey; BATCH],
@@ -326,6 +490,10 @@ struct Scratch {
     to_cache: Vec<(usize, Arc<Megaflow>)>,
     pending: Vec<Vec<Frame>>,
     unroutable: Vec<Frame>,
+    /// Output to patch ports, waiting for the next round; and the round being run.
+    recirc: Vec<(Frame, PktMeta)>,
+    recirc_work: Vec<(Frame, PktMeta)>,
+    encap: Vec<(Frame, u16, u32)>,
     fds: Vec<std::os::fd::RawFd>,
     must_nap: bool,
 }
@@ -336,8 +504,12 @@ impl Pmd {
         let n_ports = self.tx_queue_of.len();
         // Room for a few rounds of fan-out so the vectors never grow on the hot path.
         let per_port = BATCH * (self.queues.len() + 1) * 4;
+        // A frame is in at most one of these lists: the pool's size bounds them.
+        let frames = self.umem.n_chunks() as usize;
         let mut s = Scratch {
             batch: Vec::with_capacity(BATCH),
+            meta: [PktMeta::default(); BATCH],
+            spare: Vec::with_capacity(BATCH),
             valid: Vec::with_capacity(BATCH),
             keys: [FlowKey::default(); BATCH],
             hashes: [0; BATCH],
@@ -345,6 +517,9 @@ impl Pmd {
             to_cache: Vec::with_capacity(BATCH),
             pending: (0..n_ports).map(|_| Vec::with_capacity(per_port)).collect(),
             unroutable: Vec::with_capacity(per_port),
+            recirc: Vec::with_capacity(frames),
+            recirc_work: Vec::with_capacity(frames),
+            encap: Vec::with_capacity(frames),
             fds: Vec::new(),
             must_nap: false,
         };
@@ -368,11 +543,13 @@ impl Pmd {
                     if self.queues[qi].control.no_recv.load(Relaxed) {
                         self.drop_batch(qi, &mut s);
                     } else {
-                        self.process(qi, &mut s);
+                        self.receive(qi, &mut s);
+                        self.settle(&mut s);
                     }
                 }
             }
             work += self.run_executes(&mut s);
+            self.settle(&mut s);
             self.flush(&mut s);
             for q in &mut self.queues {
                 q.queue.maintain(&mut self.umem);
@@ -428,10 +605,166 @@ impl Pmd {
         }
     }
 
-    /// Classifies and forwards one received batch (in `s.batch`): keys for the whole batch,
-    /// then the EMC and the classifier over the whole batch, then actions packet by packet.
-    fn process(&mut self, qi: usize, s: &mut Scratch) {
-        let in_port = self.queues[qi].port_no;
+    /// A batch received on queue `qi` (in `s.batch`): counted, decapsulated when the port is
+    /// an underlay, then looked up and run.
+    fn receive(&mut self, qi: usize, s: &mut Scratch) {
+        let port = self.queues[qi].port_no;
+        self.stats.rx_packets.add(s.batch.len() as u64);
+        let mut rx_bytes = 0u64;
+        for f in &s.batch {
+            rx_bytes += f.len() as u64;
+        }
+        self.stats.rx_bytes.add(rx_bytes);
+        let role = self.port_table.get(port.table_index()).map_or(PortRole::None, |e| e.role);
+        if let PortRole::Underlay { idx } = role {
+            self.decap_batch(usize::from(idx), s);
+        } else {
+            s.meta[..s.batch.len()].fill(PktMeta { in_port: port, ..PktMeta::default() });
+        }
+        if !s.batch.is_empty() {
+            self.process(s);
+        }
+    }
+
+    /// Keeps, stripped of their outer headers, the frames of `s.batch` that are GRE for one of
+    /// our tunnels (with their tunnel port and metadata in `s.meta`); copies ARP and pings to
+    /// the slow path; drops and counts the rest.
+    fn decap_batch(&mut self, underlay: usize, s: &mut Scratch) {
+        let map = self.tunnels.load();
+        std::mem::swap(&mut s.batch, &mut s.spare);
+        let Some(u) = map.underlays.get(underlay).copied() else {
+            self.stats.underlay_dropped.add(s.spare.len() as u64);
+            for f in s.spare.drain(..) {
+                self.umem.free(f);
+            }
+            return;
+        };
+        let st: &PmdStats = &self.stats;
+        for mut f in s.spare.drain(..) {
+            match classify_underlay(&map, &u, self.umem.data(&f)) {
+                UnderlayVerdict::Decap { port, meta, strip, inner_len } => {
+                    let ok =
+                        self.umem.with_buf(&mut f, |b| b.pull_head(strip).and_then(|_| b.set_len(inner_len)));
+                    if ok.is_err() {
+                        st.tunnel_truncated.add(1);
+                        self.umem.free(f);
+                        continue;
+                    }
+                    st.tunnel_decap.add(1);
+                    s.meta[s.batch.len()] = PktMeta { in_port: port, tun: meta, depth: 0 };
+                    s.batch.push(f);
+                }
+                UnderlayVerdict::SlowPath => {
+                    let sent = !self.underlay_tx.is_full()
+                        && self
+                            .underlay_tx
+                            .try_send(UnderlayPacket { port: u.port, packet: self.umem.data(&f).to_vec() })
+                            .is_ok();
+                    if sent {
+                        st.underlay_to_slow_path.add(1);
+                    } else {
+                        st.underlay_dropped.add(1);
+                    }
+                    self.umem.free(f);
+                }
+                UnderlayVerdict::Drop(why) => {
+                    match why {
+                        UnderlayDrop::NotForUs => &st.underlay_dropped,
+                        UnderlayDrop::BadGre => &st.tunnel_bad_gre,
+                        UnderlayDrop::BadCsum => &st.tunnel_bad_csum,
+                        UnderlayDrop::Truncated => &st.tunnel_truncated,
+                        UnderlayDrop::NoPort => &st.tunnel_no_port,
+                    }
+                    .add(1);
+                    self.umem.free(f);
+                }
+            }
+        }
+    }
+
+    /// Runs what the last batch left over, until nothing is left: encapsulates the frames
+    /// output to tunnels, and runs the frames output to patch ports again as new batches
+    /// (from the peer port), at most [`MAX_RECIRC_DEPTH`] deep. Returns how many ran again.
+    fn settle(&mut self, s: &mut Scratch) -> usize {
+        let mut n = 0;
+        loop {
+            self.encap_all(s);
+            if s.recirc.is_empty() {
+                return n;
+            }
+            std::mem::swap(&mut s.recirc, &mut s.recirc_work);
+            while !s.recirc_work.is_empty() {
+                let take = s.recirc_work.len().min(BATCH);
+                for (f, m) in s.recirc_work.drain(..take) {
+                    if m.depth > MAX_RECIRC_DEPTH {
+                        self.stats.recirc_loop_dropped.add(1);
+                        self.umem.free(f);
+                        continue;
+                    }
+                    s.meta[s.batch.len()] = m;
+                    s.batch.push(f);
+                }
+                if s.batch.is_empty() {
+                    continue;
+                }
+                n += s.batch.len();
+                self.stats.recirculated.add(s.batch.len() as u64);
+                self.process(s);
+                self.encap_all(s);
+            }
+        }
+    }
+
+    /// Encapsulates the frames output to tunnel ports and queues them on their underlay
+    /// port; a tunnel without a header yet sends a copy to the slow path instead.
+    fn encap_all(&mut self, s: &mut Scratch) {
+        if s.encap.is_empty() {
+            return;
+        }
+        let map = self.tunnels.load();
+        let st: &PmdStats = &self.stats;
+        for (mut f, idx, key) in s.encap.drain(..) {
+            let Some(t) = map.tunnels.get(usize::from(idx)) else {
+                s.unroutable.push(f);
+                continue;
+            };
+            let Some(tpl) = t.template.as_deref() else {
+                let queued = !self.tunnel_pending_tx.is_full()
+                    && self
+                        .tunnel_pending_tx
+                        .try_send(TunnelPending { port: t.port, key, packet: self.umem.data(&f).to_vec() })
+                        .is_ok();
+                if queued {
+                    st.tunnel_no_header.add(1);
+                } else {
+                    st.tunnel_pending_dropped.add(1);
+                }
+                self.umem.free(f);
+                continue;
+            };
+            let id = self.ip_id;
+            let seq = t.next_seq();
+            match self.umem.with_buf(&mut f, |b| tpl.encap(b, key, seq, id, MAX_PACKET_LEN)) {
+                Ok(()) => {
+                    self.ip_id = id.wrapping_add(1);
+                    st.tunnel_encap.add(1);
+                    match self.slot_of.get(tpl.underlay.table_index()) {
+                        Some(&slot) if slot != 0 => s.pending[slot as usize - 1].push(f),
+                        _ => s.unroutable.push(f),
+                    }
+                }
+                Err(EncapError::TooBig) => {
+                    st.tunnel_mtu_dropped.add(1);
+                    self.umem.free(f);
+                }
+            }
+        }
+    }
+
+    /// Classifies and forwards the frames in `s.batch` (metadata in `s.meta`): keys for the
+    /// whole batch, then the EMC and the classifier over the whole batch, then actions packet
+    /// by packet.
+    fn process(&mut self, s: &mut Scratch) {
         let core = self.id;
         let now_ns = self.epoch.elapsed().as_nanos() as u64;
         let now_ms = now_ns / 1_000_000;
@@ -442,22 +775,39 @@ impl Pmd {
             ranking,
             stats,
             slot_of,
+            port_table,
             upcall_tx,
             packet_in_tx,
             recycle_rx,
             meters,
-            normal,
+            normals,
             ..
         } = self;
         let stats: &PmdStats = stats;
-        let Scratch { batch, valid, keys, hashes, from_classifier, to_cache, pending, unroutable, .. } = s;
-        stats.rx_packets.add(batch.len() as u64);
-        let mut rx_bytes = 0u64;
+        let Scratch {
+            batch,
+            meta,
+            valid,
+            keys,
+            hashes,
+            from_classifier,
+            to_cache,
+            pending,
+            unroutable,
+            recirc,
+            encap,
+            ..
+        } = s;
         let mut n = 0;
-        for frame in batch.drain(..) {
-            rx_bytes += frame.len() as u64;
-            match extract(umem.data(&frame), in_port.0, &mut keys[n]) {
+        for (i, frame) in batch.drain(..).enumerate() {
+            let m = meta[i];
+            match extract(umem.data(&frame), m.in_port.0, &mut keys[n]) {
                 Ok(()) => {
+                    let k = &mut keys[n];
+                    k.tun_id = m.tun.tun_id;
+                    k.tun_src = m.tun.tun_src;
+                    k.tun_dst = m.tun.tun_dst;
+                    meta[n] = m;
                     valid.push(frame);
                     n += 1;
                 }
@@ -467,7 +817,6 @@ impl Pmd {
                 }
             }
         }
-        stats.rx_bytes.add(rx_bytes);
         if n == 0 {
             return;
         }
@@ -476,20 +825,27 @@ impl Pmd {
         for (h, k) in hashes[..n].iter_mut().zip(&keys[..n]) {
             *h = k.hash();
         }
-        let (keys, hashes) = (&keys[..n], &hashes[..n]);
+        let (keys, hashes, meta) = (&keys[..n], &hashes[..n], &meta[..n]);
+        let bridge_of = |p: DpPortNo| port_table.get(p.table_index()).map_or(0, |e| e.bridge);
         let mut out = Outputs {
             slot_of,
+            port_table,
             pending,
             unroutable,
+            recirc,
+            encap,
             core,
-            in_port: Some(in_port),
+            in_port: None,
+            bridge: 0,
+            tun: TunnelMeta::default(),
+            depth: 0,
             now_ns,
             stats,
             packet_in_tx,
             recycle: recycle_rx,
             meters: meters.as_ref(),
             meter_map: None,
-            normal: normal.as_ref(),
+            normals,
             normal_ports: None,
         };
         reader.with(|cls| {
@@ -513,10 +869,11 @@ impl Pmd {
             // NORMAL reads two MAC table slots per packet: load them all first, so that the
             // batch's cache misses overlap rather than stall one packet at a time.
             let mut warm = 0u32;
-            for (mf, key) in found.iter().zip(keys.iter()) {
+            for ((mf, key), m) in found.iter().zip(keys.iter()).zip(meta.iter()) {
                 if mf.is_some_and(|mf| mf.uses_normal) {
-                    let ports = out.normal_ports.get_or_insert_with(|| normal.ports());
-                    warm ^= normal.warm(ports, key, in_port);
+                    if let Some((normal, ports)) = out.normal_of(bridge_of(m.in_port)) {
+                        warm ^= normal.warm(ports, key, m.in_port);
+                    }
                 }
             }
             std::hint::black_box(warm);
@@ -542,6 +899,11 @@ impl Pmd {
                 if from_classifier[i] && emc.as_ref().is_some_and(|e| e.should_insert()) {
                     to_cache.push((i, Arc::clone(mf)));
                 }
+                let m = meta[i];
+                out.in_port = Some(m.in_port);
+                out.bridge = bridge_of(m.in_port);
+                out.tun = m.tun;
+                out.depth = m.depth;
                 forward(mf, frame, len, core, now_ms, umem, &mut out, stats);
             }
         });
@@ -561,17 +923,23 @@ impl Pmd {
         let now_ns = self.epoch.elapsed().as_nanos() as u64;
         let mut out = Outputs {
             slot_of: &self.slot_of,
+            port_table: &self.port_table,
             pending: &mut s.pending,
             unroutable: &mut s.unroutable,
+            recirc: &mut s.recirc,
+            encap: &mut s.encap,
             core: self.id,
             in_port: None,
+            bridge: 0,
+            tun: TunnelMeta::default(),
+            depth: 0,
             now_ns,
             stats: &self.stats,
             packet_in_tx: &self.packet_in_tx,
             recycle: &self.recycle_rx,
             meters: &self.meters,
             meter_map: None,
-            normal: &self.normal,
+            normals: &self.normals,
             normal_ports: None,
         };
         let mut n = 0;
@@ -584,6 +952,7 @@ impl Pmd {
                 continue;
             };
             out.in_port = ex.in_port;
+            out.bridge = ex.bridge;
             let outcome = execute(&ex.actions, frame, &mut self.umem, &mut out);
             count_outcome(&self.stats, outcome);
         }
@@ -622,6 +991,12 @@ impl Pmd {
             for f in frames.drain(..) {
                 self.umem.free(f);
             }
+        }
+        for (f, _) in s.recirc.drain(..).chain(s.recirc_work.drain(..)) {
+            self.umem.free(f);
+        }
+        for (f, _, _) in s.encap.drain(..) {
+            self.umem.free(f);
         }
         for q in &mut self.queues {
             q.queue.release(&mut self.umem);

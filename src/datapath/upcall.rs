@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use super::actions::DpAction;
 use super::flow::FlowKey;
+use super::tunnel::TunnelMeta;
 use crate::netdev::DpPortNo;
 
 /// Why a packet went to the slow path.
@@ -44,6 +45,10 @@ pub struct PacketIn {
     pub pmd: usize,
     /// The port the packet came in on; `None` for a packet the controller sent (packet-out).
     pub in_port: Option<DpPortNo>,
+    /// The bridge the packet was in when copied (the ingress port's, or the packet-out's).
+    pub bridge: u16,
+    /// The packet's tunnel metadata (zero unless it came from a tunnel).
+    pub tunnel: TunnelMeta,
     /// The packet bytes. Hand the buffer back with `Datapath::recycle_packet_in` once done,
     /// and poll threads reuse it instead of allocating.
     pub packet: Vec<u8>,
@@ -55,6 +60,8 @@ pub struct PacketIn {
 pub struct Execute {
     /// `None`: the packet has no ingress port (it came from the controller).
     pub in_port: Option<DpPortNo>,
+    /// The bridge the packet runs in (NORMAL uses that bridge's MAC table).
+    pub bridge: u16,
     pub packet: Vec<u8>,
     pub actions: Arc<[DpAction]>,
 }

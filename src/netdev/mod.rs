@@ -21,6 +21,7 @@ pub mod mem;
 mod poll;
 pub mod tap;
 mod umem;
+pub mod virt;
 
 use std::fmt;
 use std::os::fd::RawFd;

@@ -3,6 +3,7 @@
 
 use super::errcode::ErrorCode;
 use super::error::{EncodeError, Reason};
+use super::nx::{NxAction, NX_VENDOR_ID};
 use super::oxm::{Oxm, OxmField};
 use super::wire::{pad8, Put, Reader};
 
@@ -88,6 +89,9 @@ pub enum Action {
     PushPbb(u16),
     /// `OFPAT_POP_PBB`
     PopPbb,
+    /// A Nicira action (`OFPAT_EXPERIMENTER` with experimenter [`NX_VENDOR_ID`]) the switch
+    /// understands: `set_tunnel`, `set_tunnel64`, `load`.
+    Nicira(NxAction),
     /// `OFPAT_EXPERIMENTER`: passed through; `data` follows the experimenter id.
     Experimenter {
         /// Experimenter id.
@@ -133,6 +137,13 @@ impl Action {
                 oxm.encode(out)?;
                 out.pad8(start);
                 return out.patch_len(start + 2, start);
+            }
+            Action::Nicira(nx) => {
+                out.put_u16(OFPAT_EXPERIMENTER);
+                out.put_u16(nx.wire_len() as u16);
+                out.put_u32(NX_VENDOR_ID);
+                nx.encode_body(out);
+                return Ok(());
             }
             Action::Experimenter { experimenter, data } => {
                 if !(8 + data.len()).is_multiple_of(8) {
@@ -197,7 +208,14 @@ impl Action {
                 }
                 Action::SetField(oxm)
             }
-            OFPAT_EXPERIMENTER => Action::Experimenter { experimenter: b.u32()?, data: b.rest().to_vec() },
+            OFPAT_EXPERIMENTER => {
+                let experimenter = b.u32()?;
+                let data = b.rest();
+                match NxAction::decode_body(data) {
+                    Some(nx) if experimenter == NX_VENDOR_ID => Action::Nicira(nx),
+                    _ => Action::Experimenter { experimenter, data: data.to_vec() },
+                }
+            }
             _ => return Err(Reason::BadActionType { type_ }),
         };
         // What is left is padding (a set-field's after its OXM): it must be zero.

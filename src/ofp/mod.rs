@@ -39,6 +39,7 @@ pub mod header;
 pub mod meter;
 pub mod msg;
 pub mod multipart;
+pub mod nx;
 pub mod oxm;
 pub mod port;
 mod split;

@@ -8,6 +8,7 @@
 //! prerequisites. TLVs of other classes (NXM, experimenter) pass through as raw payloads.
 
 use super::error::{EncodeError, Reason};
+use super::nx::{NXM_1_CLASS, NXM_NX_TUN_IPV4_DST, NXM_NX_TUN_IPV4_SRC};
 use super::wire::{pad8, Put, Reader};
 
 /// `OFPXMC_OPENFLOW_BASIC`: the class of the standard match fields.
@@ -18,13 +19,15 @@ pub const OFPMT_OXM: u16 = 1;
 pub const OFPVID_PRESENT: u16 = 0x1000;
 
 macro_rules! oxm_fields {
-    ($( $(#[$doc:meta])* $name:ident = $num:literal, $len:literal, $bits:expr; )*) => {
+    ($( $(#[$doc:meta])* $name:ident = $num:literal, $len:literal, $bits:expr; )*
+     @nxm $( $(#[$ndoc:meta])* $nname:ident = $nclass:path, $nnum:path, $nlen:literal; )*) => {
         /// A match field: the basic-class fields by name (`OFPXMT_OFB_*`), anything else by its
         /// raw class and field number.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum OxmField {
             $( $(#[$doc])* $name, )*
-            /// A TLV outside the basic class. Its [`Oxm::value`] is the whole raw payload (for
+            $( $(#[$ndoc])* $nname, )*
+            /// A TLV outside the basic class (and not one of the Nicira fields above). Its [`Oxm::value`] is the whole raw payload (for
             /// the experimenter class, starting with the experimenter id) and `has_mask` keeps
             /// the header bit, so it re-encodes unchanged.
             Other {
@@ -46,18 +49,26 @@ macro_rules! oxm_fields {
                 }
             }
 
+            /// The typed field of another class (a Nicira field the switch knows), if any.
+            pub fn from_nxm(class: u16, n: u8) -> Option<OxmField> {
+                $( if class == $nclass && n == $nnum { return Some(OxmField::$nname); } )*
+                None
+            }
+
             /// `(oxm_class, oxm_field)` on the wire.
             pub fn class_field(self) -> (u16, u8) {
                 match self {
                     $( OxmField::$name => (OFPXMC_OPENFLOW_BASIC, $num), )*
+                    $( OxmField::$nname => ($nclass, $nnum), )*
                     OxmField::Other { class, field, .. } => (class, field),
                 }
             }
 
-            /// Length in bytes of the value (without mask); `None` for non-basic fields.
+            /// Length in bytes of the value (without mask); `None` for untyped fields.
             pub fn value_len(self) -> Option<usize> {
                 match self {
                     $( OxmField::$name => Some($len), )*
+                    $( OxmField::$nname => Some($nlen), )*
                     OxmField::Other { .. } => None,
                 }
             }
@@ -66,6 +77,7 @@ macro_rules! oxm_fields {
             fn width_bits(self) -> Option<u32> {
                 match self {
                     $( OxmField::$name => $bits, )*
+                    $( OxmField::$nname => { let _ = $nlen; None } )*
                     OxmField::Other { .. } => None,
                 }
             }
@@ -154,6 +166,11 @@ oxm_fields! {
     TunnelId = 38, 8, None;
     /// `OFPXMT_OFB_IPV6_EXTHDR`: IPv6 extension header pseudo-field (9 bits).
     Ipv6Exthdr = 39, 2, Some(9);
+    @nxm
+    /// `NXM_NX_TUN_IPV4_SRC`: outer IPv4 source of the tunnel the packet came in on.
+    TunIpv4Src = NXM_1_CLASS, NXM_NX_TUN_IPV4_SRC, 4;
+    /// `NXM_NX_TUN_IPV4_DST`: outer IPv4 destination of the tunnel the packet came in on.
+    TunIpv4Dst = NXM_1_CLASS, NXM_NX_TUN_IPV4_DST, 4;
 }
 
 /// One OXM TLV: a field, its value and an optional mask (1 bits = compared).
@@ -227,11 +244,14 @@ impl Oxm {
         let len = usize::from(r.u8().map_err(|_| Reason::BadMatchLen)?);
         let payload = r.bytes(len).map_err(|_| Reason::BadMatchLen)?;
         let (field_no, has_mask) = (fh >> 1, fh & 1 == 1);
-        if class != OFPXMC_OPENFLOW_BASIC {
+        let field = if class == OFPXMC_OPENFLOW_BASIC {
+            OxmField::from_basic(field_no).ok_or(Reason::BadField { class, field: field_no })?
+        } else if let Some(f) = OxmField::from_nxm(class, field_no) {
+            f
+        } else {
             let field = OxmField::Other { class, field: field_no, has_mask };
             return Ok(Oxm { field, value: payload.to_vec(), mask: None });
-        }
-        let field = OxmField::from_basic(field_no).ok_or(Reason::BadField { class, field: field_no })?;
+        };
         let n = field.value_len().unwrap_or(0);
         if len != if has_mask { 2 * n } else { n } {
             return Err(Reason::BadMatchLen);
@@ -276,8 +296,8 @@ pub(crate) fn decode_match(r: &mut Reader<'_>) -> Result<Vec<Oxm>, Reason> {
     let mut out: Vec<Oxm> = Vec::new();
     while fields.remaining() > 0 {
         let oxm = Oxm::decode(&mut fields)?;
-        let basic = !matches!(oxm.field, OxmField::Other { .. });
-        if basic && out.iter().any(|o| o.field == oxm.field) {
+        let typed = !matches!(oxm.field, OxmField::Other { .. });
+        if typed && out.iter().any(|o| o.field == oxm.field) {
             return Err(Reason::DupField);
         }
         out.push(oxm);

@@ -102,17 +102,30 @@ pub struct BridgeStats {
 pub struct PortMap {
     /// (OpenFlow number, datapath number), one per port of the bridge.
     pairs: Vec<(u32, DpPortNo)>,
+    /// The OpenFlow numbers of its GRE tunnel ports.
+    tunnels: Vec<u32>,
 }
 
 impl PortMap {
     /// A map from (OpenFlow number, datapath number) pairs.
     pub fn new(pairs: Vec<(u32, DpPortNo)>) -> PortMap {
-        PortMap { pairs }
+        PortMap { pairs, tunnels: Vec::new() }
+    }
+
+    /// The same map, OpenFlow ports `tunnels` being GRE tunnel ports.
+    pub fn with_tunnels(mut self, tunnels: Vec<u32>) -> PortMap {
+        self.tunnels = tunnels;
+        self
+    }
+
+    /// Whether OpenFlow port `of` is a tunnel port.
+    pub fn is_tunnel(&self, of: u32) -> bool {
+        self.tunnels.contains(&of)
     }
 
     /// Every datapath port numbered as itself (the legacy CLI's single bridge).
     pub fn identity(ports: impl IntoIterator<Item = DpPortNo>) -> PortMap {
-        PortMap { pairs: ports.into_iter().map(|p| (p.0, p)).collect() }
+        PortMap { pairs: ports.into_iter().map(|p| (p.0, p)).collect(), tunnels: Vec::new() }
     }
 
     /// The datapath number of OpenFlow port `of`.
@@ -144,22 +157,17 @@ pub fn dp_meter_id(bridge: u16, id: u32) -> u32 {
 
 /// NORMAL's MAC table of bridge `bridge`.
 pub(super) fn fdb_of(dp: &mut Datapath, bridge: u16) -> &mut FdbWriter {
-    let _ = bridge; // One table until the datapath keeps one per bridge.
-    dp.fdb()
+    dp.fdb(bridge)
 }
 
 /// NORMAL's MAC table of bridge `bridge`, for reading.
 pub(super) fn fdb_ref_of(dp: &Datapath, bridge: u16) -> &FdbWriter {
-    let _ = bridge;
-    dp.fdb_ref()
+    dp.fdb_ref(bridge)
 }
 
 /// Publishes bridge `bridge`'s flood set and VLAN configuration to NORMAL.
 pub(super) fn set_normal_ports(dp: &Datapath, bridge: u16, ports: NormalPorts) {
-    // Until the datapath has a NORMAL per bridge, the first bridge's configuration is the one.
-    if bridge == 0 {
-        dp.set_normal_ports(ports);
-    }
+    dp.set_normal_ports(bridge, ports);
 }
 
 /// One OpenFlow switch: its pipeline, its ports, its connections. The datapath it forwards
@@ -216,7 +224,7 @@ impl Bridge {
         map: PortMap,
         dp: &mut Datapath,
     ) -> Bridge {
-        let xports: Vec<XPort> = map.iter().map(|(of, _)| XPort::up(of)).collect();
+        let xports: Vec<XPort> = map.iter().map(|(of, p)| XPort::new(of, p, map.is_tunnel(of))).collect();
         let local = map.to_dp(DpPortNo::LOCAL.0);
         let datapath_id = cfg.datapath_id.unwrap_or_else(|| {
             local
@@ -327,21 +335,15 @@ impl Bridge {
         t
     }
 
-    /// Turns the OpenFlow port and meter numbers translation wrote into datapath ones.
-    /// Nothing to do for the legacy bridge (identity map, meter namespace 0).
+    /// Turns the OpenFlow meter numbers translation wrote into the datapath's (translation
+    /// already names datapath ports, through `XPort::dp`). Nothing to do for bridge 0.
     pub(super) fn to_dp_actions(&self, actions: &mut [DpAction]) {
-        if self.index == 0 && self.map.is_identity() {
+        if self.index == 0 {
             return;
         }
         for a in actions {
-            match a {
-                DpAction::Output(p) => {
-                    if let Some(d) = self.map.to_dp(p.0) {
-                        *p = d;
-                    }
-                }
-                DpAction::Meter(id) => *id = dp_meter_id(self.index, *id),
-                _ => {}
+            if let DpAction::Meter(id) = a {
+                *id = dp_meter_id(self.index, *id);
             }
         }
     }

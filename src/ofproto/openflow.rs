@@ -554,7 +554,7 @@ impl Bridge {
         let mut t = translate_packet_out(&ctx, &mut self.pins, &key, actions);
         self.to_dp_actions(&mut t.actions);
         let acts: Arc<[DpAction]> = t.actions[..].into();
-        if !dp.inject(dp_in, data.to_vec(), acts) {
+        if !dp.inject_bridge(self.index, dp_in, data.to_vec(), acts) {
             self.stats.execute_dropped += 1;
         }
         Ok(Vec::new())
@@ -599,6 +599,15 @@ impl Bridge {
                 let mut match_ = vec![Oxm::exact(OxmField::InPort, u128::from(in_port))];
                 if ctx.metadata != 0 {
                     match_.push(Oxm::exact(OxmField::Metadata, u128::from(ctx.metadata)));
+                }
+                // A packet from a tunnel carries its tunnel metadata (OVS sends tun_id and
+                // the endpoints, OXM/NXM, when they are set).
+                if p.tunnel.tun_id != 0 {
+                    match_.push(Oxm::exact(OxmField::TunnelId, u128::from(p.tunnel.tun_id)));
+                }
+                if p.tunnel.tun_src != 0 {
+                    match_.push(Oxm::exact(OxmField::TunIpv4Src, u128::from(p.tunnel.tun_src)));
+                    match_.push(Oxm::exact(OxmField::TunIpv4Dst, u128::from(p.tunnel.tun_dst)));
                 }
                 Body::PacketIn(ofp::PacketIn {
                     buffer_id: OFP_NO_BUFFER,

@@ -510,6 +510,8 @@ impl Match {
             out.push(s.to_string());
         }
         push_hex(&mut out, "tun_id", k.tun_id, m.tun_id, u64::MAX);
+        push_ipv4(&mut out, "tun_src", &k.tun_src.to_be_bytes(), &m.tun_src.to_be_bytes());
+        push_ipv4(&mut out, "tun_dst", &k.tun_dst.to_be_bytes(), &m.tun_dst.to_be_bytes());
         push_hex(&mut out, "metadata", k.metadata, m.metadata, u64::MAX);
         if m.in_port == u32::MAX {
             match ofpp::name(k.in_port) {

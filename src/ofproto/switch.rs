@@ -97,14 +97,14 @@ impl Ofproto {
             } else if i == i_pin {
                 if let Ok(p) = op.recv(&packet_ins) {
                     for p in std::iter::once(p).chain(packet_ins.try_iter().take(EVENT_BATCH)) {
-                        let b = p.in_port.map_or(0, |n| self.bridge_of(n));
+                        let b = usize::from(p.bridge).min(self.bridges.len() - 1);
                         self.bridges[b].handle_packet_in(&mut self.dp, p);
                     }
                 }
             } else if i == i_learn {
                 if let Ok(ev) = op.recv(&learned) {
                     for ev in std::iter::once(ev).chain(learned.try_iter().take(EVENT_BATCH)) {
-                        let b = self.bridge_of(ev.port);
+                        let b = usize::from(ev.bridge).min(self.bridges.len() - 1);
                         self.bridges[b].learn(&mut self.dp, ev);
                     }
                 }

@@ -342,6 +342,15 @@ fn parse_flow_inner(
                 let (t, m) = parse_masked(name, v, u64::MAX)?;
                 set_field!(b, tun_id, t, m);
             }
+            "tun_src" | "tun_dst" => {
+                let (a, m) = parse_ipv4_masked(name, v)?;
+                let (a, m) = (u32::from_be_bytes(a), u32::from_be_bytes(m));
+                if name == "tun_src" {
+                    set_field!(b, tun_src, a, m);
+                } else {
+                    set_field!(b, tun_dst, a, m);
+                }
+            }
             "metadata" => {
                 let (t, m) = parse_masked(name, v, u64::MAX)?;
                 set_field!(b, metadata, t, m);
@@ -755,6 +764,9 @@ fn parse_actions(text: &str, ports: &PortNames, in_set: bool) -> Result<Vec<OfAc
             "mod_vlan_pcp" => OfAction::SetVlanPcp(parse_uint(name, need("a priority")?, 7)? as u8),
             "strip_vlan" | "pop_vlan" => OfAction::StripVlan,
             "set_field" => set_field_action(need("V->field")?)?,
+            "set_tunnel" => OfAction::SetTunId(parse_uint(name, need("a tunnel id")?, u32::MAX.into())?),
+            "set_tunnel64" => OfAction::SetTunId(parse_uint(name, need("a tunnel id")?, u64::MAX)?),
+            "load" => load_action(need("VALUE->FIELD[]")?)?,
             "group" => OfAction::Group(parse_uint(name, need("a group")?, ofpg::MAX as u64)? as u32),
             "set_queue" => OfAction::SetQueue(parse_uint(name, need("a queue")?, u32::MAX as u64)? as u32),
             _ if lname.starts_with("resubmit") => {
@@ -821,6 +833,21 @@ fn resubmit_action(a: &str, ports: &PortNames) -> Result<OfAction, SyntaxError> 
         return err(F, "needs a port or a table");
     }
     Ok(OfAction::Resubmit { in_port, table })
+}
+
+/// `load:VALUE->NXM_NX_TUN_ID[]` (also `tun_id[]`): the whole tunnel id. Loads into other
+/// fields or parts of one are not supported.
+fn load_action(s: &str) -> Result<OfAction, SyntaxError> {
+    const F: &str = "load";
+    let Some((v, dst)) = s.split_once("->") else {
+        return err(F, format!("{s:?}: expected VALUE->FIELD[]"));
+    };
+    match dst.trim() {
+        "NXM_NX_TUN_ID[]" | "tun_id[]" | "NXM_NX_TUN_ID[0..63]" | "tun_id[0..63]" => {
+            Ok(OfAction::SetTunId(parse_uint(F, v.trim(), u64::MAX)?))
+        }
+        d => err(F, format!("{d:?}: only the whole NXM_NX_TUN_ID[] can be loaded")),
+    }
 }
 
 /// `set_field:VALUE->FIELD`, folded into the equivalent action.
@@ -939,6 +966,37 @@ mod tests {
         assert_eq!((fm.spec.priority, fm.out_port, fm.spec.table), (5, 3, TABLE_ALL));
     }
 
+    #[test]
+    fn tunnel_fields_and_actions() {
+        let s = parse_flow(
+            "tun_id=0x64,tun_src=192.0.2.1,tun_dst=192.0.2.0/24,actions=set_tunnel:0x64,\
+             set_tunnel64:0x1234567890,load:0x65->NXM_NX_TUN_ID[],set_field:0x66->tun_id,output:1",
+            &ports(),
+        )
+        .unwrap();
+        let (k, m) = (s.matches.key(), s.matches.mask().0);
+        assert_eq!((k.tun_src, m.tun_src), (0xc000_0201, !0));
+        assert_eq!((k.tun_dst, m.tun_dst), (0xc000_0200, 0xffff_ff00));
+        assert_eq!(
+            s.actions,
+            vec![
+                OfAction::SetTunId(0x64),
+                OfAction::SetTunId(0x12_3456_7890),
+                OfAction::SetTunId(0x65),
+                OfAction::SetTunId(0x66),
+                OfAction::Output(1)
+            ]
+        );
+        assert_eq!(parse_flow(&s.to_string(), &ports()), Ok(s));
+        let e = |l: &str| parse_flow(l, &ports()).unwrap_err().to_string();
+        assert!(
+            e("actions=set_tunnel:0x100000000").starts_with("set_tunnel: \"0x100000000\" is out of range")
+        );
+        assert!(e("actions=load:1->NXM_NX_REG0[]").starts_with("load: \"NXM_NX_REG0[]\": only the whole"));
+        assert!(e("actions=load:1->NXM_NX_TUN_ID[0..31]").starts_with("load:"));
+        assert!(e("tun_src=192.0.2,actions=drop").starts_with("tun_src:"));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
         #[test]
@@ -948,7 +1006,7 @@ mod tests {
         }
 
         #[test]
-        fn never_panics_on_near_valid(s in "(ip|tcp|udp6|arp|in_port|nw_dst|tp_dst|dl_vlan|vlan_tci|tcp_flags|actions|output|resubmit|set_field|controller|goto_table|[=,:/().0-9a-fx>+-]){0,30}") {
+        fn never_panics_on_near_valid(s in "(ip|tcp|udp6|arp|in_port|nw_dst|tp_dst|dl_vlan|vlan_tci|tcp_flags|tun_src|tun_dst|actions|output|resubmit|set_field|set_tunnel|set_tunnel64|load|NXM_NX_TUN_ID\\[\\]|controller|goto_table|[=,:/().0-9a-fx>+-]){0,30}") {
             if let Ok(spec) = parse_flow(&s, &ports()) {
                 let again = parse_flow(&spec.to_string(), &ports());
                 prop_assert_eq!(Ok(spec), again);

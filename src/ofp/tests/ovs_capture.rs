@@ -5,6 +5,7 @@ use super::super::flow::OFPFC_DELETE;
 use super::super::msg::FeaturesReply;
 use super::super::multipart::table_feature_prop_type::*;
 use super::super::multipart::{FlowStats, MultipartReplyBody, TableFeatureProp, TableFeatures};
+use super::super::nx::NxAction;
 use super::super::oxm::{Oxm, OxmField};
 use super::super::port::OFPP_CONTROLLER;
 use super::super::{v10, Body};
@@ -323,4 +324,62 @@ fn replies_ovs_ofctl_accepts() {
         assert_eq!(enc(&msg), bytes, "{msg:?}");
         assert_eq!(dec(&bytes), msg);
     }
+}
+
+/// ovs-ofctl 3.1 `-O OpenFlow13 add-flow` of `tun_src=192.0.2.1,actions=drop`,
+/// `tun_dst=192.0.2.0/24,actions=drop`, `actions=set_tunnel:0x64` (sent as a tun_id
+/// set-field in 1.3) and `actions=load:0x64->NXM_NX_TUN_ID[]` (NXAST_REG_LOAD), captured off
+/// the socket.
+pub(super) const OVS_OFCTL_TUNNEL_CAPTURE: &[&str] = &[
+    concat!(
+        "040e004000000006000000000000000000000000000000000000000000008000",
+        "ffffffffffffffffffffffff000000000001000c00013e04c000020100000000",
+    ),
+    concat!(
+        "040e004000000006000000000000000000000000000000000000000000008000",
+        "ffffffffffffffffffffffff000000000001001000014108c0000200ffffff00",
+    ),
+    concat!(
+        "040e005000000006000000000000000000000000000000000000000000008000",
+        "ffffffffffffffffffffffff0000000000010004000000000004001800000000",
+        "0019001080004c080000000000000064",
+    ),
+    concat!(
+        "040e005800000006000000000000000000000000000000000000000000008000",
+        "ffffffffffffffffffffffff0000000000010004000000000004002000000000",
+        "ffff0018000023200007003f000120080000000000000064",
+    ),
+];
+
+#[test]
+fn ovs_ofctl_tunnel_fields_and_actions_decode_typed() {
+    let fms: Vec<_> = OVS_OFCTL_TUNNEL_CAPTURE
+        .iter()
+        .map(|h| {
+            let bytes = hex(h);
+            let msg = dec(&bytes);
+            assert_eq!(enc(&msg), bytes, "{msg:?}");
+            match msg.body {
+                Body::FlowMod(fm) => fm,
+                b => panic!("not a flow-mod: {b:?}"),
+            }
+        })
+        .collect();
+    assert_eq!(fms[0].match_, vec![Oxm::bytes(OxmField::TunIpv4Src, &[192, 0, 2, 1])]);
+    assert_eq!(
+        fms[1].match_,
+        vec![Oxm {
+            field: OxmField::TunIpv4Dst,
+            value: vec![192, 0, 2, 0],
+            mask: Some(vec![255, 255, 255, 0])
+        }]
+    );
+    assert_eq!(
+        fms[2].instructions,
+        vec![Instruction::ApplyActions(vec![Action::SetField(Oxm::exact(OxmField::TunnelId, 0x64))])]
+    );
+    assert_eq!(
+        fms[3].instructions,
+        vec![Instruction::ApplyActions(vec![Action::Nicira(NxAction::load_tun_id(0x64))])]
+    );
 }

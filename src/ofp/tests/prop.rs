@@ -6,14 +6,19 @@ use proptest::prelude::*;
 use super::super::action::{Action, Instruction};
 use super::super::flow::{FlowMod, PacketIn};
 use super::super::multipart::{FlowStats, MultipartReplyBody};
+use super::super::nx::NxAction;
 use super::super::oxm::{Oxm, OxmField};
 use super::super::Body;
 use super::{mp_rep, msg13, roundtrip};
 
 /// A basic-class OXM whose value and mask fit the field's width.
 fn oxm() -> impl Strategy<Value = Oxm> {
-    (0u8..=39, any::<u128>(), any::<u128>(), any::<bool>()).prop_map(|(n, v, m, masked)| {
-        let field = OxmField::from_basic(n).unwrap_or(OxmField::InPort);
+    (0u8..=41, any::<u128>(), any::<u128>(), any::<bool>()).prop_map(|(n, v, m, masked)| {
+        let field = match n {
+            40 => OxmField::TunIpv4Src,
+            41 => OxmField::TunIpv4Dst,
+            n => OxmField::from_basic(n).unwrap_or(OxmField::InPort),
+        };
         let width = match field {
             OxmField::VlanVid => 13,
             OxmField::VlanPcp | OxmField::MplsTc => 3,
@@ -56,6 +61,10 @@ fn action() -> impl Strategy<Value = Action> {
         any::<u32>().prop_map(Action::Group),
         any::<u8>().prop_map(Action::SetNwTtl),
         oxm().prop_map(|o| Action::SetField(Oxm { mask: None, ..o })),
+        any::<u32>().prop_map(|v| Action::Nicira(NxAction::SetTunnel(v))),
+        any::<u64>().prop_map(|v| Action::Nicira(NxAction::SetTunnel64(v))),
+        (any::<u16>(), any::<u32>(), any::<u64>())
+            .prop_map(|(ofs_nbits, dst, value)| Action::Nicira(NxAction::RegLoad { ofs_nbits, dst, value })),
         (any::<u32>(), proptest::collection::vec(any::<u8>(), 0..3))
             .prop_map(|(experimenter, d)| Action::Experimenter { experimenter, data: d.repeat(8) }),
     ]

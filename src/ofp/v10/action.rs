@@ -1,6 +1,7 @@
 //! OpenFlow 1.0 actions (`ofp_action_*` of 1.0.0 §5.2.4).
 
 use crate::ofp::error::{EncodeError, Reason};
+use crate::ofp::nx::{NxAction, NX_VENDOR_ID};
 use crate::ofp::wire::{Put, Reader};
 
 /// One OpenFlow 1.0 action (`OFPAT_*` of 1.0).
@@ -40,6 +41,9 @@ pub enum Action {
         /// Queue id.
         queue_id: u32,
     },
+    /// A Nicira action (`OFPAT_VENDOR` with vendor [`NX_VENDOR_ID`]) the switch understands:
+    /// `set_tunnel`, `set_tunnel64`, `load`.
+    Nicira(NxAction),
     /// `OFPAT_VENDOR`: passed through.
     Vendor {
         /// Vendor id.
@@ -88,6 +92,12 @@ impl Action {
                 out.put_zeros(6);
                 out.put_u32(*queue_id);
             }
+            Action::Nicira(nx) => {
+                out.put_u16(0xffff);
+                out.put_u16(nx.wire_len() as u16);
+                out.put_u32(NX_VENDOR_ID);
+                nx.encode_body(out);
+            }
             Action::Vendor { vendor, data } => {
                 if !(8 + data.len()).is_multiple_of(8) {
                     return Err(EncodeError::Invalid { what: "vendor action not 8-aligned" });
@@ -135,7 +145,14 @@ impl Action {
                 b.skip(6)?;
                 Action::Enqueue { port, queue_id: b.u32()? }
             }
-            0xffff => Action::Vendor { vendor: b.u32()?, data: b.rest().to_vec() },
+            0xffff => {
+                let vendor = b.u32()?;
+                let data = b.rest();
+                match NxAction::decode_body(data) {
+                    Some(nx) if vendor == NX_VENDOR_ID => Action::Nicira(nx),
+                    _ => Action::Vendor { vendor, data: data.to_vec() },
+                }
+            }
             _ => return Err(Reason::BadActionType { type_ }),
         };
         b.pad_rest()?;

@@ -89,6 +89,8 @@ fn maskable(f: OxmField) -> bool {
             | OxmField::PbbIsid
             | OxmField::TunnelId
             | OxmField::Ipv6Exthdr
+            | OxmField::TunIpv4Src
+            | OxmField::TunIpv4Dst
     )
 }
 
@@ -189,6 +191,8 @@ pub fn match_from_oxms(oxms: &[Oxm]) -> Result<Match, Error> {
                 m.0.mpls_lse |= 1 << 8;
             }
             OxmField::TunnelId => (k.tun_id, m.0.tun_id) = (v as u64, mk as u64),
+            OxmField::TunIpv4Src => (k.tun_src, m.0.tun_src) = (v as u32, mk as u32),
+            OxmField::TunIpv4Dst => (k.tun_dst, m.0.tun_dst) = (v as u32, mk as u32),
             OxmField::PbbIsid | OxmField::Ipv6Exthdr | OxmField::Other { .. } => {
                 return bad(ErrorCode::OFPBMC_BAD_FIELD, format!("{f:?}: not matched by this switch"));
             }
@@ -359,6 +363,8 @@ pub fn match_to_oxms(mat: &Match) -> Vec<Oxm> {
         push(&mut out, OxmField::MplsBos, u128::from((l >> 8) & 1), only_full(u128::from((lm >> 8) & 1), 1));
     }
     push(&mut out, OxmField::TunnelId, k.tun_id.into(), mk.tun_id.into());
+    push(&mut out, OxmField::TunIpv4Src, k.tun_src.into(), mk.tun_src.into());
+    push(&mut out, OxmField::TunIpv4Dst, k.tun_dst.into(), mk.tun_dst.into());
     out
 }
 
@@ -402,6 +408,11 @@ pub fn action_from_ofp(a: &Action, packet_out: bool) -> Result<OfAction, Error> 
         Action::SetNwTtl(t) => OfAction::SetNwTtl(*t),
         Action::DecNwTtl => OfAction::DecTtl,
         Action::SetField(oxm) => set_field_from_oxm(oxm)?,
+        // set_tunnel, set_tunnel64, load:V->NXM_NX_TUN_ID[]; other loads are not supported.
+        Action::Nicira(nx) => match nx.tun_id() {
+            Some(t) => OfAction::SetTunId(t),
+            None => return bad(ErrorCode::OFPBAC_BAD_EXPERIMENTER, format!("experimenter 0x2320: {nx:?}")),
+        },
         Action::Experimenter { experimenter, .. } => {
             return bad(ErrorCode::OFPBAC_BAD_EXPERIMENTER, format!("experimenter {experimenter:#x}"))
         }

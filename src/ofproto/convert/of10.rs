@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::datapath::flow::{FlowKey, FlowMask, VLAN_PRESENT};
+use crate::ofp::nx::NxAction;
 use crate::ofp::{v10, ErrorCode};
 use crate::ofproto::rule::{ofpp, FlowMod, FlowModCommand, FlowSpec, Match, OfAction, TABLE_ALL};
 use crate::ofproto::syntax::{ETH_ARP, ETH_IP, IPPROTO_ICMP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
@@ -231,6 +232,10 @@ fn action_from_v10(a: &v10::Action, packet_out: bool, out: &mut Vec<OfAction>) -
             out.push(OfAction::SetQueue(*queue_id));
             output_port(port_from_v10(*port), 0, false)?
         }
+        v10::Action::Nicira(nx) => match nx.tun_id() {
+            Some(t) => OfAction::SetTunId(t),
+            None => return bad(ErrorCode::OFPBAC_BAD_EXPERIMENTER, format!("vendor 0x2320: {nx:?}")),
+        },
         v10::Action::Vendor { vendor, .. } => {
             return bad(ErrorCode::OFPBAC_BAD_EXPERIMENTER, format!("vendor {vendor:#x}"))
         }
@@ -249,7 +254,8 @@ pub fn actions_from_v10(list: &[v10::Action], packet_out: bool) -> Result<Vec<Of
 }
 
 /// A model action list as OpenFlow 1.0 actions; `set_queue` and the output after it become
-/// one `enqueue`; actions 1.0 lacks (groups, TTL, push_vlan, IPv6, tunnels) are left out.
+/// one `enqueue`; `set_tunnel` becomes Nicira's; actions 1.0 lacks (groups, TTL, push_vlan,
+/// IPv6) are left out.
 pub fn actions_to_v10(list: &[OfAction]) -> Vec<v10::Action> {
     let mut out = Vec::new();
     let mut queue = None;
@@ -283,6 +289,11 @@ pub fn actions_to_v10(list: &[OfAction]) -> Vec<v10::Action> {
             OfAction::SetVlanVid(v) => v10::Action::SetVlanVid(*v),
             OfAction::SetVlanPcp(p) => v10::Action::SetVlanPcp(*p),
             OfAction::StripVlan => v10::Action::StripVlan,
+            // As OVS encodes set_tunnel in 1.0: the 32-bit form when the id fits.
+            OfAction::SetTunId(t) => match u32::try_from(*t) {
+                Ok(t) => v10::Action::Nicira(NxAction::SetTunnel(t)),
+                Err(_) => v10::Action::Nicira(NxAction::SetTunnel64(*t)),
+            },
             OfAction::SetQueue(q) => {
                 queue = Some(*q);
                 continue;

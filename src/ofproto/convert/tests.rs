@@ -81,6 +81,8 @@ fn oxm_round_trips() {
             x(TcpSrc, 1000),
             x(TcpDst, 80),
             Oxm::masked(TunnelId, 5, 0xff),
+            x(TunIpv4Src, 0xc000_0201),
+            Oxm::masked(TunIpv4Dst, 0xc000_0200, 0xffff_ff00),
         ],
         vec![x(EthType, 0x0800), x(IpProto, 17), x(UdpSrc, 1), x(UdpDst, 2)],
         vec![x(EthType, 0x0800), x(IpProto, 132), x(SctpSrc, 1), x(SctpDst, 2)],
@@ -442,4 +444,48 @@ mod props {
             prop_assert_eq!(flow_mod_from_ofp(&again).unwrap().spec, spec);
         }
     }
+}
+
+#[test]
+fn tunnel_fields_and_nicira_tunnel_actions() {
+    use crate::ofp::nx::{NxAction, NXM_NX_TUN_ID_HEADER};
+    let m = match_from_oxms(&[x(OxmField::TunIpv4Src, 0xc000_0201), x(OxmField::TunnelId, 0x64)]).unwrap();
+    assert_eq!((m.key().tun_src, m.mask().0.tun_src), (u32::from(std::net::Ipv4Addr::new(192, 0, 2, 1)), !0));
+    assert_eq!(m.to_string(), "tun_id=0x64,tun_src=192.0.2.1");
+    // set_tunnel, set_tunnel64 and a whole-field load all set tun_id, in both versions.
+    for nx in [NxAction::SetTunnel(0x64), NxAction::SetTunnel64(0x64), NxAction::load_tun_id(0x64)] {
+        assert_eq!(action_from_ofp(&Action::Nicira(nx), false).unwrap(), OfAction::SetTunId(0x64));
+        assert_eq!(
+            of10::actions_from_v10(&[v10::Action::Nicira(nx)], false).unwrap(),
+            [OfAction::SetTunId(0x64)]
+        );
+    }
+    // Other loads stay unsupported.
+    let part = NxAction::RegLoad { ofs_nbits: 31, dst: NXM_NX_TUN_ID_HEADER, value: 1 };
+    let e = action_from_ofp(&Action::Nicira(part), false).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::OFPBAC_BAD_EXPERIMENTER);
+    // Out: a tun_id set-field in 1.3 (as OVS sends set_tunnel), Nicira's in 1.0.
+    let acts = [OfAction::SetTunId(0x64), OfAction::SetTunId(1 << 40)];
+    assert_eq!(
+        actions_to_ofp(&acts, &Match::default()),
+        vec![
+            Action::SetField(Oxm::exact(OxmField::TunnelId, 0x64)),
+            Action::SetField(Oxm::exact(OxmField::TunnelId, 1 << 40))
+        ]
+    );
+    assert_eq!(
+        of10::actions_to_v10(&acts),
+        vec![
+            v10::Action::Nicira(NxAction::SetTunnel(0x64)),
+            v10::Action::Nicira(NxAction::SetTunnel64(1 << 40))
+        ]
+    );
+    // The flows as ovs-ofctl sent them (tests of ofp have the bytes).
+    let spec =
+        parse_flow("tun_dst=192.0.2.0/24,actions=set_tunnel:0x64,load:0x65->NXM_NX_TUN_ID[]", &names())
+            .unwrap();
+    assert_eq!(
+        spec.to_string(),
+        "table=0, cookie=0x0, tun_dst=192.0.2.0/24 actions=set_field:0x64->tun_id,set_field:0x65->tun_id"
+    );
 }

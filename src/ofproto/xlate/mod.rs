@@ -21,7 +21,12 @@
 //! same actions, rules and error. The mask is the union of the classifier masks of every
 //! lookup plus the fields each decision read (dl_type and nw_proto for L3/L4 sets, vlan_tci
 //! for push-vs-set, in_port for FLOOD/ALL/`in_port`/output-to-ingress and packet-in
-//! permission, nw_ttl for `dec_ttl`, the L2-L4 fields for a select group's hash).
+//! permission, nw_ttl for `dec_ttl`, the L2-L4 fields for a select group's hash, tun_id for
+//! an output to a tunnel port when no action set it).
+//!
+//! Ports: the key's `in_port` and every port a rule names are OpenFlow numbers; each
+//! [`XPort`] maps its OpenFlow number to the datapath's, and output to a tunnel port becomes
+//! `DpAction::Tunnel` with the low 32 bits of the packet's `tun_id` as the GRE key.
 
 use std::collections::HashMap;
 
@@ -56,18 +61,26 @@ pub mod ofppc {
 /// A port as translation sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct XPort {
-    /// Its number (OpenFlow and datapath numbers are the same).
+    /// Its OpenFlow number (what rules match and name).
     pub no: u32,
+    /// Its datapath number (what `DpAction::Output`/`Tunnel` name).
+    pub dp: DpPortNo,
     /// `OFPPC_*` bits ([`ofppc`]).
     pub config: u32,
     /// Link up (fast-failover liveness; FLOOD skips dead ports).
     pub live: bool,
+    /// A GRE tunnel port: output becomes `DpAction::Tunnel` with the packet's `tun_id`.
+    pub tunnel: bool,
 }
 
 impl XPort {
-    /// An up port with no config bits.
+    /// An up port with no config bits whose datapath number is its OpenFlow number.
     pub fn up(no: u32) -> XPort {
-        XPort { no, config: 0, live: true }
+        XPort::new(no, DpPortNo(no), false)
+    }
+    /// An up port with no config bits: OpenFlow number `no`, datapath number `dp`.
+    pub fn new(no: u32, dp: DpPortNo, tunnel: bool) -> XPort {
+        XPort { no, dp, config: 0, live: true, tunnel }
     }
     fn is_live(&self) -> bool {
         self.live && self.config & ofppc::PORT_DOWN == 0
@@ -92,7 +105,9 @@ pub struct XlateCtx<'a> {
     pub groups: &'a GroupTable,
     /// The bridge's ports.
     pub ports: &'a [XPort],
-    /// The datapath port `OFPP_LOCAL` means (`None`: output to LOCAL drops).
+    /// The OpenFlow number of the bridge's LOCAL port (`OFPP_LOCAL`; `None`: output to LOCAL
+    /// drops). Output goes to the datapath number of the [`XPort`] with that number, or to the
+    /// same number when `ports` has none.
     pub local_port: Option<u32>,
     /// Table-miss behaviour.
     pub miss: TableMiss,
@@ -220,14 +235,12 @@ pub struct Translation {
     pub error: Option<XlateError>,
 }
 
-/// The name of `a` when the flows-file path (no agent: no controller, no LOCAL port,
-/// no NORMAL, no tunnels) cannot carry it out, else `None`. Flow files with such actions
-/// are refused at load time instead of dropping packets silently.
-pub fn unsupported(a: &OfAction) -> Option<&'static str> {
-    match a {
-        OfAction::SetTunId(_) => Some("set_field:->tun_id"),
-        _ => None,
-    }
+/// The name of `a` when the flows-file path (no agent) cannot carry it out, else `None`.
+/// Flow files with such actions are refused at load time instead of dropping packets
+/// silently. Every action translates now (`set_tunnel` included: without a tunnel port it
+/// changes nothing), so this answers `None`; it stays as the one place to refuse one.
+pub fn unsupported(_a: &OfAction) -> Option<&'static str> {
+    None
 }
 
 /// Translates `key` for the flows-file bridge: `ports` are all up, no groups, no LOCAL port,
@@ -289,8 +302,10 @@ struct Ctx<'a, 'p> {
     pins: &'p mut PacketInContexts,
     /// The packet as the actions so far have made it.
     key: FlowKey,
-    /// The real ingress port.
+    /// The real ingress port (OpenFlow number).
     in_port: u32,
+    /// `tun_id` was set by an action: `key.tun_id` no longer comes from the packet.
+    tun_id_set: bool,
     mask: FlowMask,
     actions: Vec<DpAction>,
     rules: Vec<RuleId>,
@@ -314,6 +329,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
             pins,
             key: *key,
             in_port: key.in_port,
+            tun_id_set: false,
             mask: FlowMask::catchall(),
             actions: Vec::new(),
             rules: Vec::new(),
@@ -487,12 +503,26 @@ impl<'a, 'p> Ctx<'a, 'p> {
         self.key.vlan_tci & VLAN_PRESENT != 0
     }
 
-    /// Output to datapath port `port` unless it is the ingress port or refuses forwarding.
+    /// Output to OpenFlow port `port` unless it is the ingress port or refuses forwarding.
     fn output(&mut self, port: u32) {
         let Some(p) = self.port(port) else { return };
         self.examine_in_port();
         if port != self.in_port && p.config & ofppc::NO_FWD == 0 {
-            self.actions.push(DpAction::Output(DpPortNo(port)));
+            self.emit_output(p);
+        }
+    }
+
+    /// The datapath action that sends the packet out of `p`: a plain output, or for a
+    /// tunnel port an encapsulation with the packet's `tun_id` at this point (the key's own
+    /// unless an action set it, and then the mask covers it).
+    fn emit_output(&mut self, p: &XPort) {
+        if p.tunnel {
+            if !self.tun_id_set {
+                self.mask.0.tun_id = !0;
+            }
+            self.actions.push(DpAction::Tunnel { port: p.dp, key: self.key.tun_id as u32 });
+        } else {
+            self.actions.push(DpAction::Output(p.dp));
         }
     }
 
@@ -518,9 +548,10 @@ impl<'a, 'p> Ctx<'a, 'p> {
             OfAction::Output(p) => self.output(p),
             OfAction::InPort => {
                 self.examine_in_port();
-                let no_fwd = self.port(self.in_port).is_some_and(|p| p.config & ofppc::NO_FWD != 0);
-                if self.in_port < ofpp::MAX && !no_fwd {
-                    self.actions.push(DpAction::Output(DpPortNo(self.in_port)));
+                if let Some(p) = self.port(self.in_port) {
+                    if self.in_port < ofpp::MAX && p.config & ofppc::NO_FWD == 0 {
+                        self.emit_output(p);
+                    }
                 }
             }
             OfAction::Flood | OfAction::All => {
@@ -531,7 +562,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
                         || p.config & ofppc::NO_FWD != 0
                         || (flood && (!p.is_live() || p.config & ofppc::NO_FLOOD != 0));
                     if !skip {
-                        self.actions.push(DpAction::Output(DpPortNo(p.no)));
+                        self.emit_output(p);
                     }
                 }
             }
@@ -539,7 +570,10 @@ impl<'a, 'p> Ctx<'a, 'p> {
                 if let Some(l) = self.x.local_port {
                     self.examine_in_port();
                     if l != self.in_port {
-                        self.actions.push(DpAction::Output(DpPortNo(l)));
+                        match self.port(l) {
+                            Some(p) => self.emit_output(p),
+                            None => self.actions.push(DpAction::Output(DpPortNo(l))),
+                        }
                     }
                 }
             }
@@ -550,7 +584,10 @@ impl<'a, 'p> Ctx<'a, 'p> {
             // The L2 switch runs per packet in the fast path (MAC table lookups and learning
             // there), so the megaflow depends on no address field.
             OfAction::Normal => self.actions.push(DpAction::Normal),
-            OfAction::SetTunId(t) => self.key.tun_id = t,
+            OfAction::SetTunId(t) => {
+                self.key.tun_id = t;
+                self.tun_id_set = true;
+            }
             OfAction::SetEthSrc(m) => {
                 self.key.dl_src = m;
                 self.dirty |= dirty::ETH_SRC;
@@ -717,9 +754,12 @@ impl<'a, 'p> Ctx<'a, 'p> {
     fn bucket(&mut self, group: u32, i: usize, b: &Bucket, at: At, depth: usize) {
         self.groups.push((group, Some(i)));
         let (saved, saved_dirty) = (self.key, std::mem::take(&mut self.dirty));
+        let saved_tun_id_set = self.tun_id_set;
         self.execute_set(b.actions.clone(), at, depth);
         if !self.stop {
             self.restore(&saved);
+            // tun_id is metadata: no datapath action to undo, the key copy is enough.
+            self.tun_id_set = saved_tun_id_set;
         }
         self.dirty |= saved_dirty;
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 const PORTS: &[u32] = &[1, 2, 3];
 
 fn pipeline(text: &str) -> Pipeline {
-    let names: PortNames = [("p1", 1), ("p2", 2), ("p3", 3), ("p9", 9)].into_iter().collect();
+    let names: PortNames = [("p1", 1), ("p2", 2), ("p3", 3), ("p4", 4), ("p9", 9)].into_iter().collect();
     let mut p = Pipeline::new();
     // Unchecked adds: these tests set up groups and meters themselves.
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -138,10 +138,18 @@ fn arb_action() -> impl Strategy<Value = OfAction> {
         (prop::option::of(1u32..4), prop::option::of(0u8..3))
             .prop_map(|(in_port, table)| OfAction::Resubmit { in_port, table }),
         Just(OfAction::Normal),
+        Just(OfAction::SetTunId(5)),
     ]
 }
 
 fn arb_key() -> impl Strategy<Value = FlowKey> {
+    (arb_key_no_tunnel(), prop::sample::select(vec![0u64, 5, 1 << 32])).prop_map(|(mut k, tun_id)| {
+        k.tun_id = tun_id;
+        k
+    })
+}
+
+fn arb_key_no_tunnel() -> impl Strategy<Value = FlowKey> {
     (
         (1u32..5, prop::sample::select(vec![ETH_IP, ETH_IPV6, 0x0806])),
         prop::sample::select(vec![0u16, 0x1000, 0x1001, 0x3001, 0x2002]),
@@ -375,9 +383,9 @@ fn controller_local_flood_and_misses() {
          table=0,in_port=3,actions=ALL,dec_ttl\n\
          table=1,priority=0,actions=controller(max_len=32)\n",
     );
-    w.ports.push(XPort { no: 4, config: ofppc::NO_FLOOD, live: true });
-    w.ports.push(XPort { no: 5, config: 0, live: false });
-    w.ports.push(XPort { no: 6, config: ofppc::NO_FWD, live: true });
+    w.ports.push(XPort { config: ofppc::NO_FLOOD, ..XPort::up(4) });
+    w.ports.push(XPort { live: false, ..XPort::up(5) });
+    w.ports.push(XPort { config: ofppc::NO_FWD, ..XPort::up(6) });
     w.local = Some(10);
     let mut pins = PacketInContexts::new();
     let t = w.run(&mut pins, &udp(1, 0));
@@ -444,6 +452,7 @@ fn arb_group_action() -> impl Strategy<Value = OfAction> {
         (0u16..3).prop_map(OfAction::SetVlanVid),
         Just(OfAction::DecTtl),
         (1u32..4).prop_map(OfAction::Group),
+        Just(OfAction::SetTunId(7)),
     ]
 }
 
@@ -458,6 +467,7 @@ proptest! {
         pkts in prop::collection::vec((arb_key(), arb_key()), 1..12),
     ) {
         let mut w = World::new("");
+        w.ports.push(XPort::new(4, DpPortNo(40), true));
         for s in specs {
             w.p.apply(FlowMod::add(s), Duration::ZERO).unwrap();
         }
@@ -487,4 +497,117 @@ proptest! {
             prop_assert_eq!(&t.error, &t2.error);
         }
     }
+}
+
+// ---- Datapath numbers and tunnel ports.
+
+/// OpenFlow ports 1-3 at datapath 11-13, and tunnel port 4 at datapath 40.
+fn tunnel_world(text: &str) -> World {
+    let mut w = World::new(text);
+    w.ports = vec![
+        XPort::new(1, DpPortNo(11), false),
+        XPort::new(2, DpPortNo(12), false),
+        XPort::new(3, DpPortNo(13), false),
+        XPort::new(4, DpPortNo(40), true),
+    ];
+    w
+}
+
+fn tnl(key: u32) -> DpAction {
+    DpAction::Tunnel { port: DpPortNo(40), key }
+}
+
+#[test]
+fn outputs_use_datapath_numbers() {
+    let mut w = tunnel_world(
+        "in_port=1,actions=output:2,IN_PORT\n\
+         in_port=2,actions=FLOOD\n\
+         in_port=3,actions=LOCAL,group:1\n",
+    );
+    w.ports.push(XPort::new(ofpp::LOCAL, DpPortNo(99), false));
+    w.local = Some(ofpp::LOCAL);
+    w.group(1, GroupType::All, vec![Bucket::new(vec![OfAction::Output(1)])]);
+    let mut pins = PacketInContexts::new();
+    assert_eq!(w.run(&mut pins, &udp(1, 0)).actions, vec![out(12), out(11)]);
+    assert_eq!(w.run(&mut pins, &udp(2, 0)).actions, vec![out(11), out(13), tnl(0), out(99)]);
+    assert_eq!(w.run(&mut pins, &udp(3, 0)).actions, vec![out(99), out(11)]);
+    // Output to an OpenFlow number no port has drops.
+    let mut w = tunnel_world("actions=output:2");
+    w.ports.retain(|p| p.no != 2);
+    assert!(w.run(&mut pins, &udp(1, 0)).actions.is_empty());
+}
+
+#[test]
+fn tun_id_match_outputs_to_tunnel_with_its_key() {
+    let w = tunnel_world("tun_id=0x64,actions=output:4\nactions=output:2\n");
+    let mut k = udp(1, 0);
+    k.tun_id = 0x64;
+    let t = w.run(&mut PacketInContexts::new(), &k);
+    assert_eq!(t.actions, vec![tnl(0x64)]);
+    assert_eq!(t.mask.0.tun_id, !0);
+    k.tun_id = 0x65;
+    assert_eq!(w.run(&mut PacketInContexts::new(), &k).actions, vec![out(12)]);
+    // The packet's own tun_id (no match on it) goes into the mask when a tunnel uses it.
+    let w = tunnel_world("in_port=1,actions=output:4");
+    k.tun_id = 0x1_0000_0007;
+    let t = w.run(&mut PacketInContexts::new(), &k);
+    assert_eq!(t.actions, vec![tnl(7)]);
+    assert_eq!(t.mask.0.tun_id, !0);
+    // An output to an ordinary port does not depend on tun_id.
+    let w = tunnel_world("in_port=1,actions=output:2");
+    assert_eq!(w.run(&mut PacketInContexts::new(), &k).mask.0.tun_id, 0);
+}
+
+#[test]
+fn set_tunnel_then_output() {
+    let w = tunnel_world(
+        "in_port=1,actions=set_tunnel:0x64,output:4,output:2\n\
+         in_port=2,actions=output:4,set_field:0x65->tun_id,output:4\n\
+         in_port=3,actions=write_actions(set_tunnel64:0x66,output:4)\n",
+    );
+    let mut pins = PacketInContexts::new();
+    let t = w.run(&mut pins, &udp(1, 0));
+    assert_eq!(t.actions, vec![tnl(0x64), out(12)]);
+    // Set before any use: the packet's own tun_id does not matter.
+    assert_eq!(t.mask.0.tun_id, 0);
+    let mut k = udp(2, 0);
+    k.tun_id = 9;
+    let t = w.run(&mut pins, &k);
+    assert_eq!(t.actions, vec![tnl(9), tnl(0x65)]);
+    assert_eq!(t.mask.0.tun_id, !0);
+    let t = w.run(&mut pins, &udp(3, 0));
+    assert_eq!(t.actions, vec![tnl(0x66)]);
+    assert_eq!(t.mask.0.tun_id, 0);
+}
+
+#[test]
+fn set_tunnel_in_a_bucket_stays_in_the_bucket() {
+    let mut w = tunnel_world("in_port=1,actions=group:1,output:4");
+    w.group(
+        1,
+        GroupType::All,
+        vec![
+            Bucket::new(vec![OfAction::SetTunId(0x70), OfAction::Output(4)]),
+            Bucket::new(vec![OfAction::Output(4)]),
+        ],
+    );
+    let mut k = udp(1, 0);
+    k.tun_id = 3;
+    let t = w.run(&mut PacketInContexts::new(), &k);
+    assert_eq!(t.actions, vec![tnl(0x70), tnl(3), tnl(3)]);
+    assert_eq!(t.mask.0.tun_id, !0);
+}
+
+#[test]
+fn tunnel_in_port_and_flood_from_a_tunnel() {
+    let w = tunnel_world("in_port=4,actions=FLOOD\nin_port=1,actions=IN_PORT\n");
+    let mut k = udp(4, 0);
+    k.tun_id = 0x64;
+    let t = w.run(&mut PacketInContexts::new(), &k);
+    // Never back out of the tunnel it came from.
+    assert_eq!(t.actions, vec![out(11), out(12), out(13)]);
+    assert_eq!(t.mask.0.tun_id, 0);
+    let w = tunnel_world("in_port=4,actions=IN_PORT");
+    let t = w.run(&mut PacketInContexts::new(), &k);
+    assert_eq!(t.actions, vec![tnl(0x64)]);
 }
