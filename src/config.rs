@@ -25,36 +25,12 @@ use serde::Deserialize;
 
 use crate::agent::Target;
 use crate::datapath::normal::PortVlan;
+use crate::datapath::tunnel::{KeyMode, TunnelConfig};
 use crate::netdev::DpPortNo;
 use crate::ofproto::connmgr::FailMode;
 
 /// The highest ordinary OpenFlow port number (`OFPP_MAX`).
 const OFPP_MAX: u32 = 0xffff_ff00;
-
-/// A GRE key setting (OVS `options:key`, `in_key`, `out_key`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GreKey {
-    /// No key.
-    None,
-    /// This key.
-    Fixed(u32),
-    /// Chosen by the flows (`tun_id`).
-    Flow,
-}
-
-/// One GRE tunnel port.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GrePort {
-    pub remote_ip: Ipv4Addr,
-    /// The underlay IP the tunnel starts from (resolved when not given).
-    pub local_ip: Ipv4Addr,
-    pub in_key: GreKey,
-    pub out_key: GreKey,
-    pub csum: bool,
-    pub seq: bool,
-    pub ttl: u8,
-    pub tos: u8,
-}
 
 /// What a port is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,8 +39,8 @@ pub enum PortKind {
     Afxdp,
     /// One end of a patch between two bridges.
     Patch { peer: String },
-    /// A GRE tunnel.
-    Gre(GrePort),
+    /// A GRE tunnel (`local_ip` resolved against the underlays).
+    Gre(TunnelConfig),
 }
 
 impl PortKind {
@@ -92,10 +68,10 @@ pub struct PortConfig {
 impl PortConfig {
     /// What `dump-ports` shows after the type: the patch peer or the tunnel options.
     pub fn note(&self) -> Option<String> {
-        let key = |k: GreKey| match k {
-            GreKey::None => "none".to_string(),
-            GreKey::Fixed(n) => n.to_string(),
-            GreKey::Flow => "flow".to_string(),
+        let key = |k: KeyMode| match k {
+            KeyMode::None => "none".to_string(),
+            KeyMode::Fixed(n) => n.to_string(),
+            KeyMode::Flow => "flow".to_string(),
         };
         match &self.kind {
             PortKind::Afxdp => None,
@@ -242,11 +218,11 @@ fn parse_bool(v: &str) -> Option<bool> {
 }
 
 /// A GRE key: a number (decimal or 0x hex) or `flow`.
-fn parse_key(v: &str) -> Option<GreKey> {
+fn parse_key(v: &str) -> Option<KeyMode> {
     if v == "flow" {
-        return Some(GreKey::Flow);
+        return Some(KeyMode::Flow);
     }
-    parse_u64(v).and_then(|n| u32::try_from(n).ok()).map(GreKey::Fixed)
+    parse_u64(v).and_then(|n| u32::try_from(n).ok()).map(KeyMode::Fixed)
 }
 
 /// A number in decimal or `0x` hex.
@@ -292,8 +268,8 @@ struct RawPort {
     peer: Option<String>,
     remote_ip: Option<Ipv4Addr>,
     local_ip: Option<Ipv4Addr>,
-    in_key: GreKey,
-    out_key: GreKey,
+    in_key: KeyMode,
+    out_key: KeyMode,
     csum: bool,
     seq: bool,
     ttl: u8,
@@ -316,8 +292,8 @@ fn parse_port(bridge: &str, spec: &str) -> Result<RawPort, String> {
         peer: None,
         remote_ip: None,
         local_ip: None,
-        in_key: GreKey::None,
-        out_key: GreKey::None,
+        in_key: KeyMode::None,
+        out_key: KeyMode::None,
         csum: false,
         seq: false,
         ttl: 64,
@@ -551,7 +527,7 @@ impl Config {
                         let remote_ip = p.remote_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
                         let local_ip = resolve_local_ip(&underlays, remote_ip, p.local_ip)
                             .map_err(|e| format!("bridge {}: port {}: local_ip: {e}", b.name, p.name))?;
-                        PortKind::Gre(GrePort {
+                        PortKind::Gre(TunnelConfig {
                             remote_ip,
                             local_ip,
                             in_key: p.in_key,
@@ -658,7 +634,7 @@ fn check_patches(bridges: &[BridgeConf]) -> Result<(), String> {
 
 /// No two GRE ports can claim the same packets: (local, remote, in_key) differ.
 fn check_tunnels(bridges: &[BridgeConf]) -> Result<(), String> {
-    let mut seen: Vec<(&str, &str, Ipv4Addr, Ipv4Addr, GreKey)> = Vec::new();
+    let mut seen: Vec<(&str, &str, Ipv4Addr, Ipv4Addr, KeyMode)> = Vec::new();
     for b in bridges {
         for p in &b.ports {
             let PortKind::Gre(g) = &p.kind else { continue };
@@ -712,11 +688,11 @@ gateway = "192.0.2.254"
         assert_eq!((tun.fail_mode, tun.datapath_id, tun.targets.len()), (FailMode::Secure, Some(0x64), 2));
         let PortKind::Gre(g) = &tun.ports[1].kind else { panic!("{:?}", tun.ports[1]) };
         assert_eq!((g.remote_ip, g.local_ip), ("192.0.2.2".parse().unwrap(), "192.0.2.1".parse().unwrap()));
-        assert_eq!((g.in_key, g.out_key, g.csum, g.ttl), (GreKey::Flow, GreKey::Flow, false, 64));
+        assert_eq!((g.in_key, g.out_key, g.csum, g.ttl), (KeyMode::Flow, KeyMode::Flow, false, 64));
         let PortKind::Gre(g3) = &tun.ports[2].kind else { panic!() };
         assert_eq!(
             (g3.in_key, g3.out_key, g3.csum, tun.ports[2].ofport),
-            (GreKey::Fixed(5), GreKey::Fixed(16), true, 10)
+            (KeyMode::Fixed(5), KeyMode::Fixed(16), true, 10)
         );
         assert_eq!(
             tun.ports[2].note().unwrap(),

@@ -9,11 +9,14 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use crate::agent::{Agent, AgentConfig, Target};
+use crate::config::{Config, PortKind, UnderlayConf};
 use crate::ctl;
-use crate::datapath::dpif::{Datapath, DatapathConfig, DpPort};
+use crate::datapath::dpif::{Datapath, DatapathConfig, DpBridge, DpLayout, DpPort};
 use crate::datapath::normal::PortVlan;
+use crate::datapath::tunnel::UnderlayPort;
 use crate::netdev::afxdp::{AfXdpConfig, AfXdpPort, XdpMode};
 use crate::netdev::tap::TapPort;
+use crate::netdev::virt::VirtualPort;
 use crate::netdev::{DpPortNo, Port};
 use crate::ofproto::bridge::{Bridge, BridgeConfig, PortMap};
 use crate::ofproto::connmgr::AgentEvent;
@@ -143,7 +146,18 @@ pub struct Switch {
     _agent_tx: Vec<crossbeam_channel::Sender<AgentEvent>>,
     /// Dropped after the bridges stop serving: closes the OpenFlow connections.
     agents: Vec<Option<Agent>>,
+    /// The underlay ports, as opened (for the tunnels' slow path).
+    pub underlays: Vec<UnderlaySpec>,
     _server: ctl::Server,
+}
+
+/// An underlay port as opened: its datapath number, configuration, MAC and IP MTU.
+#[derive(Clone, Debug)]
+pub struct UnderlaySpec {
+    pub port: DpPortNo,
+    pub conf: UnderlayConf,
+    pub mac: [u8; 6],
+    pub mtu: u16,
 }
 
 /// One bridge to assemble over the datapath.
@@ -186,6 +200,110 @@ impl Switch {
         let mut names = names;
         names.insert(&opts.bridge_name, DpPortNo::LOCAL.0);
         Self::with_ports(opts, names, pipeline, ports)
+    }
+
+    /// Builds the switch a configuration file describes: every bridge's ports (AF_XDP, patch,
+    /// GRE) and LOCAL tap, the underlay ports, one datapath over all of them. `base` gives
+    /// what the file leaves out (datapath tunables, agent versions and probes, the ctl path).
+    pub fn from_config(cfg: &Config, base: &RunOptions) -> anyhow::Result<Switch> {
+        let xdp_mode = match cfg.xdp_mode.as_deref() {
+            Some("native") => XdpMode::Native,
+            Some("generic") => XdpMode::Generic,
+            Some(_) => XdpMode::Auto,
+            None => base.xdp_mode,
+        };
+        let afxdp = AfXdpConfig { xdp_mode, ..AfXdpConfig::default() };
+        let mut dcfg = base.datapath.clone();
+        if let Some(c) = cfg.cores {
+            dcfg.n_pmds = c;
+        }
+        if !cfg.pmd_cpus.is_empty() {
+            dcfg.pmd_cpus = cfg.pmd_cpus.clone();
+        }
+        let (numbers, locals, underlay_nos) = cfg.datapath_numbers();
+        let mut ports = Vec::new();
+        let mut layout = DpLayout::default();
+        let mut specs = Vec::new();
+        for (i, b) in cfg.bridges.iter().enumerate() {
+            let bi = i as u16;
+            layout
+                .bridges
+                .push(DpBridge { mac_table_size: b.mac_table_size.unwrap_or(base.datapath.mac_table_size) });
+            let mut names = PortNames::new();
+            let mut pairs = Vec::new();
+            let (mut vlans, mut notes, mut tunnels) = (Vec::new(), Vec::new(), Vec::new());
+            for (p, &no) in b.ports.iter().zip(&numbers[i]) {
+                let port: Arc<dyn Port> = match &p.kind {
+                    PortKind::Afxdp => Arc::new(
+                        AfXdpPort::open(&p.name, &afxdp)
+                            .with_context(|| format!("bridge {}: port {}", b.name, p.name))?,
+                    ),
+                    PortKind::Patch { peer } => {
+                        let (pb, _) = cfg.find_port(peer).context("patch peer vanished")?;
+                        let pj = cfg.bridges[pb].ports.iter().position(|q| &q.name == peer).unwrap_or(0);
+                        layout.patches.push((no, numbers[pb][pj]));
+                        Arc::new(VirtualPort::patch(&p.name))
+                    }
+                    PortKind::Gre(t) => {
+                        layout.tunnels.push((no, t.clone()));
+                        tunnels.push(p.ofport);
+                        Arc::new(VirtualPort::gre(&p.name))
+                    }
+                };
+                ports.push(DpPort { no, port });
+                layout.port_bridge.push((no, bi));
+                names.insert(&p.name, p.ofport);
+                pairs.push((p.ofport, no));
+                if let Some(v) = &p.vlan {
+                    vlans.push((p.ofport, v.clone()));
+                }
+                if let Some(n) = p.note() {
+                    notes.push((p.ofport, n));
+                }
+            }
+            // The bridge's LOCAL port: a tap with the bridge's name, OpenFlow port LOCAL.
+            let local = TapPort::open(&b.name).with_context(|| format!("bridge {}: LOCAL port", b.name))?;
+            ports.push(DpPort { no: locals[i], port: Arc::new(local) });
+            layout.port_bridge.push((locals[i], bi));
+            names.insert(&b.name, DpPortNo::LOCAL.0);
+            pairs.push((DpPortNo::LOCAL.0, locals[i]));
+            let mut opts = base.clone();
+            opts.flows = b.flows.clone();
+            opts.flow_text = None;
+            let pipeline = load_pipeline(&opts, &names).with_context(|| format!("bridge {}", b.name))?;
+            let mut bcfg =
+                BridgeConfig { fail_mode: b.fail_mode, datapath_id: b.datapath_id, ..base.bridge.clone() };
+            if let Some(a) = b.mac_aging {
+                bcfg.mac_aging = a;
+            }
+            if let Some(r) = b.packet_in_rate {
+                bcfg.packet_in_rate = r;
+            }
+            specs.push(BridgeSpec {
+                name: b.name.clone(),
+                cfg: bcfg,
+                pipeline,
+                names,
+                map: PortMap::new(pairs).with_tunnels(tunnels),
+                vlans,
+                notes,
+                agent: AgentConfig { targets: b.targets.clone(), ..base.agent.clone() },
+            });
+        }
+        let mut underlays = Vec::new();
+        for (u, &no) in cfg.underlays.iter().zip(&underlay_nos) {
+            let port = AfXdpPort::open(&u.port, &afxdp).with_context(|| format!("underlay {}", u.port))?;
+            let (mac, link_mtu) = (port.mac(), port.link().mtu);
+            let mtu = u.mtu.unwrap_or(u16::try_from(link_mtu).unwrap_or(1500).max(576));
+            layout.underlays.push(UnderlayPort { port: no, ip: u.ip, mac });
+            ports.push(DpPort { no, port: Arc::new(port) });
+            underlays.push(UnderlaySpec { port: no, conf: u.clone(), mac, mtu });
+        }
+        let dp = Datapath::start_layout(&dcfg, ports, layout).context("starting the datapath")?;
+        let ctl_path = cfg.ctl.clone().unwrap_or_else(|| base.ctl_path.clone());
+        let mut sw = Self::assemble(dp, specs, &ctl_path)?;
+        sw.underlays = underlays;
+        Ok(sw)
     }
 
     /// Builds a single-bridge switch over ports opened by the caller (in-memory ports in
@@ -252,6 +370,7 @@ impl Switch {
         }
         Ok(Switch {
             ofproto: Ofproto::new(dp, bridges),
+            underlays: Vec::new(),
             calls,
             agent_events,
             _agent_tx: agent_tx,
@@ -291,6 +410,23 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<()> {
         ctl = %opts.ctl_path.display(),
         "xdpswitch running; stop with Ctrl-C"
     );
+    switch.serve(&stop);
+    if stop.load(Relaxed) {
+        tracing::info!("stopped by signal; ports released");
+    }
+    Ok(())
+}
+
+/// `xdpswitch run --config FILE`: builds the bridges of `cfg` (defaults from `base`) and
+/// serves until SIGINT/SIGTERM.
+pub fn run_config(cfg: &Config, base: &RunOptions) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    let switch = Switch::from_config(cfg, base)?;
+    let bridges: Vec<&str> = cfg.bridges.iter().map(|b| b.name.as_str()).collect();
+    tracing::info!(?bridges, underlays = cfg.underlays.len(), "xdpswitch running; stop with Ctrl-C");
     switch.serve(&stop);
     if stop.load(Relaxed) {
         tracing::info!("stopped by signal; ports released");

@@ -210,6 +210,8 @@ pub struct Bridge {
     pub(super) port_notes: HashMap<u32, String>,
     /// When a full MAC table was last logged (at most one line every 10 s).
     last_fdb_warning: Option<Instant>,
+    /// Whether megaflows match in_port exactly (when other bridges share the datapath).
+    pub(super) exact_in_port: bool,
 }
 
 impl Bridge {
@@ -258,6 +260,7 @@ impl Bridge {
             vlans: HashMap::new(),
             port_notes: HashMap::new(),
             last_fdb_warning: None,
+            exact_in_port: false,
         };
         b.refresh_port_state(dp);
         b.publish_normal_ports(dp);
@@ -305,6 +308,17 @@ impl Bridge {
     /// Translates `key` (its in_port a datapath number) through the current tables (or
     /// NORMAL, while failed open); the actions name datapath ports and meters.
     pub(super) fn xlate(&mut self, key: &FlowKey) -> Translation {
+        let mut t = self.xlate_inner(key);
+        if self.exact_in_port {
+            // The megaflow table is the whole datapath's: a megaflow that ignored in_port
+            // would serve the other bridges' packets too (OVS's userspace datapath always
+            // matches in_port exactly, for the same reason).
+            t.mask.0.in_port = !0;
+        }
+        t
+    }
+
+    fn xlate_inner(&mut self, key: &FlowKey) -> Translation {
         if self.conns.is_fail_open() {
             // Open vSwitch's fail-open flow: NORMAL above every rule, for every packet.
             return Translation {
@@ -663,7 +677,8 @@ impl Bridge {
                 let of = self.map.to_of(no)?;
                 let note = match self.port_notes.get(&of) {
                     None => desc,
-                    Some(n) if desc.is_empty() => n.clone(),
+                    // A patch or tunnel port has no device to describe: its options say it all.
+                    Some(n) if desc.is_empty() || matches!(kind, "patch" | "gre") => n.clone(),
                     Some(n) => format!("{desc}, {n}"),
                 };
                 Some((DpPortNo(of), name, kind, note, st))

@@ -40,10 +40,12 @@ pub struct Ofproto {
 
 impl Ofproto {
     /// The control plane over `dp` with `bridges` (at least one; index = position).
-    pub fn new(dp: Datapath, bridges: Vec<Bridge>) -> Ofproto {
+    pub fn new(dp: Datapath, mut bridges: Vec<Bridge>) -> Ofproto {
         assert!(!bridges.is_empty(), "a switch has at least one bridge");
+        let several = bridges.len() > 1;
         let mut port_bridge = HashMap::new();
-        for (i, b) in bridges.iter().enumerate() {
+        for (i, b) in bridges.iter_mut().enumerate() {
+            b.exact_in_port = several;
             for (_, p) in b.port_map().iter() {
                 port_bridge.insert(p, i);
             }
