@@ -992,7 +992,7 @@ mod tests {
         assert!(!ping());
         dp.set_port_admin_up(DpPortNo(1), true).unwrap();
         assert!(wait(|| dp.port_live(DpPortNo(1))));
-        assert!(ping(), "forwarding again after down/up");
+        assert!(wait(ping), "forwarding again after down/up (the link may take a moment to carry traffic)");
 
         dp.set_port_no_recv(DpPortNo(1), true).unwrap();
         assert!(!ping());

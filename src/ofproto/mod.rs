@@ -38,6 +38,7 @@ pub mod rule;
 pub mod switch;
 pub mod syntax;
 pub mod table;
+pub mod underlay;
 pub mod xlate;
 
 pub use group::{Bucket, Group, GroupMod, GroupModCommand, GroupTable, GroupType};
