@@ -24,6 +24,7 @@ use crate::ofproto::rule::{PortNames, TableId, N_TABLES};
 use crate::ofproto::switch::Ofproto;
 use crate::ofproto::syntax::parse_flow;
 use crate::ofproto::table::Pipeline;
+use crate::ofproto::underlay::{Underlay, UnderlayConfig};
 use crate::ofproto::xlate::unsupported;
 
 /// OpenFlow requests queued from the agent to the bridge before the agent waits (and stops
@@ -223,6 +224,7 @@ impl Switch {
         let (numbers, locals, underlay_nos) = cfg.datapath_numbers();
         let mut ports = Vec::new();
         let mut layout = DpLayout::default();
+        let mut tunnel_ports = Vec::new();
         let mut specs = Vec::new();
         for (i, b) in cfg.bridges.iter().enumerate() {
             let bi = i as u16;
@@ -246,6 +248,7 @@ impl Switch {
                     }
                     PortKind::Gre(t) => {
                         layout.tunnels.push((no, t.clone()));
+                        tunnel_ports.push((no, p.name.clone(), t.clone()));
                         tunnels.push(p.ofport);
                         Arc::new(VirtualPort::gre(&p.name))
                     }
@@ -302,6 +305,22 @@ impl Switch {
         let dp = Datapath::start_layout(&dcfg, ports, layout).context("starting the datapath")?;
         let ctl_path = cfg.ctl.clone().unwrap_or_else(|| base.ctl_path.clone());
         let mut sw = Self::assemble(dp, specs, &ctl_path)?;
+        if !underlays.is_empty() || !tunnel_ports.is_empty() {
+            let cfgs = underlays
+                .iter()
+                .map(|u| UnderlayConfig {
+                    port: u.port,
+                    name: u.conf.port.clone(),
+                    mac: u.mac,
+                    ip: u.conf.ip,
+                    prefix_len: u.conf.prefix_len,
+                    gateway: u.conf.gateway,
+                    mtu: u.mtu,
+                })
+                .collect();
+            let underlay = Underlay::new(cfgs, tunnel_ports).map_err(|e| anyhow::anyhow!(e))?;
+            sw.ofproto.set_underlay(underlay);
+        }
         sw.underlays = underlays;
         Ok(sw)
     }

@@ -22,7 +22,7 @@ use crate::ofp::multipart::{
     table_feature_prop_type as tfp, AggregateStats, Desc, MultipartReplyBody as MpRep,
     MultipartRequestBody as MpReq, PortStats, TableFeatureProp, TableFeatures,
 };
-use crate::ofp::oxm::{Oxm, OxmField};
+use crate::ofp::oxm::OxmField;
 use crate::ofp::port::{OFPP_ANY, OFP_NO_BUFFER};
 use crate::ofp::v10::{StatsReplyBody as V10Rep, StatsRequestBody as V10Req};
 use crate::ofp::{self, v10, Body, ErrorCode, Message, Xid, OFP10_VERSION};
@@ -596,19 +596,7 @@ impl Bridge {
                     data,
                 }))
             } else {
-                let mut match_ = vec![Oxm::exact(OxmField::InPort, u128::from(in_port))];
-                if ctx.metadata != 0 {
-                    match_.push(Oxm::exact(OxmField::Metadata, u128::from(ctx.metadata)));
-                }
-                // A packet from a tunnel carries its tunnel metadata (OVS sends tun_id and
-                // the endpoints, OXM/NXM, when they are set).
-                if p.tunnel.tun_id != 0 {
-                    match_.push(Oxm::exact(OxmField::TunnelId, u128::from(p.tunnel.tun_id)));
-                }
-                if p.tunnel.tun_src != 0 {
-                    match_.push(Oxm::exact(OxmField::TunIpv4Src, u128::from(p.tunnel.tun_src)));
-                    match_.push(Oxm::exact(OxmField::TunIpv4Dst, u128::from(p.tunnel.tun_dst)));
-                }
+                let match_ = convert::packet_in_match(in_port, ctx.metadata, &p.tunnel);
                 Body::PacketIn(ofp::PacketIn {
                     buffer_id: OFP_NO_BUFFER,
                     total_len,

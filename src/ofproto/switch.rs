@@ -9,14 +9,16 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{tick, Receiver, Select};
 
 use super::bridge::{fdb_ref_of, Bridge, BridgeStats};
 use super::connmgr::AgentEvent;
+use super::underlay::{Underlay, UnderlayOut};
 use crate::ctl::{Call, Response};
-use crate::datapath::actions;
+use crate::datapath::actions::{self, DpAction};
 use crate::datapath::dpif::Datapath;
 use crate::datapath::flow::format_masked;
 use crate::datapath::upcall::Upcall;
@@ -29,12 +31,41 @@ const AGENT_BATCH: usize = 1024;
 /// Packet-ins and learning events handled per wake-up.
 const EVENT_BATCH: usize = 256;
 
+/// How often the tunnel endpoint's timers run (ARP retries, neighbour aging).
+const UNDERLAY_TICK: Duration = Duration::from_millis(100);
+/// At most one log line per kind of tunnel drop this often.
+const TUNNEL_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The kinds of tunnel drops that are logged (rate-limited) when their counters grow.
+const TUNNEL_DROPS: [(&str, &str); 5] = [
+    ("bad_gre", "GRE packets dropped: unsupported flags, version, routing or payload, or a bad checksum"),
+    ("no_port", "GRE packets dropped: no tunnel port for their remote and key"),
+    ("mtu", "packets dropped: too big for the tunnel's underlay MTU"),
+    ("truncated", "tunnel packets dropped: truncated outer or inner headers"),
+    (
+        "unresolved",
+        "tunnel packets dropped: the remote's next hop does not answer ARP, or too many wait for it",
+    ),
+];
+
+/// The tunnel endpoint's slow path and its log state.
+struct Tunnels {
+    underlay: Underlay,
+    /// Bridge of each tunnel port (for releasing pending packets).
+    tunnel_bridge: HashMap<DpPortNo, u16>,
+    /// Per drop kind: the count last seen and when it was last logged.
+    logged: [(u64, Option<Instant>); TUNNEL_DROPS.len()],
+    last_tick: Instant,
+    out: Vec<UnderlayOut>,
+}
+
 /// The datapath and every bridge over it.
 pub struct Ofproto {
     dp: Datapath,
     bridges: Vec<Bridge>,
     /// Datapath port -> the bridge it belongs to (underlay ports belong to none).
     port_bridge: HashMap<DpPortNo, usize>,
+    tunnels: Option<Tunnels>,
     exit: bool,
 }
 
@@ -50,7 +81,82 @@ impl Ofproto {
                 port_bridge.insert(p, i);
             }
         }
-        Ofproto { dp, bridges, port_bridge, exit: false }
+        Ofproto { dp, bridges, port_bridge, tunnels: None, exit: false }
+    }
+
+    /// Hands the tunnel endpoint's slow path (ARP, next hops, tunnel headers) to the control
+    /// thread; it starts resolving when `run` starts.
+    pub fn set_underlay(&mut self, underlay: Underlay) {
+        let tunnel_bridge = self
+            .dp
+            .ports()
+            .iter()
+            .filter(|p| p.port.kind() == "gre")
+            .map(|p| (p.no, self.port_bridge.get(&p.no).map_or(0, |&b| b as u16)))
+            .collect();
+        self.tunnels = Some(Tunnels {
+            underlay,
+            tunnel_bridge,
+            logged: [(0, None); TUNNEL_DROPS.len()],
+            last_tick: Instant::now(),
+            out: Vec::new(),
+        });
+    }
+
+    /// Runs the tunnel endpoint on `input` and carries out what it asks for.
+    fn underlay_step(&mut self, input: impl FnOnce(&mut Underlay, Instant, &mut Vec<UnderlayOut>)) {
+        let Some(t) = &mut self.tunnels else { return };
+        let mut out = std::mem::take(&mut t.out);
+        input(&mut t.underlay, Instant::now(), &mut out);
+        for o in out.drain(..) {
+            match o {
+                UnderlayOut::Send { port, frame } => {
+                    let acts: Arc<[DpAction]> = Arc::new([DpAction::Output(port)]);
+                    // An underlay port is in no bridge: bridge 0 only names the execute context.
+                    self.dp.inject_bridge(0, None, frame, acts);
+                }
+                UnderlayOut::Header { tunnel, header } => {
+                    if let Err(e) = self.dp.set_tunnel_header(tunnel, header) {
+                        tracing::warn!(port = tunnel.0, "tunnel header not published: {e}");
+                    }
+                }
+                UnderlayOut::Release { tunnel, key, packet } => {
+                    let bridge = t.tunnel_bridge.get(&tunnel).copied().unwrap_or(0);
+                    let acts: Arc<[DpAction]> = Arc::new([DpAction::Tunnel { port: tunnel, key }]);
+                    self.dp.inject_bridge(bridge, None, packet, acts);
+                }
+            }
+        }
+        t.out = out;
+    }
+
+    /// The tunnel timers (every 100 ms) and the rate-limited drop log.
+    fn underlay_timers(&mut self) {
+        let Some(t) = &mut self.tunnels else { return };
+        if t.last_tick.elapsed() < UNDERLAY_TICK {
+            return;
+        }
+        t.last_tick = Instant::now();
+        self.underlay_step(|u, now, out| u.tick(now, out));
+        let Some(t) = &mut self.tunnels else { return };
+        let pmds = self.dp.pmd_stats();
+        let sum = |f: fn(&crate::datapath::pmd::PmdStatsSnapshot) -> u64| pmds.iter().map(f).sum::<u64>();
+        let ust = t.underlay.stats();
+        let counts = [
+            sum(|p| p.tunnel_bad_gre) + sum(|p| p.tunnel_bad_csum),
+            sum(|p| p.tunnel_no_port),
+            sum(|p| p.tunnel_mtu_dropped),
+            sum(|p| p.tunnel_truncated),
+            sum(|p| p.tunnel_pending_dropped) + ust.pending_dropped,
+        ];
+        let now = Instant::now();
+        for (i, n) in counts.into_iter().enumerate() {
+            let (seen, last) = &mut t.logged[i];
+            if n > *seen && last.is_none_or(|l| now.duration_since(l) >= TUNNEL_LOG_EVERY) {
+                tracing::warn!(kind = TUNNEL_DROPS[i].0, total = n, new = n - *seen, "{}", TUNNEL_DROPS[i].1);
+                (*seen, *last) = (n, Some(now));
+            }
+        }
     }
 
     /// The bridges, in configuration order.
@@ -80,7 +186,11 @@ impl Ofproto {
         let packet_ins = self.dp.packet_ins().clone();
         let learned = self.dp.learn_events().clone();
         let interval = self.bridges.iter().map(|b| b.cfg.revalidate_interval).min().unwrap_or_default();
-        let ticker = tick(interval.min(Duration::from_millis(200)));
+        let tick_every = if self.tunnels.is_some() { UNDERLAY_TICK } else { Duration::from_millis(200) };
+        let ticker = tick(interval.min(tick_every));
+        let underlay_rx = self.dp.underlay_packets().clone();
+        let pending_rx = self.dp.tunnel_pending().clone();
+        self.underlay_step(|u, now, out| u.start(now, out));
         let mut sel = Select::new();
         let i_up = sel.recv(&upcalls);
         let i_pin = sel.recv(&packet_ins);
@@ -88,6 +198,9 @@ impl Ofproto {
         let i_calls = sel.recv(calls);
         let i_tick = sel.recv(&ticker);
         let i_agents: Vec<usize> = agents.iter().map(|a| sel.recv(a)).collect();
+        // Nothing arrives on these without underlay ports; selecting on them costs nothing.
+        let i_underlay = sel.recv(&underlay_rx);
+        let i_pending = sel.recv(&pending_rx);
         let mut last_revalidate = Instant::now();
         while !stop.load(Relaxed) && !self.exit {
             let op = sel.select();
@@ -117,6 +230,18 @@ impl Ofproto {
                 }
             } else if i == i_tick {
                 let _ = op.recv(&ticker);
+            } else if i == i_underlay {
+                if let Ok(p) = op.recv(&underlay_rx) {
+                    for p in std::iter::once(p).chain(underlay_rx.try_iter().take(EVENT_BATCH)) {
+                        self.underlay_step(|u, now, out| u.on_packet(p.port, &p.packet, now, out));
+                    }
+                }
+            } else if i == i_pending {
+                if let Ok(p) = op.recv(&pending_rx) {
+                    for p in std::iter::once(p).chain(pending_rx.try_iter().take(EVENT_BATCH)) {
+                        self.underlay_step(|u, now, out| u.on_pending(p, now, out));
+                    }
+                }
             } else if let Some(b) = i_agents.iter().position(|&x| x == i) {
                 if let Ok(ev) = op.recv(&agents[b]) {
                     // A batch of requests, then one re-translation of the megaflows.
@@ -131,6 +256,7 @@ impl Ofproto {
             for b in &mut self.bridges {
                 b.run_timers(&mut self.dp);
             }
+            self.underlay_timers();
             if last_revalidate.elapsed() >= interval {
                 for b in &mut self.bridges {
                     b.revalidate(&mut self.dp);
@@ -174,6 +300,16 @@ impl Ofproto {
                 return Response::ok("");
             }
             "bridge/list" => return Response::ok(self.list_bridges(call.json)),
+            "tnl/neigh-show" | "tnl/ports-show" => {
+                let Some(t) = &self.tunnels else {
+                    return Response::err("no tunnels: the switch has no [[underlay]]");
+                };
+                return Response::ok(if call.command.name == "tnl/neigh-show" {
+                    t.underlay.show_neighbors(Instant::now(), call.json)
+                } else {
+                    t.underlay.show_tunnels(call.json)
+                });
+            }
             "dpctl/dump-flows" => return Response::ok(dump_megaflows(&self.dp, call.json)),
             "datapath/pmd-stats-show" => return Response::ok(pmd_stats(&self.dp, &self.bridges, call.json)),
             "datapath/pmd-stats-clear" => {
@@ -371,6 +507,32 @@ fn pmd_stats(dp: &Datapath, bridges: &[Bridge], json: bool) -> String {
         sp.packet_ins,
         sp.packet_in_dropped
     );
+    if dp.ports().iter().any(|p| p.port.kind() == "gre") {
+        let sum = |f: fn(&crate::datapath::pmd::PmdStatsSnapshot) -> u64| stats.iter().map(f).sum::<u64>();
+        let _ = writeln!(
+            s,
+            "tunnels: encap {}, decap {}, waiting for a header {} (dropped {}), MTU drops {}, bad GRE {}, bad checksum {}, truncated {}, no port {}; underlay to slow path {}, dropped {}",
+            sum(|p| p.tunnel_encap),
+            sum(|p| p.tunnel_decap),
+            sum(|p| p.tunnel_no_header),
+            sum(|p| p.tunnel_pending_dropped),
+            sum(|p| p.tunnel_mtu_dropped),
+            sum(|p| p.tunnel_bad_gre),
+            sum(|p| p.tunnel_bad_csum),
+            sum(|p| p.tunnel_truncated),
+            sum(|p| p.tunnel_no_port),
+            sum(|p| p.underlay_to_slow_path),
+            sum(|p| p.underlay_dropped)
+        );
+    }
+    if dp.ports().iter().any(|p| p.port.kind() == "patch") {
+        let _ = writeln!(
+            s,
+            "patch ports: recirculated {}, loops cut {}",
+            stats.iter().map(|p| p.recirculated).sum::<u64>(),
+            stats.iter().map(|p| p.recirc_loop_dropped).sum::<u64>()
+        );
+    }
     for b in bridges {
         let fdb = fdb_ref_of(dp, b.index).stats();
         let label = if bridges.len() == 1 { String::new() } else { format!(" ({})", b.name) };
