@@ -92,3 +92,86 @@ fn config_errors_are_one_line() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("bridge b1: port p1: peer p2: no such port"), "{err}");
 }
+
+/// A veth pair in the root namespace, deleted on drop (the underlay between two switches).
+struct Wire(String);
+
+impl Wire {
+    fn new(a: &str, b: &str) -> Wire {
+        xdpswitch::netns::sh(&["ip", "link", "add", a, "type", "veth", "peer", "name", b]).unwrap();
+        for i in [a, b] {
+            xdpswitch::netns::sh(&["ip", "link", "set", i, "up"]).unwrap();
+        }
+        Wire(a.to_string())
+    }
+}
+
+impl Drop for Wire {
+    fn drop(&mut self) {
+        let _ = xdpswitch::netns::sh(&["ip", "link", "del", &self.0]);
+    }
+}
+
+#[test]
+fn two_switches_over_a_gre_tunnel_with_flow_keys() {
+    if skip_unless_root() {
+        return;
+    }
+    let h = hosts(2, 1);
+    let t = tag('g');
+    let (u1, u2) = (format!("u1{t}"), format!("u2{t}"));
+    let _wire = Wire::new(&u1, &u2);
+    // Each switch: the host on port 1, the tunnel to the other on port 2; the flows choose
+    // the key (key=flow) and only accept key 0x64 from the tunnel.
+    let flows = "priority=10,in_port=1,actions=set_tunnel:0x64,output:2\n\
+                 priority=10,in_port=2,tun_id=0x64,actions=output:1\n";
+    let flow_path = std::env::temp_dir().join(format!("xs-{t}.flows"));
+    std::fs::write(&flow_path, flows).unwrap();
+    let config = |i: usize, me: &str, peer: &str, underlay: &str| {
+        format!(
+            r#"
+[[bridge]]
+name = "xg{i}{t}"
+ports = ["{host}", "gre{i}{t}:type=gre,remote_ip={peer},key=flow"]
+fail_mode = "secure"
+flows = "{flows}"
+[[underlay]]
+port = "{underlay}"
+ip = "{me}/24"
+"#,
+            host = h[i].sw_if,
+            flows = flow_path.display()
+        )
+    };
+    let s1 = SwitchProc::start_config(&config(0, "192.0.2.1", "192.0.2.2", &u1), &[&h[0].sw_if, &u1]);
+    let s2 = SwitchProc::start_config(&config(1, "192.0.2.2", "192.0.2.1", &u2), &[&h[1].sw_if, &u2]);
+    assert!(eventually_pings(&h[0], &h[1], 10), "h0 does not reach h1 through the tunnel");
+    assert_eq!(udp_delivered_count(&h[1], &h[0]), 3);
+
+    // Each switch resolved the other's underlay address with ARP.
+    let neigh = s1.ctl(&["tnl/neigh-show"]);
+    assert!(neigh.contains("192.0.2.2") && neigh.contains("REACHABLE"), "{neigh}");
+    let ports = s1.ctl(&["tnl/ports-show"]);
+    assert!(ports.contains("remote_ip=192.0.2.2") && ports.contains("key=flow"), "{ports}");
+    let dump_ports = s2.ctl(&["dump-ports"]);
+    assert!(
+        dump_ports.contains("(type gre, remote_ip=192.0.2.1,local_ip=192.0.2.2,key=flow)"),
+        "{dump_ports}"
+    );
+    // Packets from the tunnel matched tun_id=0x64 in both switches.
+    for s in [&s1, &s2] {
+        let dump = s.ctl(&["dump-flows"]);
+        assert!(n_packets(&dump, "tun_id=0x64") >= 3, "{dump}");
+        let st = s.ctl(&["pmd-stats"]);
+        let line = st.lines().find(|l| l.starts_with("tunnels:")).unwrap_or_default();
+        assert!(!line.contains("encap 0,") && !line.contains("decap 0,"), "{st}");
+    }
+    let _ = std::fs::remove_file(&flow_path);
+}
+
+/// Sends 3 UDP datagrams from `from` to `to` and counts those delivered.
+fn udp_delivered_count(from: &Host, to: &Host) -> usize {
+    let rx = udp_receiver(to, 7100, 3, 3.0);
+    udp_send(from, to.addr(), 7100, 40100, 3, 64);
+    receiver_lines(rx).len()
+}
