@@ -566,3 +566,112 @@ fn cpu_ghz() -> f64 {
             .unwrap_or(1.0)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctl::{lookup, Call};
+    use crate::datapath::dpif::{DatapathConfig, DpBridge, DpLayout, DpPort};
+    use crate::netdev::mem::MemPort;
+    use crate::netdev::virt::VirtualPort;
+    use crate::netdev::Port;
+    use crate::ofproto::bridge::{BridgeConfig, PortMap};
+    use crate::ofproto::connmgr::FailMode;
+    use crate::ofproto::rule::PortNames;
+    use crate::ofproto::table::Pipeline;
+    use std::sync::Arc;
+
+    /// Bridge `name` (index `index`) with ports (name, OpenFlow number, datapath number) and
+    /// `flows` in its own numbers.
+    fn bridge(dp: &mut Datapath, index: u16, name: &str, ports: &[(&str, u32, u32)], flows: &str) -> Bridge {
+        let names: PortNames = ports.iter().map(|&(n, of, _)| (n, of)).collect();
+        let mut pipeline = Pipeline::new();
+        pipeline.add_flows_from_str(flows, &names, Duration::ZERO).unwrap();
+        let map = PortMap::new(ports.iter().map(|&(_, of, d)| (of, DpPortNo(d))).collect());
+        let cfg = BridgeConfig { fail_mode: FailMode::Secure, ..BridgeConfig::default() };
+        Bridge::new(name, index, cfg, pipeline, names, map, dp)
+    }
+
+    fn call(tx: &crossbeam_channel::Sender<Call>, bridge: Option<&str>, argv: &[&str]) -> Response {
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        let command = lookup(argv[0]).unwrap();
+        let args = argv[1..].iter().map(|s| s.to_string()).collect();
+        tx.send(Call { command, args, json: false, bridge: bridge.map(str::to_string), reply }).unwrap();
+        rx.recv_timeout(Duration::from_secs(10)).unwrap()
+    }
+
+    #[test]
+    fn bridges_translate_in_their_own_port_numbers_across_a_patch() {
+        // Bridge A: a1 (OpenFlow 1, datapath 1), patch pa (2, 2).
+        // Bridge B: patch pb (OpenFlow 1, datapath 3), b1 (OpenFlow 7, datapath 4).
+        let (a1, b1) = (MemPort::new("a1", 1), MemPort::new("b1", 1));
+        b1.capture(true);
+        let ports = vec![
+            DpPort { no: DpPortNo(1), port: Arc::new(a1.clone()) as Arc<dyn Port> },
+            DpPort { no: DpPortNo(2), port: Arc::new(VirtualPort::patch("pa")) },
+            DpPort { no: DpPortNo(3), port: Arc::new(VirtualPort::patch("pb")) },
+            DpPort { no: DpPortNo(4), port: Arc::new(b1.clone()) },
+        ];
+        let layout = DpLayout {
+            bridges: vec![DpBridge { mac_table_size: 64 }, DpBridge { mac_table_size: 64 }],
+            port_bridge: vec![(DpPortNo(1), 0), (DpPortNo(2), 0), (DpPortNo(3), 1), (DpPortNo(4), 1)],
+            patches: vec![(DpPortNo(2), DpPortNo(3)), (DpPortNo(3), DpPortNo(2))],
+            ..DpLayout::default()
+        };
+        let mut dp = Datapath::start_layout(&DatapathConfig::default(), ports, layout).unwrap();
+        let a = bridge(&mut dp, 0, "A", &[("a1", 1, 1), ("pa", 2, 2)], "in_port=1,actions=output:2");
+        let b = bridge(&mut dp, 1, "B", &[("pb", 1, 3), ("b1", 7, 4)], "in_port=1,actions=output:7");
+        let mut of = Ofproto::new(dp, vec![a, b]);
+        assert_eq!(of.bridges().iter().map(|b| b.exact_in_port).collect::<Vec<_>>(), [true, true]);
+        let (tx, calls) = crossbeam_channel::bounded(4);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let t = std::thread::spawn(move || {
+            of.run(&calls, &[], &stop2);
+            of.shutdown();
+        });
+        let frame = crate::packet::build::udp4(&crate::packet::build::Udp4Spec::default());
+        for _ in 0..3 {
+            assert!(a1.inject(frame.clone()));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while b1.stats().tx_packets < 3 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(b1.take_sent(), vec![frame.clone(), frame.clone(), frame]);
+        // Each bridge credited its own rule; the first bridge is the default.
+        let dump_a = call(&tx, None, &["dump-flows"]).body;
+        assert!(dump_a.contains("n_packets=3") && dump_a.contains("in_port=1 actions=output:2"), "{dump_a}");
+        let dump_b = call(&tx, Some("B"), &["dump-flows"]).body;
+        assert!(dump_b.contains("n_packets=3") && dump_b.contains("in_port=1 actions=output:7"), "{dump_b}");
+        // Two megaflows, each matching its datapath in_port exactly.
+        let mf = call(&tx, None, &["dump-megaflows"]).body;
+        assert_eq!(mf.lines().count(), 2, "{mf}");
+        assert!(mf.contains("in_port=1,") && mf.contains("actions:2"), "{mf}");
+        assert!(mf.contains("in_port=3,") && mf.contains("actions:4"), "{mf}");
+        let list = call(&tx, None, &["bridge/list"]).body;
+        assert!(list.contains("  7: b1 (datapath port 4)"), "{list}");
+        let e = call(&tx, Some("C"), &["dump-flows"]);
+        assert!(!e.ok && e.body.contains("C: no such bridge"), "{e:?}");
+        let e = call(&tx, None, &["tnl/neigh-show"]);
+        assert!(!e.ok && e.body.contains("no tunnels"), "{e:?}");
+        stop.store(true, Relaxed);
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn meters_are_namespaced_by_bridge() {
+        assert_eq!(super::super::bridge::dp_meter_id(0, 5), 5);
+        assert_eq!(super::super::bridge::dp_meter_id(2, 5), (2 << 24) | 5);
+    }
+
+    #[test]
+    fn port_maps_convert_both_ways() {
+        let m = PortMap::new(vec![(1, DpPortNo(4)), (DpPortNo::LOCAL.0, DpPortNo(9))]).with_tunnels(vec![1]);
+        assert_eq!((m.to_dp(1), m.to_of(DpPortNo(9))), (Some(DpPortNo(4)), Some(DpPortNo::LOCAL.0)));
+        assert_eq!((m.to_dp(2), m.to_of(DpPortNo(1))), (None, None));
+        assert!(m.is_tunnel(1) && !m.is_tunnel(DpPortNo::LOCAL.0) && !m.is_identity());
+        assert!(PortMap::identity([DpPortNo(1), DpPortNo::LOCAL]).is_identity());
+    }
+}
