@@ -151,6 +151,8 @@ ip = "{me}/24"
     // Each switch resolved the other's underlay address with ARP.
     let neigh = s1.ctl(&["tnl/neigh-show"]);
     assert!(neigh.contains("192.0.2.2") && neigh.contains("REACHABLE"), "{neigh}");
+    let list = s1.ctl(&["bridge/list"]);
+    assert!(list.contains(&format!("underlay {u1} (datapath port 3)")), "{list}");
     let ports = s1.ctl(&["tnl/ports-show"]);
     assert!(ports.contains("remote_ip=192.0.2.2") && ports.contains("key=flow"), "{ports}");
     let dump_ports = s2.ctl(&["dump-ports"]);

@@ -321,7 +321,7 @@ impl Ofproto {
                 for pmd in 0..self.dp.n_pmds() {
                     let _ = writeln!(s, "pmd thread {pmd}:");
                     for (no, q) in self.dp.pmd_queues(pmd) {
-                        let _ = writeln!(s, "  port: {:<16} queue-id: {q}", port_name(&self.bridges, *no));
+                        let _ = writeln!(s, "  port: {:<16} queue-id: {q}", port_name(&self.dp, *no));
                     }
                 }
                 return Response::ok(s);
@@ -365,18 +365,17 @@ impl Ofproto {
                 let _ = writeln!(s, "  {no}: {} (datapath port {dp})", b.ports.name(of).unwrap_or("?"));
             }
         }
+        // Ports of no bridge: the underlays.
+        for p in self.dp.ports().iter().filter(|p| !self.port_bridge.contains_key(&p.no)) {
+            let _ = writeln!(s, "underlay {} (datapath port {})", p.port.name(), p.no);
+        }
         s
     }
 }
 
-/// A datapath port's name, from the bridge that has it.
-fn port_name(bridges: &[Bridge], p: DpPortNo) -> String {
-    for b in bridges {
-        if let Some(name) = b.port_map().to_of(p).and_then(|of| b.ports.name(of)) {
-            return name.to_string();
-        }
-    }
-    "?".to_string()
+/// A datapath port's name (its interface's; underlay ports belong to no bridge).
+fn port_name(dp: &Datapath, p: DpPortNo) -> String {
+    dp.ports().iter().find(|x| x.no == p).map_or_else(|| "?".to_string(), |x| x.port.name().to_string())
 }
 
 /// Every bridge's slow-path counters added up.
@@ -441,7 +440,7 @@ fn pmd_stats(dp: &Datapath, bridges: &[Bridge], json: bool) -> String {
     let mut s = String::new();
     for st in &stats {
         let queues: Vec<String> =
-            dp.pmd_queues(st.pmd).iter().map(|(no, q)| format!("{}/{q}", port_name(bridges, *no))).collect();
+            dp.pmd_queues(st.pmd).iter().map(|(no, q)| format!("{}/{q}", port_name(dp, *no))).collect();
         let rx = st.rx_packets.max(1) as f64;
         let pct = |n: u64| 100.0 * n as f64 / rx;
         let total_ns = (st.busy_ns + st.idle_ns).max(1);
