@@ -189,7 +189,7 @@ impl Hypervisor {
     }
 
     fn tun_flows(&self) -> String {
-        self.sw.ctl_bridge(&self.br_tun, &["dump-flows"])
+        self.sw.ctl_on(&self.br_tun, &["dump-flows"])
     }
 
     fn pmd(&self, field: &str) -> u64 {
@@ -339,7 +339,7 @@ fn three_hypervisors_two_tenants() {
     }
     assert!(rule_packets(&flows, &["table=4", &format!("tun_id={KEY_A:#x}")]) >= 5, "{flows}");
     // hv1's br-int learned the remote VMs behind its patch port, each in its tenant's VLAN.
-    let fdb = hvs[0].sw.ctl_bridge(&hvs[0].br_int, &["fdb-show"]).to_ascii_lowercase();
+    let fdb = hvs[0].sw.ctl_on(&hvs[0].br_int, &["fdb-show"]).to_ascii_lowercase();
     for (mac, vlan) in [(&a[1].mac, VLAN_A), (&b[1].mac, VLAN_B)] {
         let row =
             fdb.lines().find(|l| l.contains(mac.as_str())).unwrap_or_else(|| panic!("no {mac}:\n{fdb}"));

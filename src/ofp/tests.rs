@@ -77,6 +77,8 @@ fn sample_match() -> Vec<Oxm> {
         Oxm::masked(OxmField::Ipv6Src, 0x2001_0db8 << 96, u128::MAX << 64),
         Oxm::masked(OxmField::Metadata, 0x1234, 0xffff),
         Oxm::exact(OxmField::Ipv6Exthdr, 0x1ff),
+        Oxm::exact(OxmField::TunIpv4Src, 0xc000_0201),
+        Oxm::masked(OxmField::TunIpv4Dst, 0xc000_0200, 0xffff_ff00),
     ]
 }
 
@@ -102,6 +104,9 @@ fn all_actions() -> Vec<Action> {
         Action::PushPbb(0x88e7),
         Action::PopPbb,
         Action::Experimenter { experimenter: 0x2320, data: vec![0, 1, 2, 3, 4, 5, 6, 7] },
+        Action::Nicira(super::nx::NxAction::SetTunnel(0x64)),
+        Action::Nicira(super::nx::NxAction::SetTunnel64(0x1_0000_0064)),
+        Action::Nicira(super::nx::NxAction::load_tun_id(0x65)),
     ]
 }
 

@@ -1,6 +1,7 @@
 //! Round trips for the OpenFlow 1.0 messages of [`super::v10`].
 
 use super::multipart::Desc;
+use super::nx::NxAction;
 use super::v10::*;
 use super::{decode, encode, Decoded, Message, Xid, OFP10_VERSION};
 
@@ -47,6 +48,9 @@ fn all_actions() -> Vec<Action> {
         Action::SetTpDst(80),
         Action::Enqueue { port: 1, queue_id: 7 },
         Action::Vendor { vendor: 0x2320, data: vec![0; 8] },
+        Action::Nicira(NxAction::SetTunnel(0x64)),
+        Action::Nicira(NxAction::SetTunnel64(0x1_0000_0064)),
+        Action::Nicira(NxAction::load_tun_id(0x65)),
     ]
 }
 
@@ -179,7 +183,7 @@ fn stats() {
             body: StatsReplyBody::Flow(vec![fs.clone(), FlowStats::default(), fs]),
         }),
     ));
-    assert_eq!(bytes.len(), 12 + 3 * 88 + 2 * (13 * 8 + 16 + 8 + 8));
+    assert_eq!(bytes.len(), 12 + 3 * 88 + 2 * (13 * 8 + 16 + 8 + 8 + 16 + 24 + 24));
 }
 
 #[test]

@@ -172,3 +172,37 @@ pub(crate) fn decode_actions(buf: &[u8]) -> Result<Vec<Action>, Reason> {
 pub(crate) fn encode_actions(actions: &[Action], out: &mut Vec<u8>) -> Result<(), EncodeError> {
     actions.iter().try_for_each(|a| a.encode(out))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    #[test]
+    fn nicira_tunnel_actions_as_vendor_actions() {
+        // NXAST_SET_TUNNEL and NXAST_SET_TUNNEL64 (the nicira-ext.h layouts).
+        let cases = [
+            ("ffff0010000023200002000000000064", NxAction::SetTunnel(0x64)),
+            ("ffff00180000232000090000000000000000000100000064", NxAction::SetTunnel64(0x1_0000_0064)),
+        ];
+        for (h, nx) in cases {
+            let bytes = hex(h);
+            let mut out = Vec::new();
+            Action::Nicira(nx).encode(&mut out).unwrap();
+            assert_eq!(out, bytes, "{nx:?}");
+            assert_eq!(decode_actions(&bytes).unwrap(), vec![Action::Nicira(nx)]);
+        }
+        // Another vendor, or a Nicira action with nonzero padding, stays raw and re-encodes.
+        for h in ["ffff0010000023210002000000000064", "ffff0010000023200002000100000064"] {
+            let bytes = hex(h);
+            let a = decode_actions(&bytes).unwrap();
+            assert!(matches!(a[0], Action::Vendor { .. }), "{a:?}");
+            let mut out = Vec::new();
+            encode_actions(&a, &mut out).unwrap();
+            assert_eq!(out, bytes);
+        }
+    }
+}

@@ -17,6 +17,7 @@
 use std::time::Duration;
 
 use crate::datapath::flow::{FlowKey, FlowMask, VLAN_PRESENT};
+use crate::datapath::tunnel::TunnelMeta;
 use crate::ofp::action::Action;
 use crate::ofp::multipart::{AggregateStats, FlowStats, FlowStatsRequest, TableStats as OfpTableStats};
 use crate::ofp::oxm::{Oxm, OxmField, OFPVID_PRESENT};
@@ -365,6 +366,20 @@ pub fn match_to_oxms(mat: &Match) -> Vec<Oxm> {
     push(&mut out, OxmField::TunnelId, k.tun_id.into(), mk.tun_id.into());
     push(&mut out, OxmField::TunIpv4Src, k.tun_src.into(), mk.tun_src.into());
     push(&mut out, OxmField::TunIpv4Dst, k.tun_dst.into(), mk.tun_dst.into());
+    out
+}
+
+/// The match of an OpenFlow 1.3 packet-in: `in_port`, then the pipeline metadata and the
+/// packet's tunnel fields (`tun_id`, `tun_src`, `tun_dst`) where nonzero, as OVS sends them.
+pub fn packet_in_match(in_port: u32, metadata: u64, tunnel: &TunnelMeta) -> Vec<Oxm> {
+    let mut out = vec![Oxm::exact(OxmField::InPort, u128::from(in_port))];
+    let fields = [
+        (OxmField::Metadata, u128::from(metadata)),
+        (OxmField::TunnelId, u128::from(tunnel.tun_id)),
+        (OxmField::TunIpv4Src, u128::from(tunnel.tun_src)),
+        (OxmField::TunIpv4Dst, u128::from(tunnel.tun_dst)),
+    ];
+    out.extend(fields.into_iter().filter(|&(_, v)| v != 0).map(|(f, v)| Oxm::exact(f, v)));
     out
 }
 

@@ -489,3 +489,24 @@ fn tunnel_fields_and_nicira_tunnel_actions() {
         "table=0, cookie=0x0, tun_dst=192.0.2.0/24 actions=set_field:0x64->tun_id,set_field:0x65->tun_id"
     );
 }
+
+#[test]
+fn packet_in_match_carries_tunnel_fields() {
+    use crate::datapath::tunnel::TunnelMeta;
+    assert_eq!(packet_in_match(3, 0, &TunnelMeta::default()), vec![x(OxmField::InPort, 3)]);
+    let t = TunnelMeta { tun_id: 0x64, tun_src: 0xc000_0202, tun_dst: 0xc000_0201 };
+    let m = packet_in_match(7, 0x10, &t);
+    assert_eq!(
+        m,
+        vec![
+            x(OxmField::InPort, 7),
+            x(OxmField::Metadata, 0x10),
+            x(OxmField::TunnelId, 0x64),
+            x(OxmField::TunIpv4Src, 0xc000_0202),
+            x(OxmField::TunIpv4Dst, 0xc000_0201),
+        ]
+    );
+    // It reads back as the packet's fields.
+    let back = match_from_oxms(&m).unwrap();
+    assert_eq!((back.key().tun_id, back.key().tun_src, back.key().tun_dst), (0x64, 0xc000_0202, 0xc000_0201));
+}
