@@ -230,6 +230,13 @@ impl Underlay {
     }
 }
 
+/// The `tnl/neigh-show --json` row for `ip` (panics if there is none).
+fn neighbor(sw: &SwitchProc, ip: &str) -> serde_json::Value {
+    let rows = sw.ctl_json(&["tnl-neigh"]);
+    let row = rows.as_array().and_then(|r| r.iter().find(|n| n["ip"] == ip).cloned());
+    row.unwrap_or_else(|| panic!("no neighbour {ip} in {rows}"))
+}
+
 /// `n_packets` of the one dump-flows line that has every one of `needles` among its fields
 /// (the line split at commas and spaces: `table=4`, `tun_id=0x64`, `actions=drop`).
 fn rule_packets(flows: &str, needles: &[&str]) -> u64 {
@@ -313,17 +320,11 @@ fn three_hypervisors_two_tenants() {
 
     // The tunnels' next hops: each hypervisor resolved the others' underlay MACs.
     for (i, hv) in hvs.iter().enumerate() {
-        let neigh = hv.sw.ctl(&["tnl-neigh"]);
         for j in (0..3).filter(|&j| j != i) {
-            let line = neigh.lines().find(|l| l.contains(ips[j])).unwrap_or_else(|| {
-                panic!("hv{} tnl-neigh has no {}:\n{neigh}", i + 1, ips[j]);
-            });
-            assert!(
-                line.to_ascii_lowercase().contains(&ul.mac(j)),
-                "hv{}: {line:?} is not {}",
-                i + 1,
-                ul.mac(j)
-            );
+            let n = neighbor(&hv.sw, ips[j]);
+            assert_eq!(n["state"], "REACHABLE", "hv{}: {n}", i + 1);
+            assert_eq!(n["mac"].as_str().map(str::to_ascii_lowercase), Some(ul.mac(j)), "hv{}: {n}", i + 1);
+            assert_eq!(n["port"].as_str(), Some(ul.port(i)), "hv{}: {n}", i + 1);
         }
         assert_eq!(hv.underlay_ip, ips[i]);
     }
@@ -465,10 +466,12 @@ fn unresolved_remote_is_dropped_and_counted() {
     eventually(10, "frames for the dead tunnel counted as lacking a header", || {
         (hvs[0].pmd("tunnel_no_header") >= no_header + 100).then_some(())
     });
-    let neigh = hvs[0].sw.ctl(&["tnl-neigh"]);
-    let dead =
-        neigh.lines().find(|l| l.contains(dead_ip)).unwrap_or_else(|| panic!("no {dead_ip} in:\n{neigh}"));
-    assert!(!dead.to_ascii_lowercase().contains(&ul.mac(1)), "{dead}");
+    // The neighbour never resolved, and what waits for it is bounded (64 per next hop).
+    let dead = neighbor(&hvs[0].sw, dead_ip);
+    assert!(matches!(dead["state"].as_str(), Some("INCOMPLETE" | "FAILED")), "{dead}");
+    assert!(dead["mac"].is_null(), "{dead}");
+    assert!(dead["pending"].as_u64().is_some_and(|p| p <= 64), "{dead}");
+    assert_eq!(neighbor(&hvs[0].sw, ips[1])["state"], "REACHABLE");
     // Nothing of it left the underlay towards anyone, and the live tunnel still works.
     assert!(pings(&a[0], &a[1]), "the live tunnel stopped while the other remote is unresolved");
     assert!(pings(&a[1], &a[0]));
@@ -546,8 +549,9 @@ fn interop_with_ovs(ovs_key: &str, ovs_flows: &[&str]) {
     }
     assert!(!text.contains("bad cksum"), "{text}");
     // Each side learned the other's underlay MAC by ARP.
-    let xs_neigh = hv.sw.ctl(&["tnl-neigh"]);
-    assert!(xs_neigh.to_ascii_lowercase().contains(&mac_of(Some(&hv_ovs), "brp")), "{xs_neigh}");
+    let n = neighbor(&hv.sw, "198.19.0.2");
+    assert_eq!(n["state"], "REACHABLE", "{n}");
+    assert_eq!(n["mac"].as_str().map(str::to_ascii_lowercase), Some(mac_of(Some(&hv_ovs), "brp")), "{n}");
     let ovs_neigh = ovs.appctl(&["tnl/neigh/show"]);
     assert!(
         ovs_neigh.contains("198.19.0.1") && ovs_neigh.contains(&mac_of(None, &underlay.a)),
