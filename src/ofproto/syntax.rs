@@ -10,6 +10,7 @@ use std::net::Ipv6Addr;
 
 use crate::datapath::flow::{FlowKey, FlowMask, VLAN_PCP_SHIFT, VLAN_PRESENT, VLAN_VID_MASK};
 
+use super::learn::LearnSpec;
 use super::rule::{
     flags, ofpg, ofpp, FlowMod, FlowModCommand, FlowSpec, Match, OfAction, PortNames, TableId, N_TABLES,
     TABLE_ALL,
@@ -774,6 +775,14 @@ fn parse_actions(text: &str, ports: &PortNames, in_set: bool) -> Result<Vec<OfAc
                     return err(name, "not allowed in write_actions");
                 }
                 resubmit_action(a, ports)?
+            }
+            _ if lname.starts_with("learn(") && a.ends_with(')') => {
+                if in_set {
+                    return err("learn", "not allowed in write_actions");
+                }
+                let spec = LearnSpec::parse(&a["learn(".len()..a.len() - 1])
+                    .map_err(|reason| SyntaxError { field: "learn".into(), reason })?;
+                OfAction::Learn(Box::new(spec))
             }
             _ if lname.starts_with("controller(") && a.ends_with(')') => {
                 // controller(key=value,...): only max_len is modelled; reason/id are ignored.
