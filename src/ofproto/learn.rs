@@ -160,8 +160,7 @@ impl LearnField {
             }
             LearnField::Ipv4Src | LearnField::Ipv4Dst => std::net::Ipv4Addr::from(v as u32).to_string(),
             LearnField::InPort | LearnField::InPortOxm => v.to_string(),
-            LearnField::VlanTci | LearnField::EthType => format!("0x{v:04x}"),
-            LearnField::TunId => format!("0x{v:x}"),
+            LearnField::VlanTci | LearnField::EthType | LearnField::TunId => format!("0x{v:x}"),
         }
     }
 }
@@ -680,6 +679,19 @@ fn parse_item(part: &str, name: &str, value: Option<&str>) -> Result<LearnItem, 
         },
     };
     Ok(LearnItem::Match { dst, src })
+}
+
+/// `load:VALUE->DST` of a flow's action list (not a learn's): the actions it stands for.
+pub(crate) fn load_immediate(value: &str, dst: &str) -> Result<Vec<OfAction>, String> {
+    let dst =
+        SubField::parse(dst).unwrap_or_else(|| Err(format!("{dst:?}: not a field that can be loaded")))?;
+    let v = parse_immediate(dst, value)?;
+    if v & !ones(dst.n_bits) != 0 {
+        return Err(format!("0x{v:x} does not fit in {dst}"));
+    }
+    let mut out = Vec::new();
+    load_actions(dst, v, &mut out)?;
+    Ok(out)
 }
 
 /// The model action that outputs to OpenFlow port `port` (none for port 0 or `ANY`).
