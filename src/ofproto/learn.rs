@@ -48,24 +48,93 @@ pub enum LearnField {
     Ipv4Dst,
 }
 
-/// (field, canonical NXM name, short name, width, NXM header, OXM header of the alias).
-const FIELDS: &[(LearnField, &str, &str, u16, u32, Option<(&str, u32)>)] = &[
-    (LearnField::InPort, "NXM_OF_IN_PORT", "in_port", 16, 0x0000_0002, None),
-    (LearnField::InPortOxm, "OXM_OF_IN_PORT", "in_port_oxm", 32, 0x8000_0004, None),
-    (LearnField::EthDst, "NXM_OF_ETH_DST", "eth_dst", 48, 0x0000_0206, Some(("OXM_OF_ETH_DST", 0x8000_0606))),
-    (LearnField::EthSrc, "NXM_OF_ETH_SRC", "eth_src", 48, 0x0000_0406, Some(("OXM_OF_ETH_SRC", 0x8000_0806))),
-    (
-        LearnField::EthType,
-        "NXM_OF_ETH_TYPE",
-        "eth_type",
-        16,
-        0x0000_0602,
-        Some(("OXM_OF_ETH_TYPE", 0x8000_0a02)),
-    ),
-    (LearnField::VlanTci, "NXM_OF_VLAN_TCI", "vlan_tci", 16, 0x0000_0802, None),
-    (LearnField::Ipv4Src, "NXM_OF_IP_SRC", "ip_src", 32, 0x0000_0e04, Some(("OXM_OF_IPV4_SRC", 0x8000_1604))),
-    (LearnField::Ipv4Dst, "NXM_OF_IP_DST", "ip_dst", 32, 0x0000_1004, Some(("OXM_OF_IPV4_DST", 0x8000_1804))),
-    (LearnField::TunId, "NXM_NX_TUN_ID", "tun_id", 64, 0x0001_2008, Some(("OXM_OF_TUNNEL_ID", 0x8000_4c08))),
+/// What the switch knows of a field: names, width and wire headers.
+struct FieldInfo {
+    field: LearnField,
+    /// The canonical NXM name (`NXM_OF_ETH_SRC`).
+    name: &'static str,
+    /// The `ovs-fields` name (`eth_src`).
+    short: &'static str,
+    bits: u16,
+    /// The NXM header OVS writes.
+    nxm: u32,
+    /// The OXM alias's name and header, if it has one.
+    oxm: Option<(&'static str, u32)>,
+}
+
+const FIELDS: &[FieldInfo] = &[
+    FieldInfo {
+        field: LearnField::InPort,
+        name: "NXM_OF_IN_PORT",
+        short: "in_port",
+        bits: 16,
+        nxm: 0x0000_0002,
+        oxm: None,
+    },
+    FieldInfo {
+        field: LearnField::InPortOxm,
+        name: "OXM_OF_IN_PORT",
+        short: "in_port_oxm",
+        bits: 32,
+        nxm: 0x8000_0004,
+        oxm: None,
+    },
+    FieldInfo {
+        field: LearnField::EthDst,
+        name: "NXM_OF_ETH_DST",
+        short: "eth_dst",
+        bits: 48,
+        nxm: 0x0000_0206,
+        oxm: Some(("OXM_OF_ETH_DST", 0x8000_0606)),
+    },
+    FieldInfo {
+        field: LearnField::EthSrc,
+        name: "NXM_OF_ETH_SRC",
+        short: "eth_src",
+        bits: 48,
+        nxm: 0x0000_0406,
+        oxm: Some(("OXM_OF_ETH_SRC", 0x8000_0806)),
+    },
+    FieldInfo {
+        field: LearnField::EthType,
+        name: "NXM_OF_ETH_TYPE",
+        short: "eth_type",
+        bits: 16,
+        nxm: 0x0000_0602,
+        oxm: Some(("OXM_OF_ETH_TYPE", 0x8000_0a02)),
+    },
+    FieldInfo {
+        field: LearnField::VlanTci,
+        name: "NXM_OF_VLAN_TCI",
+        short: "vlan_tci",
+        bits: 16,
+        nxm: 0x0000_0802,
+        oxm: None,
+    },
+    FieldInfo {
+        field: LearnField::Ipv4Src,
+        name: "NXM_OF_IP_SRC",
+        short: "ip_src",
+        bits: 32,
+        nxm: 0x0000_0e04,
+        oxm: Some(("OXM_OF_IPV4_SRC", 0x8000_1604)),
+    },
+    FieldInfo {
+        field: LearnField::Ipv4Dst,
+        name: "NXM_OF_IP_DST",
+        short: "ip_dst",
+        bits: 32,
+        nxm: 0x0000_1004,
+        oxm: Some(("OXM_OF_IPV4_DST", 0x8000_1804)),
+    },
+    FieldInfo {
+        field: LearnField::TunId,
+        name: "NXM_NX_TUN_ID",
+        short: "tun_id",
+        bits: 64,
+        nxm: 0x0001_2008,
+        oxm: Some(("OXM_OF_TUNNEL_ID", 0x8000_4c08)),
+    },
 ];
 
 /// Other spellings `ovs-ofctl` accepts for the fields.
@@ -79,33 +148,33 @@ const ALIASES: &[(&str, LearnField)] = &[
 ];
 
 impl LearnField {
-    fn row(self) -> &'static (LearnField, &'static str, &'static str, u16, u32, Option<(&'static str, u32)>) {
+    fn info(self) -> &'static FieldInfo {
         // Every variant has a row.
-        FIELDS.iter().find(|r| r.0 == self).unwrap_or(&FIELDS[0])
+        FIELDS.iter().find(|r| r.field == self).unwrap_or(&FIELDS[0])
     }
     /// The name `ovs-ofctl` prints in a learn action (`NXM_OF_ETH_SRC`).
     pub fn name(self) -> &'static str {
-        self.row().1
+        self.info().name
     }
     /// Width in bits.
     pub fn bits(self) -> u16 {
-        self.row().3
+        self.info().bits
     }
     /// The NXM header OVS writes for it on the wire.
     pub fn header(self) -> u32 {
-        self.row().4
+        self.info().nxm
     }
     /// The field with NXM or OXM header `h` (`None`: not one learn supports).
     pub fn from_header(h: u32) -> Option<LearnField> {
-        FIELDS.iter().find(|r| r.4 == h || r.5.is_some_and(|(_, o)| o == h)).map(|r| r.0)
+        FIELDS.iter().find(|r| r.nxm == h || r.oxm.is_some_and(|(_, o)| o == h)).map(|r| r.field)
     }
     /// The field named `s` (NXM/OXM name or `ovs-fields` name, case-insensitive).
     pub fn from_name(s: &str) -> Option<LearnField> {
         let eq = |a: &str| a.eq_ignore_ascii_case(s);
         FIELDS
             .iter()
-            .find(|r| eq(r.1) || eq(r.2) || r.5.is_some_and(|(n, _)| eq(n)))
-            .map(|r| r.0)
+            .find(|r| eq(r.name) || eq(r.short) || r.oxm.is_some_and(|(n, _)| eq(n)))
+            .map(|r| r.field)
             .or_else(|| ALIASES.iter().find(|a| eq(a.0)).map(|a| a.1))
     }
 
@@ -715,7 +784,7 @@ impl fmt::Display for LearnItem {
             LearnItem::Match { dst, src: LearnSrc::Field(s) } if s == dst => write!(f, "{dst}"),
             LearnItem::Match { dst, src: LearnSrc::Field(s) } => write!(f, "{dst}={s}"),
             LearnItem::Match { dst, src: LearnSrc::Immediate(v) } if dst.is_whole() => {
-                write!(f, "{}={}", dst.field.row().2, dst.field.format_value(v))
+                write!(f, "{}={}", dst.field.info().short, dst.field.format_value(v))
             }
             LearnItem::Match { dst, src: LearnSrc::Immediate(v) } => write!(f, "{dst}={}", hex(v)),
             LearnItem::Load { dst, src: LearnSrc::Field(s) } => write!(f, "load:{s}->{dst}"),

@@ -22,7 +22,11 @@
 //! lookup plus the fields each decision read (dl_type and nw_proto for L3/L4 sets, vlan_tci
 //! for push-vs-set, in_port for FLOOD/ALL/`in_port`/output-to-ingress and packet-in
 //! permission, nw_ttl for `dec_ttl`, the L2-L4 fields for a select group's hash, tun_id for
-//! an output to a tunnel port when no action set it).
+//! an output to a tunnel port when no action set it, every field a `learn` read).
+//!
+//! `learn` ([`super::learn`]) computes a flow-mod from the packet as the actions so far have
+//! made it; [`translate_learning`] returns those flow-mods beside the translation, for the
+//! caller to apply once the pipeline is no longer borrowed.
 //!
 //! Ports: the key's `in_port` and every port a rule names are OpenFlow numbers; each
 //! [`XPort`] maps its OpenFlow number to the datapath's, and output to a tunnel port becomes
