@@ -16,6 +16,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod agent;
+pub mod config;
 pub mod ctl;
 pub mod datapath;
 pub mod demo;

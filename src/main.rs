@@ -49,15 +49,20 @@ enum OfVersionArg {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run a switch over network interfaces (ports are numbered 1, 2, ... in order).
+    /// Run a switch over network interfaces (ports are numbered 1, 2, ... in order), or the
+    /// bridges of a configuration file (`--config`).
     Run {
+        /// A TOML file describing several bridges, their ports (AF_XDP, patch, GRE) and the
+        /// underlay ports (see the README); the other options then only give defaults.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["ports", "flows", "controllers", "listen", "bridge"])]
+        config: Option<PathBuf>,
         /// An interface to switch between (repeat for each port), with its NORMAL VLAN options
         /// as Open vSwitch's Port columns: `vm1:tag=10`, `uplink:trunks=10,20`,
         /// `eth1:vlan_mode=native-untagged:tag=5:trunks=6,7`.
         #[arg(
             long = "port",
             value_name = "IFACE[:tag=VID][:trunks=VID,..][:vlan_mode=MODE]",
-            required = true
+            required_unless_present = "config"
         )]
         ports: Vec<String>,
         /// Rules in `ovs-ofctl add-flows` syntax, one per line.
@@ -128,6 +133,9 @@ enum Cmd {
         /// The switch's control socket.
         #[arg(long, default_value = xdpswitch::ctl::DEFAULT_PATH)]
         ctl: PathBuf,
+        /// The bridge a per-bridge command acts on (default: the first).
+        #[arg(long)]
+        bridge: Option<String>,
         /// Answer in JSON where the command supports it.
         #[arg(long)]
         json: bool,
@@ -173,12 +181,26 @@ fn mode(m: ModeArg) -> XdpMode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let level =
-        cli.log.as_deref().unwrap_or(if matches!(cli.cmd, Cmd::Demo { .. }) { "warn" } else { "info" });
+    // A configuration file is read first: its `log` applies unless --log is given.
+    let config = match &cli.cmd {
+        Cmd::Run { config: Some(path), .. } => match xdpswitch::config::Config::load(path) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("xdpswitch: error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
+    let level = cli
+        .log
+        .as_deref()
+        .or(config.as_ref().and_then(|c| c.log.as_deref()))
+        .unwrap_or(if matches!(cli.cmd, Cmd::Demo { .. }) { "warn" } else { "info" });
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
-    match real_main(cli.cmd) {
+    match real_main(cli.cmd, config) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("xdpswitch: error: {e:#}");
@@ -187,9 +209,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn real_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
+fn real_main(cmd: Cmd, config: Option<xdpswitch::config::Config>) -> anyhow::Result<ExitCode> {
     match cmd {
         Cmd::Run {
+            config: _,
             ports,
             flows,
             cores,
@@ -276,11 +299,14 @@ fn real_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
                     ..AgentConfig::default()
                 },
             };
-            xdpswitch::run::run(&opts)?;
+            match config {
+                Some(cfg) => xdpswitch::run::run_config(&cfg, &opts)?,
+                None => xdpswitch::run::run(&opts)?,
+            }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Ctl { ctl, json, argv } => {
-            let r = xdpswitch::ctl::call(&ctl, &argv, json)?;
+        Cmd::Ctl { ctl, bridge, json, argv } => {
+            let r = xdpswitch::ctl::call_bridge(&ctl, bridge.as_deref(), &argv, json)?;
             if r.ok {
                 print!("{}", r.body);
                 Ok(ExitCode::SUCCESS)

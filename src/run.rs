@@ -9,17 +9,22 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use crate::agent::{Agent, AgentConfig, Target};
+use crate::config::{Config, PortKind, UnderlayConf};
 use crate::ctl;
-use crate::datapath::dpif::{Datapath, DatapathConfig, DpPort};
+use crate::datapath::dpif::{Datapath, DatapathConfig, DpBridge, DpLayout, DpPort};
 use crate::datapath::normal::PortVlan;
+use crate::datapath::tunnel::UnderlayPort;
 use crate::netdev::afxdp::{AfXdpConfig, AfXdpPort, XdpMode};
 use crate::netdev::tap::TapPort;
+use crate::netdev::virt::VirtualPort;
 use crate::netdev::{DpPortNo, Port};
-use crate::ofproto::bridge::{Bridge, BridgeConfig};
+use crate::ofproto::bridge::{Bridge, BridgeConfig, PortMap};
 use crate::ofproto::connmgr::AgentEvent;
 use crate::ofproto::rule::{PortNames, TableId, N_TABLES};
+use crate::ofproto::switch::Ofproto;
 use crate::ofproto::syntax::parse_flow;
 use crate::ofproto::table::Pipeline;
+use crate::ofproto::underlay::{Underlay, UnderlayConfig};
 use crate::ofproto::xlate::unsupported;
 
 /// OpenFlow requests queued from the agent to the bridge before the agent waits (and stops
@@ -133,15 +138,42 @@ pub fn parse_port_spec(spec: &str) -> anyhow::Result<(String, Option<PortVlan>)>
 
 /// A switch built and ready to serve.
 pub struct Switch {
-    bridge: Bridge,
+    ofproto: Ofproto,
     calls: crossbeam_channel::Receiver<ctl::Call>,
-    agent_events: crossbeam_channel::Receiver<AgentEvent>,
-    /// Keeps the event channel connected when there is no agent (a disconnected channel
-    /// would make the bridge's `select!` return at once, forever).
-    _agent_tx: crossbeam_channel::Sender<AgentEvent>,
-    /// Dropped after the bridge stops serving: closes the OpenFlow connections.
-    agent: Option<Agent>,
+    /// Each bridge's OpenFlow requests (index = bridge).
+    agent_events: Vec<crossbeam_channel::Receiver<AgentEvent>>,
+    /// Keep the event channels connected when a bridge has no agent (a disconnected channel
+    /// would make the control thread's select return at once, forever).
+    _agent_tx: Vec<crossbeam_channel::Sender<AgentEvent>>,
+    /// Dropped after the bridges stop serving: closes the OpenFlow connections.
+    agents: Vec<Option<Agent>>,
+    /// The underlay ports, as opened (for the tunnels' slow path).
+    pub underlays: Vec<UnderlaySpec>,
     _server: ctl::Server,
+}
+
+/// An underlay port as opened: its datapath number, configuration, MAC and IP MTU.
+#[derive(Clone, Debug)]
+pub struct UnderlaySpec {
+    pub port: DpPortNo,
+    pub conf: UnderlayConf,
+    pub mac: [u8; 6],
+    pub mtu: u16,
+}
+
+/// One bridge to assemble over the datapath.
+pub struct BridgeSpec {
+    pub name: String,
+    pub cfg: BridgeConfig,
+    pub pipeline: Pipeline,
+    /// Port names by OpenFlow number.
+    pub names: PortNames,
+    pub map: PortMap,
+    /// NORMAL VLAN configuration by OpenFlow number.
+    pub vlans: Vec<(u32, PortVlan)>,
+    /// What `dump-ports` adds about a port (patch peer, tunnel options), by OpenFlow number.
+    pub notes: Vec<(u32, String)>,
+    pub agent: AgentConfig,
 }
 
 impl Switch {
@@ -171,7 +203,130 @@ impl Switch {
         Self::with_ports(opts, names, pipeline, ports)
     }
 
-    /// Builds a switch over ports opened by the caller (in-memory ports in tests).
+    /// Builds the switch a configuration file describes: every bridge's ports (AF_XDP, patch,
+    /// GRE) and LOCAL tap, the underlay ports, one datapath over all of them. `base` gives
+    /// what the file leaves out (datapath tunables, agent versions and probes, the ctl path).
+    pub fn from_config(cfg: &Config, base: &RunOptions) -> anyhow::Result<Switch> {
+        let xdp_mode = match cfg.xdp_mode.as_deref() {
+            Some("native") => XdpMode::Native,
+            Some("generic") => XdpMode::Generic,
+            Some(_) => XdpMode::Auto,
+            None => base.xdp_mode,
+        };
+        let afxdp = AfXdpConfig { xdp_mode, ..AfXdpConfig::default() };
+        let mut dcfg = base.datapath.clone();
+        if let Some(c) = cfg.cores {
+            dcfg.n_pmds = c;
+        }
+        if !cfg.pmd_cpus.is_empty() {
+            dcfg.pmd_cpus = cfg.pmd_cpus.clone();
+        }
+        let (numbers, locals, underlay_nos) = cfg.datapath_numbers();
+        let mut ports = Vec::new();
+        let mut layout = DpLayout::default();
+        let mut tunnel_ports = Vec::new();
+        let mut specs = Vec::new();
+        for (i, b) in cfg.bridges.iter().enumerate() {
+            let bi = i as u16;
+            layout
+                .bridges
+                .push(DpBridge { mac_table_size: b.mac_table_size.unwrap_or(base.datapath.mac_table_size) });
+            let mut names = PortNames::new();
+            let mut pairs = Vec::new();
+            let (mut vlans, mut notes, mut tunnels) = (Vec::new(), Vec::new(), Vec::new());
+            for (p, &no) in b.ports.iter().zip(&numbers[i]) {
+                let port: Arc<dyn Port> = match &p.kind {
+                    PortKind::Afxdp => Arc::new(
+                        AfXdpPort::open(&p.name, &afxdp)
+                            .with_context(|| format!("bridge {}: port {}", b.name, p.name))?,
+                    ),
+                    PortKind::Patch { peer } => {
+                        let (pb, _) = cfg.find_port(peer).context("patch peer vanished")?;
+                        let pj = cfg.bridges[pb].ports.iter().position(|q| &q.name == peer).unwrap_or(0);
+                        layout.patches.push((no, numbers[pb][pj]));
+                        Arc::new(VirtualPort::patch(&p.name))
+                    }
+                    PortKind::Gre(t) => {
+                        layout.tunnels.push((no, t.clone()));
+                        tunnel_ports.push((no, p.name.clone(), t.clone()));
+                        tunnels.push(p.ofport);
+                        Arc::new(VirtualPort::gre(&p.name))
+                    }
+                };
+                ports.push(DpPort { no, port });
+                layout.port_bridge.push((no, bi));
+                names.insert(&p.name, p.ofport);
+                pairs.push((p.ofport, no));
+                if let Some(v) = &p.vlan {
+                    vlans.push((p.ofport, v.clone()));
+                }
+                if let Some(n) = p.note() {
+                    notes.push((p.ofport, n));
+                }
+            }
+            // The bridge's LOCAL port: a tap with the bridge's name, OpenFlow port LOCAL.
+            let local = TapPort::open(&b.name).with_context(|| format!("bridge {}: LOCAL port", b.name))?;
+            ports.push(DpPort { no: locals[i], port: Arc::new(local) });
+            layout.port_bridge.push((locals[i], bi));
+            names.insert(&b.name, DpPortNo::LOCAL.0);
+            pairs.push((DpPortNo::LOCAL.0, locals[i]));
+            let mut opts = base.clone();
+            opts.flows = b.flows.clone();
+            opts.flow_text = None;
+            let pipeline = load_pipeline(&opts, &names).with_context(|| format!("bridge {}", b.name))?;
+            let mut bcfg =
+                BridgeConfig { fail_mode: b.fail_mode, datapath_id: b.datapath_id, ..base.bridge.clone() };
+            if let Some(a) = b.mac_aging {
+                bcfg.mac_aging = a;
+            }
+            if let Some(r) = b.packet_in_rate {
+                bcfg.packet_in_rate = r;
+            }
+            specs.push(BridgeSpec {
+                name: b.name.clone(),
+                cfg: bcfg,
+                pipeline,
+                names,
+                map: PortMap::new(pairs).with_tunnels(tunnels),
+                vlans,
+                notes,
+                agent: AgentConfig { targets: b.targets.clone(), ..base.agent.clone() },
+            });
+        }
+        let mut underlays = Vec::new();
+        for (u, &no) in cfg.underlays.iter().zip(&underlay_nos) {
+            let port = AfXdpPort::open(&u.port, &afxdp).with_context(|| format!("underlay {}", u.port))?;
+            let (mac, link_mtu) = (port.mac(), port.link().mtu);
+            let mtu = u.mtu.unwrap_or(u16::try_from(link_mtu).unwrap_or(1500).max(576));
+            layout.underlays.push(UnderlayPort { port: no, ip: u.ip, mac });
+            ports.push(DpPort { no, port: Arc::new(port) });
+            underlays.push(UnderlaySpec { port: no, conf: u.clone(), mac, mtu });
+        }
+        let dp = Datapath::start_layout(&dcfg, ports, layout).context("starting the datapath")?;
+        let ctl_path = cfg.ctl.clone().unwrap_or_else(|| base.ctl_path.clone());
+        let mut sw = Self::assemble(dp, specs, &ctl_path)?;
+        if !underlays.is_empty() || !tunnel_ports.is_empty() {
+            let cfgs = underlays
+                .iter()
+                .map(|u| UnderlayConfig {
+                    port: u.port,
+                    name: u.conf.port.clone(),
+                    mac: u.mac,
+                    ip: u.conf.ip,
+                    prefix_len: u.conf.prefix_len,
+                    gateway: u.conf.gateway,
+                    mtu: u.mtu,
+                })
+                .collect();
+            let underlay = Underlay::new(cfgs, tunnel_ports).map_err(|e| anyhow::anyhow!(e))?;
+            sw.ofproto.set_underlay(underlay);
+        }
+        sw.underlays = underlays;
+        Ok(sw)
+    }
+
+    /// Builds a single-bridge switch over ports opened by the caller (in-memory ports in
+    /// tests); OpenFlow numbers are the datapath numbers.
     pub fn with_ports(
         opts: &RunOptions,
         names: PortNames,
@@ -179,37 +334,85 @@ impl Switch {
         ports: Vec<DpPort>,
     ) -> anyhow::Result<Switch> {
         let dp = Datapath::start(&opts.datapath, ports).context("starting the datapath")?;
-        let (tx, calls) = crossbeam_channel::bounded(16);
-        let server = ctl::Server::start(&opts.ctl_path, tx)
-            .with_context(|| format!("--ctl {}", opts.ctl_path.display()))?;
-        let mut bcfg = opts.bridge.clone();
-        bcfg.has_controllers = opts.agent.targets.iter().any(|t| matches!(t, Target::Active(_)));
-        let mut bridge = Bridge::new(&opts.bridge_name, bcfg, pipeline, names.clone(), dp);
+        let mut vlans = Vec::new();
         for (name, vlan) in &opts.port_vlans {
             let Some(no) = names.number(name) else {
                 bail!("--port {name}: VLAN options for a port not given")
             };
-            bridge.set_port_vlan(no, vlan.clone());
+            vlans.push((no, vlan.clone()));
         }
-        let (events_tx, agent_events) = crossbeam_channel::bounded(AGENT_EVENTS);
-        let agent = if opts.agent.targets.is_empty() {
-            None
-        } else {
-            Some(Agent::start(opts.agent.clone(), events_tx.clone())?)
+        let spec = BridgeSpec {
+            name: opts.bridge_name.clone(),
+            cfg: opts.bridge.clone(),
+            pipeline,
+            map: PortMap::identity(dp.ports().iter().map(|p| p.no)),
+            names,
+            vlans,
+            notes: Vec::new(),
+            agent: opts.agent.clone(),
         };
-        Ok(Switch { bridge, calls, agent_events, _agent_tx: events_tx, agent, _server: server })
+        Self::assemble(dp, vec![spec], &opts.ctl_path)
     }
 
-    /// Where the passive OpenFlow listeners listen (with port 0 resolved).
+    /// The bridges over a started datapath, one agent per bridge that has controllers or
+    /// listeners, and the ctl socket.
+    pub fn assemble(mut dp: Datapath, specs: Vec<BridgeSpec>, ctl_path: &Path) -> anyhow::Result<Switch> {
+        let (tx, calls) = crossbeam_channel::bounded(16);
+        let server =
+            ctl::Server::start(ctl_path, tx).with_context(|| format!("--ctl {}", ctl_path.display()))?;
+        let mut bridges = Vec::new();
+        let (mut agents, mut agent_events, mut agent_tx) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, spec) in specs.into_iter().enumerate() {
+            let mut bcfg = spec.cfg;
+            bcfg.has_controllers = spec.agent.targets.iter().any(|t| matches!(t, Target::Active(_)));
+            let mut bridge =
+                Bridge::new(&spec.name, i as u16, bcfg, spec.pipeline, spec.names, spec.map, &mut dp);
+            for (no, vlan) in spec.vlans {
+                bridge.set_port_vlan(&mut dp, no, vlan);
+            }
+            for (no, note) in spec.notes {
+                bridge.set_port_note(no, note);
+            }
+            bridges.push(bridge);
+            let (events_tx, events) = crossbeam_channel::bounded(AGENT_EVENTS);
+            let agent = if spec.agent.targets.is_empty() {
+                None
+            } else {
+                Some(
+                    Agent::start(spec.agent, events_tx.clone())
+                        .with_context(|| format!("bridge {}", spec.name))?,
+                )
+            };
+            agents.push(agent);
+            agent_events.push(events);
+            agent_tx.push(events_tx);
+        }
+        Ok(Switch {
+            ofproto: Ofproto::new(dp, bridges),
+            underlays: Vec::new(),
+            calls,
+            agent_events,
+            _agent_tx: agent_tx,
+            agents,
+            _server: server,
+        })
+    }
+
+    /// Where the passive OpenFlow listeners of the first bridge listen (with port 0 resolved).
     pub fn listening(&self) -> Vec<std::net::SocketAddr> {
-        self.agent.as_ref().map(|a| a.listening.clone()).unwrap_or_default()
+        self.listening_on(0)
+    }
+
+    /// Where bridge `i`'s passive OpenFlow listeners listen.
+    pub fn listening_on(&self, i: usize) -> Vec<std::net::SocketAddr> {
+        self.agents.get(i).and_then(Option::as_ref).map(|a| a.listening.clone()).unwrap_or_default()
     }
 
     /// Serves until `stop` is set (or `ctl exit`), then stops the poll threads.
     pub fn serve(mut self, stop: &AtomicBool) {
-        self.bridge.run(&self.calls, &self.agent_events, stop);
-        self.agent.take();
-        self.bridge.shutdown();
+        self.ofproto.run(&self.calls, &self.agent_events, stop);
+        self.agents.clear();
+        self.ofproto.shutdown();
     }
 }
 
@@ -226,6 +429,23 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<()> {
         ctl = %opts.ctl_path.display(),
         "xdpswitch running; stop with Ctrl-C"
     );
+    switch.serve(&stop);
+    if stop.load(Relaxed) {
+        tracing::info!("stopped by signal; ports released");
+    }
+    Ok(())
+}
+
+/// `xdpswitch run --config FILE`: builds the bridges of `cfg` (defaults from `base`) and
+/// serves until SIGINT/SIGTERM.
+pub fn run_config(cfg: &Config, base: &RunOptions) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    let switch = Switch::from_config(cfg, base)?;
+    let bridges: Vec<&str> = cfg.bridges.iter().map(|b| b.name.as_str()).collect();
+    tracing::info!(?bridges, underlays = cfg.underlays.len(), "xdpswitch running; stop with Ctrl-C");
     switch.serve(&stop);
     if stop.load(Relaxed) {
         tracing::info!("stopped by signal; ports released");

@@ -1,4 +1,4 @@
-//! agent — OpenFlow connections to controllers, a thin tokio shell around [`ofp::Channel`].
+//! agent — OpenFlow connections to controllers, a thin tokio shell around [`ofp::Channel`](crate::ofp::Channel).
 //!
 //! **Owns:** the sockets: one task per active controller target (`tcp:IP:PORT`: connect,
 //! serve, reconnect with exponential backoff), one per passive listener (`ptcp:PORT[:IP]`),

@@ -27,6 +27,9 @@ pub struct Request {
     /// Answer in JSON instead of text, where the command supports it.
     #[serde(default)]
     pub json: bool,
+    /// The bridge a per-bridge command acts on (default: the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<String>,
 }
 
 /// The answer to a request.
@@ -156,6 +159,30 @@ pub const COMMANDS: &[Command] = &[
         max_args: 4,
         help: "a port's VLAN configuration (no options: a trunk of every VLAN); its MACs are forgotten",
     },
+    Command {
+        name: "bridge/list",
+        alias: Some("list-br"),
+        usage: "",
+        min_args: 0,
+        max_args: 0,
+        help: "the bridges: name, datapath_id, ports (OpenFlow and datapath numbers)",
+    },
+    Command {
+        name: "tnl/neigh-show",
+        alias: Some("tnl-neigh"),
+        usage: "",
+        min_args: 0,
+        max_args: 0,
+        help: "the underlay's neighbour (ARP) table: IP, MAC, state, age",
+    },
+    Command {
+        name: "tnl/ports-show",
+        alias: Some("tnl-ports"),
+        usage: "",
+        min_args: 0,
+        max_args: 0,
+        help: "GRE tunnel ports: remote, local IP, keys, next hop, underlay port",
+    },
     Command { name: "list-commands", alias: None, usage: "", min_args: 0, max_args: 0, help: "this list" },
     Command { name: "version", alias: None, usage: "", min_args: 0, max_args: 0, help: "the version" },
     Command {
@@ -192,6 +219,8 @@ pub struct Call {
     pub command: &'static Command,
     pub args: Vec<String>,
     pub json: bool,
+    /// The bridge named with `--bridge` (`None`: the first).
+    pub bridge: Option<String>,
     pub reply: Sender<Response>,
 }
 
@@ -282,7 +311,7 @@ fn dispatch(req: Request, calls: &Sender<Call>) -> Response {
         _ => {}
     }
     let (tx, rx) = bounded(1);
-    let call = Call { command, args: args.to_vec(), json: req.json, reply: tx };
+    let call = Call { command, args: args.to_vec(), json: req.json, bridge: req.bridge, reply: tx };
     if calls.send(call).is_err() {
         return Response::err("the switch is shutting down");
     }
@@ -291,6 +320,16 @@ fn dispatch(req: Request, calls: &Sender<Call>) -> Response {
 
 /// Sends one request to the socket at `path` and returns the answer.
 pub fn call(path: &Path, argv: &[String], json: bool) -> std::io::Result<Response> {
+    call_bridge(path, None, argv, json)
+}
+
+/// Sends one request for bridge `bridge` (`None`: the first) and returns the answer.
+pub fn call_bridge(
+    path: &Path,
+    bridge: Option<&str>,
+    argv: &[String],
+    json: bool,
+) -> std::io::Result<Response> {
     let stream = UnixStream::connect(path).map_err(|e| {
         std::io::Error::new(
             e.kind(),
@@ -298,7 +337,8 @@ pub fn call(path: &Path, argv: &[String], json: bool) -> std::io::Result<Respons
         )
     })?;
     let mut req =
-        serde_json::to_vec(&Request { argv: argv.to_vec(), json }).map_err(std::io::Error::other)?;
+        serde_json::to_vec(&Request { argv: argv.to_vec(), json, bridge: bridge.map(str::to_string) })
+            .map_err(std::io::Error::other)?;
     req.push(b'\n');
     (&stream).write_all(&req)?;
     let mut line = String::new();
@@ -320,11 +360,16 @@ mod tests {
         assert!(Server::start(&path, tx).is_err());
         let owner = std::thread::spawn(move || {
             let c = rx.recv().unwrap();
-            assert_eq!(c.command.name, "datapath/pmd-stats-show");
+            assert_eq!((c.command.name, c.bridge), ("datapath/pmd-stats-show", None));
             c.reply.send(Response::ok("pmd 0\n")).unwrap();
+            let c = rx.recv().unwrap();
+            assert_eq!((c.command.name, c.bridge.as_deref()), ("ofproto/dump-flows", Some("br-tun")));
+            c.reply.send(Response::ok("flows\n")).unwrap();
         });
         let r = call(&path, &["pmd-stats".to_string()], false).unwrap();
         assert_eq!(r, Response::ok("pmd 0\n"));
+        let r = call_bridge(&path, Some("br-tun"), &["dump-flows".to_string()], false).unwrap();
+        assert_eq!(r, Response::ok("flows\n"));
         owner.join().unwrap();
         let r = call(&path, &["no-such".to_string()], false).unwrap();
         assert!(!r.ok && r.body.contains("not a valid command"));

@@ -1,4 +1,4 @@
-//! The bridge: one control thread owns the OpenFlow pipeline and the datapath handle.
+//! A bridge: one OpenFlow switch (pipeline, ports, connections) over the shared datapath.
 //!
 //! It turns upcalls into megaflows (translate the key, install `(masked key, mask, actions)`,
 //! publish, send the packet back to be forwarded), credits megaflow counters to the rules they
@@ -7,13 +7,10 @@
 
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, tick, Receiver};
-
-use super::connmgr::{AgentEvent, AsyncKind, ConnMgr, FailMode};
+use super::connmgr::{AsyncKind, ConnMgr, FailMode};
 use super::openflow::TokenBucket;
 use super::rule::{FlowMod, FlowSpec, Match, OfAction, PortNames};
 use super::syntax::parse_mac;
@@ -21,19 +18,14 @@ use super::table::Pipeline;
 use super::xlate::{translate_with, PacketInContexts, TableMiss, Translation, XPort, XlateCtx};
 use super::Model;
 use crate::ctl::{Call, Response};
-use crate::datapath::actions::{self, DpAction};
+use crate::datapath::actions::DpAction;
 use crate::datapath::dpif::Datapath;
-use crate::datapath::fdb::{FdbFull, Learned};
-use crate::datapath::flow::{format_masked, FlowKey, FlowMask};
+use crate::datapath::fdb::{FdbFull, FdbWriter, Learned};
+use crate::datapath::flow::{FlowKey, FlowMask};
 use crate::datapath::megaflow::{FlowStats, MegaflowId};
-use crate::datapath::normal::{parse_vid, Learn, PortVlan, VID_MAX};
+use crate::datapath::normal::{parse_vid, Learn, NormalPorts, PortVlan, VID_MAX};
 use crate::datapath::upcall::Upcall;
 use crate::netdev::DpPortNo;
-
-/// Upcalls handled before the megaflows they produced are published together.
-const UPCALL_BATCH: usize = 256;
-/// OpenFlow requests handled before the megaflows are re-translated and published.
-const AGENT_BATCH: usize = 1024;
 
 /// Tunables of the slow path.
 #[derive(Clone, Debug)]
@@ -54,6 +46,8 @@ pub struct BridgeConfig {
     pub packet_in_rate: u32,
     /// A MAC address NORMAL has not seen as a source for this long is forgotten (OVS: 300 s).
     pub mac_aging: Duration,
+    /// `datapath_id` (default: from the LOCAL port's MAC, as OVS).
+    pub datapath_id: Option<u64>,
 }
 
 impl Default for BridgeConfig {
@@ -66,6 +60,7 @@ impl Default for BridgeConfig {
             has_controllers: false,
             packet_in_rate: 1000,
             mac_aging: Duration::from_secs(300),
+            datapath_id: None,
         }
     }
 }
@@ -100,14 +95,94 @@ pub struct BridgeStats {
     pub packet_in_dropped: u64,
 }
 
-/// One OpenFlow switch: its pipeline, its ports, its datapath.
+/// A bridge's ports: OpenFlow number <-> datapath number. The legacy single-bridge CLI maps
+/// every port to itself; a bridge of a config file numbers its ports 1, 2, ... (LOCAL is
+/// `OFPP_LOCAL`) over whatever datapath numbers they were given.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortMap {
+    /// (OpenFlow number, datapath number), one per port of the bridge.
+    pairs: Vec<(u32, DpPortNo)>,
+    /// The OpenFlow numbers of its GRE tunnel ports.
+    tunnels: Vec<u32>,
+}
+
+impl PortMap {
+    /// A map from (OpenFlow number, datapath number) pairs.
+    pub fn new(pairs: Vec<(u32, DpPortNo)>) -> PortMap {
+        PortMap { pairs, tunnels: Vec::new() }
+    }
+
+    /// The same map, OpenFlow ports `tunnels` being GRE tunnel ports.
+    pub fn with_tunnels(mut self, tunnels: Vec<u32>) -> PortMap {
+        self.tunnels = tunnels;
+        self
+    }
+
+    /// Whether OpenFlow port `of` is a tunnel port.
+    pub fn is_tunnel(&self, of: u32) -> bool {
+        self.tunnels.contains(&of)
+    }
+
+    /// Every datapath port numbered as itself (the legacy CLI's single bridge).
+    pub fn identity(ports: impl IntoIterator<Item = DpPortNo>) -> PortMap {
+        PortMap { pairs: ports.into_iter().map(|p| (p.0, p)).collect(), tunnels: Vec::new() }
+    }
+
+    /// The datapath number of OpenFlow port `of`.
+    pub fn to_dp(&self, of: u32) -> Option<DpPortNo> {
+        self.pairs.iter().find(|(o, _)| *o == of).map(|&(_, d)| d)
+    }
+
+    /// The OpenFlow number of datapath port `dp` (`None`: not this bridge's port).
+    pub fn to_of(&self, dp: DpPortNo) -> Option<u32> {
+        self.pairs.iter().find(|(_, d)| *d == dp).map(|&(o, _)| o)
+    }
+
+    /// Whether every port is numbered as itself.
+    pub fn is_identity(&self) -> bool {
+        self.pairs.iter().all(|&(o, d)| o == d.0)
+    }
+
+    /// The (OpenFlow, datapath) pairs.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, DpPortNo)> + '_ {
+        self.pairs.iter().copied()
+    }
+}
+
+/// The datapath's id for OpenFlow meter `id` of bridge `bridge`: each bridge has its own
+/// meter namespace in the one datapath (bridge index in the top 8 bits).
+pub fn dp_meter_id(bridge: u16, id: u32) -> u32 {
+    (u32::from(bridge) << 24) | (id & 0x00ff_ffff)
+}
+
+/// NORMAL's MAC table of bridge `bridge`.
+pub(super) fn fdb_of(dp: &mut Datapath, bridge: u16) -> &mut FdbWriter {
+    dp.fdb(bridge)
+}
+
+/// NORMAL's MAC table of bridge `bridge`, for reading.
+pub(super) fn fdb_ref_of(dp: &Datapath, bridge: u16) -> &FdbWriter {
+    dp.fdb_ref(bridge)
+}
+
+/// Publishes bridge `bridge`'s flood set and VLAN configuration to NORMAL.
+pub(super) fn set_normal_ports(dp: &Datapath, bridge: u16, ports: NormalPorts) {
+    dp.set_normal_ports(bridge, ports);
+}
+
+/// One OpenFlow switch: its pipeline, its ports, its connections. The datapath it forwards
+/// through is shared with the other bridges of the process and lent to each call.
 pub struct Bridge {
     pub(super) name: String,
+    /// Position in the configuration (0 = first; the legacy CLI's only bridge).
+    pub(super) index: u16,
     pub(super) cfg: BridgeConfig,
     /// Flow tables, groups, meters.
     pub(super) model: Model,
     pub(super) ports: PortNames,
-    /// The ports as translation sees them (OpenFlow config bits, liveness); LOCAL included.
+    /// OpenFlow <-> datapath port numbers.
+    pub(super) map: PortMap,
+    /// The ports as translation sees them (OpenFlow numbers, config bits, liveness); LOCAL included.
     pub(super) xports: Vec<XPort>,
     /// Whether the bridge has its LOCAL port.
     pub(super) has_local: bool,
@@ -115,7 +190,6 @@ pub struct Bridge {
     pub(super) pins: PacketInContexts,
     /// Packet-in rate limiter.
     pub(super) pin_bucket: TokenBucket,
-    pub(super) dp: Datapath,
     pub(super) conns: ConnMgr,
     /// The flow tables changed since the megaflows were last re-translated.
     pub(super) dirty: bool,
@@ -124,7 +198,6 @@ pub struct Bridge {
     installed: HashMap<MegaflowId, Installed>,
     pub(super) stats: BridgeStats,
     pub(super) started: Instant,
-    exit: bool,
     /// When the last translation failure was logged (at most one line a second).
     last_xlate_warning: Option<Instant>,
     /// When the timers last ran (bridge clock).
@@ -133,45 +206,64 @@ pub struct Bridge {
     pub(super) last_aging: Option<Duration>,
     /// NORMAL's VLAN configuration of the ports that have one (the others trunk every VLAN).
     pub(super) vlans: HashMap<u32, PortVlan>,
+    /// What `dump-ports` says about a port beyond its counters (patch peer, tunnel options).
+    pub(super) port_notes: HashMap<u32, String>,
     /// When a full MAC table was last logged (at most one line every 10 s).
     last_fdb_warning: Option<Instant>,
+    /// Whether megaflows match in_port exactly (when other bridges share the datapath).
+    pub(super) exact_in_port: bool,
 }
 
 impl Bridge {
-    /// A bridge over a running datapath with `pipeline` already loaded.
-    pub fn new(name: &str, cfg: BridgeConfig, pipeline: Pipeline, ports: PortNames, dp: Datapath) -> Bridge {
-        let xports: Vec<XPort> = dp.ports().iter().map(|p| XPort::up(p.no.0)).collect();
-        let has_local = dp.ports().iter().any(|p| p.no == DpPortNo::LOCAL);
-        let datapath_id = dp
-            .port_info(DpPortNo::LOCAL)
-            .map(|i| i.hw_addr)
-            .or_else(|| dp.ports().first().and_then(|p| dp.port_info(p.no)).map(|i| i.hw_addr))
-            .map_or(0, |m| u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]]));
+    /// Bridge number `index` over a running datapath, with `pipeline` already loaded; `map`
+    /// names its ports (`ports` their names, by OpenFlow number).
+    pub fn new(
+        name: &str,
+        index: u16,
+        cfg: BridgeConfig,
+        pipeline: Pipeline,
+        ports: PortNames,
+        map: PortMap,
+        dp: &mut Datapath,
+    ) -> Bridge {
+        let xports: Vec<XPort> = map.iter().map(|(of, p)| XPort::new(of, p, map.is_tunnel(of))).collect();
+        let local = map.to_dp(DpPortNo::LOCAL.0);
+        let datapath_id = cfg.datapath_id.unwrap_or_else(|| {
+            local
+                .and_then(|p| dp.port_info(p))
+                .or_else(|| map.iter().next().and_then(|(_, p)| dp.port_info(p)))
+                .map_or(0, |i| {
+                    let m = i.hw_addr;
+                    u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]])
+                })
+        });
         let mut b = Bridge {
             name: name.to_string(),
+            index,
             cfg: cfg.clone(),
             model: Model { pipeline, ..Model::default() },
             ports,
+            map,
             xports,
-            has_local,
+            has_local: local.is_some(),
             pins: PacketInContexts::new(),
             pin_bucket: TokenBucket::new(cfg.packet_in_rate, Instant::now()),
-            dp,
             conns: ConnMgr::new(cfg.fail_mode, cfg.has_controllers, cfg.fail_open_after, Instant::now()),
             dirty: false,
             datapath_id,
             installed: HashMap::new(),
             stats: BridgeStats::default(),
             started: Instant::now(),
-            exit: false,
             last_xlate_warning: None,
             last_timers: None,
             last_aging: None,
             vlans: HashMap::new(),
+            port_notes: HashMap::new(),
             last_fdb_warning: None,
+            exact_in_port: false,
         };
-        b.refresh_port_state();
-        b.publish_normal_ports();
+        b.refresh_port_state(dp);
+        b.publish_normal_ports(dp);
         if cfg.fail_mode == FailMode::Standalone && !cfg.has_controllers {
             // As Open vSwitch does for a standalone bridge without a controller: a visible
             // table-miss rule to NORMAL, unless the flows already have a table-miss rule.
@@ -183,8 +275,50 @@ impl Bridge {
         b
     }
 
-    /// Translates `key` through the current tables (or NORMAL, while failed open).
+    /// The bridge's name (also its LOCAL port's).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its position in the configuration.
+    pub fn index(&self) -> u16 {
+        self.index
+    }
+
+    /// Its OpenFlow <-> datapath port numbers.
+    pub fn port_map(&self) -> &PortMap {
+        &self.map
+    }
+
+    /// Its `datapath_id`.
+    pub fn datapath_id(&self) -> u64 {
+        self.datapath_id
+    }
+
+    /// Its slow-path counters.
+    pub fn stats(&self) -> &BridgeStats {
+        &self.stats
+    }
+
+    /// What `dump-ports` adds about OpenFlow port `no` (a patch peer, tunnel options).
+    pub fn set_port_note(&mut self, no: u32, note: String) {
+        self.port_notes.insert(no, note);
+    }
+
+    /// Translates `key` (its in_port a datapath number) through the current tables (or
+    /// NORMAL, while failed open); the actions name datapath ports and meters.
     pub(super) fn xlate(&mut self, key: &FlowKey) -> Translation {
+        let mut t = self.xlate_inner(key);
+        if self.exact_in_port {
+            // The megaflow table is the whole datapath's: a megaflow that ignored in_port
+            // would serve the other bridges' packets too (OVS's userspace datapath always
+            // matches in_port exactly, for the same reason).
+            t.mask.0.in_port = !0;
+        }
+        t
+    }
+
+    fn xlate_inner(&mut self, key: &FlowKey) -> Translation {
         if self.conns.is_fail_open() {
             // Open vSwitch's fail-open flow: NORMAL above every rule, for every packet.
             return Translation {
@@ -197,6 +331,10 @@ impl Bridge {
                 error: None,
             };
         }
+        let mut of_key = *key;
+        if let Some(of) = self.map.to_of(DpPortNo(key.in_port)) {
+            of_key.in_port = of;
+        }
         let ctx = XlateCtx {
             pipeline: &self.model.pipeline,
             groups: &self.model.groups,
@@ -206,7 +344,22 @@ impl Bridge {
             miss_send_len: u16::MAX,
             invalid_ttl_to_controller: false,
         };
-        translate_with(&ctx, &mut self.pins, key)
+        let mut t = translate_with(&ctx, &mut self.pins, &of_key);
+        self.to_dp_actions(&mut t.actions);
+        t
+    }
+
+    /// Turns the OpenFlow meter numbers translation wrote into the datapath's (translation
+    /// already names datapath ports, through `XPort::dp`). Nothing to do for bridge 0.
+    pub(super) fn to_dp_actions(&self, actions: &mut [DpAction]) {
+        if self.index == 0 {
+            return;
+        }
+        for a in actions {
+            if let DpAction::Meter(id) = a {
+                *id = dp_meter_id(self.index, *id);
+            }
+        }
     }
 
     /// OpenFlow 1.0 controllers get table misses as packet-ins; 1.3 ones only by a rule.
@@ -227,111 +380,46 @@ impl Bridge {
         self.started.elapsed()
     }
 
-    /// Serves upcalls, OpenFlow requests, operator calls and timers until `stop` is set or
-    /// `exit` is called.
-    pub fn run(&mut self, calls: &Receiver<Call>, agent: &Receiver<AgentEvent>, stop: &AtomicBool) {
-        let upcalls = self.dp.upcalls().clone();
-        let packet_ins = self.dp.packet_ins().clone();
-        let learned = self.dp.learn_events().clone();
-        let ticker = tick(self.cfg.revalidate_interval.min(Duration::from_millis(200)));
-        let mut last_revalidate = Instant::now();
-        while !stop.load(Relaxed) && !self.exit {
-            select! {
-                recv(upcalls) -> up => if let Ok(up) = up { self.handle_upcalls(up, &upcalls) },
-                recv(packet_ins) -> p => if let Ok(p) = p {
-                    self.handle_packet_in(p);
-                    for p in packet_ins.try_iter().take(UPCALL_BATCH) {
-                        self.handle_packet_in(p);
-                    }
-                },
-                recv(learned) -> ev => if let Ok(ev) = ev {
-                    for ev in std::iter::once(ev).chain(learned.try_iter().take(UPCALL_BATCH)) {
-                        self.learn(ev);
-                    }
-                },
-                recv(agent) -> ev => if let Ok(ev) = ev {
-                    // A batch of requests, then one re-translation of the megaflows.
-                    self.handle_agent_event(ev);
-                    for ev in agent.try_iter().take(AGENT_BATCH) {
-                        self.handle_agent_event(ev);
-                    }
-                    self.flush_changes();
-                },
-                recv(calls) -> call => if let Ok(call) = call {
-                    let response = self.handle_call(&call);
-                    let _ = call.reply.send(response);
-                },
-                recv(ticker) -> _ => {}
-            }
-            self.run_timers();
-            if last_revalidate.elapsed() >= self.cfg.revalidate_interval {
-                self.revalidate();
-                last_revalidate = Instant::now();
+    /// Translates one upcall of this bridge, installs its megaflow (not yet published) and
+    /// returns the actions to execute the packet with.
+    pub fn handle_upcall(&mut self, dp: &mut Datapath, up: &Upcall) -> Arc<[DpAction]> {
+        self.stats.upcalls += 1;
+        let t = self.xlate(&up.key);
+        if let Some(e) = &t.error {
+            self.stats.xlate_errors += 1;
+            if self.last_xlate_warning.is_none_or(|w| w.elapsed() >= Duration::from_secs(1)) {
+                self.last_xlate_warning = Some(Instant::now());
+                tracing::warn!(bridge = %self.name, errors = self.stats.xlate_errors, "translation failed, dropping: {e}");
             }
         }
-    }
-
-    /// Stops the poll threads (they release their frames), then the ports go with `self`.
-    pub fn shutdown(&mut self) {
-        self.dp.shutdown();
-    }
-
-    /// Handles `first` and whatever else is queued (up to a batch), then publishes once.
-    pub fn handle_upcalls(&mut self, first: Upcall, queue: &Receiver<Upcall>) {
-        let mut pending = Vec::with_capacity(16);
-        let mut next = Some(first);
-        let mut n = 0;
-        while let Some(up) = next.take() {
-            self.stats.upcalls += 1;
-            let t = self.xlate(&up.key);
-            if let Some(e) = &t.error {
-                self.stats.xlate_errors += 1;
-                if self.last_xlate_warning.is_none_or(|w| w.elapsed() >= Duration::from_secs(1)) {
-                    self.last_xlate_warning = Some(Instant::now());
-                    tracing::warn!(errors = self.stats.xlate_errors, "translation failed, dropping: {e}");
-                }
+        let actions: Arc<[DpAction]> = t.actions[..].into();
+        let now = self.now();
+        self.model.credit(&t, 1, up.packet.len() as u64, now);
+        match dp.megaflows().insert(up.key, t.mask, &actions, 0) {
+            Ok(mf) => {
+                let installed_ms = dp.now_ms();
+                self.installed.entry(mf.id).or_insert_with(|| {
+                    self.stats.megaflows_installed += 1;
+                    Installed { key: up.key, t, credited: FlowStats::default(), installed_ms }
+                });
             }
-            let actions: Arc<[DpAction]> = t.actions[..].into();
-            let now = self.now();
-            self.model.credit(&t, 1, up.packet.len() as u64, now);
-            match self.dp.megaflows().insert(up.key, t.mask, &actions, 0) {
-                Ok(mf) => {
-                    let installed_ms = self.dp.now_ms();
-                    self.installed.entry(mf.id).or_insert_with(|| {
-                        self.stats.megaflows_installed += 1;
-                        Installed { key: up.key, t, credited: FlowStats::default(), installed_ms }
-                    });
-                }
-                Err(_) => self.stats.megaflow_table_full += 1,
-            }
-            pending.push((up.pmd, DpPortNo(up.key.in_port), up.packet, actions));
-            n += 1;
-            if n < UPCALL_BATCH {
-                next = queue.try_recv().ok();
-            }
+            Err(_) => self.stats.megaflow_table_full += 1,
         }
-        // Make the new megaflows visible before the packets that caused them go out, so the
-        // packets that follow them take the fast path.
-        self.dp.megaflows().publish();
-        for (pmd, in_port, packet, actions) in pending {
-            if !self.dp.execute(pmd, in_port, packet, actions) {
-                self.stats.execute_dropped += 1;
-            }
-        }
+        actions
     }
 
     /// After the flow tables changed: re-translates every installed megaflow from the key it
     /// was made for, replaces those whose mask, actions or rules differ, and publishes. When
     /// this returns, every poll thread forwards by the current tables.
-    pub fn flush_changes(&mut self) {
+    pub fn flush_changes(&mut self, dp: &mut Datapath) {
         if !self.dirty {
             return;
         }
         self.dirty = false;
         // Credit what the old megaflows forwarded to the rules they came from first.
-        self.revalidate();
+        self.revalidate(dp);
         let mut stale = Vec::new();
-        let flows: Vec<_> = self.dp.megaflows_ref().iter().cloned().collect();
+        let flows: Vec<_> = dp.megaflows_ref().iter().cloned().collect();
         for mf in flows {
             let Some(key) = self.installed.get(&mf.id).map(|i| i.key) else { continue };
             let t = self.xlate(&key);
@@ -350,76 +438,78 @@ impl Bridge {
         }
         let n = stale.len();
         for (id, _, _) in &stale {
-            self.dp.megaflows().remove(*id);
+            dp.megaflows().remove(*id);
         }
         for (id, key, t) in stale {
             let Some(old) = self.installed.remove(&id) else { continue };
-            if let Ok(mf) = self.dp.megaflows().insert(key, t.mask, &t.actions, 0) {
+            if let Ok(mf) = dp.megaflows().insert(key, t.mask, &t.actions, 0) {
                 self.installed.insert(
                     mf.id,
                     Installed { key, t, credited: mf.stats(), installed_ms: old.installed_ms },
                 );
             }
         }
-        self.dp.megaflows().publish();
+        dp.megaflows().publish();
         self.stats.megaflows_revalidated += n as u64;
     }
 
     /// Credits megaflow counters to their rules and retires megaflows idle too long.
-    pub fn revalidate(&mut self) {
-        let now_dp = self.dp.now_ms();
+    pub fn revalidate(&mut self, dp: &mut Datapath) {
+        let now_dp = dp.now_ms();
         let now = self.now();
         let max_idle = self.cfg.megaflow_max_idle.as_millis() as u64;
         let mut expired = Vec::new();
-        for mf in self.dp.megaflows_ref().iter() {
+        for mf in dp.megaflows_ref().iter() {
             let st = mf.stats();
-            let mut last_use = st.used_ms;
-            if let Some(inst) = self.installed.get_mut(&mf.id) {
-                let dp = st.packets.saturating_sub(inst.credited.packets);
-                let db = st.bytes.saturating_sub(inst.credited.bytes);
-                if dp > 0 {
-                    self.model.credit(&inst.t, dp, db, now);
-                    inst.credited = st;
-                }
-                last_use = last_use.max(inst.installed_ms);
+            // Another bridge's megaflow is that bridge's to credit and retire.
+            let Some(inst) = self.installed.get_mut(&mf.id) else { continue };
+            let dpkts = st.packets.saturating_sub(inst.credited.packets);
+            let db = st.bytes.saturating_sub(inst.credited.bytes);
+            if dpkts > 0 {
+                self.model.credit(&inst.t, dpkts, db, now);
+                inst.credited = st;
             }
+            let last_use = st.used_ms.max(inst.installed_ms);
             if now_dp.saturating_sub(last_use) > max_idle {
                 expired.push(mf.id);
             }
         }
         if !expired.is_empty() {
             for id in &expired {
-                self.dp.megaflows().remove(*id);
+                dp.megaflows().remove(*id);
                 self.installed.remove(id);
             }
             self.stats.megaflows_expired += expired.len() as u64;
-            self.dp.megaflows().publish();
+            dp.megaflows().publish();
         }
     }
 
     /// Sets a port's VLAN configuration for NORMAL (a trunk of every VLAN is the default).
     /// The addresses learned on the port are forgotten, as OVS does on a reconfiguration.
-    pub fn set_port_vlan(&mut self, no: u32, vlan: PortVlan) {
+    pub fn set_port_vlan(&mut self, dp: &mut Datapath, no: u32, vlan: PortVlan) {
         if vlan == PortVlan::trunk_all() {
             self.vlans.remove(&no);
         } else {
             self.vlans.insert(no, vlan);
         }
-        self.dp.fdb(0).retain(|e| e.port.0 != no || e.is_static);
-        self.publish_normal_ports();
+        if let Some(port) = self.map.to_dp(no) {
+            fdb_of(dp, self.index).retain(|e| e.port != port || e.is_static);
+        }
+        self.publish_normal_ports(dp);
     }
 
     /// Learns one address a poll thread saw (the table evicts fairly when full).
-    fn learn(&mut self, ev: Learn) {
-        let now_s = (self.dp.now_ms() / 1000) as u32;
-        let evicted = self.dp.fdb(0).stats().evicted;
-        let res = self.dp.fdb(0).learn(ev.mac, ev.vlan, ev.port, now_s);
+    pub fn learn(&mut self, dp: &mut Datapath, ev: Learn) {
+        let now_s = (dp.now_ms() / 1000) as u32;
+        let fdb = fdb_of(dp, self.index);
+        let evicted = fdb.stats().evicted;
+        let res = fdb.learn(ev.mac, ev.vlan, ev.port, now_s);
         let full = matches!(res, Err(FdbFull));
-        if full || (res == Ok(Learned::New) && self.dp.fdb(0).stats().evicted > evicted) {
+        if full || (res == Ok(Learned::New) && fdb.stats().evicted > evicted) {
             let now = Instant::now();
             if self.last_fdb_warning.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10)) {
                 self.last_fdb_warning = Some(now);
-                let w = self.dp.fdb(0);
+                let w = fdb;
                 tracing::warn!(
                     bridge = %self.name,
                     entries = w.len(),
@@ -442,19 +532,20 @@ impl Bridge {
         }
     }
 
-    fn fdb_call(&mut self, call: &Call) -> Result<String, String> {
+    fn fdb_call(&mut self, dp: &mut Datapath, call: &Call) -> Result<String, String> {
         let vlan = |s: &str| parse_vid(s).ok_or(format!("{s}: not a VLAN ID (0 to {VID_MAX})"));
         let mac = |s: &str| parse_mac(s).ok_or(format!("{s}: not a MAC address"));
         match call.command.name {
             "fdb/add" => {
                 let no = self.port_arg(&call.args[0])?;
                 let (v, m) = (vlan(&call.args[1])?, mac(&call.args[2])?);
-                self.dp.fdb(0).add_static(m, v, DpPortNo(no)).map_err(|e| e.to_string())?;
+                let port = self.map.to_dp(no).ok_or(format!("{}: no such port", call.args[0]))?;
+                fdb_of(dp, self.index).add_static(m, v, port).map_err(|e| e.to_string())?;
                 Ok(String::new())
             }
             "fdb/del" => {
                 let (v, m) = (vlan(&call.args[0])?, mac(&call.args[1])?);
-                if self.dp.fdb(0).forget(m, v) {
+                if fdb_of(dp, self.index).forget(m, v) {
                     Ok(String::new())
                 } else {
                     Err(format!("{} on VLAN {v}: not in the table", call.args[1]))
@@ -463,19 +554,19 @@ impl Bridge {
             "port/set-vlan" => {
                 let no = self.port_arg(&call.args[0])?;
                 let v = PortVlan::parse_options(call.args[1..].iter().map(String::as_str))?;
-                self.set_port_vlan(no, v);
+                self.set_port_vlan(dp, no, v);
                 Ok(String::new())
             }
             other => Err(format!("{other}: not an fdb command")),
         }
     }
 
-    fn fdb_stats(&self, json: bool) -> String {
-        let pmds = self.dp.pmd_stats();
+    fn fdb_stats(&self, dp: &Datapath, json: bool) -> String {
+        let pmds = dp.pmd_stats();
         let vlan_dropped: u64 = pmds.iter().map(|p| p.normal_vlan_dropped).sum();
         let src_multicast: u64 = pmds.iter().map(|p| p.normal_src_multicast).sum();
-        let learn_dropped = self.dp.learn_dropped();
-        let w = self.dp.fdb_ref(0);
+        let learn_dropped = dp.learn_dropped();
+        let w = fdb_ref_of(dp, self.index);
         let st = w.stats();
         if json {
             return serde_json::to_string_pretty(&serde_json::json!({
@@ -505,10 +596,10 @@ impl Bridge {
         s
     }
 
-    fn handle_call(&mut self, call: &Call) -> Response {
+    pub fn handle_call(&mut self, dp: &mut Datapath, call: &Call) -> Response {
         match call.command.name {
             "ofproto/dump-flows" => {
-                self.revalidate();
+                self.revalidate(dp);
                 let now = self.now();
                 let mut s = String::new();
                 for line in self.model.pipeline.dump(&self.ports, now) {
@@ -517,38 +608,17 @@ impl Bridge {
                 }
                 Response::ok(s)
             }
-            "dpctl/dump-flows" => Response::ok(self.dump_megaflows(call.json)),
-            "datapath/pmd-stats-show" => Response::ok(self.pmd_stats(call.json)),
-            "datapath/pmd-stats-clear" => {
-                self.dp.clear_pmd_stats();
-                Response::ok("")
-            }
-            "datapath/pmd-rxq-show" => {
-                let mut s = String::new();
-                for pmd in 0..self.dp.n_pmds() {
-                    let _ = writeln!(s, "pmd thread {pmd}:");
-                    for (no, q) in self.dp.pmd_queues(pmd) {
-                        let _ =
-                            writeln!(s, "  port: {:<16} queue-id: {q}", self.ports.name(no.0).unwrap_or("?"));
-                    }
-                }
-                Response::ok(s)
-            }
-            "netdev/show" => Response::ok(self.dump_ports(call.json)),
-            "fdb/show" => Response::ok(self.fdb_show(call.json)),
-            "fdb/stats-show" => Response::ok(self.fdb_stats(call.json)),
-            "fdb/add" | "fdb/del" | "port/set-vlan" => match self.fdb_call(call) {
+            "netdev/show" => Response::ok(self.dump_ports(dp, call.json)),
+            "fdb/show" => Response::ok(self.fdb_show(dp, call.json)),
+            "fdb/stats-show" => Response::ok(self.fdb_stats(dp, call.json)),
+            "fdb/add" | "fdb/del" | "port/set-vlan" => match self.fdb_call(dp, call) {
                 Ok(body) => Response::ok(body),
                 Err(e) => Response::err(e),
             },
             "fdb/flush" => {
                 // As OVS's fdb/flush: learned entries go, static ones stay (fdb-del removes them).
-                let n = self.dp.fdb(0).retain(|e| e.is_static);
+                let n = fdb_of(dp, self.index).retain(|e| e.is_static);
                 Response::ok(format!("table successfully flushed ({n} entries)\n"))
-            }
-            "exit" => {
-                self.exit = true;
-                Response::ok("")
             }
             other => Response::err(format!("{other}: not served by bridge {}", self.name)),
         }
@@ -556,9 +626,17 @@ impl Bridge {
 
     /// NORMAL's table as `ovs-appctl fdb/show` prints it: OpenFlow port number (`LOCAL`),
     /// VLAN, MAC, seconds since last seen or `static`.
-    fn fdb_show(&self, json: bool) -> String {
-        let now_s = (self.dp.now_ms() / 1000) as u32;
-        let mut entries = self.dp.fdb_ref(0).entries();
+    fn fdb_show(&self, dp: &Datapath, json: bool) -> String {
+        let now_s = (dp.now_ms() / 1000) as u32;
+        // The table's ports are datapath numbers; shown as this bridge's OpenFlow numbers.
+        let mut entries: Vec<_> = fdb_ref_of(dp, self.index)
+            .entries()
+            .into_iter()
+            .filter_map(|mut e| {
+                e.port = DpPortNo(self.map.to_of(e.port)?);
+                Some(e)
+            })
+            .collect();
         entries.sort_by_key(|e| (e.port, e.vlan, e.mac));
         let port = |no: DpPortNo| if no == DpPortNo::LOCAL { "LOCAL".to_string() } else { no.0.to_string() };
         let mac = crate::packet::ethernet::format_mac;
@@ -590,134 +668,22 @@ impl Bridge {
         s
     }
 
-    fn dump_megaflows(&self, json: bool) -> String {
-        let now = self.dp.now_ms();
-        let mut rows = Vec::new();
-        for mf in self.dp.megaflows_ref().iter() {
-            let st = mf.stats();
-            let used = if st.packets == 0 {
-                "never".to_string()
-            } else {
-                format!("{:.3}s", now.saturating_sub(st.used_ms) as f64 / 1000.0)
-            };
-            rows.push((format_masked(&mf.key, &mf.mask), st, used, actions::format(&mf.actions)));
-        }
-        if json {
-            let v: Vec<_> = rows
-                .iter()
-                .map(|(m, st, used, a)| {
-                    serde_json::json!({"match": m, "packets": st.packets, "bytes": st.bytes, "used": used, "actions": a})
-                })
-                .collect();
-            return serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
-        }
-        let mut s = String::new();
-        for (m, st, used, a) in rows {
-            let _ = writeln!(s, "{m}, packets:{}, bytes:{}, used:{used}, actions:{a}", st.packets, st.bytes);
-        }
-        s
-    }
-
-    fn pmd_stats(&self, json: bool) -> String {
-        let stats = self.dp.pmd_stats();
-        if json {
-            return serde_json::to_string_pretty(&serde_json::json!({
-                "pmds": stats,
-                "slow_path": self.stats,
-                "fdb_learn_dropped": self.dp.learn_dropped(),
-                "fdb": self.dp.fdb_ref(0).stats(),
-            }))
-            .unwrap_or_default()
-                + "\n";
-        }
-        let mut s = String::new();
-        for st in &stats {
-            let queues: Vec<String> = self
-                .dp
-                .pmd_queues(st.pmd)
-                .iter()
-                .map(|(no, q)| format!("{}/{q}", self.ports.name(no.0).unwrap_or("?")))
-                .collect();
-            let rx = st.rx_packets.max(1) as f64;
-            let pct = |n: u64| 100.0 * n as f64 / rx;
-            let total_ns = (st.busy_ns + st.idle_ns).max(1);
-            let _ = writeln!(s, "pmd thread {} (queues: {}):", st.pmd, queues.join(" "));
-            let _ = writeln!(s, "  packets received:   {}", st.rx_packets);
-            let _ = writeln!(s, "  emc hits:           {} ({:.1}%)", st.emc_hits, pct(st.emc_hits));
-            let _ = writeln!(
-                s,
-                "  megaflow hits:      {} ({:.1}%, avg. subtable lookups per hit: {:.2})",
-                st.megaflow_hits,
-                pct(st.megaflow_hits),
-                st.subtables_probed as f64 / st.megaflow_hits.max(1) as f64
-            );
-            let _ = writeln!(s, "  misses:             {} ({:.1}%)", st.misses, pct(st.misses));
-            let _ = writeln!(s, "  upcalls:            {} (dropped: {})", st.upcalls, st.upcall_dropped);
-            let _ = writeln!(s, "  executed for slow path: {}", st.executed);
-            let _ = writeln!(
-                s,
-                "  to controller:      {} (dropped: {}), meter drops: {}, no_recv drops: {}",
-                st.userspace, st.userspace_dropped, st.meter_dropped, st.no_recv_dropped
-            );
-            let malformed: u64 = st.malformed.iter().map(|(_, n)| n).sum();
-            let _ = write!(s, "  malformed dropped:  {malformed}");
-            for (name, n) in st.malformed.iter().filter(|(_, n)| *n > 0) {
-                let _ = write!(s, " {name}={n}");
-            }
-            s.push('\n');
-            let _ = writeln!(
-                s,
-                "  action drops:       {} (no output: {}, no tx queue: {})",
-                st.action_dropped, st.no_output, st.tx_no_port
-            );
-            let _ = writeln!(
-                s,
-                "  busy:               {:.1}% of {:.3} s, sleeps: {}",
-                100.0 * st.busy_ns as f64 / total_ns as f64,
-                total_ns as f64 / 1e9,
-                st.sleeps
-            );
-            if st.rx_packets > 0 {
-                let ns = st.busy_ns as f64 / st.rx_packets as f64;
-                let _ = writeln!(
-                    s,
-                    "  per packet:         {:.1} ns busy time, ~{:.0} cycles at {:.2} GHz",
-                    ns,
-                    ns * cpu_ghz(),
-                    cpu_ghz()
-                );
-            }
-        }
-        let sp = &self.stats;
-        let _ = writeln!(
-            s,
-            "slow path: upcalls {}, megaflows installed {} (now {}), expired {}, revalidated {}, table full {}, execute dropped {}, translation errors {}, packet-ins {} (rate-limited {})",
-            sp.upcalls,
-            sp.megaflows_installed,
-            self.dp.megaflows_ref().len(),
-            sp.megaflows_expired,
-            sp.megaflows_revalidated,
-            sp.megaflow_table_full,
-            sp.execute_dropped,
-            sp.xlate_errors,
-            sp.packet_ins,
-            sp.packet_in_dropped
-        );
-        let _ = writeln!(
-            s,
-            "NORMAL: learning events dropped {}, MAC table full {}, aged out {}, evicted {}, VLAN drops {}, multicast sources {}",
-            self.dp.learn_dropped(),
-            self.dp.fdb_ref(0).stats().full,
-            self.dp.fdb_ref(0).stats().expired,
-            self.dp.fdb_ref(0).stats().evicted,
-            stats.iter().map(|p| p.normal_vlan_dropped).sum::<u64>(),
-            stats.iter().map(|p| p.normal_src_multicast).sum::<u64>()
-        );
-        s
-    }
-
-    fn dump_ports(&self, json: bool) -> String {
-        let ports = self.dp.port_stats();
+    fn dump_ports(&self, dp: &Datapath, json: bool) -> String {
+        // This bridge's ports, by OpenFlow number.
+        let ports: Vec<_> = dp
+            .port_stats()
+            .into_iter()
+            .filter_map(|(no, name, kind, desc, st)| {
+                let of = self.map.to_of(no)?;
+                let note = match self.port_notes.get(&of) {
+                    None => desc,
+                    // A patch or tunnel port has no device to describe: its options say it all.
+                    Some(n) if desc.is_empty() || matches!(kind, "patch" | "gre") => n.clone(),
+                    Some(n) => format!("{desc}, {n}"),
+                };
+                Some((DpPortNo(of), name, kind, note, st))
+            })
+            .collect();
         if json {
             let v: Vec<_> = ports
                 .iter()
@@ -754,21 +720,4 @@ impl Bridge {
         }
         s
     }
-}
-
-/// The CPU clock in GHz, from /proc/cpuinfo (for "cycles per packet"); 1.0 when unknown.
-fn cpu_ghz() -> f64 {
-    static GHZ: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *GHZ.get_or_init(|| {
-        std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("cpu MHz"))
-                    .and_then(|l| l.split(':').nth(1))
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-            })
-            .map(|mhz| mhz / 1000.0)
-            .unwrap_or(1.0)
-    })
 }

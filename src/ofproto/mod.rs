@@ -24,6 +24,10 @@
 //!   flows-file bridge; `DpAction::Userspace(id)` names a [`PacketInCtx`];
 //! - [`convert`]: `ofp` ↔ model for OpenFlow 1.3 and 1.0 (flow-mods, matches, actions,
 //!   instructions, flow stats, flow-removed, table stats);
+//! - [`switch::Ofproto`]: the control thread over one datapath and every
+//!   [`bridge::Bridge`] (each with its own [`bridge::PortMap`] of OpenFlow <-> datapath
+//!   numbers), routing upcalls, packet-ins, learning events, agent events and ctl calls to
+//!   the bridge they belong to, and driving the tunnels' [`underlay::Underlay`];
 //! - parsing one line: [`syntax::parse_flow`] (add), [`syntax::parse_flow_mod`] (any
 //!   command, as `ovs-ofctl add-flow`/`mod-flows`/`del-flows` read it) and
 //!   [`syntax::parse_flow_selector`].
@@ -36,6 +40,7 @@ pub mod learn;
 pub mod meter;
 pub mod openflow;
 pub mod rule;
+pub mod switch;
 pub mod syntax;
 pub mod table;
 pub mod underlay;

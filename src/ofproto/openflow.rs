@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::datapath::actions::DpAction;
+use crate::datapath::dpif::Datapath;
 use crate::datapath::extract::extract;
 use crate::datapath::flow::FlowKey;
 use crate::datapath::meter::{MeterConfig, MeterUnit};
@@ -21,7 +22,7 @@ use crate::ofp::multipart::{
     table_feature_prop_type as tfp, AggregateStats, Desc, MultipartReplyBody as MpRep,
     MultipartRequestBody as MpReq, PortStats, TableFeatureProp, TableFeatures,
 };
-use crate::ofp::oxm::{Oxm, OxmField};
+use crate::ofp::oxm::OxmField;
 use crate::ofp::port::{OFPP_ANY, OFP_NO_BUFFER};
 use crate::ofp::v10::{StatsReplyBody as V10Rep, StatsRequestBody as V10Req};
 use crate::ofp::{self, v10, Body, ErrorCode, Message, Xid, OFP10_VERSION};
@@ -35,7 +36,7 @@ use super::table::{RemovedReason, Rule};
 use super::xlate::{ofppc, translate_packet_out, PacketInReason, XlateCtx};
 use super::Error;
 
-use super::bridge::Bridge;
+use super::bridge::{dp_meter_id, fdb_of, set_normal_ports, Bridge};
 use super::connmgr::{AgentEvent, ConnId, ConnType};
 
 /// What the switch says it is (`OFPMP_DESC`).
@@ -63,7 +64,7 @@ pub fn reply(request: &Message, body: Body) -> Message {
 
 impl Bridge {
     /// Handles one event from the agent.
-    pub fn handle_agent_event(&mut self, ev: AgentEvent) {
+    pub fn handle_agent_event(&mut self, dp: &mut Datapath, ev: AgentEvent) {
         match ev {
             AgentEvent::Connected { id, kind, version, peer, sink } => {
                 // Controllers are news; an ovs-ofctl command coming and going is not.
@@ -87,7 +88,7 @@ impl Bridge {
                 self.dirty = true;
             }
             AgentEvent::Message { id, msg } => {
-                let replies = match self.handle_request(id, &msg) {
+                let replies = match self.handle_request(dp, id, &msg) {
                     Ok(r) => r,
                     Err(code) => {
                         tracing::debug!(conn = id.0, xid = msg.xid.0, error = code.name(), "request refused");
@@ -104,7 +105,12 @@ impl Bridge {
     }
 
     /// Serves one request; `Ok` holds the replies (possibly none), `Err` the error to send.
-    fn handle_request(&mut self, id: ConnId, msg: &Message) -> Result<Vec<Message>, ErrorCode> {
+    fn handle_request(
+        &mut self,
+        dp: &mut Datapath,
+        id: ConnId,
+        msg: &Message,
+    ) -> Result<Vec<Message>, ErrorCode> {
         let Some(conn) = self.conns.get(id) else { return Ok(Vec::new()) };
         let v10 = msg.version == OFP10_VERSION;
         if is_write(&msg.body) {
@@ -112,7 +118,7 @@ impl Bridge {
         }
         let one = |body| Ok(vec![reply(msg, body)]);
         match &msg.body {
-            Body::FeaturesRequest => one(self.features_reply(msg.version)),
+            Body::FeaturesRequest => one(self.features_reply(dp, msg.version)),
             Body::GetConfigRequest => one(Body::GetConfigReply(ofp::SwitchConfig {
                 flags: conn.config_flags,
                 miss_send_len: conn.miss_send_len,
@@ -126,7 +132,7 @@ impl Bridge {
                 Ok(Vec::new())
             }
             Body::BarrierRequest => {
-                self.flush_changes();
+                self.flush_changes(dp);
                 one(Body::BarrierReply)
             }
             Body::RoleRequest(r) if !v10 => {
@@ -135,7 +141,7 @@ impl Bridge {
             }
             Body::EchoRequest(d) => one(Body::EchoReply(d.clone())),
             Body::Hello(_) | Body::EchoReply(_) | Body::BarrierReply | Body::Error(_) => Ok(Vec::new()),
-            _ => self.handle_model_request(id, msg),
+            _ => self.handle_model_request(dp, id, msg),
         }
     }
 }
@@ -221,11 +227,11 @@ fn duration_parts(d: Duration) -> (u32, u32) {
 
 impl Bridge {
     /// `OFPT_FEATURES_REPLY` for `version`.
-    fn features_reply(&self, version: u8) -> Body {
+    fn features_reply(&self, dp: &Datapath, version: u8) -> Body {
         use crate::ofp::msg::{OFPC_FLOW_STATS, OFPC_GROUP_STATS, OFPC_PORT_STATS, OFPC_TABLE_STATS};
         let capabilities = OFPC_FLOW_STATS | OFPC_TABLE_STATS | OFPC_PORT_STATS;
         if version == OFP10_VERSION {
-            let ports = self.port_descs().iter().map(phy_port).collect();
+            let ports = self.port_descs(dp).iter().map(phy_port).collect();
             return Body::V10(v10::Body::FeaturesReply(v10::FeaturesReply {
                 datapath_id: self.datapath_id,
                 n_buffers: 0,
@@ -251,15 +257,15 @@ impl Bridge {
     }
 
     /// `ofp_port` of every port, LOCAL last.
-    pub(super) fn port_descs(&self) -> Vec<ofp::Port> {
-        let mut v: Vec<ofp::Port> = self.xports.iter().filter_map(|x| self.port_desc(x.no)).collect();
+    pub(super) fn port_descs(&self, dp: &Datapath) -> Vec<ofp::Port> {
+        let mut v: Vec<ofp::Port> = self.xports.iter().filter_map(|x| self.port_desc(dp, x.no)).collect();
         v.sort_by_key(|p| p.port_no);
         v
     }
 
-    fn port_desc(&self, no: u32) -> Option<ofp::Port> {
+    fn port_desc(&self, dp: &Datapath, no: u32) -> Option<ofp::Port> {
         let x = self.xports.iter().find(|x| x.no == no)?;
-        let info = self.dp.port_info(DpPortNo(no))?;
+        let info = dp.port_info(self.map.to_dp(no)?)?;
         let mut config = x.config & XPORT_CONFIG;
         if !info.admin_up {
             config |= ofppc::PORT_DOWN;
@@ -286,11 +292,11 @@ impl Bridge {
 
     /// Re-reads link and admin state of every port: liveness feeds translation (FLOOD,
     /// fast-failover groups); a change is announced with `OFPT_PORT_STATUS`.
-    pub(super) fn refresh_port_state(&mut self) {
+    pub(super) fn refresh_port_state(&mut self, dp: &mut Datapath) {
         let mut changed = Vec::new();
         for i in 0..self.xports.len() {
             let no = self.xports[i].no;
-            let live = self.dp.port_live(DpPortNo(no));
+            let live = self.map.to_dp(no).is_some_and(|p| dp.port_live(p));
             if self.xports[i].live != live {
                 self.xports[i].live = live;
                 changed.push(no);
@@ -298,32 +304,34 @@ impl Bridge {
         }
         if !changed.is_empty() {
             self.dirty = true;
-            self.publish_normal_ports();
+            self.publish_normal_ports(dp);
             for no in changed {
-                self.send_port_status(no, ofp::port::OFPPR_MODIFY);
+                self.send_port_status(dp, no, ofp::port::OFPPR_MODIFY);
             }
         }
     }
 
     /// Tells NORMAL which ports it floods to (live ones without `NO_FLOOD`/`NO_FWD`) and
     /// each port's VLAN configuration.
-    pub(super) fn publish_normal_ports(&self) {
+    pub(super) fn publish_normal_ports(&self, dp: &Datapath) {
         let flood = self
             .xports
             .iter()
             .filter(|x| x.live && x.config & (ofppc::NO_FLOOD | ofppc::NO_FWD | ofppc::PORT_DOWN) == 0)
-            .map(|x| DpPortNo(x.no))
+            .filter_map(|x| self.map.to_dp(x.no))
             .collect();
-        let len = self.vlans.keys().map(|&no| DpPortNo(no).table_index() + 1).max().unwrap_or(0);
+        let vlans_dp: Vec<(DpPortNo, &PortVlan)> =
+            self.vlans.iter().filter_map(|(&no, v)| Some((self.map.to_dp(no)?, v))).collect();
+        let len = vlans_dp.iter().map(|(p, _)| p.table_index() + 1).max().unwrap_or(0);
         let mut vlans = vec![PortVlan::trunk_all(); len];
-        for (&no, v) in &self.vlans {
-            vlans[DpPortNo(no).table_index()] = v.clone();
+        for (p, v) in vlans_dp {
+            vlans[p.table_index()] = v.clone();
         }
-        self.dp.set_normal_ports(0, NormalPorts { flood, vlans });
+        set_normal_ports(dp, self.index, NormalPorts { flood, vlans });
     }
 
-    fn send_port_status(&mut self, no: u32, reason: u8) {
-        let Some(desc) = self.port_desc(no) else { return };
+    fn send_port_status(&mut self, dp: &Datapath, no: u32, reason: u8) {
+        let Some(desc) = self.port_desc(dp, no) else { return };
         self.conns.broadcast(AsyncKind::PortStatus, reason, |c| {
             let body = if c.version == OFP10_VERSION {
                 Body::V10(v10::Body::PortStatus { reason, desc: phy_port(&desc) })
@@ -335,27 +343,32 @@ impl Bridge {
     }
 
     /// Requests that need the model: flow/group/meter/port mods, packet-out, statistics.
-    fn handle_model_request(&mut self, id: ConnId, msg: &Message) -> Result<Vec<Message>, ErrorCode> {
+    fn handle_model_request(
+        &mut self,
+        dp: &mut Datapath,
+        id: ConnId,
+        msg: &Message,
+    ) -> Result<Vec<Message>, ErrorCode> {
         let code = |e: Error| e.code();
         match &msg.body {
             Body::FlowMod(fm) => {
                 let m = convert::flow_mod_from_ofp(fm).map_err(code)?;
-                self.flow_mod(m)
+                self.flow_mod(dp, m)
             }
             Body::V10(v10::Body::FlowMod(fm)) => {
                 let m = convert::flow_mod_from_v10(fm).map_err(code)?;
-                self.flow_mod(m)
+                self.flow_mod(dp, m)
             }
             Body::PacketOut(po) => {
                 let actions = convert::actions_from_ofp(&po.actions, true).map_err(code)?;
-                self.packet_out(po.buffer_id, po.in_port, &actions, &po.data)
+                self.packet_out(dp, po.buffer_id, po.in_port, &actions, &po.data)
             }
             Body::V10(v10::Body::PacketOut(po)) => {
                 let actions = convert::actions_from_v10(&po.actions, true).map_err(code)?;
-                self.packet_out(po.buffer_id, convert::port_from_v10(po.in_port), &actions, &po.data)
+                self.packet_out(dp, po.buffer_id, convert::port_from_v10(po.in_port), &actions, &po.data)
             }
-            Body::MultipartRequest(req) => self.multipart(msg, &req.body),
-            Body::V10(v10::Body::StatsRequest(req)) => self.stats_v10(msg, &req.body),
+            Body::MultipartRequest(req) => self.multipart(dp, msg, &req.body),
+            Body::V10(v10::Body::StatsRequest(req)) => self.stats_v10(dp, msg, &req.body),
             Body::GroupMod(gm) => {
                 let gm = group_mod_from_ofp(gm)?;
                 let now = self.now();
@@ -369,14 +382,14 @@ impl Bridge {
                 let mm = meter_mod_from_ofp(mm)?;
                 let now = self.now();
                 let removed = self.model.meter_mod(mm, now).map_err(code)?;
-                self.sync_meters();
+                self.sync_meters(dp);
                 self.dirty = true;
                 self.send_flow_removed(removed);
                 Ok(Vec::new())
             }
-            Body::PortMod(pm) => self.port_mod(pm.port_no, pm.hw_addr, pm.config, pm.mask),
+            Body::PortMod(pm) => self.port_mod(dp, pm.port_no, pm.hw_addr, pm.config, pm.mask),
             Body::V10(v10::Body::PortMod(pm)) => {
-                self.port_mod(convert::port_from_v10(pm.port_no), pm.hw_addr, pm.config, pm.mask)
+                self.port_mod(dp, convert::port_from_v10(pm.port_no), pm.hw_addr, pm.config, pm.mask)
             }
             Body::TableMod(tm) => {
                 // OpenFlow 1.3 deprecates every table config bit; any table id that exists is fine.
@@ -434,13 +447,13 @@ impl Bridge {
     }
 
     /// Applies a flow-mod; flow-removed for deleted rules that asked for one.
-    fn flow_mod(&mut self, fm: FlowMod) -> Result<Vec<Message>, ErrorCode> {
+    fn flow_mod(&mut self, dp: &mut Datapath, fm: FlowMod) -> Result<Vec<Message>, ErrorCode> {
         let buffered = fm.buffer_id.is_some_and(|b| b != OFP_NO_BUFFER);
         let now = self.now();
         let ports = self.of_ports();
         if matches!(fm.command, FlowModCommand::Delete | FlowModCommand::DeleteStrict) {
             // Credit what the megaflows forwarded, so the flow-removed counters are exact.
-            self.revalidate();
+            self.revalidate(dp);
         }
         let changes = self.model.flow_mod(fm, &ports, now).map_err(|e| e.code())?;
         if !changes.is_empty() {
@@ -475,7 +488,7 @@ impl Bridge {
     }
 
     /// Rule timeouts, port state, the fail mode.
-    pub(super) fn run_timers(&mut self) {
+    pub(super) fn run_timers(&mut self, dp: &mut Datapath) {
         let now = self.now();
         if self.last_timers.is_some_and(|t| now.saturating_sub(t) < Duration::from_millis(100)) {
             return;
@@ -488,10 +501,10 @@ impl Bridge {
         }
         if self.last_aging.is_none_or(|t| now.saturating_sub(t) >= Duration::from_secs(1)) {
             self.last_aging = Some(now);
-            let now_s = (self.dp.now_ms() / 1000) as u32;
-            self.dp.fdb(0).age(now_s, self.cfg.mac_aging.as_secs() as u32);
+            let now_s = (dp.now_ms() / 1000) as u32;
+            fdb_of(dp, self.index).age(now_s, self.cfg.mac_aging.as_secs() as u32);
             // Link state from sysfs, once a second: a few file reads per port.
-            self.refresh_port_state();
+            self.refresh_port_state(dp);
         }
         if let Some(open) = self.conns.run_fail_mode(Instant::now()) {
             if open {
@@ -501,12 +514,13 @@ impl Bridge {
             }
             self.dirty = true;
         }
-        self.flush_changes();
+        self.flush_changes(dp);
     }
 
     /// Applies `OFPT_PACKET_OUT`.
     fn packet_out(
         &mut self,
+        dp: &mut Datapath,
         buffer_id: u32,
         in_port: u32,
         actions: &[OfAction],
@@ -518,8 +532,7 @@ impl Bridge {
         use super::rule::ofpp;
         let dp_in = match in_port {
             ofpp::CONTROLLER | ofpp::ANY => None,
-            p if self.xports.iter().any(|x| x.no == p) => Some(DpPortNo(p)),
-            _ => return Err(ErrorCode::OFPBRC_BAD_PORT),
+            p => Some(self.map.to_dp(p).ok_or(ErrorCode::OFPBRC_BAD_PORT)?),
         };
         if data.len() < 14 {
             return Err(ErrorCode::OFPBRC_BAD_PACKET);
@@ -528,7 +541,7 @@ impl Bridge {
         if extract(data, in_port, &mut key).is_err() {
             return Err(ErrorCode::OFPBRC_BAD_PACKET);
         }
-        self.flush_changes();
+        self.flush_changes(dp);
         let ctx = XlateCtx {
             pipeline: &self.model.pipeline,
             groups: &self.model.groups,
@@ -538,26 +551,27 @@ impl Bridge {
             miss_send_len: u16::MAX,
             invalid_ttl_to_controller: false,
         };
-        let t = translate_packet_out(&ctx, &mut self.pins, &key, actions);
+        let mut t = translate_packet_out(&ctx, &mut self.pins, &key, actions);
+        self.to_dp_actions(&mut t.actions);
         let acts: Arc<[DpAction]> = t.actions[..].into();
-        if !self.dp.inject(dp_in, data.to_vec(), acts) {
+        if !dp.inject_bridge(self.index, dp_in, data.to_vec(), acts) {
             self.stats.execute_dropped += 1;
         }
         Ok(Vec::new())
     }
 
     /// A packet the datapath sent to the controller (`DpAction::Userspace`).
-    pub(super) fn handle_packet_in(&mut self, p: DpPacketIn) {
+    pub(super) fn handle_packet_in(&mut self, dp: &mut Datapath, p: DpPacketIn) {
         let Some(ctx) = self.pins.get(p.id).copied() else {
-            self.dp.recycle_packet_in(p.packet);
+            dp.recycle_packet_in(p.packet);
             return;
         };
         if !self.pin_bucket.take(Instant::now()) {
             self.stats.packet_in_dropped += 1;
-            self.dp.recycle_packet_in(p.packet);
+            dp.recycle_packet_in(p.packet);
             return;
         }
-        let in_port = p.in_port.map_or(super::rule::ofpp::CONTROLLER, |n| n.0);
+        let in_port = p.in_port.and_then(|n| self.map.to_of(n)).unwrap_or(super::rule::ofpp::CONTROLLER);
         let total_len = p.packet.len().min(u16::MAX as usize) as u16;
         let reason = ctx.reason.number();
         let mut sent = 0;
@@ -582,10 +596,7 @@ impl Bridge {
                     data,
                 }))
             } else {
-                let mut match_ = vec![Oxm::exact(OxmField::InPort, u128::from(in_port))];
-                if ctx.metadata != 0 {
-                    match_.push(Oxm::exact(OxmField::Metadata, u128::from(ctx.metadata)));
-                }
+                let match_ = convert::packet_in_match(in_port, ctx.metadata, &p.tunnel);
                 Body::PacketIn(ofp::PacketIn {
                     buffer_id: OFP_NO_BUFFER,
                     total_len,
@@ -600,11 +611,12 @@ impl Bridge {
             Some(Message { version: c.version, xid: Xid(0), body })
         });
         self.stats.packet_ins += sent;
-        self.dp.recycle_packet_in(p.packet);
+        dp.recycle_packet_in(p.packet);
     }
 
     fn port_mod(
         &mut self,
+        dp: &mut Datapath,
         no: u32,
         hw_addr: [u8; 6],
         config: u32,
@@ -613,47 +625,47 @@ impl Bridge {
         let Some(i) = self.xports.iter().position(|x| x.no == no) else {
             return Err(ErrorCode::OFPPMFC_BAD_PORT);
         };
-        let info = self.dp.port_info(DpPortNo(no)).ok_or(ErrorCode::OFPPMFC_BAD_PORT)?;
+        let dp_no = self.map.to_dp(no).ok_or(ErrorCode::OFPPMFC_BAD_PORT)?;
+        let info = dp.port_info(dp_no).ok_or(ErrorCode::OFPPMFC_BAD_PORT)?;
         if info.hw_addr != hw_addr {
             return Err(ErrorCode::OFPPMFC_BAD_HW_ADDR);
         }
         if mask & ofppc::PORT_DOWN != 0 {
             let up = config & ofppc::PORT_DOWN == 0;
-            self.dp.set_port_admin_up(DpPortNo(no), up).map_err(|_| ErrorCode::OFPPMFC_EPERM)?;
+            dp.set_port_admin_up(dp_no, up).map_err(|_| ErrorCode::OFPPMFC_EPERM)?;
         }
         if mask & OFPPC_NO_RECV != 0 {
-            self.dp
-                .set_port_no_recv(DpPortNo(no), config & OFPPC_NO_RECV != 0)
-                .map_err(|_| ErrorCode::OFPPMFC_EPERM)?;
+            dp.set_port_no_recv(dp_no, config & OFPPC_NO_RECV != 0).map_err(|_| ErrorCode::OFPPMFC_EPERM)?;
         }
         let m = mask & XPORT_CONFIG;
         self.xports[i].config = (self.xports[i].config & !m) | (config & m);
-        self.xports[i].live = self.dp.port_live(DpPortNo(no));
+        self.xports[i].live = dp.port_live(dp_no);
         self.dirty = true;
-        self.publish_normal_ports();
-        self.send_port_status(no, ofp::port::OFPPR_MODIFY);
+        self.publish_normal_ports(dp);
+        self.send_port_status(dp, no, ofp::port::OFPPR_MODIFY);
         Ok(Vec::new())
     }
 
     /// Pushes the model's meters to the datapath.
-    fn sync_meters(&mut self) {
+    fn sync_meters(&mut self, dp: &mut Datapath) {
         let want = self.model.meters.datapath_config();
-        for id in self.dp.meter_ids() {
-            if !want.iter().any(|(w, _)| *w == id) {
-                self.dp.remove_meter(id);
+        let ns = |id: u32| dp_meter_id(self.index, id);
+        for id in dp.meter_ids().into_iter().filter(|&id| id >> 24 == u32::from(self.index)) {
+            if !want.iter().any(|(w, _)| ns(*w) == id) {
+                dp.remove_meter(id);
             }
         }
         for (id, b) in want {
             let unit = if b.kbps { MeterUnit::Kbps } else { MeterUnit::Pktps };
-            if let Err(e) = self.dp.set_meter(id, MeterConfig { rate: b.rate, burst: b.burst, unit }) {
+            if let Err(e) = dp.set_meter(ns(id), MeterConfig { rate: b.rate, burst: b.burst, unit }) {
                 tracing::warn!(meter = id, "meter not installed: {e}");
             }
         }
     }
 
     /// The rules a flow-stats style request selects (counters credited first).
-    fn select_rules(&mut self, sel: &FlowMod) -> Vec<Rule> {
-        self.revalidate();
+    fn select_rules(&mut self, dp: &mut Datapath, sel: &FlowMod) -> Vec<Rule> {
+        self.revalidate(dp);
         self.model.pipeline.query(sel).into_iter().cloned().collect()
     }
 
@@ -667,8 +679,16 @@ impl Bridge {
         a
     }
 
-    fn port_stats(&self, port: u32) -> Result<Vec<(u32, crate::netdev::PortStats)>, ErrorCode> {
-        let all: Vec<_> = self.dp.port_stats().into_iter().map(|(no, _, _, _, st)| (no.0, st)).collect();
+    fn port_stats(
+        &self,
+        dp: &Datapath,
+        port: u32,
+    ) -> Result<Vec<(u32, crate::netdev::PortStats)>, ErrorCode> {
+        let all: Vec<_> = dp
+            .port_stats()
+            .into_iter()
+            .filter_map(|(no, _, _, _, st)| Some((self.map.to_of(no)?, st)))
+            .collect();
         if port == OFPP_ANY {
             return Ok(all);
         }
@@ -686,28 +706,33 @@ impl Bridge {
     }
 
     /// `OFPT_MULTIPART_REQUEST` (1.3).
-    fn multipart(&mut self, msg: &Message, req: &MpReq) -> Result<Vec<Message>, ErrorCode> {
+    fn multipart(
+        &mut self,
+        dp: &mut Datapath,
+        msg: &Message,
+        req: &MpReq,
+    ) -> Result<Vec<Message>, ErrorCode> {
         let now = self.now();
         let up = duration_parts(self.started.elapsed());
         let body = match req {
             MpReq::Desc => MpRep::Desc(self.desc()),
             MpReq::Flow(f) => {
                 let sel = convert::flow_stats_request(f).map_err(|e| e.code())?;
-                let rules = self.select_rules(&sel);
+                let rules = self.select_rules(dp, &sel);
                 MpRep::Flow(rules.iter().map(|r| convert::flow_stats(r, now)).collect())
             }
             MpReq::Aggregate(f) => {
                 let sel = convert::flow_stats_request(f).map_err(|e| e.code())?;
-                MpRep::Aggregate(Self::aggregate(&self.select_rules(&sel)))
+                MpRep::Aggregate(Self::aggregate(&self.select_rules(dp, &sel)))
             }
             MpReq::Table => {
-                self.revalidate();
+                self.revalidate(dp);
                 let mut t = convert::table_stats(&self.model.pipeline.table_stats());
                 t.truncate(usize::from(N_OF_TABLES));
                 MpRep::Table(t)
             }
             MpReq::PortStats { port_no } => MpRep::PortStats(
-                self.port_stats(*port_no)?
+                self.port_stats(dp, *port_no)?
                     .into_iter()
                     .map(|(no, st)| PortStats {
                         port_no: no,
@@ -723,7 +748,7 @@ impl Bridge {
                     })
                     .collect(),
             ),
-            MpReq::PortDesc => MpRep::PortDesc(self.port_descs()),
+            MpReq::PortDesc => MpRep::PortDesc(self.port_descs(dp)),
             MpReq::TableFeatures(set) => {
                 if !set.is_empty() {
                     return Err(ErrorCode::OFPTFFC_EPERM);
@@ -737,7 +762,7 @@ impl Bridge {
                 MpRep::Queue(Vec::new())
             }
             MpReq::Group { group_id } => {
-                self.revalidate();
+                self.revalidate(dp);
                 let groups: Vec<_> = self
                     .model
                     .groups
@@ -788,7 +813,7 @@ impl Bridge {
                     if *meter_id != ofp::meter::OFPM_ALL && m.id != *meter_id {
                         continue;
                     }
-                    let st = self.dp.meter_stats(m.id).unwrap_or_default();
+                    let st = dp.meter_stats(dp_meter_id(self.index, m.id)).unwrap_or_default();
                     let (ds, dn) = duration_parts(now.saturating_sub(m.created));
                     let lowest = m.bands.iter().enumerate().min_by_key(|(_, b)| b.rate).map(|(i, _)| i);
                     v.push(ofp::stats::MeterStats {
@@ -842,22 +867,27 @@ impl Bridge {
     }
 
     /// `OFPT_STATS_REQUEST` (1.0).
-    fn stats_v10(&mut self, msg: &Message, req: &V10Req) -> Result<Vec<Message>, ErrorCode> {
+    fn stats_v10(
+        &mut self,
+        dp: &mut Datapath,
+        msg: &Message,
+        req: &V10Req,
+    ) -> Result<Vec<Message>, ErrorCode> {
         let now = self.now();
         let body = match req {
             V10Req::Desc => V10Rep::Desc(self.desc()),
             V10Req::Flow(f) => {
                 let sel = convert::flow_stats_request_v10(&f.match_, f.table_id, f.out_port);
                 V10Rep::Flow(
-                    self.select_rules(&sel).iter().map(|r| convert::flow_stats_v10(r, now)).collect(),
+                    self.select_rules(dp, &sel).iter().map(|r| convert::flow_stats_v10(r, now)).collect(),
                 )
             }
             V10Req::Aggregate(f) => {
                 let sel = convert::flow_stats_request_v10(&f.match_, f.table_id, f.out_port);
-                V10Rep::Aggregate(Self::aggregate(&self.select_rules(&sel)))
+                V10Rep::Aggregate(Self::aggregate(&self.select_rules(dp, &sel)))
             }
             V10Req::Table => {
-                self.revalidate();
+                self.revalidate(dp);
                 let t = self.model.pipeline.table_stats();
                 let t0 = t.first().cloned().unwrap_or_default();
                 V10Rep::Table(vec![v10::TableStats {
@@ -873,7 +903,7 @@ impl Bridge {
             V10Req::Port { port_no } => {
                 let p = if *port_no == 0xffff { OFPP_ANY } else { convert::port_from_v10(*port_no) };
                 V10Rep::Port(
-                    self.port_stats(p)?
+                    self.port_stats(dp, p)?
                         .into_iter()
                         .map(|(no, st)| v10::PortStats {
                             port_no: convert::port_to_v10(no),
@@ -896,7 +926,7 @@ impl Bridge {
                 )
             }
             V10Req::Queue { .. } => V10Rep::Queue(Vec::new()),
-            V10Req::PortDesc => V10Rep::PortDesc(self.port_descs().iter().map(phy_port).collect()),
+            V10Req::PortDesc => V10Rep::PortDesc(self.port_descs(dp).iter().map(phy_port).collect()),
             V10Req::Vendor { .. } => return Err(ErrorCode::OFPBRC_BAD_EXPERIMENTER),
         };
         v10_reply(msg, body)

@@ -119,6 +119,10 @@ impl SwitchProc {
         if !extra.contains(&"--fail-mode") {
             cmd.args(["--fail-mode", "secure"]);
         }
+        if !extra.contains(&"--bridge") {
+            // Its own LOCAL tap name, so switches of parallel tests don't collide on the default.
+            cmd.args(["--bridge", &format!("xsb{t}")]);
+        }
         for p in ports {
             cmd.args(["--port", p]);
         }
@@ -138,6 +142,46 @@ impl SwitchProc {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("xdpswitch did not come up");
+    }
+
+    /// Starts `xdpswitch run --config` with `config` (TOML); `ports` are the AF_XDP
+    /// interfaces it opens (checked for leftover XDP programs after it stops).
+    pub fn start_config(config: &str, ports: &[&str]) -> SwitchProc {
+        let t = tag('c');
+        let path = std::env::temp_dir().join(format!("xs-{t}.toml"));
+        std::fs::write(&path, config).unwrap();
+        let ctl = std::env::temp_dir().join(format!("xs-{t}.ctl"));
+        let child = Command::new(bin())
+            .args(["--log", "warn", "run", "--config"])
+            .arg(&path)
+            .arg("--ctl")
+            .arg(&ctl)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("starting xdpswitch");
+        let sw = SwitchProc {
+            child: Some(child),
+            ctl,
+            ports: ports.iter().map(|s| s.to_string()).collect(),
+            _flows: tempfile_path::TempPath(path),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if sw.try_ctl(&["version"]).is_some() {
+                return sw;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("xdpswitch did not come up");
+    }
+
+    /// Runs a ctl command on bridge `bridge` (`ctl --bridge`) and returns its text (panics on
+    /// failure).
+    pub fn ctl_on(&self, bridge: &str, argv: &[&str]) -> String {
+        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        let r = xdpswitch::ctl::call_bridge(&self.ctl, Some(bridge), &argv, false).expect("ctl call");
+        assert!(r.ok, "ctl --bridge {bridge} {argv:?} failed: {}", r.body);
+        r.body
     }
 
     fn try_ctl(&self, argv: &[&str]) -> Option<String> {
