@@ -672,6 +672,14 @@ fn neutron_learn_teaches_table_20() {
     p.apply(fm.clone(), Duration::ZERO).unwrap();
     let id = crate::ofproto::learn::learned_is_noop(&p, &fm).expect("same flow");
     assert_eq!(p.rule(id).map(|r| r.table), Some(20));
+    // Re-learned 100 s later: the hard timeout (300 s) starts again, the counters stay.
+    p.credit(id, 5, 500, Duration::from_secs(10));
+    p.refresh(id, Duration::from_secs(100));
+    assert!(p.expire(Duration::from_secs(350)).is_empty());
+    assert_eq!(p.rule(id).map(|r| r.n_packets), Some(5));
+    assert_eq!(p.expire(Duration::from_secs(400)).len(), 1);
+    p.apply(fm.clone(), Duration::from_secs(400)).unwrap();
+    let id = crate::ofproto::learn::learned_is_noop(&p, &fm).expect("learned again");
     let reply = FlowKey { in_port: 1, dl_dst: src, vlan_tci: VLAN_PRESENT | 1, ..Default::default() };
     let (rule, _) = p.table(20).lookup(&reply);
     assert_eq!(rule.map(|r| r.id), Some(id));
