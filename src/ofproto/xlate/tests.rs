@@ -139,7 +139,29 @@ fn arb_action() -> impl Strategy<Value = OfAction> {
             .prop_map(|(in_port, table)| OfAction::Resubmit { in_port, table }),
         Just(OfAction::Normal),
         Just(OfAction::SetTunId(5)),
+        prop::sample::select(vec![
+            "table=2,NXM_OF_VLAN_TCI[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:NXM_NX_TUN_ID[]->NXM_NX_TUN_ID[],output:NXM_OF_IN_PORT[]",
+            "table=1,priority=3,NXM_OF_IN_PORT[],eth_type=0x800,NXM_OF_IP_DST[]=NXM_OF_IP_SRC[],load:0->NXM_OF_VLAN_TCI[]",
+            "NXM_OF_VLAN_TCI[13..15],output:OXM_OF_IN_PORT[]",
+        ])
+        .prop_map(|s| OfAction::Learn(Box::new(crate::ofproto::learn::LearnSpec::parse(s).unwrap()))),
     ]
+}
+
+/// [`translate`], keeping the learned flow-mods.
+fn translate_l(p: &Pipeline, k: &FlowKey) -> (Translation, Vec<FlowMod>) {
+    let xports: Vec<XPort> = PORTS.iter().map(|&n| XPort::up(n)).collect();
+    let groups = GroupTable::new();
+    let ctx = XlateCtx {
+        pipeline: p,
+        groups: &groups,
+        ports: &xports,
+        local_port: None,
+        miss: TableMiss::Drop,
+        miss_send_len: 128,
+        invalid_ttl_to_controller: false,
+    };
+    translate_learning(&ctx, &mut PacketInContexts::new(), k)
 }
 
 fn arb_key() -> impl Strategy<Value = FlowKey> {
@@ -238,10 +260,12 @@ proptest! {
             p.apply(FlowMod::add(s), Duration::ZERO).unwrap();
         }
         for (k, q) in &pkts {
-            let t = translate(&p, k, PORTS);
+            let (t, learned) = translate_l(&p, k);
+            prop_assert_eq!(&t, &translate(&p, k, PORTS));
             let q = agree(k, q, &t.mask);
-            let t2 = translate(&p, &q, PORTS);
+            let (t2, learned2) = translate_l(&p, &q);
             prop_assert_eq!(&t.actions, &t2.actions, "{:?} vs {:?} under {:?}", k, q, t.mask);
+            prop_assert_eq!(&learned, &learned2);
             prop_assert_eq!(&t.rules, &t2.rules);
             prop_assert_eq!(&t.error, &t2.error);
         }
