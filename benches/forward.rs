@@ -13,6 +13,10 @@
 //!   by `NORMAL` (a fast-path MAC table lookup and a source check per packet) or by a plain
 //!   output action: the price of the L2 switch.
 //!
+//! - `gre/encap` and `gre/decap` vs `emc_hit/1_flow`: 64-byte frames (one flow, EMC hits)
+//!   encapsulated with a key chosen by the flow into GRE on an underlay port, or GRE frames
+//!   from an underlay port decapsulated and forwarded: the price of the tunnel headers.
+//!
 //! `cargo bench --bench forward`
 
 use std::sync::Arc;
@@ -20,13 +24,16 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use xdpswitch::datapath::actions::DpAction;
-use xdpswitch::datapath::dpif::{Datapath, DatapathConfig, DpPort};
+use xdpswitch::datapath::dpif::{Datapath, DatapathConfig, DpBridge, DpLayout, DpPort};
 use xdpswitch::datapath::extract::extract;
 use xdpswitch::datapath::flow::{FlowKey, FlowMask};
 use xdpswitch::datapath::meter::{MeterConfig, MeterUnit};
+use xdpswitch::datapath::tunnel::{KeyMode, Template, TunnelConfig, TunnelHeader, UnderlayPort};
 use xdpswitch::netdev::mem::MemPort;
+use xdpswitch::netdev::virt::VirtualPort;
 use xdpswitch::netdev::{DpPortNo, Port};
 use xdpswitch::packet::build::{udp4, Udp4Spec};
+use xdpswitch::packet::Buf;
 
 /// How the rig's megaflows forward.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -131,8 +138,77 @@ fn forwarded(p: &MemPort) -> u64 {
     p.stats().tx_packets
 }
 
+const LOCAL: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 0, 2, 1);
+const REMOTE: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 0, 2, 2);
+
+fn tunnel_cfg(local: std::net::Ipv4Addr, remote: std::net::Ipv4Addr) -> TunnelConfig {
+    TunnelConfig {
+        remote_ip: remote,
+        local_ip: local,
+        in_key: KeyMode::Flow,
+        out_key: KeyMode::Flow,
+        csum: false,
+        seq: false,
+        ttl: 64,
+        tos: 0,
+    }
+}
+
+/// Port 1 (`in`) and GRE port 30 in one bridge, underlay `eth1` (40) with 192.0.2.1.
+/// `decap`: eth1 receives GRE (key 0x64) carrying frame 0, forwarded to port 2 (`out`);
+/// otherwise port 1 receives frame 0, encapsulated with key 0x64 and sent on eth1.
+fn gre_rig(decap: bool) -> Rig {
+    let (inp, out, eth1) = (MemPort::new("in", 1), MemPort::new("out", 1), MemPort::new("eth1", 1));
+    let cfg = DatapathConfig { n_pmds: 1, emc_insert_inv_prob: 1, ..DatapathConfig::default() };
+    let ports = vec![
+        DpPort { no: DpPortNo(1), port: Arc::new(inp.clone()) as Arc<dyn Port> },
+        DpPort { no: DpPortNo(2), port: Arc::new(out.clone()) as Arc<dyn Port> },
+        DpPort { no: DpPortNo(30), port: Arc::new(VirtualPort::gre("gre")) as Arc<dyn Port> },
+        DpPort { no: DpPortNo(40), port: Arc::new(eth1.clone()) as Arc<dyn Port> },
+    ];
+    let layout = DpLayout {
+        bridges: vec![DpBridge { mac_table_size: 1024 }],
+        port_bridge: vec![(DpPortNo(1), 0), (DpPortNo(2), 0), (DpPortNo(30), 0)],
+        tunnels: vec![(DpPortNo(30), tunnel_cfg(LOCAL, REMOTE))],
+        underlays: vec![UnderlayPort { port: DpPortNo(40), ip: LOCAL, mac: eth1.mac() }],
+        ..DpLayout::default()
+    };
+    let mut dp = Datapath::start_layout(&cfg, ports, layout).expect("datapath");
+    let next_hop = [2, 0, 0, 0, 0, 0x22];
+    let hdr = TunnelHeader { underlay: DpPortNo(40), eth_src: eth1.mac(), eth_dst: next_hop, mtu: 1500 };
+    dp.set_tunnel_header(DpPortNo(30), Some(hdr)).expect("tunnel");
+    let inner = frame(0, false);
+    let mut key = FlowKey::default();
+    extract(&inner, if decap { 30 } else { 1 }, &mut key).expect("valid frame");
+    let mut mask = FlowMask(FlowKey { in_port: !0, dl_type: !0, ..Default::default() });
+    if decap {
+        key.tun_id = 0x64;
+        mask.0.tun_id = !0;
+        dp.megaflows().insert(key, mask, &[DpAction::Output(DpPortNo(2))], 0).expect("room");
+        // What 192.0.2.2 sends: the same headers seen from the other end.
+        let back = TunnelHeader { underlay: DpPortNo(1), eth_src: next_hop, eth_dst: eth1.mac(), mtu: 1500 };
+        let tpl = Template::new(&tunnel_cfg(REMOTE, LOCAL), &back);
+        let mut room = vec![0u8; 2048];
+        room[256..256 + inner.len()].copy_from_slice(&inner);
+        let mut b = Buf::new(&mut room, 256, inner.len());
+        tpl.encap(&mut b, 0x64, 0, 1, 1792).expect("fits");
+        eth1.start_replay(vec![b.data().to_vec()]);
+        dp.megaflows().publish();
+        Rig { dp, out }
+    } else {
+        let acts = [DpAction::Tunnel { port: DpPortNo(30), key: 0x64 }];
+        dp.megaflows().insert(key, mask, &acts, 0).expect("room");
+        dp.megaflows().publish();
+        inp.start_replay(vec![inner]);
+        Rig { dp, out: eth1 }
+    }
+}
+
 fn run(c: &mut Criterion, group: &str, name: &str, emc_entries: usize, n_flows: u32, kind: Kind) {
-    let mut rig = rig(emc_entries, n_flows, kind);
+    run_rig(c, group, name, rig(emc_entries, n_flows, kind), n_flows)
+}
+
+fn run_rig(c: &mut Criterion, group: &str, name: &str, mut rig: Rig, n_flows: u32) {
     // Let the caches warm up.
     let t = forwarded(&rig.out);
     while forwarded(&rig.out) < t + 2 * n_flows as u64 + 100_000 {
@@ -155,12 +231,14 @@ fn run(c: &mut Criterion, group: &str, name: &str, emc_entries: usize, n_flows: 
     g.finish();
     let st = &rig.dp.pmd_stats()[0];
     eprintln!(
-        "{group}/{name}: emc hits {}, megaflow hits {}, misses {}, meter drops {}, megaflows {}",
+        "{group}/{name}: emc hits {}, megaflow hits {}, misses {}, meter drops {}, megaflows {}, encap {}, decap {}",
         st.emc_hits,
         st.megaflow_hits,
         st.misses,
         st.meter_dropped,
-        rig.dp.megaflows_ref().len()
+        rig.dp.megaflows_ref().len(),
+        st.tunnel_encap,
+        st.tunnel_decap
     );
     rig.dp.shutdown();
 }
@@ -171,6 +249,8 @@ fn benches(c: &mut Criterion) {
     run(c, "meter", "1_flow_emc", 8192, 1, Kind::Metered);
     run(c, "output", "1000_macs", 8192, 1000, Kind::Output);
     run(c, "normal", "1000_macs", 8192, 1000, Kind::Normal);
+    run_rig(c, "gre", "encap", gre_rig(false), 1);
+    run_rig(c, "gre", "decap", gre_rig(true), 1);
 }
 
 criterion_group! {

@@ -118,7 +118,9 @@ class Dut:
             quiet("ethtool", "-K", d, "gro", "on")
         self.bridge = br
 
-    def start_ovs(self, afxdp):
+    def start_ovs_daemons(self):
+        """ovsdb-server and ovs-vswitchd from a private run directory (removed by stop());
+        returns their environment and the ovs-vsctl command prefix."""
         d = tempfile.mkdtemp(prefix="xb-ovs-")
         self.ovs_dir = d
         env = dict(os.environ, OVS_RUNDIR=d, OVS_DBDIR=d, OVS_LOGDIR=d, OVS_SYSCONFDIR=d)
@@ -130,7 +132,18 @@ class Dut:
         sh("ovs-vsctl", f"--db={db}", "--no-wait", "init", env=env)
         sh("ovs-vswitchd", db, f"--pidfile={d}/ovs-vswitchd.pid", f"--log-file={d}/ovs-vswitchd.log",
            "-vconsole:off", "--detach", env=env)
-        vs = ["ovs-vsctl", f"--db={db}", "--timeout=20"]
+        return env, ["ovs-vsctl", f"--db={db}", "--timeout=20"]
+
+    def wait_ovs_bridge(self, bridge):
+        """add-br returns once the database has the bridge; on a busy machine ovs-vswitchd may
+        not have opened the bridge's OpenFlow socket yet."""
+        for _ in range(100):
+            if subprocess.run(["ovs-ofctl", "show", bridge], env=self.ovs_env, capture_output=True).returncode == 0:
+                return
+            time.sleep(0.1)
+
+    def start_ovs(self, afxdp):
+        env, vs = self.start_ovs_daemons()
         sh(*vs, "add-br", "xbbr0", "--", "set", "bridge", "xbbr0", "datapath_type=netdev", env=env)
         for i, dev in ((1, self.t.d0), (2, self.t.d1)):
             extra = ["--", "set", "interface", dev, f"ofport_request={i}"]
@@ -140,12 +153,7 @@ class Dut:
                 quiet("ethtool", "-K", dev, "gro", "on")
             sh(*vs, "add-port", "xbbr0", dev, *extra, env=env)
         of = ["ovs-ofctl", "-O", "OpenFlow13"]
-        # add-br returns once the database has the bridge; on a busy machine ovs-vswitchd may
-        # not have opened the bridge's OpenFlow socket yet.
-        for _ in range(100):
-            if subprocess.run([*of, "show", "xbbr0"], env=env, capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
+        self.wait_ovs_bridge("xbbr0")
         sh(*of, "del-flows", "xbbr0", env=env)
         sh(*of, "add-flow", "xbbr0", "priority=10,in_port=1,actions=output:2", env=env)
         sh(*of, "add-flow", "xbbr0", "priority=10,in_port=2,actions=output:1", env=env)
@@ -197,11 +205,12 @@ class Dut:
 
 def rates(gen_json, sink_json, secs):
     """What `pktgen send --json` and `pktgen sink --json` reported: frames sent and received,
-    the seconds sent for, the offered and received rates, the loss."""
+    the bytes received, the seconds sent for, the offered and received rates, the loss."""
     sent, got = json.loads(gen_json), json.loads(sink_json)
     seconds = max(sent.get("seconds", secs), 1e-3)
     rx = got.get("packets", 0)
-    return {"sent": sent["packets"], "received": rx, "seconds": seconds, "offered_pps": sent["pps"],
+    return {"sent": sent["packets"], "received": rx, "rx_bytes": got.get("bytes", 0), "seconds": seconds,
+            "offered_pps": sent["pps"],
             "pps": rx / seconds, "loss": max(0.0, 1 - rx / sent["packets"]) if sent["packets"] else 0.0}
 
 
@@ -234,12 +243,14 @@ def machine():
     return f"{os.uname().release}, {os.cpu_count()} CPUs ({cpu}), veth"
 
 
-def measure(topo, size, flows, secs):
+def measure(topo, size, flows, secs, gen_extra=()):
     """One run: sink in the sink namespace, generator in the generator namespace.
 
     `size` is the Ethernet frame size as benchmarks count it (RFC 2544: with the 4-byte FCS),
     so the generator, which counts bytes it puts in memory, is asked for `size - 4`; a
     "1518-byte" frame then carries a full 1500-byte IP packet and fits the MTU.
+    `gen_extra`: more `pktgen send` arguments (e.g. `--gre-dst ...`: then `size` is the inner
+    frame's).
     """
     sink = subprocess.Popen(["ip", "netns", "exec", topo.sink_ns, XS, "pktgen", "sink", "--dev", "eth0",
                              "--duration", str(secs + 2), "--json"],
@@ -247,7 +258,7 @@ def measure(topo, size, flows, secs):
     time.sleep(0.8)
     gen = sh("ip", "netns", "exec", topo.gen_ns, XS, "pktgen", "send", "--dev", "eth0", "--size", str(size - 4),
              "--flows", str(flows), "--duration", str(secs), "--json", "--src-ip", "198.18.0.1",
-             "--dst-ip", "198.18.0.2", "--src-mac", topo.gen_mac, "--dst-mac", topo.sink_mac)
+             "--dst-ip", "198.18.0.2", "--src-mac", topo.gen_mac, "--dst-mac", topo.sink_mac, *gen_extra)
     out, _ = sink.communicate(timeout=secs + 30)
     r = rates(gen, out, secs)
     r["gbps"] = r["pps"] * size * 8 / 1e9

@@ -50,6 +50,11 @@ const volatile __u32 cfg_dst_macs = 1;
 const volatile __u32 cfg_src_mac_lo = 0;
 const volatile __u32 cfg_dst_mac_lo = 0;
 const volatile __u32 cfg_random_src = 0;
+// GRE: cfg_outer bytes of outer Ethernet + IPv4 + GRE headers come before the inner frame
+// (0: none). Only the outer total length and IPv4 checksum vary (with the frame size); the
+// checksum starts from cfg_outer_ip_sum, the header's sum with both zeroed.
+const volatile __u32 cfg_outer = 0;
+const volatile __u32 cfg_outer_ip_sum = 0;
 // Pacing: gap between frames on one CPU in ns << 8 (0: as fast as possible), and how far
 // (ns << 8) a CPU may fall behind its pace, e.g. while descheduled, and still catch up.
 const volatile __u64 cfg_gap = 0;
@@ -133,6 +138,17 @@ int pktgen(struct xdp_md *ctx)
 
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
+
+	if (cfg_outer) {
+		struct iphdr *outer = data + ETH_HLEN;
+		if ((void *)(outer + 1) > end)
+			return XDP_ABORTED;
+		outer->tot_len = bpf_htons(len - ETH_HLEN);
+		outer->check = csum_fold(cfg_outer_ip_sum + outer->tot_len);
+		// From here on, everything is the inner frame.
+		data += cfg_outer;
+		len -= cfg_outer;
+	}
 
 	if (cfg_src_macs > 1 || cfg_dst_macs > 1 || cfg_random_src) {
 		// Big-endian 16-bit words of the Ethernet header: dst 0-2, src 3-5.
@@ -235,7 +251,7 @@ int pktgen(struct xdp_md *ctx)
 	}
 
 	st->packets++;
-	st->bytes += len;
+	st->bytes += len + cfg_outer;
 	if (cfg_egress)
 		return bpf_redirect(cfg_egress, 0);
 	return XDP_TX;

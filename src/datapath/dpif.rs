@@ -30,7 +30,7 @@ use super::tunnel::{
     TunnelConfig, TunnelHeader, TunnelMap, TunnelPending, Tunnels, UnderlayPacket, UnderlayPort,
 };
 use super::upcall::{Execute, PacketIn, Upcall};
-use crate::netdev::{self, Counter, DpPortNo, Port, PortStats, Umem, Waker, RX_BATCH};
+use crate::netdev::{self, Counter, DpPortNo, Port, PortStats, QueueStats, Umem, Waker, RX_BATCH};
 
 /// The longest packet a poll thread can hold (a UMEM chunk after its headroom).
 pub const MAX_PACKET_LEN: usize = (netdev::CHUNK_SIZE - netdev::FRAME_HEADROOM) as usize;
@@ -219,6 +219,8 @@ struct PmdHandle {
     waker: Arc<Waker>,
     /// Per port slot: drops for lack of a transmit queue on this thread.
     port_tx_dropped: Arc<[Counter]>,
+    /// Per port slot: patch and tunnel port counters kept by this thread.
+    virt_stats: Arc<[QueueStats]>,
     /// (port, queue) pairs this thread serves.
     queues: Vec<(DpPortNo, u32)>,
 }
@@ -354,6 +356,7 @@ impl Datapath {
             });
             let served = queues.iter().map(|q| (q.port_no, q.qid)).collect::<Vec<_>>();
             let port_tx_dropped: Arc<[Counter]> = ports.iter().map(|_| Counter::default()).collect();
+            let virt_stats: Arc<[QueueStats]> = ports.iter().map(|_| QueueStats::default()).collect();
             let sleeping = Arc::new(AtomicBool::new(false));
             let waker = Arc::new(Waker::new().map_err(Error::Waker)?);
             let pmd = Pmd {
@@ -368,6 +371,7 @@ impl Datapath {
                 ranking: SubtableRanking::default(),
                 stats: stats.clone(),
                 port_tx_dropped: port_tx_dropped.clone(),
+                virt_stats: virt_stats.clone(),
                 upcall_tx: upcall_tx.clone(),
                 packet_in_tx: packet_in_tx.clone(),
                 recycle_rx: recycle_rx.clone(),
@@ -386,7 +390,16 @@ impl Datapath {
             };
             built.push((
                 pmd,
-                PmdHandle { thread: None, stats, exec_tx, sleeping, waker, port_tx_dropped, queues: served },
+                PmdHandle {
+                    thread: None,
+                    stats,
+                    exec_tx,
+                    sleeping,
+                    waker,
+                    port_tx_dropped,
+                    virt_stats,
+                    queues: served,
+                },
             ));
         }
         let mut pmds = Vec::with_capacity(built.len());
@@ -652,6 +665,7 @@ impl Datapath {
     }
     /// Counters of every port. `tx_dropped` includes frames a poll thread dropped because it
     /// holds no transmit queue on the port (see the module docs).
+    /// Patch and tunnel ports count what crossed them (inner packets for tunnels).
     pub fn port_stats(&self) -> Vec<(DpPortNo, String, &'static str, String, PortStats)> {
         self.ports
             .iter()
@@ -659,6 +673,9 @@ impl Datapath {
             .map(|(slot, p)| {
                 let mut st = p.port.stats();
                 st.tx_dropped += self.pmds.iter().map(|h| h.port_tx_dropped[slot].get()).sum::<u64>();
+                for h in &self.pmds {
+                    st.accumulate(&h.virt_stats[slot]);
+                }
                 (p.no, p.port.name().to_string(), p.port.kind(), p.port.describe(), st)
             })
             .collect()
@@ -679,6 +696,9 @@ impl Drop for Datapath {
         self.shutdown();
     }
 }
+
+#[cfg(test)]
+mod layout_tests;
 
 #[cfg(test)]
 mod tests {

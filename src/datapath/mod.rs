@@ -9,6 +9,9 @@
 //! count); the poll thread never blocks on the slow path. Copies for the controller
 //! (`Userspace` actions) go on a separate bounded queue ([`upcall::PacketIn`]), and
 //! OpenFlow meters ([`meter`]) are enforced in the fast path with a lock-free shared bucket.
+//! One datapath holds several bridges ([`dpif::DpLayout`]): each has its own NORMAL, patch
+//! ports between them re-run a packet in the same poll thread, and GRE tunnel ports
+//! ([`tunnel`]) encapsulate onto, and decapsulate from, underlay ports in the fast path.
 //! Calls: `netdev`, `packet`. Threads: poll threads + the control thread. No `unsafe`.
 
 pub mod actions;

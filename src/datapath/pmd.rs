@@ -9,6 +9,12 @@
 //! batch. `Userspace` actions copy the packet onto the packet-in queue (its own bounded
 //! queue: full => drop and count); `Meter` actions use the shared lock-free meters.
 //!
+//! The ingress port is per packet (`PktMeta`): a batch from an underlay port is first
+//! decapsulated (each GRE packet gets its tunnel port and tunnel metadata), and outputs to a
+//! patch port come back as new batches from the peer port after the batch that made them
+//! (`settle`), at most [`MAX_RECIRC_DEPTH`] deep. Outputs to tunnel ports are encapsulated
+//! after the batch too, with the tunnel map loaded once.
+//!
 //! A thread spins while there is work and, after a run of empty rounds, sleeps in `poll()` on
 //! its sockets (and on an eventfd the control thread writes when it queues an execute
 //! request), so a 2-core machine keeps a core for the kernel (busy-polling every core starved
@@ -38,7 +44,7 @@ use super::tunnel::{
     UnderlayVerdict,
 };
 use super::upcall::{Execute, PacketIn, Upcall, UpcallKind};
-use crate::netdev::{wait_readable, Counter, DpPortNo, Frame, Queue, Umem, Waker, Wakeup};
+use crate::netdev::{wait_readable, Counter, DpPortNo, Frame, Queue, QueueStats, Umem, Waker, Wakeup};
 
 /// Frames taken from one queue in one go.
 pub const BATCH: usize = crate::netdev::RX_BATCH;
@@ -208,6 +214,29 @@ impl PmdStats {
 }
 
 impl PmdStatsSnapshot {
+    /// The tunnel, underlay and patch counters as `pmd-stats` text: three lines, each
+    /// indented by two spaces and ending in a newline.
+    pub fn tunnel_text(&self) -> String {
+        format!(
+            "  tunnels:            encap {}, decap {}, no header (to slow path) {}, pending dropped {}, \
+             mtu dropped {}\n  tunnel drops:       bad gre {}, bad checksum {}, truncated {}, no port {}\n  \
+             underlay:           to slow path {}, dropped {}; patch: recirculated {}, loop dropped {}\n",
+            self.tunnel_encap,
+            self.tunnel_decap,
+            self.tunnel_no_header,
+            self.tunnel_pending_dropped,
+            self.tunnel_mtu_dropped,
+            self.tunnel_bad_gre,
+            self.tunnel_bad_csum,
+            self.tunnel_truncated,
+            self.tunnel_no_port,
+            self.underlay_to_slow_path,
+            self.underlay_dropped,
+            self.recirculated,
+            self.recirc_loop_dropped,
+        )
+    }
+
     /// `self - base`, counter by counter (for `pmd-stats-clear` baselines).
     pub fn since(&self, base: &PmdStatsSnapshot) -> PmdStatsSnapshot {
         let d = |a: u64, b: u64| a.wrapping_sub(b);
@@ -327,6 +356,9 @@ pub(crate) struct Pmd {
     /// Per port slot: frames for that port dropped here because this thread has no transmit
     /// queue on it (written only by this thread; added into the port's `tx_dropped`).
     pub port_tx_dropped: Arc<[Counter]>,
+    /// Per port slot: packets and bytes of patch and tunnel ports (which have no queues of
+    /// their own to count them), written only by this thread.
+    pub virt_stats: Arc<[QueueStats]>,
     pub upcall_tx: Sender<Upcall>,
     pub packet_in_tx: Sender<PacketIn>,
     /// Packet-in buffers the slow path handed back, for reuse.
@@ -356,6 +388,7 @@ struct Outputs<'a> {
     port_table: &'a [PortEntry],
     pending: &'a mut [Vec<Frame>],
     unroutable: &'a mut Vec<Frame>,
+    virt_stats: &'a [QueueStats],
     /// Frames output to patch ports, with their metadata for the next round.
     recirc: &'a mut Vec<(Frame, PktMeta)>,
     /// Frames to encapsulate: (frame, tunnel index, key).
@@ -404,6 +437,9 @@ impl OutputSink for Outputs<'_> {
                     self.pending[s as usize - 1].push(frame)
                 }
                 PortRole::Patch { peer } => {
+                    let vs = &self.virt_stats[s as usize - 1];
+                    vs.tx_packets.add(1);
+                    vs.tx_bytes.add(frame.len() as u64);
                     // Tunnel metadata does not cross a patch (as in OVS).
                     let meta = PktMeta { in_port: peer, tun: TunnelMeta::default(), depth: self.depth + 1 };
                     self.recirc.push((frame, meta));
@@ -651,6 +687,10 @@ impl Pmd {
                         continue;
                     }
                     st.tunnel_decap.add(1);
+                    if let Some(vs) = self.virt_stats.get(slot_index(&self.slot_of, port)) {
+                        vs.rx_packets.add(1);
+                        vs.rx_bytes.add(inner_len as u64);
+                    }
                     s.meta[s.batch.len()] = PktMeta { in_port: port, tun: meta, depth: 0 };
                     s.batch.push(f);
                 }
@@ -701,6 +741,10 @@ impl Pmd {
                         self.umem.free(f);
                         continue;
                     }
+                    if let Some(vs) = self.virt_stats.get(slot_index(&self.slot_of, m.in_port)) {
+                        vs.rx_packets.add(1);
+                        vs.rx_bytes.add(f.len() as u64);
+                    }
                     s.meta[s.batch.len()] = m;
                     s.batch.push(f);
                 }
@@ -744,10 +788,15 @@ impl Pmd {
             };
             let id = self.ip_id;
             let seq = t.next_seq();
+            let inner_len = f.len() as u64;
             match self.umem.with_buf(&mut f, |b| tpl.encap(b, key, seq, id, MAX_PACKET_LEN)) {
                 Ok(()) => {
                     self.ip_id = id.wrapping_add(1);
                     st.tunnel_encap.add(1);
+                    if let Some(vs) = self.virt_stats.get(slot_index(&self.slot_of, t.port)) {
+                        vs.tx_packets.add(1);
+                        vs.tx_bytes.add(inner_len);
+                    }
                     match self.slot_of.get(tpl.underlay.table_index()) {
                         Some(&slot) if slot != 0 => s.pending[slot as usize - 1].push(f),
                         _ => s.unroutable.push(f),
@@ -776,6 +825,7 @@ impl Pmd {
             stats,
             slot_of,
             port_table,
+            virt_stats,
             upcall_tx,
             packet_in_tx,
             recycle_rx,
@@ -832,6 +882,7 @@ impl Pmd {
             port_table,
             pending,
             unroutable,
+            virt_stats,
             recirc,
             encap,
             core,
@@ -926,6 +977,7 @@ impl Pmd {
             port_table: &self.port_table,
             pending: &mut s.pending,
             unroutable: &mut s.unroutable,
+            virt_stats: &self.virt_stats,
             recirc: &mut s.recirc,
             encap: &mut s.encap,
             core: self.id,
@@ -1003,6 +1055,15 @@ impl Pmd {
         }
         // Queues (sockets) go before the Umem they are bound to.
         self.queues.clear();
+    }
+}
+
+/// The slot of port `no` (`usize::MAX` for none: `get` on a slot table then finds nothing).
+#[inline]
+fn slot_index(slot_of: &[u16], no: DpPortNo) -> usize {
+    match slot_of.get(no.table_index()) {
+        Some(&s) if s != 0 => s as usize - 1,
+        _ => usize::MAX,
     }
 }
 

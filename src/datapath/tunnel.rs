@@ -16,13 +16,11 @@
 //! does. ARP and ICMP echo requests to the underlay's address go to the slow path; the rest
 //! is dropped with a reason. Nothing here allocates or panics on any input.
 
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use smallvec::SmallVec;
 
 use crate::netdev::DpPortNo;
 use crate::packet::ethernet::{self, ether_type};
@@ -250,8 +248,9 @@ impl TunnelEntry {
 pub struct TunnelMap {
     pub tunnels: Vec<TunnelEntry>,
     pub underlays: Vec<UnderlayPort>,
-    /// Outer (source, destination) address → tunnels with that remote and local IP.
-    by_endpoints: HashMap<(u32, u32), SmallVec<[u32; 2]>>,
+    /// (remote IP << 32 | local IP, tunnel index), sorted: a binary search finds the
+    /// tunnels a packet from remote to local may be for (cheaper than hashing per packet).
+    by_endpoints: Vec<(u64, u32)>,
 }
 
 impl TunnelMap {
@@ -261,10 +260,12 @@ impl TunnelMap {
             .into_iter()
             .map(|(port, cfg)| TunnelEntry { port, cfg, template: None, seq: Arc::default() })
             .collect();
-        let mut by_endpoints: HashMap<(u32, u32), SmallVec<[u32; 2]>> = HashMap::new();
-        for (i, t) in tunnels.iter().enumerate() {
-            by_endpoints.entry((t.cfg.remote_ip.into(), t.cfg.local_ip.into())).or_default().push(i as u32);
-        }
+        let mut by_endpoints: Vec<(u64, u32)> = tunnels
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (endpoints(t.cfg.remote_ip.into(), t.cfg.local_ip.into()), i as u32))
+            .collect();
+        by_endpoints.sort_unstable();
         TunnelMap { tunnels, underlays, by_endpoints }
     }
 
@@ -276,16 +277,28 @@ impl TunnelMap {
     /// The tunnel that receives a packet from `src` to `dst` with GRE key `key`.
     #[inline]
     pub fn find(&self, src: u32, dst: u32, key: Option<u32>) -> Option<&TunnelEntry> {
-        let cands = self.by_endpoints.get(&(src, dst))?;
-        let exact = cands.iter().map(|&i| &self.tunnels[i as usize]).find(|t| match (t.cfg.in_key, key) {
-            (KeyMode::Fixed(k), Some(got)) => k == got,
-            (KeyMode::None, None) => true,
-            _ => false,
-        });
-        exact.or_else(|| {
-            cands.iter().map(|&i| &self.tunnels[i as usize]).find(|t| t.cfg.in_key == KeyMode::Flow)
-        })
+        let e = endpoints(src, dst);
+        let from = self.by_endpoints.partition_point(|&(k, _)| k < e);
+        let mut flow = None;
+        for &(k, i) in &self.by_endpoints[from..] {
+            if k != e {
+                break;
+            }
+            let t = &self.tunnels[i as usize];
+            match (t.cfg.in_key, key) {
+                (KeyMode::Fixed(k), Some(got)) if k == got => return Some(t),
+                (KeyMode::None, None) => return Some(t),
+                (KeyMode::Flow, _) if flow.is_none() => flow = Some(t),
+                _ => {}
+            }
+        }
+        flow
     }
+}
+
+#[inline]
+fn endpoints(remote: u32, local: u32) -> u64 {
+    (u64::from(remote) << 32) | u64::from(local)
 }
 
 /// The control thread's side: the published map, and header changes.

@@ -229,7 +229,8 @@ impl Shared<'_> {
                     if buf.set_len(len).is_ok() {
                         self.template.render_into(buf.data_mut(), this_flow, None);
                         if vary_macs {
-                            macs.write_next(&self.macs, buf.data_mut());
+                            // The varying addresses are the inner frame's (after any GRE).
+                            macs.write_next(&self.macs, &mut buf.data_mut()[self.template.outer_len..]);
                         }
                     }
                 });
@@ -320,7 +321,7 @@ pub fn send(args: &SendArgs, stop: &AtomicBool) -> Result<SendReport, Error> {
             if queues == 1 { "" } else { "s" }
         )));
     }
-    let template = plan.spec.build(plan.size);
+    let template = plan.template();
     let sizes = Sizes::new(plan.size, plan.imix);
     let duration = match (args.duration, args.count) {
         (Some(d), _) => Some(Duration::from_secs_f64(d)),

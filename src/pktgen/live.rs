@@ -24,7 +24,7 @@ use aya::programs::Xdp;
 use aya::{Ebpf, EbpfLoader};
 
 use super::bpf::{self, MAX_BATCH};
-use super::template::{FrameSpec, MacAddr, MacPlan, Proto, IMIX_SIZES};
+use super::template::{FrameSpec, GreOuter, MacAddr, MacPlan, Proto, Template, IMIX_SIZES};
 use super::{Error, Mode, SendArgs};
 
 static PKTGEN_OBJ: &[u8] = aya::include_bytes_aligned!("../../bpf/pktgen.o");
@@ -50,8 +50,10 @@ pub struct SendReport {
     pub proto: Proto,
     /// IPv6 instead of IPv4.
     pub ipv6: bool,
-    /// Frame size in bytes (no FCS), or 0 for IMIX.
+    /// Frame size in bytes (no FCS), or 0 for IMIX; with GRE, the inner frame's size.
     pub size: usize,
+    /// Bytes of outer (GRE) headers in front of each frame: 0 without `--gre-dst`.
+    pub encap: usize,
     /// Distinct flows.
     pub flows: u32,
     /// Sending threads (one per core).
@@ -88,12 +90,15 @@ pub(super) struct Plan {
     pub(super) spec: FrameSpec,
     /// The template frame at `size`.
     pub(super) frame: Vec<u8>,
+    /// The GRE headers every frame is wrapped in, if any.
+    pub(super) outer: Option<GreOuter>,
     /// How the Ethernet addresses vary per frame.
     pub(super) macs: MacPlan,
     pub(super) ifindex: u32,
-    /// Frame size, or the largest IMIX size.
+    /// Frame size on the wire (outer headers included), or the largest IMIX size.
     pub(super) size: usize,
-    /// IMIX sizes (small, medium, large), each within the device's and the mode's limits.
+    /// IMIX sizes on the wire (small, medium, large), each within the device's and the
+    /// mode's limits.
     pub(super) imix: Option<[usize; 3]>,
     /// The CPUs to pin the sending threads to, one per `--cores`.
     pub(super) cpus: Vec<usize>,
@@ -147,6 +152,14 @@ pub(super) fn plan(args: &SendArgs) -> Result<Plan, Error> {
         random_src: args.random_src_mac,
     };
     macs.check().map_err(Error::Invalid)?;
+    let outer = args.gre_dst.map(|dst_ip| GreOuter {
+        src_mac: args.gre_src_mac.unwrap_or(MacAddr(iface.mac)),
+        dst_mac: args.gre_dst_mac.unwrap_or(MacAddr([0x02, 0, 0, 0, 0, 0x02])),
+        src_ip: args.gre_src.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+        dst_ip,
+        key: args.gre_key,
+    });
+    let encap = outer.map_or(0, |o| o.header_len());
     let min = spec.min_len(args.stamp);
     // veth (and most NICs) accept up to MTU + Ethernet header + one VLAN tag; live frames
     // must fit one page with the kernel's head- and tailroom, AF_XDP frames one UMEM chunk.
@@ -154,9 +167,10 @@ pub(super) fn plan(args: &SendArgs) -> Result<Plan, Error> {
         Mode::Live => (LIVE_MAX_FRAME, "live"),
         Mode::Afxdp => (super::afxdp::MAX_FRAME, "afxdp"),
     };
-    let max = (iface.mtu as usize + 18).min(mode_max);
+    // The limits hold for the frame on the wire; --size (and IMIX) count the inner frame.
+    let max = (iface.mtu as usize + 18).min(mode_max) - encap;
     let (size, imix) = if args.imix {
-        let sizes = IMIX_SIZES.map(|s| s.clamp(min, max));
+        let sizes = IMIX_SIZES.map(|s| s.clamp(min, max) + encap);
         (sizes[2], Some(sizes))
     } else if args.size < min {
         let what = format!(
@@ -170,12 +184,13 @@ pub(super) fn plan(args: &SendArgs) -> Result<Plan, Error> {
             args.size
         )));
     } else if args.size > max {
+        let gre = if encap > 0 { format!(", less {encap} bytes of GRE headers") } else { String::new() };
         return Err(Error::Invalid(format!(
-            "--size {} is above the maximum {max} for {} (MTU {} + 18, at most {mode_max} in {mode} mode)",
+            "--size {} is above the maximum {max} for {} (MTU {} + 18, at most {mode_max} in {mode} mode{gre})",
             args.size, args.dev, iface.mtu
         )));
     } else {
-        (args.size, None)
+        (args.size + encap, None)
     };
     if u64::from(args.flows) > spec.max_flows() {
         return Err(Error::Invalid(format!(
@@ -192,15 +207,40 @@ pub(super) fn plan(args: &SendArgs) -> Result<Plan, Error> {
             allowed.len()
         )));
     }
-    let frame = spec.build(size).frame;
-    Ok(Plan { spec, frame, macs, ifindex: iface.ifindex, size, imix, cpus: allowed[..args.cores].to_vec() })
+    let mut plan = Plan {
+        spec,
+        frame: Vec::new(),
+        outer,
+        macs,
+        ifindex: iface.ifindex,
+        size,
+        imix,
+        cpus: allowed[..args.cores].to_vec(),
+    };
+    plan.frame = plan.template().frame;
+    Ok(plan)
+}
+
+impl Plan {
+    /// The template at the largest size, GRE-wrapped when the plan says so.
+    pub(super) fn template(&self) -> Template {
+        match &self.outer {
+            Some(o) => self.spec.build_gre(self.size - o.header_len(), o),
+            None => self.spec.build(self.size),
+        }
+    }
+
+    /// Bytes of outer headers per frame.
+    pub(super) fn encap(&self) -> usize {
+        self.outer.map_or(0, |o| o.header_len())
+    }
 }
 
 fn load(args: &SendArgs, plan: &Plan) -> Result<Ebpf, Error> {
-    let t = plan.spec.build(plan.size);
+    let t = plan.template();
     let spec = &plan.spec;
     let [small, medium, large] = plan.imix.unwrap_or([plan.size; 3]).map(|s| s as u32);
-    let globals: [(&str, u32); 21] = [
+    let globals: [(&str, u32); 23] = [
         ("cfg_flows", args.flows),
         ("cfg_port_span", spec.port_span()),
         ("cfg_ipv6", u32::from(spec.is_ipv6())),
@@ -222,6 +262,8 @@ fn load(args: &SendArgs, plan: &Plan) -> Result<Ebpf, Error> {
         ("cfg_src_mac_lo", plan.macs.src_lo()),
         ("cfg_dst_mac_lo", plan.macs.dst_lo()),
         ("cfg_random_src", u32::from(plan.macs.random_src)),
+        ("cfg_outer", t.outer_len as u32),
+        ("cfg_outer_ip_sum", u32::from(t.outer_ip_sum)),
     ];
     // Pacing: the gap between frames on one CPU, in ns << 8.
     let gap: u64 = args.rate.map_or(0, |r| ((plan.cpus.len() as f64 * 1e9 * 256.0 / r) as u64).max(1));
@@ -286,7 +328,8 @@ pub(super) fn report(
         mode,
         proto: args.proto,
         ipv6: plan.spec.is_ipv6(),
-        size: if plan.imix.is_some() { 0 } else { plan.size },
+        size: if plan.imix.is_some() { 0 } else { plan.size - plan.encap() },
+        encap: plan.encap(),
         flows: args.flows,
         cores: plan.cpus.len(),
         packets,

@@ -39,7 +39,7 @@ use std::sync::Arc;
 
 pub use live::SendReport;
 pub use sink::{Sink, SinkOptions, SinkReport};
-pub use template::{MacAddr, MacCursor, MacPlan, Proto};
+pub use template::{GreOuter, MacAddr, MacCursor, MacPlan, Proto};
 
 /// Errors of pktgen; each prints as one line.
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +159,33 @@ pub struct SendArgs {
     /// Frames in flight per BPF_PROG_RUN batch (1..=256; live mode only).
     #[arg(long, default_value_t = 64)]
     pub batch: u32,
+    /// Wrap every frame in GRE (IPv4, protocol 0x6558) to this outer destination address, a
+    /// tunnel endpoint: `--size` is then the inner frame's size, and each frame on the wire
+    /// is 38 bytes longer (42 with --gre-key).
+    #[arg(long, requires = "gre_src")]
+    pub gre_dst: Option<std::net::Ipv4Addr>,
+    /// Outer source address of GRE frames (the remote tunnel end the receiver expects).
+    #[arg(long, requires = "gre_dst")]
+    pub gre_src: Option<std::net::Ipv4Addr>,
+    /// GRE key (none by default).
+    #[arg(long, requires = "gre_dst", value_parser = parse_u32)]
+    pub gre_key: Option<u32>,
+    /// Outer destination MAC of GRE frames (default 02:00:00:00:00:02).
+    #[arg(long, requires = "gre_dst")]
+    pub gre_dst_mac: Option<MacAddr>,
+    /// Outer source MAC of GRE frames (default: the interface's).
+    #[arg(long, requires = "gre_dst")]
+    pub gre_src_mac: Option<MacAddr>,
+}
+
+/// Parses a number, decimal or `0x` hexadecimal.
+pub fn parse_u32(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let r = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(h) => u32::from_str_radix(h, 16),
+        None => t.parse(),
+    };
+    r.map_err(|_| format!("bad number {s:?} (decimal or 0x hexadecimal, 32 bits)"))
 }
 
 /// Options of `pktgen sink`.
@@ -354,5 +381,15 @@ mod tests {
         assert_eq!(parse_rate("1.5G"), Ok(1.5e9));
         assert!(parse_rate("0").is_err());
         assert!(parse_rate("fast").is_err());
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_u32("100"), Ok(100));
+        assert_eq!(parse_u32("0x64"), Ok(100));
+        assert_eq!(parse_u32("0xffffffff"), Ok(u32::MAX));
+        assert!(parse_u32("0x1ffffffff").is_err());
+        assert!(parse_u32("-1").is_err());
+        assert!(parse_u32("key").is_err());
     }
 }

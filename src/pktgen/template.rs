@@ -8,7 +8,7 @@
 //! [`Template::render_into`] (the same code, in place) is how the AF_XDP generator
 //! ([`super::afxdp`]) writes every frame.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// Ethernet header length.
 pub const ETH_HLEN: usize = 14;
@@ -177,7 +177,24 @@ impl FrameSpec {
         }
         let l4_sum = fold(pseudo + sum16(&f[l4..l4 + self.l4_hlen()]));
         let l4_csum = self.is_ipv6() || self.proto == Proto::Tcp;
-        Template { frame: f, ip_sum: fold(ip_sum), l4_sum, l4_csum, spec: self.clone() }
+        Template {
+            frame: f,
+            ip_sum: fold(ip_sum),
+            l4_sum,
+            l4_csum,
+            outer_len: 0,
+            outer_ip_sum: 0,
+            spec: self.clone(),
+        }
+    }
+
+    /// [`FrameSpec::build`] for an inner frame of `inner_len` bytes, wrapped in `outer`'s
+    /// GRE headers: the template frame is `outer.header_len() + inner_len` bytes.
+    pub fn build_gre(&self, inner_len: usize, outer: &GreOuter) -> Template {
+        let inner = self.build(inner_len);
+        let (mut frame, outer_ip_sum) = outer.build();
+        frame.extend_from_slice(&inner.frame);
+        Template { frame, outer_len: outer.header_len(), outer_ip_sum, ..inner }
     }
 }
 
@@ -193,7 +210,65 @@ pub struct Template {
     pub l4_sum: u16,
     /// Whether the L4 checksum is filled in (TCP, or UDP over IPv6); UDP/IPv4 leaves 0.
     pub l4_csum: bool,
+    /// Bytes of outer headers before the inner frame (0, or [`GreOuter::header_len`]).
+    pub outer_len: usize,
+    /// One's-complement sum of the outer IPv4 header with its total length and checksum
+    /// zeroed (0 without outer headers); the program adds the total length per frame.
+    pub outer_ip_sum: u16,
     spec: FrameSpec,
+}
+
+/// The outer headers of GRE-encapsulated frames (`pktgen send --gre-remote`): Ethernet,
+/// IPv4 (DF, TTL 64, ID 0, protocol 47) and GRE version 0 carrying transparent Ethernet
+/// bridging (0x6558), with a key when `key` is set (RFC 2784 + RFC 2890). No GRE checksum
+/// or sequence number, so only the outer total length and IPv4 checksum vary with the frame
+/// size: `bpf/pktgen.c` writes those two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GreOuter {
+    /// Outer source MAC.
+    pub src_mac: MacAddr,
+    /// Outer destination MAC (the tunnel endpoint's, or its next hop's).
+    pub dst_mac: MacAddr,
+    /// Outer source address (the tunnel's remote end, as the receiver sees it).
+    pub src_ip: Ipv4Addr,
+    /// Outer destination address (the receiving tunnel endpoint).
+    pub dst_ip: Ipv4Addr,
+    /// The GRE key, if any.
+    pub key: Option<u32>,
+}
+
+/// GRE protocol type of an Ethernet payload (transparent Ethernet bridging).
+pub const GRE_PROTO_TEB: u16 = 0x6558;
+
+impl GreOuter {
+    /// Outer Ethernet + IPv4 + GRE bytes: 38, or 42 with a key.
+    pub fn header_len(&self) -> usize {
+        ETH_HLEN + 20 + if self.key.is_some() { 8 } else { 4 }
+    }
+
+    /// The outer headers with the IPv4 total length and checksum zeroed, and the sum the
+    /// per-frame checksum starts from.
+    fn build(&self) -> (Vec<u8>, u16) {
+        let mut h = vec![0u8; self.header_len()];
+        h[0..6].copy_from_slice(&self.dst_mac.0);
+        h[6..12].copy_from_slice(&self.src_mac.0);
+        h[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        let ip = &mut h[ETH_HLEN..ETH_HLEN + 20];
+        ip[0] = 0x45;
+        ip[6] = 0x40; // DF, as Open vSwitch sends tunnel packets
+        ip[8] = 64;
+        ip[9] = 47;
+        ip[12..16].copy_from_slice(&self.src_ip.octets());
+        ip[16..20].copy_from_slice(&self.dst_ip.octets());
+        let sum = fold(sum16(ip));
+        let gre = &mut h[ETH_HLEN + 20..];
+        if let Some(k) = self.key {
+            gre[0] = 0x20; // K
+            gre[4..8].copy_from_slice(&k.to_be_bytes());
+        }
+        gre[2..4].copy_from_slice(&GRE_PROTO_TEB.to_be_bytes());
+        (h, sum)
+    }
 }
 
 impl Template {
@@ -206,14 +281,23 @@ impl Template {
     }
 
     /// Writes the frame for `flow` into `f` (its length is the frame length, at least the
-    /// spec's [`FrameSpec::min_len`]): the template, zero-extended or cut to `f.len()`, with
-    /// the varying fields and checksums filled in. No allocation: the AF_XDP generator
-    /// writes each frame straight into its UMEM chunk with this.
+    /// spec's [`FrameSpec::min_len`] plus the outer headers): the template, zero-extended or
+    /// cut to `f.len()`, with the varying fields and checksums filled in. No allocation: the
+    /// AF_XDP generator writes each frame straight into its UMEM chunk with this.
     pub fn render_into(&self, f: &mut [u8], flow: u64, stamp: Option<(u32, u64)>) {
+        let (outer, f) = f.split_at_mut(self.outer_len);
+        if self.outer_len > 0 {
+            outer.copy_from_slice(&self.frame[..self.outer_len]);
+            let tot_len = ((outer.len() + f.len() - ETH_HLEN) as u16).to_be_bytes();
+            outer[ETH_HLEN + 2..ETH_HLEN + 4].copy_from_slice(&tot_len);
+            let s = u32::from(self.outer_ip_sum) + u32::from(u16::from_ne_bytes(tot_len));
+            outer[ETH_HLEN + 10..ETH_HLEN + 12].copy_from_slice(&(!fold(s)).to_ne_bytes());
+        }
+        let template = &self.frame[self.outer_len..];
         let spec = &self.spec;
         let len = f.len();
-        let head = len.min(self.frame.len());
-        f[..head].copy_from_slice(&self.frame[..head]);
+        let head = len.min(template.len());
+        f[..head].copy_from_slice(&template[..head]);
         f[head..].fill(0);
         let span = u64::from(spec.port_span());
         let (port, ip) = ((flow % span) as u16, (flow / span) as u16);
@@ -435,6 +519,51 @@ mod tests {
                             check(&f, &spec, flow, len);
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// GRE-wrapped frames: the outer IPv4 header has the right length and a valid checksum
+    /// at every size, the GRE header carries the key and 0x6558 (read back with the crate's
+    /// own GRE view), and the inner frame is exactly what the plain template renders.
+    #[test]
+    fn gre_frames_wrap_the_inner_frame() {
+        use crate::packet::{checksum, gre};
+        let spec = spec(false, Proto::Udp);
+        for key in [None, Some(0x64), Some(0xffff_fffe)] {
+            let outer = GreOuter {
+                src_mac: "02:00:00:00:01:01".parse().unwrap(),
+                dst_mac: "02:00:00:00:01:02".parse().unwrap(),
+                src_ip: Ipv4Addr::new(198, 19, 0, 9),
+                dst_ip: Ipv4Addr::new(198, 19, 0, 1),
+                key,
+            };
+            let olen = outer.header_len();
+            assert_eq!(olen, if key.is_some() { 42 } else { 38 });
+            let t = spec.build_gre(1518, &outer);
+            assert_eq!((t.outer_len, t.frame.len()), (olen, olen + 1518));
+            let plain = spec.build(1518);
+            for inner_len in [60, 64, 594, 1518] {
+                for flow in [0u64, 7, 3000] {
+                    let f = t.render(flow, olen + inner_len, None);
+                    assert_eq!(&f[0..6], &outer.dst_mac.0);
+                    assert_eq!(&f[6..12], &outer.src_mac.0);
+                    assert_eq!(&f[12..14], &[0x08, 0x00]);
+                    let ip = &f[ETH_HLEN..ETH_HLEN + 20];
+                    assert!(checksum::verify(ip), "outer IPv4 checksum at {inner_len}");
+                    assert_eq!(u16::from_be_bytes([ip[2], ip[3]]) as usize, f.len() - ETH_HLEN);
+                    assert_eq!(
+                        (ip[9], &ip[12..16], &ip[16..20]),
+                        (47, &[198, 19, 0, 9][..], &[198, 19, 0, 1][..])
+                    );
+                    let g = gre::Packet::new_checked(&f[ETH_HLEN + 20..]).expect("a GRE header we accept");
+                    assert_eq!(
+                        (g.protocol(), g.key(), g.has_checksum(), g.has_seq()),
+                        (0x6558, key, false, false)
+                    );
+                    assert_eq!(g.payload(), &plain.render(flow, inner_len, None)[..]);
+                    check(g.payload(), &spec, flow, inner_len);
                 }
             }
         }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod dut;
+pub mod gre;
 pub mod l2;
 pub mod ofraw;
 
@@ -14,6 +15,11 @@ use std::time::{Duration, Instant};
 
 #[allow(unused_imports)]
 pub use xdpswitch::netns::{has_xdp, is_root, neighbours, Host};
+
+/// Runs a command in the root namespace; panics with its stderr if it fails.
+pub fn sh_ok(argv: &[&str]) -> String {
+    xdpswitch::netns::sh(argv).unwrap_or_else(|e| panic!("{e:#}"))
+}
 
 /// Whether `a` reaches `ip` with ping (two echoes, short timeouts).
 pub fn pings_ip(a: &Host, ip: &str) -> bool {
@@ -144,22 +150,21 @@ impl SwitchProc {
         panic!("xdpswitch did not come up");
     }
 
-    /// Starts `xdpswitch run --config` with `config` (TOML); `ports` are the AF_XDP
-    /// interfaces it opens (checked for leftover XDP programs after it stops).
+    /// Starts `xdpswitch run --config FILE` with `config` (TOML; a `ctl = ...` line naming a
+    /// fresh control socket is put in front of it), and waits for its socket. `ports` are
+    /// the interfaces it takes (checked for a leftover XDP program after it stops).
     pub fn start_config(config: &str, ports: &[&str]) -> SwitchProc {
         let t = tag('c');
-        let path = std::env::temp_dir().join(format!("xs-{t}.toml"));
-        std::fs::write(&path, config).unwrap();
         let ctl = std::env::temp_dir().join(format!("xs-{t}.ctl"));
+        let path = std::env::temp_dir().join(format!("xs-{t}.toml"));
+        std::fs::write(&path, format!("ctl = {:?}\n{config}", ctl.display().to_string())).unwrap();
         let child = Command::new(bin())
             .args(["--log", "warn", "run", "--config"])
             .arg(&path)
-            .arg("--ctl")
-            .arg(&ctl)
             .stdin(Stdio::null())
             .spawn()
             .expect("starting xdpswitch");
-        let sw = SwitchProc {
+        let mut sw = SwitchProc {
             child: Some(child),
             ctl,
             ports: ports.iter().map(|s| s.to_string()).collect(),
@@ -170,14 +175,18 @@ impl SwitchProc {
             if sw.try_ctl(&["version"]).is_some() {
                 return sw;
             }
+            if let Some(st) = sw.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                sw.child = None;
+                panic!("xdpswitch --config exited at start ({st}); config:\n{config}");
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("xdpswitch did not come up");
     }
 
-    /// Runs a ctl command on bridge `bridge` (`ctl --bridge`) and returns its text (panics on
-    /// failure).
-    pub fn ctl_on(&self, bridge: &str, argv: &[&str]) -> String {
+    /// `xdpswitch ctl --bridge BRIDGE ARGV...` (per-bridge commands of a several-bridge
+    /// switch); panics on failure.
+    pub fn ctl_bridge(&self, bridge: &str, argv: &[&str]) -> String {
         let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
         let r = xdpswitch::ctl::call_bridge(&self.ctl, Some(bridge), &argv, false).expect("ctl call");
         assert!(r.ok, "ctl --bridge {bridge} {argv:?} failed: {}", r.body);

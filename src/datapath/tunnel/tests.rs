@@ -243,3 +243,32 @@ proptest! {
         check_verdict(&map, &w)?;
     }
 }
+
+#[test]
+fn lookup_tells_remotes_and_local_addresses_apart() {
+    let mk = |remote: [u8; 4], local: [u8; 4], in_key| TunnelConfig {
+        remote_ip: remote.into(),
+        local_ip: local.into(),
+        ..cfg(in_key, KeyMode::None, false, false)
+    };
+    let map = TunnelMap::new(
+        vec![
+            (DpPortNo(4), mk([10, 0, 0, 4], [10, 0, 0, 1], KeyMode::Flow)),
+            (DpPortNo(2), mk([10, 0, 0, 2], [10, 0, 0, 1], KeyMode::Flow)),
+            (DpPortNo(3), mk([10, 0, 0, 3], [10, 0, 0, 1], KeyMode::Fixed(5))),
+            (DpPortNo(5), mk([10, 0, 0, 3], [10, 0, 0, 9], KeyMode::Flow)),
+            (DpPortNo(6), mk([10, 0, 0, 3], [10, 0, 0, 1], KeyMode::Flow)),
+        ],
+        vec![],
+    );
+    let find =
+        |src: [u8; 4], dst: [u8; 4], key| map.find(u32::from_be_bytes(src), u32::from_be_bytes(dst), key);
+    let port = |t: Option<&TunnelEntry>| t.map(|t| t.port.0);
+    assert_eq!(port(find([10, 0, 0, 2], [10, 0, 0, 1], Some(1))), Some(2));
+    assert_eq!(port(find([10, 0, 0, 4], [10, 0, 0, 1], None)), Some(4));
+    assert_eq!(port(find([10, 0, 0, 3], [10, 0, 0, 1], Some(5))), Some(3));
+    assert_eq!(port(find([10, 0, 0, 3], [10, 0, 0, 1], Some(6))), Some(6));
+    assert_eq!(port(find([10, 0, 0, 3], [10, 0, 0, 9], Some(5))), Some(5));
+    assert_eq!(port(find([10, 0, 0, 5], [10, 0, 0, 1], None)), None);
+    assert_eq!(port(find([10, 0, 0, 2], [10, 0, 0, 9], None)), None);
+}
