@@ -47,18 +47,18 @@ datapath_id = "0xb"
     assert!(eventually_pings(&h[2], &h[1], 10), "h2 does not reach h1 across the patch");
 
     // Each bridge numbers its ports from 1; the patch ports show their peers.
-    let ports_b = sw.ctl_on(&bb, &["dump-ports"]);
+    let ports_b = sw.ctl_bridge(&bb, &["dump-ports"]);
     assert!(ports_b.contains(&format!("port 1: {pb} (type patch, peer={pa})")), "{ports_b}");
     assert!(ports_b.contains(&format!("port 2: {} (type afxdp", h[2].sw_if)), "{ports_b}");
     assert!(!ports_b.contains(&h[0].sw_if), "{ports_b}");
-    let ports_a = sw.ctl_on(&ba, &["dump-ports"]);
+    let ports_a = sw.ctl_bridge(&ba, &["dump-ports"]);
     assert!(ports_a.contains(&format!("port 3: {pa} (type patch, peer={pb})")), "{ports_a}");
     assert!(!ports_a.contains(&h[2].sw_if), "{ports_a}");
 
     // Per-bridge flows: A has only its NORMAL rule, B its two rules, both of which forwarded.
-    let flows_a = sw.ctl_on(&ba, &["dump-flows"]);
+    let flows_a = sw.ctl_bridge(&ba, &["dump-flows"]);
     assert!(flows_a.contains("actions=NORMAL") && !flows_a.contains("in_port"), "{flows_a}");
-    let dump_b = sw.ctl_on(&bb, &["dump-flows"]);
+    let dump_b = sw.ctl_bridge(&bb, &["dump-flows"]);
     assert_eq!(dump_b.lines().count(), 2, "{dump_b}");
     assert!(n_packets(&dump_b, "in_port=1") >= 4, "{dump_b}");
     assert!(n_packets(&dump_b, "in_port=2") >= 4, "{dump_b}");
@@ -67,10 +67,10 @@ datapath_id = "0xb"
 
     // Bridge A learned h2's address behind its patch port (3); B has no MAC table entries
     // (it never ran NORMAL).
-    let fdb_a = sw.ctl_on(&ba, &["fdb-show"]);
+    let fdb_a = sw.ctl_bridge(&ba, &["fdb-show"]);
     let h2_row = fdb_a.lines().find(|l| l.contains(&h[2].mac)).unwrap_or_default();
     assert!(h2_row.split_whitespace().next() == Some("3"), "{fdb_a}");
-    assert_eq!(sw.ctl_on(&bb, &["fdb-show"]).lines().count(), 1);
+    assert_eq!(sw.ctl_bridge(&bb, &["fdb-show"]).lines().count(), 1);
 
     let list = sw.ctl(&["bridge/list"]);
     assert!(list.contains(&format!("{bb} (dpid 000000000000000b)")), "{list}");

@@ -80,8 +80,17 @@ struct Tenant {
 }
 
 /// br-tun's flows, the way Neutron's OVS agent lays them out for GRE (OpenFlow port 1 is
-/// patch-int, the GRE ports follow in order).
-fn br_tun_flows(gres: &[Gre], tenants: &[Tenant]) -> String {
+/// patch-int, the GRE ports follow in order). With `learn`, table 10 is Neutron's learn
+/// (the agent without l2population): each frame out of a tunnel teaches table 20 to send its
+/// source MAC back through that tunnel with its key.
+fn br_tun_flows(gres: &[Gre], tenants: &[Tenant], learn: bool) -> String {
+    let table10 = if learn {
+        "table=10,priority=1,actions=learn(table=20,hard_timeout=300,priority=1,cookie=0x1234,\
+         NXM_OF_VLAN_TCI[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:0->NXM_OF_VLAN_TCI[],\
+         load:NXM_NX_TUN_ID[]->NXM_NX_TUN_ID[],output:NXM_OF_IN_PORT[]),output:1"
+    } else {
+        "table=10,priority=1,actions=output:1"
+    };
     let gre_no = |name: &str| 2 + gres.iter().position(|g| g.name == name).expect("a GRE port") as u32;
     let mut f = vec![
         "table=0,priority=1,in_port=1,actions=goto_table:2".to_string(),
@@ -89,7 +98,7 @@ fn br_tun_flows(gres: &[Gre], tenants: &[Tenant]) -> String {
         "table=2,priority=0,dl_dst=00:00:00:00:00:00/01:00:00:00:00:00,actions=goto_table:20".to_string(),
         "table=2,priority=0,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,actions=goto_table:22".to_string(),
         "table=4,priority=0,actions=drop".to_string(),
-        "table=10,priority=1,actions=output:1".to_string(),
+        table10.to_string(),
         "table=20,priority=0,actions=goto_table:22".to_string(),
         "table=22,priority=0,actions=drop".to_string(),
     ];
@@ -154,11 +163,12 @@ impl Hypervisor {
         gres: &[Gre],
         tenants: &[Tenant],
         underlay: (&str, &str),
+        learn: bool,
     ) -> Hypervisor {
         let t = tag('h');
         let (br_int, br_tun) = (format!("bi{t}{n}"), format!("bt{t}{n}"));
         let int_flows = TempFile::new("flows", "priority=0,actions=NORMAL\n");
-        let tun_flows = TempFile::new("flows", &br_tun_flows(gres, tenants));
+        let tun_flows = TempFile::new("flows", &br_tun_flows(gres, tenants, learn));
         let mut int_ports: Vec<String> = vms.iter().map(|(p, v)| format!("{p}:tag={v}")).collect();
         int_ports.push("patch-tun:peer=patch-int".into());
         let mut tun_ports = vec!["patch-int:peer=patch-tun".to_string()];
@@ -189,7 +199,7 @@ impl Hypervisor {
     }
 
     fn tun_flows(&self) -> String {
-        self.sw.ctl_on(&self.br_tun, &["dump-flows"])
+        self.sw.ctl_bridge(&self.br_tun, &["dump-flows"])
     }
 
     fn pmd(&self, field: &str) -> u64 {
@@ -290,7 +300,7 @@ fn three_hypervisors_two_tenants() {
                 vms.push((b[i].sw_if.as_str(), VLAN_B));
             }
             let ip = format!("{}/24", ips[i]);
-            Hypervisor::start(i + 1, &vms, &gres, &tenants, (ul.port(i), &ip))
+            Hypervisor::start(i + 1, &vms, &gres, &tenants, (ul.port(i), &ip), false)
         })
         .collect();
 
@@ -340,7 +350,7 @@ fn three_hypervisors_two_tenants() {
     }
     assert!(rule_packets(&flows, &["table=4", &format!("tun_id={KEY_A:#x}")]) >= 5, "{flows}");
     // hv1's br-int learned the remote VMs behind its patch port, each in its tenant's VLAN.
-    let fdb = hvs[0].sw.ctl_on(&hvs[0].br_int, &["fdb-show"]).to_ascii_lowercase();
+    let fdb = hvs[0].sw.ctl_bridge(&hvs[0].br_int, &["fdb-show"]).to_ascii_lowercase();
     for (mac, vlan) in [(&a[1].mac, VLAN_A), (&b[1].mac, VLAN_B)] {
         let row =
             fdb.lines().find(|l| l.contains(mac.as_str())).unwrap_or_else(|| panic!("no {mac}:\n{fdb}"));
@@ -360,6 +370,77 @@ fn three_hypervisors_two_tenants() {
 /// port, as OVS does, then dropped by br-tun's table 4). None is delivered, each is counted
 /// where it should be, a well-formed one sent the same way is delivered (so the path was
 /// right), and the tenant network keeps working.
+/// Neutron's agent without l2population: br-tun's table 20 starts empty and table 10's
+/// `learn` fills it from the frames that come out of the tunnels. After a1 and a2 talked,
+/// hv1 has a learned rule sending a2's MAC through the tunnel to hv2 with tenant A's key,
+/// unicast to a2 takes it, and a3 on the third host sees none of that unicast (it is not
+/// flooded to every tunnel any more).
+#[test]
+fn neutron_learned_unicast() {
+    if skip() || !have_config() {
+        return;
+    }
+    let ul = Underlay::start(3);
+    let a = [vm("a1", "198.18.10.1/24"), vm("a2", "198.18.10.2/24"), vm("a3", "198.18.10.3/24")];
+    let ips = ["198.19.0.1", "198.19.0.2", "198.19.0.3"];
+    let gre_name = |j: usize| format!("gre-h{}", j + 1);
+    let hvs: Vec<Hypervisor> = (0..3)
+        .map(|i| {
+            let gres: Vec<Gre> = (0..3)
+                .filter(|&j| j != i)
+                .map(|j| Gre { name: gre_name(j), remote: ips[j].into() })
+                .collect();
+            let tenants = [Tenant { key: KEY_A, vlan: VLAN_A, remote_macs: Vec::new() }];
+            let ip = format!("{}/24", ips[i]);
+            Hypervisor::start(
+                i + 1,
+                &[(a[i].sw_if.as_str(), VLAN_A)],
+                &gres,
+                &tenants,
+                (ul.port(i), &ip),
+                true,
+            )
+        })
+        .collect();
+    assert!(eventually_pings(&a[0], &a[1], 20), "a1 does not reach a2");
+
+    // hv1 learned a2's MAC behind its GRE port to hv2 (OpenFlow port 2: patch-int is 1, then
+    // gre-h2, gre-h3), in tenant A's VLAN, with tenant A's key.
+    let flows = hvs[0].tun_flows();
+    let dl_dst = format!("dl_dst={}", a[1].mac);
+    let learned = flows
+        .lines()
+        .find(|l| l.contains("table=20") && l.contains(&dl_dst))
+        .unwrap_or_else(|| panic!("hv1 learned nothing for a2:\n{flows}"));
+    for part in ["hard_timeout=300", "priority=1", "cookie=0x1234", "vlan_tci=0x0001/0x0fff", "output:2"] {
+        assert!(learned.contains(part), "{part} missing in {learned:?}");
+    }
+    assert!(learned.contains(&format!("{KEY_A:#x}->tun_id")), "tenant A's key missing in {learned:?}");
+    assert!(
+        !flows.lines().any(|l| l.contains("table=20") && l.contains(&format!("dl_dst={}", a[2].mac))),
+        "hv1 learned a3, which never sent anything:\n{flows}"
+    );
+
+    // Unicast from a1 to a2 now takes the learned rule, and nothing of it reaches a3.
+    let before = rule_packets(&hvs[0].tun_flows(), &["table=20", &dl_dst]);
+    let rx = udp_receiver(&a[1], 7200, 20, 2.0);
+    let seen = l2::watch_while(&[&a[2]], 2.0, || udp_send(&a[0], "198.18.10.2", 7200, 40200, 20, 32));
+    assert_eq!(receiver_lines(rx).len(), 20, "a2 did not get a1's datagrams");
+    let after = rule_packets(&hvs[0].tun_flows(), &["table=20", &dl_dst]);
+    assert!(after >= before + 20, "the learned rule counted {before} then {after}");
+    assert!(
+        seen[0].iter().all(|f| f.dst() != a[1].mac),
+        "a3 received unicast meant for a2: {:?}",
+        seen[0].iter().filter(|f| f.dst() == a[1].mac).collect::<Vec<_>>()
+    );
+    // hv2 learned the way back to a1 through its tunnel to hv1 (its OpenFlow port 2 too).
+    let flows2 = hvs[1].tun_flows();
+    assert!(
+        flows2.lines().any(|l| l.contains("table=20") && l.contains(&format!("dl_dst={}", a[0].mac))),
+        "hv2 learned nothing for a1:\n{flows2}"
+    );
+}
+
 #[test]
 fn bad_gre_is_counted_and_dropped() {
     if skip() || !have_config() {
@@ -378,7 +459,14 @@ fn bad_gre_is_counted_and_dropped() {
                 remote_macs: vec![(a[j].mac.clone(), "gre-peer".into())],
             }];
             let ip = format!("{}/24", ips[i]);
-            Hypervisor::start(i + 1, &[(a[i].sw_if.as_str(), VLAN_A)], &gres, &tenants, (ul.port(i), &ip))
+            Hypervisor::start(
+                i + 1,
+                &[(a[i].sw_if.as_str(), VLAN_A)],
+                &gres,
+                &tenants,
+                (ul.port(i), &ip),
+                false,
+            )
         })
         .collect();
     assert!(eventually_pings(&a[0], &a[1], 20), "a1 does not reach a2");
@@ -448,7 +536,14 @@ fn unresolved_remote_is_dropped_and_counted() {
             }
             let tenants = [Tenant { key: KEY_A, vlan: VLAN_A, remote_macs }];
             let ip = format!("{}/24", ips[i]);
-            Hypervisor::start(i + 1, &[(a[i].sw_if.as_str(), VLAN_A)], &gres, &tenants, (ul.port(i), &ip))
+            Hypervisor::start(
+                i + 1,
+                &[(a[i].sw_if.as_str(), VLAN_A)],
+                &gres,
+                &tenants,
+                (ul.port(i), &ip),
+                false,
+            )
         })
         .collect();
     assert!(eventually_pings(&a[0], &a[1], 20), "a1 does not reach a2");
@@ -525,6 +620,7 @@ fn interop_with_ovs(ovs_key: &str, ovs_flows: &[&str]) {
         &gres,
         &tenants,
         (&underlay.a, "198.19.0.1/24"),
+        false,
     );
 
     let cap = Tcpdump::start(Some(&hv_ovs), &underlay.b, 60, &["ip", "proto", "47"]);

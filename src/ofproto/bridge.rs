@@ -11,11 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::connmgr::{AsyncKind, ConnMgr, FailMode};
+use super::learn::learned_is_noop;
 use super::openflow::TokenBucket;
 use super::rule::{FlowMod, FlowSpec, Match, OfAction, PortNames};
 use super::syntax::parse_mac;
 use super::table::Pipeline;
-use super::xlate::{translate_with, PacketInContexts, TableMiss, Translation, XPort, XlateCtx};
+use super::xlate::{translate_learning, PacketInContexts, TableMiss, Translation, XPort, XlateCtx};
 use super::Model;
 use crate::ctl::{Call, Response};
 use crate::datapath::actions::DpAction;
@@ -75,6 +76,9 @@ struct Installed {
     credited: FlowStats,
     /// When it was installed (datapath clock, ms): a megaflow never hit ages from here.
     installed_ms: u64,
+    /// The flows its `learn` actions add: applied again whenever the megaflow forwarded
+    /// packets since the last look, as OVS's revalidators re-run a flow's learns.
+    learned: Vec<FlowMod>,
 }
 
 /// Slow-path counters.
@@ -87,6 +91,10 @@ pub struct BridgeStats {
     pub execute_dropped: u64,
     /// Upcalls whose translation failed (the packet and its megaflow drop).
     pub xlate_errors: u64,
+    /// Flows added or changed by `learn` actions.
+    pub learned_flows: u64,
+    /// Flows `learn` actions made that the tables refused.
+    pub learn_errors: u64,
     /// Megaflows replaced because the flow tables changed under them.
     pub megaflows_revalidated: u64,
     /// Packet-ins sent (one per controller connection).
@@ -307,21 +315,22 @@ impl Bridge {
 
     /// Translates `key` (its in_port a datapath number) through the current tables (or
     /// NORMAL, while failed open); the actions name datapath ports and meters.
-    pub(super) fn xlate(&mut self, key: &FlowKey) -> Translation {
-        let mut t = self.xlate_inner(key);
+    /// Also returns the flows the translation's `learn` actions add (not yet applied).
+    pub(super) fn xlate(&mut self, key: &FlowKey) -> (Translation, Vec<FlowMod>) {
+        let (mut t, learned) = self.xlate_inner(key);
         if self.exact_in_port {
             // The megaflow table is the whole datapath's: a megaflow that ignored in_port
             // would serve the other bridges' packets too (OVS's userspace datapath always
             // matches in_port exactly, for the same reason).
             t.mask.0.in_port = !0;
         }
-        t
+        (t, learned)
     }
 
-    fn xlate_inner(&mut self, key: &FlowKey) -> Translation {
+    fn xlate_inner(&mut self, key: &FlowKey) -> (Translation, Vec<FlowMod>) {
         if self.conns.is_fail_open() {
             // Open vSwitch's fail-open flow: NORMAL above every rule, for every packet.
-            return Translation {
+            let t = Translation {
                 actions: vec![DpAction::Normal],
                 mask: FlowMask::default(),
                 rules: Vec::new(),
@@ -330,6 +339,7 @@ impl Bridge {
                 meters: Vec::new(),
                 error: None,
             };
+            return (t, Vec::new());
         }
         let mut of_key = *key;
         if let Some(of) = self.map.to_of(DpPortNo(key.in_port)) {
@@ -344,9 +354,38 @@ impl Bridge {
             miss_send_len: u16::MAX,
             invalid_ttl_to_controller: false,
         };
-        let mut t = translate_with(&ctx, &mut self.pins, &of_key);
+        let (mut t, learned) = translate_learning(&ctx, &mut self.pins, &of_key);
         self.to_dp_actions(&mut t.actions);
-        t
+        (t, learned)
+    }
+
+    /// Applies the flows `learn` actions made: one identical to an existing rule only
+    /// restarts that rule's timeouts (no table change); any other is added as a flow-mod
+    /// (replacing a rule with the same match and priority) and marks the tables changed.
+    pub(super) fn apply_learned(&mut self, learned: &[FlowMod]) {
+        let now = self.now();
+        for fm in learned {
+            if let Some(id) = learned_is_noop(&self.model.pipeline, fm) {
+                self.model.pipeline.refresh(id, now);
+                continue;
+            }
+            let ports: Vec<u32> = self.xports.iter().map(|p| p.no).collect();
+            match self.model.flow_mod(fm.clone(), &ports, now) {
+                Ok(changes) => {
+                    if !changes.is_empty() {
+                        self.dirty = true;
+                        self.stats.learned_flows += 1;
+                    }
+                }
+                Err(e) => {
+                    self.stats.learn_errors += 1;
+                    if self.last_xlate_warning.is_none_or(|w| w.elapsed() >= Duration::from_secs(1)) {
+                        self.last_xlate_warning = Some(Instant::now());
+                        tracing::warn!(bridge = %self.name, "a learn action's flow was refused: {e:?}");
+                    }
+                }
+            }
+        }
     }
 
     /// Turns the OpenFlow meter numbers translation wrote into the datapath's (translation
@@ -384,7 +423,8 @@ impl Bridge {
     /// returns the actions to execute the packet with.
     pub fn handle_upcall(&mut self, dp: &mut Datapath, up: &Upcall) -> Arc<[DpAction]> {
         self.stats.upcalls += 1;
-        let t = self.xlate(&up.key);
+        let (t, learned) = self.xlate(&up.key);
+        self.apply_learned(&learned);
         if let Some(e) = &t.error {
             self.stats.xlate_errors += 1;
             if self.last_xlate_warning.is_none_or(|w| w.elapsed() >= Duration::from_secs(1)) {
@@ -400,7 +440,7 @@ impl Bridge {
                 let installed_ms = dp.now_ms();
                 self.installed.entry(mf.id).or_insert_with(|| {
                     self.stats.megaflows_installed += 1;
-                    Installed { key: up.key, t, credited: FlowStats::default(), installed_ms }
+                    Installed { key: up.key, t, credited: FlowStats::default(), installed_ms, learned }
                 });
             }
             Err(_) => self.stats.megaflow_table_full += 1,
@@ -422,7 +462,7 @@ impl Bridge {
         let flows: Vec<_> = dp.megaflows_ref().iter().cloned().collect();
         for mf in flows {
             let Some(key) = self.installed.get(&mf.id).map(|i| i.key) else { continue };
-            let t = self.xlate(&key);
+            let (t, learned) = self.xlate(&key);
             let inst = &self.installed[&mf.id];
             if t.mask != mf.mask
                 || t.actions[..] != mf.actions[..]
@@ -430,22 +470,22 @@ impl Bridge {
                 || t.groups != inst.t.groups
                 || t.lookups != inst.t.lookups
             {
-                stale.push((mf.id, key, t));
+                stale.push((mf.id, key, t, learned));
             }
         }
         if stale.is_empty() {
             return;
         }
         let n = stale.len();
-        for (id, _, _) in &stale {
+        for (id, ..) in &stale {
             dp.megaflows().remove(*id);
         }
-        for (id, key, t) in stale {
+        for (id, key, t, learned) in stale {
             let Some(old) = self.installed.remove(&id) else { continue };
             if let Ok(mf) = dp.megaflows().insert(key, t.mask, &t.actions, 0) {
                 self.installed.insert(
                     mf.id,
-                    Installed { key, t, credited: mf.stats(), installed_ms: old.installed_ms },
+                    Installed { key, t, credited: mf.stats(), installed_ms: old.installed_ms, learned },
                 );
             }
         }
@@ -459,6 +499,7 @@ impl Bridge {
         let now = self.now();
         let max_idle = self.cfg.megaflow_max_idle.as_millis() as u64;
         let mut expired = Vec::new();
+        let mut relearn = Vec::new();
         for mf in dp.megaflows_ref().iter() {
             let st = mf.stats();
             // Another bridge's megaflow is that bridge's to credit and retire.
@@ -468,11 +509,15 @@ impl Bridge {
             if dpkts > 0 {
                 self.model.credit(&inst.t, dpkts, db, now);
                 inst.credited = st;
+                relearn.extend(inst.learned.iter().cloned());
             }
             let last_use = st.used_ms.max(inst.installed_ms);
             if now_dp.saturating_sub(last_use) > max_idle {
                 expired.push(mf.id);
             }
+        }
+        if !relearn.is_empty() {
+            self.apply_learned(&relearn);
         }
         if !expired.is_empty() {
             for id in &expired {

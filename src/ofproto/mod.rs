@@ -36,6 +36,7 @@ pub mod bridge;
 pub mod connmgr;
 pub mod convert;
 pub mod group;
+pub mod learn;
 pub mod meter;
 pub mod openflow;
 pub mod rule;

@@ -33,7 +33,7 @@ use super::group::{Bucket, GroupMod, GroupModCommand, GroupType};
 use super::meter::{Band, BandKind, MeterMod, MeterModCommand};
 use super::rule::{FlowMod, FlowModCommand, OfAction};
 use super::table::{RemovedReason, Rule};
-use super::xlate::{ofppc, translate_packet_out, PacketInReason, XlateCtx};
+use super::xlate::{ofppc, translate_packet_out_learning, PacketInReason, XlateCtx};
 use super::Error;
 
 use super::bridge::{dp_meter_id, fdb_of, set_normal_ports, Bridge};
@@ -551,8 +551,9 @@ impl Bridge {
             miss_send_len: u16::MAX,
             invalid_ttl_to_controller: false,
         };
-        let mut t = translate_packet_out(&ctx, &mut self.pins, &key, actions);
+        let (mut t, learned) = translate_packet_out_learning(&ctx, &mut self.pins, &key, actions);
         self.to_dp_actions(&mut t.actions);
+        self.apply_learned(&learned);
         let acts: Arc<[DpAction]> = t.actions[..].into();
         if !dp.inject_bridge(self.index, dp_in, data.to_vec(), acts) {
             self.stats.execute_dropped += 1;

@@ -177,6 +177,8 @@ pub enum OfAction {
         /// The table (`None`: the current one).
         table: Option<TableId>,
     },
+    /// `learn(...)`: add (or refresh) a flow built from the packet's fields.
+    Learn(Box<super::learn::LearnSpec>),
 }
 
 impl OfAction {
@@ -672,6 +674,7 @@ impl fmt::Display for OfAction {
                 }
                 f.write_str(")")
             }
+            OfAction::Learn(l) => write!(f, "{l}"),
         }
     }
 }

@@ -10,6 +10,7 @@ use std::net::Ipv6Addr;
 
 use crate::datapath::flow::{FlowKey, FlowMask, VLAN_PCP_SHIFT, VLAN_PRESENT, VLAN_VID_MASK};
 
+use super::learn::LearnSpec;
 use super::rule::{
     flags, ofpg, ofpp, FlowMod, FlowModCommand, FlowSpec, Match, OfAction, PortNames, TableId, N_TABLES,
     TABLE_ALL,
@@ -766,7 +767,10 @@ fn parse_actions(text: &str, ports: &PortNames, in_set: bool) -> Result<Vec<OfAc
             "set_field" => set_field_action(need("V->field")?)?,
             "set_tunnel" => OfAction::SetTunId(parse_uint(name, need("a tunnel id")?, u32::MAX.into())?),
             "set_tunnel64" => OfAction::SetTunId(parse_uint(name, need("a tunnel id")?, u64::MAX)?),
-            "load" => load_action(need("VALUE->FIELD[]")?)?,
+            "load" => {
+                acts.extend(load_action(need("VALUE->FIELD[]")?)?);
+                continue;
+            }
             "group" => OfAction::Group(parse_uint(name, need("a group")?, ofpg::MAX as u64)? as u32),
             "set_queue" => OfAction::SetQueue(parse_uint(name, need("a queue")?, u32::MAX as u64)? as u32),
             _ if lname.starts_with("resubmit") => {
@@ -774,6 +778,14 @@ fn parse_actions(text: &str, ports: &PortNames, in_set: bool) -> Result<Vec<OfAc
                     return err(name, "not allowed in write_actions");
                 }
                 resubmit_action(a, ports)?
+            }
+            _ if lname.starts_with("learn(") && a.ends_with(')') => {
+                if in_set {
+                    return err("learn", "not allowed in write_actions");
+                }
+                let spec = LearnSpec::parse(&a["learn(".len()..a.len() - 1])
+                    .map_err(|reason| SyntaxError { field: "learn".into(), reason })?;
+                OfAction::Learn(Box::new(spec))
             }
             _ if lname.starts_with("controller(") && a.ends_with(')') => {
                 // controller(key=value,...): only max_len is modelled; reason/id are ignored.
@@ -835,19 +847,16 @@ fn resubmit_action(a: &str, ports: &PortNames) -> Result<OfAction, SyntaxError> 
     Ok(OfAction::Resubmit { in_port, table })
 }
 
-/// `load:VALUE->NXM_NX_TUN_ID[]` (also `tun_id[]`): the whole tunnel id. Loads into other
-/// fields or parts of one are not supported.
-fn load_action(s: &str) -> Result<OfAction, SyntaxError> {
+/// `load:VALUE->FIELD[...]`, folded into the equivalent actions: the whole of
+/// `NXM_NX_TUN_ID`, `NXM_OF_ETH_SRC`/`DST`, `NXM_OF_IP_SRC`/`DST` or `NXM_OF_VLAN_TCI` (0 pops
+/// the tag), or `NXM_OF_VLAN_TCI[0..11]` (VID) / `[13..15]` (PCP). Others are refused.
+fn load_action(s: &str) -> Result<Vec<OfAction>, SyntaxError> {
     const F: &str = "load";
     let Some((v, dst)) = s.split_once("->") else {
         return err(F, format!("{s:?}: expected VALUE->FIELD[]"));
     };
-    match dst.trim() {
-        "NXM_NX_TUN_ID[]" | "tun_id[]" | "NXM_NX_TUN_ID[0..63]" | "tun_id[0..63]" => {
-            Ok(OfAction::SetTunId(parse_uint(F, v.trim(), u64::MAX)?))
-        }
-        d => err(F, format!("{d:?}: only the whole NXM_NX_TUN_ID[] can be loaded")),
-    }
+    crate::ofproto::learn::load_immediate(v.trim(), dst.trim())
+        .map_err(|reason| SyntaxError { field: F.into(), reason })
 }
 
 /// `set_field:VALUE->FIELD`, folded into the equivalent action.
@@ -992,8 +1001,26 @@ mod tests {
         assert!(
             e("actions=set_tunnel:0x100000000").starts_with("set_tunnel: \"0x100000000\" is out of range")
         );
-        assert!(e("actions=load:1->NXM_NX_REG0[]").starts_with("load: \"NXM_NX_REG0[]\": only the whole"));
-        assert!(e("actions=load:1->NXM_NX_TUN_ID[0..31]").starts_with("load:"));
+        assert!(e("actions=load:1->NXM_NX_REG0[]").starts_with("load: \"NXM_NX_REG0[]\": not a field"));
+        assert!(e("actions=load:1->NXM_NX_TUN_ID[0..31]").starts_with("load: load into NXM_NX_TUN_ID[0..31]"));
+        assert!(e("actions=load:0x10000->NXM_OF_VLAN_TCI[]").starts_with("load: 0x10000 does not fit"));
+        let l = parse_flow(
+            "actions=load:0->NXM_OF_VLAN_TCI[],load:0x3005->NXM_OF_VLAN_TCI[],load:7->NXM_OF_VLAN_TCI[0..11],\
+             load:0x0a0000000001->NXM_OF_ETH_DST[],load:0x0a000001->NXM_OF_IP_SRC[]",
+            &ports(),
+        )
+        .unwrap();
+        assert_eq!(
+            l.actions,
+            vec![
+                OfAction::StripVlan,
+                OfAction::SetVlanVid(5),
+                OfAction::SetVlanPcp(1),
+                OfAction::SetVlanVid(7),
+                OfAction::SetEthDst([10, 0, 0, 0, 0, 1]),
+                OfAction::SetIpv4Src([10, 0, 0, 1])
+            ]
+        );
         assert!(e("tun_src=192.0.2,actions=drop").starts_with("tun_src:"));
     }
 

@@ -150,18 +150,17 @@ impl SwitchProc {
         panic!("xdpswitch did not come up");
     }
 
-    /// Starts `xdpswitch run --config` with `config` (TOML); `ports` are the AF_XDP
-    /// interfaces it opens (checked for leftover XDP programs after it stops).
+    /// Starts `xdpswitch run --config FILE` with `config` (TOML; a `ctl = ...` line naming a
+    /// fresh control socket is put in front of it), and waits for its socket. `ports` are
+    /// the interfaces it takes (checked for a leftover XDP program after it stops).
     pub fn start_config(config: &str, ports: &[&str]) -> SwitchProc {
         let t = tag('c');
-        let path = std::env::temp_dir().join(format!("xs-{t}.toml"));
-        std::fs::write(&path, config).unwrap();
         let ctl = std::env::temp_dir().join(format!("xs-{t}.ctl"));
+        let path = std::env::temp_dir().join(format!("xs-{t}.toml"));
+        std::fs::write(&path, format!("ctl = {:?}\n{config}", ctl.display().to_string())).unwrap();
         let child = Command::new(bin())
             .args(["--log", "warn", "run", "--config"])
             .arg(&path)
-            .arg("--ctl")
-            .arg(&ctl)
             .stdin(Stdio::null())
             .spawn()
             .expect("starting xdpswitch");
@@ -185,9 +184,9 @@ impl SwitchProc {
         panic!("xdpswitch did not come up");
     }
 
-    /// Runs a ctl command on bridge `bridge` (`ctl --bridge`) and returns its text (panics on
-    /// failure).
-    pub fn ctl_on(&self, bridge: &str, argv: &[&str]) -> String {
+    /// `xdpswitch ctl --bridge BRIDGE ARGV...` (per-bridge commands of a several-bridge
+    /// switch); panics on failure.
+    pub fn ctl_bridge(&self, bridge: &str, argv: &[&str]) -> String {
         let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
         let r = xdpswitch::ctl::call_bridge(&self.ctl, Some(bridge), &argv, false).expect("ctl call");
         assert!(r.ok, "ctl --bridge {bridge} {argv:?} failed: {}", r.body);

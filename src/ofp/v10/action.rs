@@ -181,6 +181,32 @@ mod tests {
         (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     }
 
+    /// `ovs-ofctl 3.1 -O OpenFlow10 add-flow ip,priority=1,actions=learn(table=20,
+    /// idle_timeout=10,fin_idle_timeout=2,send_flow_rem,NXM_OF_VLAN_TCI[0..11]=0x5,
+    /// eth_type=0x800,NXM_OF_IP_DST[]=NXM_OF_IP_SRC[],load:0x1234567890->NXM_NX_TUN_ID[],
+    /// output:NXM_OF_IN_PORT[]),output:1`: the vendor action, captured off the socket.
+    pub(crate) const LEARN_10: &str = concat!(
+        "ffff0060000023200010000a0000800000000000000000000001140000020000",
+        "200c000500000802000020100800000006020000002000000e04000000001004",
+        "0000284000000012345678900001200800001010000000020000000000000000",
+    );
+
+    #[test]
+    fn nicira_learn_as_ovs_sends_it_in_1_0() {
+        use crate::ofp::nx::{NxLearnDst, NxLearnSrc};
+        let bytes = hex(LEARN_10);
+        let a = decode_actions(&bytes).unwrap();
+        let [Action::Nicira(NxAction::Learn(l))] = &a[..] else { panic!("{a:?}") };
+        assert_eq!((l.idle_timeout, l.fin_idle_timeout, l.flags, l.table_id), (10, 2, 1, 20));
+        assert_eq!(l.specs.len(), 5);
+        assert_eq!(l.specs[0].src, NxLearnSrc::Immediate(vec![0, 5]));
+        assert_eq!(l.specs[3].src, NxLearnSrc::Immediate(vec![0, 0, 0, 0x12, 0x34, 0x56, 0x78, 0x90]));
+        assert_eq!(l.specs[2].dst, NxLearnDst::Match { header: 0x0000_1004, ofs: 0 });
+        let mut out = Vec::new();
+        encode_actions(&a, &mut out).unwrap();
+        assert_eq!(out, bytes);
+    }
+
     #[test]
     fn nicira_tunnel_actions_as_vendor_actions() {
         // NXAST_SET_TUNNEL and NXAST_SET_TUNNEL64 (the nicira-ext.h layouts).
@@ -191,7 +217,7 @@ mod tests {
         for (h, nx) in cases {
             let bytes = hex(h);
             let mut out = Vec::new();
-            Action::Nicira(nx).encode(&mut out).unwrap();
+            Action::Nicira(nx.clone()).encode(&mut out).unwrap();
             assert_eq!(out, bytes, "{nx:?}");
             assert_eq!(decode_actions(&bytes).unwrap(), vec![Action::Nicira(nx)]);
         }

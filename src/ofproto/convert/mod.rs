@@ -20,9 +20,11 @@ use crate::datapath::flow::{FlowKey, FlowMask, VLAN_PRESENT};
 use crate::datapath::tunnel::TunnelMeta;
 use crate::ofp::action::Action;
 use crate::ofp::multipart::{AggregateStats, FlowStats, FlowStatsRequest, TableStats as OfpTableStats};
+use crate::ofp::nx::{NxAction, NxLearn};
 use crate::ofp::oxm::{Oxm, OxmField, OFPVID_PRESENT};
 use crate::ofp::{ErrorCode, FlowRemoved, Instruction};
 
+use super::learn::LearnSpec;
 use super::rule::{ofpg, ofpp, FlowMod, FlowModCommand, FlowSpec, Match, OfAction};
 use super::syntax::{
     ETH_ARP, ETH_IP, ETH_IPV6, ETH_RARP, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP,
@@ -424,6 +426,7 @@ pub fn action_from_ofp(a: &Action, packet_out: bool) -> Result<OfAction, Error> 
         Action::DecNwTtl => OfAction::DecTtl,
         Action::SetField(oxm) => set_field_from_oxm(oxm)?,
         // set_tunnel, set_tunnel64, load:V->NXM_NX_TUN_ID[]; other loads are not supported.
+        Action::Nicira(NxAction::Learn(l)) => learn_from_nx(l)?,
         Action::Nicira(nx) => match nx.tun_id() {
             Some(t) => OfAction::SetTunId(t),
             None => return bad(ErrorCode::OFPBAC_BAD_EXPERIMENTER, format!("experimenter 0x2320: {nx:?}")),
@@ -433,6 +436,14 @@ pub fn action_from_ofp(a: &Action, packet_out: bool) -> Result<OfAction, Error> 
         }
         other => return bad(ErrorCode::OFPBAC_BAD_TYPE, format!("{other:?}: not supported")),
     })
+}
+
+/// A wire `learn` in the model; fields or flags it does not support: `OFPBAC_BAD_ARGUMENT`.
+pub(crate) fn learn_from_nx(l: &NxLearn) -> Result<OfAction, Error> {
+    match LearnSpec::from_nx(l) {
+        Ok(spec) => Ok(OfAction::Learn(Box::new(spec))),
+        Err(why) => bad(ErrorCode::OFPBAC_BAD_ARGUMENT, why),
+    }
 }
 
 fn set_field_from_oxm(o: &Oxm) -> Result<OfAction, Error> {
@@ -526,7 +537,11 @@ pub fn instructions_from_ofp(ins: &[Instruction], spec: &mut FlowSpec) -> Result
             }
             Instruction::WriteActions(list) => {
                 check_port_sets(list, &spec.matches)?;
-                spec.write_actions = Some(actions_from_ofp(list, false)?);
+                let set = actions_from_ofp(list, false)?;
+                if set.iter().any(|a| matches!(a, OfAction::Learn(_))) {
+                    return bad(ErrorCode::OFPBAC_UNSUPPORTED_ORDER, "learn in write_actions");
+                }
+                spec.write_actions = Some(set);
             }
             Instruction::ApplyActions(list) => {
                 check_port_sets(list, &spec.matches)?;
@@ -634,6 +649,7 @@ pub fn actions_to_ofp(list: &[OfAction], mat: &Match) -> Vec<Action> {
                 OfAction::Group(g) => Action::Group(*g),
                 OfAction::SetQueue(q) => Action::SetQueue(*q),
                 OfAction::Resubmit { .. } => return None,
+                OfAction::Learn(l) => Action::Nicira(NxAction::Learn(Box::new(l.to_nx()))),
             })
         })
         .collect()

@@ -232,6 +232,7 @@ fn action_from_v10(a: &v10::Action, packet_out: bool, out: &mut Vec<OfAction>) -
             out.push(OfAction::SetQueue(*queue_id));
             output_port(port_from_v10(*port), 0, false)?
         }
+        v10::Action::Nicira(NxAction::Learn(l)) => super::learn_from_nx(l)?,
         v10::Action::Nicira(nx) => match nx.tun_id() {
             Some(t) => OfAction::SetTunId(t),
             None => return bad(ErrorCode::OFPBAC_BAD_EXPERIMENTER, format!("vendor 0x2320: {nx:?}")),
@@ -298,6 +299,7 @@ pub fn actions_to_v10(list: &[OfAction]) -> Vec<v10::Action> {
                 queue = Some(*q);
                 continue;
             }
+            OfAction::Learn(l) => v10::Action::Nicira(NxAction::Learn(Box::new(l.to_nx()))),
             _ => continue,
         });
     }

@@ -454,7 +454,7 @@ fn tunnel_fields_and_nicira_tunnel_actions() {
     assert_eq!(m.to_string(), "tun_id=0x64,tun_src=192.0.2.1");
     // set_tunnel, set_tunnel64 and a whole-field load all set tun_id, in both versions.
     for nx in [NxAction::SetTunnel(0x64), NxAction::SetTunnel64(0x64), NxAction::load_tun_id(0x64)] {
-        assert_eq!(action_from_ofp(&Action::Nicira(nx), false).unwrap(), OfAction::SetTunId(0x64));
+        assert_eq!(action_from_ofp(&Action::Nicira(nx.clone()), false).unwrap(), OfAction::SetTunId(0x64));
         assert_eq!(
             of10::actions_from_v10(&[v10::Action::Nicira(nx)], false).unwrap(),
             [OfAction::SetTunId(0x64)]

@@ -883,6 +883,17 @@ impl Pipeline {
         }
     }
 
+    /// Restarts rule `id`'s idle and hard timeouts at `now`, as re-learning an identical
+    /// flow does (a `learn` whose flow-mod [`learned_is_noop`](super::learn::learned_is_noop)).
+    /// Counters and instructions stay; nothing else changes, so no megaflow is affected.
+    pub fn refresh(&mut self, id: RuleId, now: Duration) {
+        let Some(&t) = self.table_of.get(&RuleIdKey(id)) else { return };
+        if let Some(r) = self.tables[t as usize].get_mut(id) {
+            r.created = r.created.max(now);
+            r.used = r.used.max(now);
+        }
+    }
+
     /// Credits the table counters with `packets` that made these lookups
     /// ([`Translation::lookups`](super::xlate::Translation::lookups)).
     pub fn credit_lookups(&mut self, lookups: &[(TableId, Option<RuleId>)], packets: u64) {

@@ -22,7 +22,11 @@
 //! lookup plus the fields each decision read (dl_type and nw_proto for L3/L4 sets, vlan_tci
 //! for push-vs-set, in_port for FLOOD/ALL/`in_port`/output-to-ingress and packet-in
 //! permission, nw_ttl for `dec_ttl`, the L2-L4 fields for a select group's hash, tun_id for
-//! an output to a tunnel port when no action set it).
+//! an output to a tunnel port when no action set it, every field a `learn` read).
+//!
+//! `learn` ([`super::learn`]) computes a flow-mod from the packet as the actions so far have
+//! made it; [`translate_learning`] returns those flow-mods beside the translation, for the
+//! caller to apply once the pipeline is no longer borrowed.
 //!
 //! Ports: the key's `in_port` and every port a rule names are OpenFlow numbers; each
 //! [`XPort`] maps its OpenFlow number to the datapath's, and output to a tunnel port becomes
@@ -35,7 +39,7 @@ use crate::datapath::flow::{FlowKey, FlowMask, FRAG_LATER, VLAN_PRESENT, VLAN_VI
 use crate::netdev::DpPortNo;
 
 use super::group::{Bucket, GroupTable, GroupType};
-use super::rule::{ofpp, OfAction, TableId};
+use super::rule::{ofpp, FlowMod, OfAction, TableId};
 use super::syntax::{ETH_IP, ETH_IPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
 use super::table::{Pipeline, Rule, RuleId};
 
@@ -260,11 +264,25 @@ pub fn translate(pipeline: &Pipeline, key: &FlowKey, ports: &[u32]) -> Translati
     translate_with(&ctx, &mut PacketInContexts::new(), key)
 }
 
-/// Translates the packet with key `key` through the pipeline.
+/// Translates the packet with key `key` through the pipeline (the flows `learn` actions
+/// compute are dropped: see [`translate_learning`]).
 pub fn translate_with(ctx: &XlateCtx<'_>, pins: &mut PacketInContexts, key: &FlowKey) -> Translation {
+    translate_learning(ctx, pins, key).0
+}
+
+/// Translates the packet with key `key` through the pipeline, and returns with it the
+/// flow-mods its `learn` actions computed, in execution order (none when translation
+/// failed). Apply them after the translation (the pipeline is borrowed during it); each is
+/// an add that replaces the flow with the same match and priority, so its timeouts start
+/// again. The translation's mask covers every packet field they were computed from.
+pub fn translate_learning(
+    ctx: &XlateCtx<'_>,
+    pins: &mut PacketInContexts,
+    key: &FlowKey,
+) -> (Translation, Vec<FlowMod>) {
     let mut cx = Ctx::new(ctx, pins, key);
     cx.run_pipeline(0, 0);
-    cx.finish()
+    cx.finish_learning()
 }
 
 /// Translates an `OFPT_PACKET_OUT`: `actions` run as an apply-actions list on the packet
@@ -276,6 +294,17 @@ pub fn translate_packet_out(
     key: &FlowKey,
     actions: &[OfAction],
 ) -> Translation {
+    translate_packet_out_learning(ctx, pins, key, actions).0
+}
+
+/// [`translate_packet_out`], also returning the flows its `learn` actions computed (as
+/// [`translate_learning`]).
+pub fn translate_packet_out_learning(
+    ctx: &XlateCtx<'_>,
+    pins: &mut PacketInContexts,
+    key: &FlowKey,
+    actions: &[OfAction],
+) -> (Translation, Vec<FlowMod>) {
     let mut cx = Ctx::new(ctx, pins, key);
     cx.packet_out = true;
     let at = At { table: 0, cookie: u64::MAX, miss_rule: false };
@@ -285,7 +314,7 @@ pub fn translate_packet_out(
         }
         cx.action(a, at, 0);
     }
-    cx.finish()
+    cx.finish_learning()
 }
 
 /// Where an action comes from (for packet-ins and `resubmit`).
@@ -312,6 +341,8 @@ struct Ctx<'a, 'p> {
     lookups: Vec<(TableId, Option<RuleId>)>,
     groups: Vec<(u32, Option<usize>)>,
     meters: Vec<u32>,
+    /// Flow-mods computed by `learn` actions.
+    learned: Vec<FlowMod>,
     /// The action set (one action per type).
     set: Vec<OfAction>,
     error: Option<XlateError>,
@@ -336,6 +367,7 @@ impl<'a, 'p> Ctx<'a, 'p> {
             lookups: Vec::new(),
             groups: Vec::new(),
             meters: Vec::new(),
+            learned: Vec::new(),
             set: Vec::new(),
             error: None,
             dirty: 0,
@@ -344,12 +376,13 @@ impl<'a, 'p> Ctx<'a, 'p> {
         }
     }
 
-    fn finish(self) -> Translation {
-        let Ctx { mut actions, mask, rules, lookups, groups, meters, error, .. } = self;
+    fn finish_learning(self) -> (Translation, Vec<FlowMod>) {
+        let Ctx { mut actions, mask, rules, lookups, groups, meters, error, mut learned, .. } = self;
         if error.is_some() {
             actions.clear();
+            learned.clear();
         }
-        Translation { actions, mask, rules, lookups, groups, meters, error }
+        (Translation { actions, mask, rules, lookups, groups, meters, error }, learned)
     }
 
     fn fail(&mut self, e: XlateError) {
@@ -693,6 +726,13 @@ impl<'a, 'p> Ctx<'a, 'p> {
             // One queue per port: the queue changes nothing here.
             OfAction::SetQueue(_) => {}
             OfAction::Group(g) => self.group(g, at, depth + 1),
+            // The new flow comes from the packet as the actions so far have made it; every
+            // field read goes into the mask.
+            OfAction::Learn(ref l) => {
+                if let Some(fm) = l.execute(&self.key, &mut self.mask) {
+                    self.learned.push(fm);
+                }
+            }
             OfAction::Resubmit { in_port, table: t } => {
                 let in_port = in_port.filter(|&p| p != ofpp::IN_PORT);
                 // A resubmit that misses just returns (OVS semantics).

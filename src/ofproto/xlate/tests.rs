@@ -139,7 +139,29 @@ fn arb_action() -> impl Strategy<Value = OfAction> {
             .prop_map(|(in_port, table)| OfAction::Resubmit { in_port, table }),
         Just(OfAction::Normal),
         Just(OfAction::SetTunId(5)),
+        prop::sample::select(vec![
+            "table=2,NXM_OF_VLAN_TCI[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:NXM_NX_TUN_ID[]->NXM_NX_TUN_ID[],output:NXM_OF_IN_PORT[]",
+            "table=1,priority=3,NXM_OF_IN_PORT[],eth_type=0x800,NXM_OF_IP_DST[]=NXM_OF_IP_SRC[],load:0->NXM_OF_VLAN_TCI[]",
+            "NXM_OF_VLAN_TCI[13..15],output:OXM_OF_IN_PORT[]",
+        ])
+        .prop_map(|s| OfAction::Learn(Box::new(crate::ofproto::learn::LearnSpec::parse(s).unwrap()))),
     ]
+}
+
+/// [`translate`], keeping the learned flow-mods.
+fn translate_l(p: &Pipeline, k: &FlowKey) -> (Translation, Vec<FlowMod>) {
+    let xports: Vec<XPort> = PORTS.iter().map(|&n| XPort::up(n)).collect();
+    let groups = GroupTable::new();
+    let ctx = XlateCtx {
+        pipeline: p,
+        groups: &groups,
+        ports: &xports,
+        local_port: None,
+        miss: TableMiss::Drop,
+        miss_send_len: 128,
+        invalid_ttl_to_controller: false,
+    };
+    translate_learning(&ctx, &mut PacketInContexts::new(), k)
 }
 
 fn arb_key() -> impl Strategy<Value = FlowKey> {
@@ -238,10 +260,12 @@ proptest! {
             p.apply(FlowMod::add(s), Duration::ZERO).unwrap();
         }
         for (k, q) in &pkts {
-            let t = translate(&p, k, PORTS);
+            let (t, learned) = translate_l(&p, k);
+            prop_assert_eq!(&t, &translate(&p, k, PORTS));
             let q = agree(k, q, &t.mask);
-            let t2 = translate(&p, &q, PORTS);
+            let (t2, learned2) = translate_l(&p, &q);
             prop_assert_eq!(&t.actions, &t2.actions, "{:?} vs {:?} under {:?}", k, q, t.mask);
+            prop_assert_eq!(&learned, &learned2);
             prop_assert_eq!(&t.rules, &t2.rules);
             prop_assert_eq!(&t.error, &t2.error);
         }
@@ -610,4 +634,82 @@ fn tunnel_in_port_and_flood_from_a_tunnel() {
     let w = tunnel_world("in_port=4,actions=IN_PORT");
     let t = w.run(&mut PacketInContexts::new(), &k);
     assert_eq!(t.actions, vec![tnl(0x64)]);
+}
+
+/// Neutron's br-tun: a packet from the GRE tunnel (port 3, tun_id 0x64) is given local VLAN 1
+/// (table 4's job, folded into table 0 here) and reaches table 10's learn, which teaches
+/// table 20 to send frames for this MAC on VLAN 1 back through port 3 with key 0x64.
+#[test]
+fn neutron_learn_teaches_table_20() {
+    let learn = "learn(table=20,hard_timeout=300,priority=1,cookie=0x1234,NXM_OF_VLAN_TCI[0..11],\
+                 NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],load:0->NXM_OF_VLAN_TCI[],\
+                 load:NXM_NX_TUN_ID[]->NXM_NX_TUN_ID[],output:NXM_OF_IN_PORT[])";
+    let mut p = pipeline(&format!(
+        "table=0,priority=1,in_port=3,tun_id=0x64,actions=mod_vlan_vid:1,resubmit(,10)\n\
+         table=10,priority=1,actions={learn},output:1"
+    ));
+    let src = [0xfa, 0x16, 0x3e, 0x00, 0x00, 0x07];
+    let key = FlowKey { in_port: 3, tun_id: 0x64, dl_src: src, dl_type: 0x0806, ..Default::default() };
+    let xports: Vec<XPort> = PORTS.iter().map(|&n| XPort::up(n)).collect();
+    let groups = GroupTable::new();
+    let run = |p: &Pipeline, key: &FlowKey| {
+        let ctx = XlateCtx {
+            pipeline: p,
+            groups: &groups,
+            ports: &xports,
+            local_port: None,
+            miss: TableMiss::Drop,
+            miss_send_len: 128,
+            invalid_ttl_to_controller: false,
+        };
+        translate_learning(&ctx, &mut PacketInContexts::new(), key)
+    };
+    let (t, learned) = run(&p, &key);
+    assert_eq!(t.error, None);
+    assert_eq!(t.actions, vec![DpAction::PushVlan { tpid: 0x8100, tci: 1 }, out(1)]);
+    let names: PortNames = [("p3", 3)].into_iter().collect();
+    let want = crate::ofproto::syntax::parse_flow(
+        "table=20,priority=1,hard_timeout=300,cookie=0x1234,vlan_tci=0x0001/0x0fff,dl_dst=fa:16:3e:00:00:07,\
+         actions=load:0->NXM_OF_VLAN_TCI[],load:0x64->NXM_NX_TUN_ID[],output:3",
+        &names,
+    )
+    .unwrap();
+    assert_eq!(learned, vec![FlowMod::add(want.clone())]);
+    assert_eq!(
+        want.to_string(),
+        "table=20, cookie=0x1234, hard_timeout=300, priority=1,vlan_tci=0x0001/0x0fff,dl_dst=fa:16:3e:00:00:07 \
+         actions=strip_vlan,set_field:0x64->tun_id,output:3"
+    );
+    // The megaflow depends on everything the learn read.
+    let m = t.mask.0;
+    assert_eq!((m.in_port, m.tun_id, m.dl_src), (!0, !0, [0xff; 6]));
+    assert_eq!(m.vlan_tci & 0x0fff, 0x0fff);
+    // Another MAC, or another key, learns another flow (and the mask says so).
+    let other = FlowKey { dl_src: [2, 0, 0, 0, 0, 9], ..key };
+    assert!(!other.matches_masked(&t.mask, &key.masked(&t.mask)));
+    assert_ne!(run(&p, &other).1, learned);
+
+    // Applied, the flow forwards traffic to that MAC on VLAN 1 into the tunnel; learning
+    // the same flow again changes nothing, so the bridge only refreshes its timeouts.
+    let fm = learned[0].clone();
+    assert_eq!(crate::ofproto::learn::learned_is_noop(&p, &fm), None);
+    p.apply(fm.clone(), Duration::ZERO).unwrap();
+    let id = crate::ofproto::learn::learned_is_noop(&p, &fm).expect("same flow");
+    assert_eq!(p.rule(id).map(|r| r.table), Some(20));
+    // Re-learned 100 s later: the hard timeout (300 s) starts again, the counters stay.
+    p.credit(id, 5, 500, Duration::from_secs(10));
+    p.refresh(id, Duration::from_secs(100));
+    assert!(p.expire(Duration::from_secs(350)).is_empty());
+    assert_eq!(p.rule(id).map(|r| r.n_packets), Some(5));
+    assert_eq!(p.expire(Duration::from_secs(400)).len(), 1);
+    p.apply(fm.clone(), Duration::from_secs(400)).unwrap();
+    let id = crate::ofproto::learn::learned_is_noop(&p, &fm).expect("learned again");
+    let reply = FlowKey { in_port: 1, dl_dst: src, vlan_tci: VLAN_PRESENT | 1, ..Default::default() };
+    let (rule, _) = p.table(20).lookup(&reply);
+    assert_eq!(rule.map(|r| r.id), Some(id));
+    // A failed translation learns nothing.
+    let p2 = pipeline(&format!("actions={learn},resubmit(,0)"));
+    let (t, learned) = run(&p2, &key);
+    assert!(t.error.is_some());
+    assert!(learned.is_empty());
 }
