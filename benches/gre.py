@@ -64,7 +64,7 @@ class GreDut(p2p.Dut):
 
     def start(self):
         {
-            "xdpswitch-plain": self.start_xdpswitch,
+            "xdpswitch-plain": self.start_xdpswitch_plain,
             "xdpswitch-encap": lambda: self.start_xdpswitch_gre(encap=True),
             "xdpswitch-decap": lambda: self.start_xdpswitch_gre(encap=False),
             "ovs-plain": lambda: self.start_ovs(os.environ.get("XS_OVS_PORTS", "afxdp") == "afxdp"),
@@ -72,6 +72,19 @@ class GreDut(p2p.Dut):
             "ovs-decap": lambda: self.start_ovs_gre(encap=False),
         }[self.name]()
         time.sleep(1.0)
+
+    def bridge_name(self):
+        """A LOCAL tap name of this run's own (the default xdpbr0 may be another switch's)."""
+        return f"xbg{os.getpid() % 100000}"
+
+    def start_xdpswitch_plain(self):
+        """p2p's xdpswitch DUT, with this run's own bridge name."""
+        flows = os.path.join(self.tmp, "flows.txt")
+        with open(flows, "w") as f:
+            f.write("priority=10,in_port=1,actions=output:2\npriority=10,in_port=2,actions=output:1\n")
+        extra = os.environ.get("XS_RUN_ARGS", "").split()
+        self.spawn([XS, "run", "--port", self.t.d0, "--port", self.t.d1, "--flows", flows, "--ctl", self.ctl,
+                    "--bridge", self.bridge_name(), "--log", "warn", *extra])
 
     # --- the tunnel's remote end: the namespace beyond the underlay port answers ARP as
     # REMOTE_IP (its kernel, until an XDP program takes the interface).
@@ -98,7 +111,7 @@ class GreDut(p2p.Dut):
                 f.write(f"priority=10,in_port=2,tun_id={KEY},actions=output:1\n")
         cfg = os.path.join(self.tmp, "gre.toml")
         with open(cfg, "w") as f:
-            f.write(f'cores = 1\nctl = "{self.ctl}"\n\n[[bridge]]\nname = "xbgre"\n'
+            f.write(f'cores = 1\nctl = "{self.ctl}"\n\n[[bridge]]\nname = "{self.bridge_name()}"\n'
                     f'ports = ["{vm}", "gre0:type=gre,remote_ip={REMOTE_IP},key=flow"]\n'
                     f'flows = "{flows}"\nfail_mode = "secure"\n\n'
                     f'[[underlay]]\nport = "{ul}"\nip = "{LOCAL_IP}/24"\n')
