@@ -207,6 +207,59 @@ impl Hypervisor {
     }
 }
 
+/// What one hypervisor of a mesh runs: its VM ports (interface, VLAN), its GRE ports and
+/// its tenants.
+struct HostPlan<'a> {
+    vms: Vec<(&'a str, u16)>,
+    gres: Vec<Gre>,
+    tenants: Vec<Tenant>,
+}
+
+/// A full mesh over the underlay addresses `ips`: host `i` has a GRE port `gre-h{j+1}` to
+/// every other host `j`; each tenant (key, VLAN, its VMs, VM `k` on host `k`) has its VM
+/// port on the hosts it has a VM on, and with `l2pop` each of its VMs on another host as a
+/// remote MAC behind the GRE port to that host (as l2population installs them).
+fn mesh_plan<'a>(ips: &[&str], tenants: &[(u32, u16, &'a [Host])], l2pop: bool) -> Vec<HostPlan<'a>> {
+    let gre_name = |j: usize| format!("gre-h{}", j + 1);
+    (0..ips.len())
+        .map(|i| HostPlan {
+            vms: tenants
+                .iter()
+                .filter_map(|(_, vlan, vms)| Some((vms.get(i)?.sw_if.as_str(), *vlan)))
+                .collect(),
+            gres: (0..ips.len())
+                .filter(|&j| j != i)
+                .map(|j| Gre { name: gre_name(j), remote: ips[j].into() })
+                .collect(),
+            tenants: tenants
+                .iter()
+                .map(|&(key, vlan, vms)| Tenant {
+                    key,
+                    vlan,
+                    remote_macs: vms
+                        .iter()
+                        .enumerate()
+                        .filter(|&(j, _)| l2pop && j != i)
+                        .map(|(j, v)| (v.mac.clone(), gre_name(j)))
+                        .collect(),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// Starts hypervisor `i` of `plans` on the underlay's link `i` at `ips[i]/24`.
+fn start_mesh(ul: &Underlay, ips: &[&str], plans: &[HostPlan], learn: bool) -> Vec<Hypervisor> {
+    plans
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let ip = format!("{}/24", ips[i]);
+            Hypervisor::start(i + 1, &p.vms, &p.gres, &p.tenants, (ul.port(i), &ip), learn)
+        })
+        .collect()
+}
+
 /// The underlay: an xdpswitch doing NORMAL over one veth per hypervisor (the hypervisor's
 /// end stays in the root namespace for its switch), plus a probe host at 198.19.0.100 that
 /// can inject raw frames and capture what is flooded.
@@ -277,32 +330,8 @@ fn three_hypervisors_two_tenants() {
     let a = [vm("a1", "198.18.10.1/24"), vm("a2", "198.18.10.2/24"), vm("a3", "198.18.10.3/24")];
     let b = [vm("b1", "198.18.10.1/24"), vm("b2", "198.18.10.2/24")];
     let ips = ["198.19.0.1", "198.19.0.2", "198.19.0.3"];
-    let gre_name = |j: usize| format!("gre-h{}", j + 1);
-    let hvs: Vec<Hypervisor> = (0..3)
-        .map(|i| {
-            let gres: Vec<Gre> = (0..3)
-                .filter(|&j| j != i)
-                .map(|j| Gre { name: gre_name(j), remote: ips[j].into() })
-                .collect();
-            let remote = |vms: &[Host]| -> Vec<(String, String)> {
-                vms.iter()
-                    .enumerate()
-                    .filter(|(j, _)| *j != i)
-                    .map(|(j, v)| (v.mac.clone(), gre_name(j)))
-                    .collect()
-            };
-            let tenants = [
-                Tenant { key: KEY_A, vlan: VLAN_A, remote_macs: remote(&a) },
-                Tenant { key: KEY_B, vlan: VLAN_B, remote_macs: remote(&b) },
-            ];
-            let mut vms = vec![(a[i].sw_if.as_str(), VLAN_A)];
-            if i < b.len() {
-                vms.push((b[i].sw_if.as_str(), VLAN_B));
-            }
-            let ip = format!("{}/24", ips[i]);
-            Hypervisor::start(i + 1, &vms, &gres, &tenants, (ul.port(i), &ip), false)
-        })
-        .collect();
+    let plans = mesh_plan(&ips, &[(KEY_A, VLAN_A, &a[..]), (KEY_B, VLAN_B, &b[..])], true);
+    let hvs = start_mesh(&ul, &ips, &plans, false);
 
     // Tenant A across every pair of hosts (the first pings also resolve the underlay).
     for (x, y) in [(0, 1), (0, 2), (1, 2)] {
@@ -363,13 +392,6 @@ fn three_hypervisors_two_tenants() {
     }
 }
 
-/// GRE frames a receiver must discard, injected on the underlay by the probe (to hv1's
-/// underlay MAC and IP, from hv2's address unless said, each carrying a UDP datagram for
-/// a1): routing present, version 1, a known key from an address no tunnel has, a GRE header
-/// cut short, an inner frame cut short, and a key no tenant uses (accepted by the `key=flow`
-/// port, as OVS does, then dropped by br-tun's table 4). None is delivered, each is counted
-/// where it should be, a well-formed one sent the same way is delivered (so the path was
-/// right), and the tenant network keeps working.
 /// Neutron's agent without l2population: br-tun's table 20 starts empty and table 10's
 /// `learn` fills it from the frames that come out of the tunnels. After a1 and a2 talked,
 /// hv1 has a learned rule sending a2's MAC through the tunnel to hv2 with tenant A's key,
@@ -383,25 +405,7 @@ fn neutron_learned_unicast() {
     let ul = Underlay::start(3);
     let a = [vm("a1", "198.18.10.1/24"), vm("a2", "198.18.10.2/24"), vm("a3", "198.18.10.3/24")];
     let ips = ["198.19.0.1", "198.19.0.2", "198.19.0.3"];
-    let gre_name = |j: usize| format!("gre-h{}", j + 1);
-    let hvs: Vec<Hypervisor> = (0..3)
-        .map(|i| {
-            let gres: Vec<Gre> = (0..3)
-                .filter(|&j| j != i)
-                .map(|j| Gre { name: gre_name(j), remote: ips[j].into() })
-                .collect();
-            let tenants = [Tenant { key: KEY_A, vlan: VLAN_A, remote_macs: Vec::new() }];
-            let ip = format!("{}/24", ips[i]);
-            Hypervisor::start(
-                i + 1,
-                &[(a[i].sw_if.as_str(), VLAN_A)],
-                &gres,
-                &tenants,
-                (ul.port(i), &ip),
-                true,
-            )
-        })
-        .collect();
+    let hvs = start_mesh(&ul, &ips, &mesh_plan(&ips, &[(KEY_A, VLAN_A, &a[..])], false), true);
     assert!(eventually_pings(&a[0], &a[1], 20), "a1 does not reach a2");
 
     // hv1 learned a2's MAC behind its GRE port to hv2 (OpenFlow port 2: patch-int is 1, then
@@ -441,6 +445,13 @@ fn neutron_learned_unicast() {
     );
 }
 
+/// GRE frames a receiver must discard, injected on the underlay by the probe (to hv1's
+/// underlay MAC and IP, from hv2's address unless said, each carrying a UDP datagram for
+/// a1): routing present, version 1, a known key from an address no tunnel has, a GRE header
+/// cut short, an inner frame cut short, and a key no tenant uses (accepted by the `key=flow`
+/// port, as OVS does, then dropped by br-tun's table 4). None is delivered, each is counted
+/// where it should be, a well-formed one sent the same way is delivered (so the path was
+/// right), and the tenant network keeps working.
 #[test]
 fn bad_gre_is_counted_and_dropped() {
     if skip() || !have_config() {
@@ -449,26 +460,7 @@ fn bad_gre_is_counted_and_dropped() {
     let ul = Underlay::start(2);
     let a = [vm("a1", "198.18.10.1/24"), vm("a2", "198.18.10.2/24")];
     let ips = ["198.19.0.1", "198.19.0.2"];
-    let hvs: Vec<Hypervisor> = (0..2)
-        .map(|i| {
-            let j = 1 - i;
-            let gres = [Gre { name: "gre-peer".into(), remote: ips[j].into() }];
-            let tenants = [Tenant {
-                key: KEY_A,
-                vlan: VLAN_A,
-                remote_macs: vec![(a[j].mac.clone(), "gre-peer".into())],
-            }];
-            let ip = format!("{}/24", ips[i]);
-            Hypervisor::start(
-                i + 1,
-                &[(a[i].sw_if.as_str(), VLAN_A)],
-                &gres,
-                &tenants,
-                (ul.port(i), &ip),
-                false,
-            )
-        })
-        .collect();
+    let hvs = start_mesh(&ul, &ips, &mesh_plan(&ips, &[(KEY_A, VLAN_A, &a[..])], true), false);
     assert!(eventually_pings(&a[0], &a[1], 20), "a1 does not reach a2");
 
     let hv1_mac = ul.mac(0);
@@ -525,27 +517,11 @@ fn unresolved_remote_is_dropped_and_counted() {
     let ips = ["198.19.0.1", "198.19.0.2"];
     let dead_ip = "198.19.0.77";
     let dead_mac = "02:de:ad:00:00:01";
-    let hvs: Vec<Hypervisor> = (0..2)
-        .map(|i| {
-            let j = 1 - i;
-            let mut gres = vec![Gre { name: "gre-peer".into(), remote: ips[j].into() }];
-            let mut remote_macs = vec![(a[j].mac.clone(), "gre-peer".to_string())];
-            if i == 0 {
-                gres.push(Gre { name: "gre-dead".into(), remote: dead_ip.into() });
-                remote_macs.push((dead_mac.to_string(), "gre-dead".into()));
-            }
-            let tenants = [Tenant { key: KEY_A, vlan: VLAN_A, remote_macs }];
-            let ip = format!("{}/24", ips[i]);
-            Hypervisor::start(
-                i + 1,
-                &[(a[i].sw_if.as_str(), VLAN_A)],
-                &gres,
-                &tenants,
-                (ul.port(i), &ip),
-                false,
-            )
-        })
-        .collect();
+    // hv1 has one more GRE port, to a remote that never answers, with a MAC behind it.
+    let mut plans = mesh_plan(&ips, &[(KEY_A, VLAN_A, &a[..])], true);
+    plans[0].gres.push(Gre { name: "gre-dead".into(), remote: dead_ip.into() });
+    plans[0].tenants[0].remote_macs.push((dead_mac.to_string(), "gre-dead".into()));
+    let hvs = start_mesh(&ul, &ips, &plans, false);
     assert!(eventually_pings(&a[0], &a[1], 20), "a1 does not reach a2");
     let no_header = hvs[0].pmd("tunnel_no_header");
     // 100 frames to the MAC behind the dead tunnel, more than the 64 a next hop may hold.
