@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{has_xdp, tag, SwitchProc};
+use super::{has_xdp, start_ovs_daemons, stop_ovs_daemons, tag, SwitchProc};
 
 /// Which switch runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -472,32 +472,8 @@ impl Ovs {
             bridge: bridge.to_string(),
             ports: ports.iter().map(|s| s.to_string()).collect(),
         };
-        let d = dir.display().to_string();
-        let db = format!("unix:{d}/db.sock");
-        ovs.run(&[
-            "ovsdb-tool",
-            "create",
-            &format!("{d}/conf.db"),
-            "/usr/share/openvswitch/vswitch.ovsschema",
-        ]);
-        ovs.run(&[
-            "ovsdb-server",
-            &format!("{d}/conf.db"),
-            &format!("--remote=punix:{d}/db.sock"),
-            &format!("--pidfile={d}/ovsdb-server.pid"),
-            &format!("--log-file={d}/ovsdb-server.log"),
-            "-vconsole:off",
-            "--detach",
-        ]);
-        ovs.run(&["ovs-vsctl", &format!("--db={db}"), "--no-wait", "init"]);
-        ovs.run(&[
-            "ovs-vswitchd",
-            &db,
-            &format!("--pidfile={d}/ovs-vswitchd.pid"),
-            &format!("--log-file={d}/ovs-vswitchd.log"),
-            "-vconsole:off",
-            "--detach",
-        ]);
+        start_ovs_daemons(&dir, |argv| ovs.run(argv));
+        let db = format!("unix:{}/db.sock", dir.display());
         let protocols = opts
             .of_versions
             .split(',')
@@ -586,25 +562,11 @@ impl Ovs {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
-
-    fn pid(&self, daemon: &str) -> Option<u32> {
-        std::fs::read_to_string(self.dir.join(format!("{daemon}.pid"))).ok()?.trim().parse().ok()
-    }
 }
 
 impl Drop for Ovs {
     fn drop(&mut self) {
-        for daemon in ["ovs-vswitchd", "ovsdb-server"] {
-            let Some(pid) = self.pid(daemon) else { continue };
-            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while std::path::Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            if std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-            }
-        }
+        stop_ovs_daemons(&self.dir);
         // The userspace datapath makes the LOCAL port and its own `ovs-netdev` device persistent
         // taps: they outlive the daemon.
         for dev in [self.bridge.as_str(), "ovs-netdev"] {

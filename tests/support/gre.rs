@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{sh_ok, tag};
+use super::{sh_ok, start_ovs_daemons, stop_ovs_daemons, tag};
 
 /// A network namespace with nothing in it but `lo` (up); deleted on drop, which also deletes
 /// the virtual devices inside it.
@@ -181,31 +181,7 @@ impl OvsNode {
         let dir = std::env::temp_dir().join(format!("xs-ovsg-{}", tag('o')));
         std::fs::create_dir_all(&dir).expect("OVS run directory");
         let node = OvsNode { ns: ns.name.clone(), dir };
-        let d = node.dir.display().to_string();
-        node.run(&[
-            "ovsdb-tool",
-            "create",
-            &format!("{d}/conf.db"),
-            "/usr/share/openvswitch/vswitch.ovsschema",
-        ]);
-        node.run(&[
-            "ovsdb-server",
-            &format!("{d}/conf.db"),
-            &format!("--remote=punix:{d}/db.sock"),
-            &format!("--pidfile={d}/ovsdb-server.pid"),
-            &format!("--log-file={d}/ovsdb-server.log"),
-            "-vconsole:off",
-            "--detach",
-        ]);
-        node.vsctl(&["--no-wait", "init"]);
-        node.run(&[
-            "ovs-vswitchd",
-            &format!("unix:{d}/db.sock"),
-            &format!("--pidfile={d}/ovs-vswitchd.pid"),
-            &format!("--log-file={d}/ovs-vswitchd.log"),
-            "-vconsole:off",
-            "--detach",
-        ]);
+        start_ovs_daemons(&node.dir, |argv| node.run(argv));
         node
     }
 
@@ -294,25 +270,11 @@ impl OvsNode {
             self.ofctl("add-flow", int, &[f]);
         }
     }
-
-    fn pid(&self, daemon: &str) -> Option<u32> {
-        std::fs::read_to_string(self.dir.join(format!("{daemon}.pid"))).ok()?.trim().parse().ok()
-    }
 }
 
 impl Drop for OvsNode {
     fn drop(&mut self) {
-        for daemon in ["ovs-vswitchd", "ovsdb-server"] {
-            let Some(pid) = self.pid(daemon) else { continue };
-            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while std::path::Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            if std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-            }
-        }
+        stop_ovs_daemons(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -88,6 +88,53 @@ pub fn hosts(n: usize, queues: u32) -> Vec<Host> {
         .collect()
 }
 
+/// Starts Open vSwitch's daemons with everything of theirs in `dir`: a fresh database,
+/// `ovsdb-server` on `dir/db.sock`, the database initialised, `ovs-vswitchd`, each daemon
+/// detached with its pid and log file there. `run` runs one command wherever the caller's
+/// instance lives (a namespace, an environment) and panics when it fails. Pair with
+/// [`stop_ovs_daemons`].
+pub fn start_ovs_daemons(dir: &std::path::Path, run: impl Fn(&[&str]) -> String) {
+    let d = dir.display().to_string();
+    let db = format!("unix:{d}/db.sock");
+    run(&["ovsdb-tool", "create", &format!("{d}/conf.db"), "/usr/share/openvswitch/vswitch.ovsschema"]);
+    run(&[
+        "ovsdb-server",
+        &format!("{d}/conf.db"),
+        &format!("--remote=p{db}"),
+        &format!("--pidfile={d}/ovsdb-server.pid"),
+        &format!("--log-file={d}/ovsdb-server.log"),
+        "-vconsole:off",
+        "--detach",
+    ]);
+    run(&["ovs-vsctl", &format!("--db={db}"), "--timeout=20", "--no-wait", "init"]);
+    run(&[
+        "ovs-vswitchd",
+        &db,
+        &format!("--pidfile={d}/ovs-vswitchd.pid"),
+        &format!("--log-file={d}/ovs-vswitchd.log"),
+        "-vconsole:off",
+        "--detach",
+    ]);
+}
+
+/// Stops the daemons [`start_ovs_daemons`] started in `dir`, by their pid files: SIGTERM,
+/// then SIGKILL to one still running after 10 s. A daemon without a pid file is skipped.
+pub fn stop_ovs_daemons(dir: &std::path::Path) {
+    for daemon in ["ovs-vswitchd", "ovsdb-server"] {
+        let pid = std::fs::read_to_string(dir.join(format!("{daemon}.pid")));
+        let Some(pid) = pid.ok().and_then(|p| p.trim().parse::<u32>().ok()) else { continue };
+        let alive = || std::path::Path::new(&format!("/proc/{pid}")).exists();
+        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if alive() {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+    }
+}
+
 /// A running `xdpswitch run`; stopped with SIGTERM on drop, after which its ports must have
 /// no XDP program left.
 pub struct SwitchProc {
