@@ -22,7 +22,6 @@ daemons, XDP programs) is removed at the end, also on Ctrl-C.
 """
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -440,12 +439,7 @@ def report(results, duts, out_dir, meta):
     errors = [f"- {d}: {e}" for d in duts for e in results[d].get("errors", [])]
     if errors:
         lines += ["", "Errors:", *errors]
-    md = "\n".join(lines) + "\n"
-    with open(os.path.join(out_dir, "results.md"), "w") as f:
-        f.write(md)
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump({"meta": meta, "results": results}, f, indent=1)
-    return md
+    return p2p.write_results(out_dir, "\n".join(lines) + "\n", {"meta": meta, "results": results})
 
 
 def main():
@@ -455,12 +449,9 @@ def main():
     ap.add_argument("--flow-mods", type=int, default=50_000, help="flow-mods for part 2")
     ap.add_argument("--churn", type=int, default=10_000, help="flow-mods per second during part 3")
     ap.add_argument("--offered", type=float, default=1e6, help="the fixed offered rate of part 3 (pps)")
-    ap.add_argument("--duration", type=int, default=5)
-    ap.add_argument("--reps", type=int, default=1)
+    p2p.add_run_args(ap, 5, 1, "smoke run: 5000 rules and flow-mods, 2 s")
     ap.add_argument("--parts", default="add-flows,flow-mods,churn")
     ap.add_argument("--ovs-ports", choices=["afxdp", "system"], default="afxdp")
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--quick", action="store_true", help="smoke run: 5000 rules and flow-mods, 2 s")
     a = ap.parse_args()
     if a.quick:
         a.rules, a.flow_mods, a.duration, a.reps = 5000, 5000, 2, 1
@@ -475,15 +466,11 @@ def main():
         print("flowsetup: Open vSwitch not installed: skipping ovs", file=sys.stderr)
         duts.remove("ovs")
     stamp, out_dir = p2p.run_stamp_and_dir("flowsetup", a.out)
-    meta = {"date": stamp, "duration": a.duration, "reps": a.reps, "rules": a.rules, "flow_mods": a.flow_mods,
-            "churn": a.churn, "offered": a.offered, "ovs_ports": a.ovs_ports,
-            "command": " ".join(["benches/flowsetup.sh"] + sys.argv[1:]),
-            "machine": p2p.machine()}
-    topo = p2p.Topology()
-    tmp = tempfile.mkdtemp(prefix="xf-")
+    meta = p2p.run_meta("flowsetup", stamp, a, rules=a.rules, flow_mods=a.flow_mods, churn=a.churn,
+                        offered=a.offered, ovs_ports=a.ovs_ports)
+    topo, tmp = p2p.begin_run("xf-")
     results = {d: {"errors": []} for d in duts}
     dut = None
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
         topo.up()
         for d in duts:
@@ -519,10 +506,7 @@ def main():
             dut.stop()
             dut = None
     finally:
-        if dut:
-            dut.stop()
-        topo.down()
-        shutil.rmtree(tmp, ignore_errors=True)
+        p2p.end_run(dut, topo, tmp)
     print(report(results, duts, out_dir, meta))
     print(f"flowsetup: results in {out_dir}")
 

@@ -33,12 +33,9 @@ Everything it creates is removed at the end, also on Ctrl-C.
 import argparse
 import json
 import os
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -236,12 +233,8 @@ def report(results, duts, out_dir, meta, counters):
         lines += ["", "xdpswitch tunnel counters after the runs (pmd-stats):", ""]
         for d, c in counters.items():
             lines.append(f"- {d}: " + ", ".join(f"{k}={v}" for k, v in c.items()))
-    md = "\n".join(lines) + "\n"
-    with open(os.path.join(out_dir, "results.md"), "w") as f:
-        f.write(md)
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump({"meta": meta, "results": results, "counters": counters}, f, indent=1)
-    return md
+    return p2p.write_results(out_dir, "\n".join(lines) + "\n",
+                             {"meta": meta, "results": results, "counters": counters})
 
 
 def main():
@@ -249,22 +242,16 @@ def main():
     ap.add_argument("--duts", default=",".join(ALL_DUTS))
     ap.add_argument("--size", type=int, default=64, help="inner frame size with FCS (default 64)")
     ap.add_argument("--flows", type=int, default=1)
-    ap.add_argument("--duration", type=int, default=5)
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--quick", action="store_true", help="smoke run: 2 s, 1 rep")
+    p2p.add_run_args(ap, 5, 3, "smoke run: 2 s, 1 rep")
     a = ap.parse_args()
     if a.quick:
         a.duration, a.reps = 2, 1
     duts = p2p.select_duts("gre", a.duts, ALL_DUTS)
     stamp, out_dir = p2p.run_stamp_and_dir("gre", a.out)
-    meta = {"date": stamp, "duration": a.duration, "reps": a.reps, "size": a.size, "flows": a.flows,
-            "command": " ".join(["benches/gre.sh"] + sys.argv[1:]), "machine": p2p.machine()}
-    topo = p2p.Topology()
-    tmp = tempfile.mkdtemp(prefix="xb-")
+    meta = p2p.run_meta("gre", stamp, a, size=a.size, flows=a.flows)
+    topo, tmp = p2p.begin_run()
     results, counters = {}, {}
     dut = None
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
         topo.up()
         for d in duts:
@@ -291,10 +278,7 @@ def main():
             dut.stop()
             dut = None
     finally:
-        if dut:
-            dut.stop()
-        topo.down()
-        shutil.rmtree(tmp, ignore_errors=True)
+        p2p.end_run(dut, topo, tmp)
     print(report(results, duts, out_dir, meta, counters))
     print(f"gre: results in {out_dir}")
 

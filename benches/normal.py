@@ -34,12 +34,9 @@ import argparse
 import json
 import os
 import re
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -318,12 +315,8 @@ def report(results, fdb, floods, duts, out_dir, meta):
         for d, f in floods.items():
             shares = ", ".join(f"{k} {v:.2f}" for k, v in f.get("threads_cpu", {}).items())
             lines.append(f"- {d}: {shares or 'n/a'}")
-    md = "\n".join(lines) + "\n"
-    with open(os.path.join(out_dir, "results.md"), "w") as f:
-        f.write(md)
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump({"meta": meta, "results": results, "fdb": fdb, "floods": floods}, f, indent=1)
-    return md
+    return p2p.write_results(out_dir, "\n".join(lines) + "\n",
+                             {"meta": meta, "results": results, "fdb": fdb, "floods": floods})
 
 
 def main():
@@ -331,14 +324,11 @@ def main():
     ap.add_argument("--duts", default="xdpswitch,xdpswitch-normal,ovs-afxdp,ovs-afxdp-normal")
     ap.add_argument("--size", type=int, default=64, help="frame size with FCS (RFC 2544)")
     ap.add_argument("--macs", type=int, default=1000)
-    ap.add_argument("--duration", type=int, default=3)
-    ap.add_argument("--reps", type=int, default=3)
+    p2p.add_run_args(ap, 3, 3, "smoke run: xdpswitch DUTs, 2 s, 1 rep, 2 s flood")
     ap.add_argument("--flood-secs", type=int, default=4, help="learning flood length (0: none)")
     ap.add_argument("--established-rate", type=int, default=50000, help="pps of the flow during the flood")
     ap.add_argument("--interleave", action="store_true",
                     help="one run per DUT per round, --reps rounds (for a shared, noisy machine)")
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--quick", action="store_true", help="smoke run: xdpswitch DUTs, 2 s, 1 rep, 2 s flood")
     ap.add_argument("--replot", metavar="DIR", help="only rewrite the table from DIR/results.json")
     a = ap.parse_args()
     if a.replot:
@@ -350,15 +340,11 @@ def main():
         a.duts, a.duration, a.reps, a.flood_secs = "xdpswitch,xdpswitch-normal", 2, 1, 2
     duts = p2p.select_duts("normal", a.duts, ALL_DUTS)
     stamp, out_dir = p2p.run_stamp_and_dir("normal", a.out)
-    meta = {"date": stamp, "duration": a.duration, "reps": a.reps, "interleave": a.interleave, "size": a.size, "macs": a.macs,
-            "flood_secs": a.flood_secs, "est_rate": a.established_rate,
-            "command": " ".join(["benches/normal.sh"] + sys.argv[1:]),
-            "machine": p2p.machine()}
-    topo = p2p.Topology()
-    tmp = tempfile.mkdtemp(prefix="xb-")
+    meta = p2p.run_meta("normal", stamp, a, interleave=a.interleave, size=a.size, macs=a.macs,
+                        flood_secs=a.flood_secs, est_rate=a.established_rate)
+    topo, tmp = p2p.begin_run()
     results, fdb, floods = {}, {}, {}
     dut = None
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
         topo.up()
         # Interleaved: every round starts each DUT afresh for one run, so a change in the
@@ -400,10 +386,7 @@ def main():
                 dut.stop()
                 dut = None
     finally:
-        if dut:
-            dut.stop()
-        topo.down()
-        shutil.rmtree(tmp, ignore_errors=True)
+        p2p.end_run(dut, topo, tmp)
     print(report(results, fdb, floods, duts, out_dir, meta))
     print(f"normal: results in {out_dir}")
 

@@ -237,6 +237,48 @@ def run_stamp_and_dir(prog, out):
     return stamp, out_dir
 
 
+def add_run_args(ap, duration, reps, quick_help):
+    """The options every benchmark takes: --duration (seconds a run), --reps, --out (the
+    results folder) and --quick (a smoke run, `quick_help` says what it shrinks)."""
+    ap.add_argument("--duration", type=int, default=duration)
+    ap.add_argument("--reps", type=int, default=reps)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+
+
+def run_meta(prog, stamp, args, **fields):
+    """The report's `meta`: the date, --duration and --reps, the benchmark's own `fields`, the
+    command line (as benches/PROG.sh) and the machine."""
+    return {"date": stamp, "duration": args.duration, "reps": args.reps, **fields,
+            "command": " ".join([f"benches/{prog}.sh"] + sys.argv[1:]), "machine": machine()}
+
+
+def begin_run(prefix="xb-"):
+    """What every benchmark's main does before its DUTs: SIGTERM ends the program through
+    its `finally` (see `end_run`); returns the topology (not up yet) and a scratch folder."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    return Topology(), tempfile.mkdtemp(prefix=prefix)
+
+
+def end_run(dut, topo, tmp):
+    """The `finally` of every benchmark's main: stops the DUT still running (None: none),
+    brings the topology down and removes the scratch folder."""
+    if dut:
+        dut.stop()
+    topo.down()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_results(out_dir, md, data):
+    """Writes the report `md` to OUT/results.md and `data` (its "meta", "results" and the
+    rest) to OUT/results.json; returns `md`."""
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(data, f, indent=1)
+    return md
+
+
 def machine():
     """Kernel, CPUs and CPU model, for the report."""
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
@@ -285,11 +327,7 @@ def report(results, duts, out_dir, meta):
                          f"{statistics.median([r['gbps'] for r in runs]):.2f} | "
                          f"{statistics.median([r['loss'] for r in runs]) * 100:.1f}% | {rel('ovs-afxdp')} | "
                          f"{rel('xdp-redirect')} |")
-    md = "\n".join(lines) + "\n"
-    with open(os.path.join(out_dir, "results.md"), "w") as f:
-        f.write(md)
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump({"meta": meta, "results": results}, f, indent=1)
+    md = write_results(out_dir, "\n".join(lines) + "\n", {"meta": meta, "results": results})
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -319,10 +357,7 @@ def main():
     ap.add_argument("--duts", default=",".join(ALL_DUTS))
     ap.add_argument("--sizes", default="64,512,1518")
     ap.add_argument("--flows", default="1,1000,100000")
-    ap.add_argument("--duration", type=int, default=5)
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--quick", action="store_true", help="CI smoke run: 64 B, 1 flow, 2 s, 1 rep")
+    add_run_args(ap, 5, 3, "CI smoke run: 64 B, 1 flow, 2 s, 1 rep")
     ap.add_argument("--replot", metavar="DIR", help="only redraw the table and chart from DIR/results.json")
     a = ap.parse_args()
     if a.replot:
@@ -334,13 +369,10 @@ def main():
         a.sizes, a.flows, a.duration, a.reps = "64", "1", 2, 1
     duts = select_duts("p2p", a.duts, ALL_DUTS)
     stamp, out_dir = run_stamp_and_dir("p2p", a.out)
-    meta = {"date": stamp, "duration": a.duration, "reps": a.reps, "command": " ".join(["benches/p2p.sh"] + sys.argv[1:]),
-            "machine": machine()}
-    topo = Topology()
-    tmp = tempfile.mkdtemp(prefix="xb-")
+    meta = run_meta("p2p", stamp, a)
+    topo, tmp = begin_run()
     results = {}
     dut = None
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
         topo.up()
         for size in [int(s) for s in a.sizes.split(",")]:
@@ -370,10 +402,7 @@ def main():
             dut.stop()
             dut = None
     finally:
-        if dut:
-            dut.stop()
-        topo.down()
-        shutil.rmtree(tmp, ignore_errors=True)
+        end_run(dut, topo, tmp)
     print(report(results, duts, out_dir, meta))
     print(f"p2p: results in {out_dir}")
 
