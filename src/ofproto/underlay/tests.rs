@@ -333,19 +333,25 @@ fn aging_refreshes_before_expiry_and_withdraws_unconfirmed() {
     assert_request(&out[0], H2_IP);
 }
 
+/// An echo request from h2 (its MAC and address) to us, `payload_len` bytes after the ICMP
+/// header.
+fn echo_from_h2(ident: u16, seq: u16, payload_len: usize, ttl: u8) -> build::Icmp4EchoSpec {
+    build::Icmp4EchoSpec {
+        eth: build::EthSpec { src_mac: H2_MAC, dst_mac: OUR_MAC, vlan: None },
+        src_ip: H2_IP.octets(),
+        dst_ip: OUR_IP.octets(),
+        ident,
+        seq,
+        payload_len,
+        ttl,
+    }
+}
+
 #[test]
 fn echo_requests_to_us_are_answered() {
     let mut u = rig();
     let (t0, mut out) = (Instant::now(), Vec::new());
-    let spec = build::Icmp4EchoSpec {
-        eth: build::EthSpec { src_mac: H2_MAC, dst_mac: OUR_MAC, vlan: None },
-        src_ip: H2_IP.octets(),
-        dst_ip: OUR_IP.octets(),
-        ident: 0x77,
-        seq: 3,
-        payload_len: 40,
-        ttl: 9,
-    };
+    let spec = echo_from_h2(0x77, 3, 40, 9);
     let req = build::icmp4_echo(&spec);
     u.on_packet(ETH1, &req, t0, &mut out);
     assert_eq!(out.len(), 1);
@@ -397,15 +403,7 @@ fn shows_as_text_and_json() {
 }
 
 fn valid_frames() -> Vec<Vec<u8>> {
-    let spec = build::Icmp4EchoSpec {
-        eth: build::EthSpec { src_mac: H2_MAC, dst_mac: OUR_MAC, vlan: None },
-        src_ip: H2_IP.octets(),
-        dst_ip: OUR_IP.octets(),
-        ident: 1,
-        seq: 1,
-        payload_len: 16,
-        ttl: 64,
-    };
+    let spec = echo_from_h2(1, 1, 16, 64);
     vec![
         arp_in(arp::OP_REQUEST, ethernet::BROADCAST, H2_MAC, H2_IP, [0; 6], OUR_IP),
         arp_in(arp::OP_REPLY, OUR_MAC, GW_MAC, GW_IP, OUR_MAC, OUR_IP),

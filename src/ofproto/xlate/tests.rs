@@ -650,21 +650,7 @@ fn neutron_learn_teaches_table_20() {
     ));
     let src = [0xfa, 0x16, 0x3e, 0x00, 0x00, 0x07];
     let key = FlowKey { in_port: 3, tun_id: 0x64, dl_src: src, dl_type: 0x0806, ..Default::default() };
-    let xports: Vec<XPort> = PORTS.iter().map(|&n| XPort::up(n)).collect();
-    let groups = GroupTable::new();
-    let run = |p: &Pipeline, key: &FlowKey| {
-        let ctx = XlateCtx {
-            pipeline: p,
-            groups: &groups,
-            ports: &xports,
-            local_port: None,
-            miss: TableMiss::Drop,
-            miss_send_len: 128,
-            invalid_ttl_to_controller: false,
-        };
-        translate_learning(&ctx, &mut PacketInContexts::new(), key)
-    };
-    let (t, learned) = run(&p, &key);
+    let (t, learned) = translate_l(&p, &key);
     assert_eq!(t.error, None);
     assert_eq!(t.actions, vec![DpAction::PushVlan { tpid: 0x8100, tci: 1 }, out(1)]);
     let names: PortNames = [("p3", 3)].into_iter().collect();
@@ -687,7 +673,7 @@ fn neutron_learn_teaches_table_20() {
     // Another MAC, or another key, learns another flow (and the mask says so).
     let other = FlowKey { dl_src: [2, 0, 0, 0, 0, 9], ..key };
     assert!(!other.matches_masked(&t.mask, &key.masked(&t.mask)));
-    assert_ne!(run(&p, &other).1, learned);
+    assert_ne!(translate_l(&p, &other).1, learned);
 
     // Applied, the flow forwards traffic to that MAC on VLAN 1 into the tunnel; learning
     // the same flow again changes nothing, so the bridge only refreshes its timeouts.
@@ -709,7 +695,7 @@ fn neutron_learn_teaches_table_20() {
     assert_eq!(rule.map(|r| r.id), Some(id));
     // A failed translation learns nothing.
     let p2 = pipeline(&format!("actions={learn},resubmit(,0)"));
-    let (t, learned) = run(&p2, &key);
+    let (t, learned) = translate_l(&p2, &key);
     assert!(t.error.is_some());
     assert!(learned.is_empty());
 }
