@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{has_xdp, start_ovs_daemons, stop_ovs_daemons, tag, SwitchProc};
+use super::{has_xdp, output_ok, ovs_command, start_ovs_daemons, stop_ovs_daemons, tag, SwitchProc};
 
 /// Which switch runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -543,24 +543,8 @@ impl Ovs {
         ovs
     }
 
-    fn env(&self, cmd: &mut Command) {
-        for k in ["OVS_RUNDIR", "OVS_DBDIR", "OVS_LOGDIR", "OVS_SYSCONFDIR"] {
-            cmd.env(k, &self.dir);
-        }
-    }
-
     fn run(&self, argv: &[&str]) -> String {
-        let mut cmd = Command::new(argv[0]);
-        cmd.args(&argv[1..]).stdin(Stdio::null());
-        self.env(&mut cmd);
-        let out = cmd.output().unwrap_or_else(|e| panic!("running {}: {e}", argv[0]));
-        assert!(
-            out.status.success(),
-            "`{}` failed: {}",
-            argv.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        output_ok(ovs_command(&self.dir, None, argv), argv)
     }
 }
 

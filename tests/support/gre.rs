@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{sh_ok, start_ovs_daemons, stop_ovs_daemons, tag};
+use super::{output_ok, ovs_command, sh_ok, start_ovs_daemons, stop_ovs_daemons, tag};
 
 /// A network namespace with nothing in it but `lo` (up); deleted on drop, which also deletes
 /// the virtual devices inside it.
@@ -187,23 +187,11 @@ impl OvsNode {
 
     /// Runs `argv` in the namespace with this instance's environment; panics on failure.
     pub fn run(&self, argv: &[&str]) -> String {
-        let out = self.command(argv).output().unwrap_or_else(|e| panic!("running {}: {e}", argv[0]));
-        assert!(
-            out.status.success(),
-            "`{}` failed: {}",
-            argv.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        output_ok(self.command(argv), argv)
     }
 
     fn command(&self, argv: &[&str]) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns]).args(argv).stdin(Stdio::null());
-        for k in ["OVS_RUNDIR", "OVS_DBDIR", "OVS_LOGDIR", "OVS_SYSCONFDIR"] {
-            cmd.env(k, &self.dir);
-        }
-        cmd
+        ovs_command(&self.dir, Some(&self.ns), argv)
     }
 
     pub fn vsctl(&self, args: &[&str]) -> String {

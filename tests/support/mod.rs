@@ -117,6 +117,36 @@ pub fn start_ovs_daemons(dir: &std::path::Path, run: impl Fn(&[&str]) -> String)
     ]);
 }
 
+/// A command of the Open vSwitch instance whose files are in `dir` (its `OVS_*DIR`
+/// environment points there), run in namespace `ns` or, with `None`, the root one.
+pub fn ovs_command(dir: &std::path::Path, ns: Option<&str>, argv: &[&str]) -> Command {
+    let mut cmd = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).args(argv);
+            c
+        }
+        None => {
+            let mut c = Command::new(argv[0]);
+            c.args(&argv[1..]);
+            c
+        }
+    };
+    cmd.stdin(Stdio::null());
+    for k in ["OVS_RUNDIR", "OVS_DBDIR", "OVS_LOGDIR", "OVS_SYSCONFDIR"] {
+        cmd.env(k, dir);
+    }
+    cmd
+}
+
+/// Runs `cmd` (which runs `argv`, named when it fails) and returns its stdout; panics with
+/// its stderr unless it succeeds.
+pub fn output_ok(mut cmd: Command, argv: &[&str]) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("running {}: {e}", argv[0]));
+    assert!(out.status.success(), "`{}` failed: {}", argv.join(" "), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Stops the daemons [`start_ovs_daemons`] started in `dir`, by their pid files: SIGTERM,
 /// then SIGKILL to one still running after 10 s. A daemon without a pid file is skipped.
 pub fn stop_ovs_daemons(dir: &std::path::Path) {
