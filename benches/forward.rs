@@ -28,7 +28,7 @@ use xdpswitch::datapath::dpif::{Datapath, DatapathConfig, DpBridge, DpLayout, Dp
 use xdpswitch::datapath::extract::extract;
 use xdpswitch::datapath::flow::{FlowKey, FlowMask};
 use xdpswitch::datapath::meter::{MeterConfig, MeterUnit};
-use xdpswitch::datapath::tunnel::{KeyMode, Template, TunnelConfig, TunnelHeader, UnderlayPort};
+use xdpswitch::datapath::tunnel::{Template, TunnelConfig, TunnelHeader, UnderlayPort};
 use xdpswitch::netdev::mem::MemPort;
 use xdpswitch::netdev::virt::VirtualPort;
 use xdpswitch::netdev::{DpPortNo, Port};
@@ -142,16 +142,7 @@ const LOCAL: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 0, 2, 1);
 const REMOTE: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 0, 2, 2);
 
 fn tunnel_cfg(local: std::net::Ipv4Addr, remote: std::net::Ipv4Addr) -> TunnelConfig {
-    TunnelConfig {
-        remote_ip: remote,
-        local_ip: local,
-        in_key: KeyMode::Flow,
-        out_key: KeyMode::Flow,
-        csum: false,
-        seq: false,
-        ttl: 64,
-        tos: 0,
-    }
+    TunnelConfig::flow_keyed(local, remote)
 }
 
 /// Port 1 (`in`) and GRE port 30 in one bridge, underlay `eth1` (40) with 192.0.2.1.

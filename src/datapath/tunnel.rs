@@ -56,6 +56,23 @@ pub struct TunnelConfig {
     pub tos: u8,
 }
 
+impl TunnelConfig {
+    /// A tunnel from `local_ip` to `remote_ip` whose rules choose the key (`key=flow` both
+    /// ways), with Open vSwitch's other defaults: no checksum, no sequence, TTL 64, TOS 0.
+    pub fn flow_keyed(local_ip: Ipv4Addr, remote_ip: Ipv4Addr) -> TunnelConfig {
+        TunnelConfig {
+            remote_ip,
+            local_ip,
+            in_key: KeyMode::Flow,
+            out_key: KeyMode::Flow,
+            csum: false,
+            seq: false,
+            ttl: 64,
+            tos: 0,
+        }
+    }
+}
+
 /// Where a tunnel's packets go right now: built by the slow path from ARP, published to the
 /// poll threads; the datapath builds the byte template from it once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -39,16 +39,7 @@ fn stat(dp: &Datapath, f: impl Fn(&PmdStatsSnapshot) -> u64) -> u64 {
 }
 
 fn tunnel_cfg() -> TunnelConfig {
-    TunnelConfig {
-        remote_ip: REMOTE,
-        local_ip: LOCAL,
-        in_key: KeyMode::Flow,
-        out_key: KeyMode::Flow,
-        csum: false,
-        seq: false,
-        ttl: 64,
-        tos: 0,
-    }
+    TunnelConfig::flow_keyed(LOCAL, REMOTE)
 }
 
 /// br-int (bridge 0): `vm` (1), patch 10; br-tun (bridge 1): patch 20, `vm2` (2), GRE 30

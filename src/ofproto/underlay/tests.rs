@@ -30,16 +30,7 @@ fn underlay_cfg(gateway: Option<Ipv4Addr>) -> UnderlayConfig {
 }
 
 fn gre(remote: Ipv4Addr) -> TunnelConfig {
-    TunnelConfig {
-        remote_ip: remote,
-        local_ip: OUR_IP,
-        in_key: KeyMode::Flow,
-        out_key: KeyMode::Flow,
-        csum: false,
-        seq: false,
-        ttl: 64,
-        tos: 0,
-    }
+    TunnelConfig::flow_keyed(OUR_IP, remote)
 }
 
 fn rig() -> Underlay {
