@@ -573,12 +573,12 @@ impl Config {
         (ports, locals, underlays)
     }
 
-    /// Bridge index and port of the port named `name`.
-    pub fn find_port(&self, name: &str) -> Option<(usize, &PortConfig)> {
+    /// The bridge index and the index in its `ports` of the port named `name`.
+    pub fn find_port(&self, name: &str) -> Option<(usize, usize)> {
         self.bridges
             .iter()
             .enumerate()
-            .find_map(|(i, b)| b.ports.iter().find(|p| p.name == name).map(|p| (i, p)))
+            .find_map(|(i, b)| b.ports.iter().position(|p| p.name == name).map(|j| (i, j)))
     }
 }
 
@@ -706,7 +706,7 @@ gateway = "192.0.2.254"
         );
         assert_eq!(locals, [DpPortNo::LOCAL, DpPortNo(7)]);
         assert_eq!(underlays, [DpPortNo(8)]);
-        assert_eq!(c.find_port("gre-h2").map(|(b, p)| (b, p.ofport)), Some((1, 2)));
+        assert_eq!(c.find_port("gre-h2").map(|(b, j)| (b, c.bridges[b].ports[j].ofport)), Some((1, 2)));
     }
 
     #[test]

@@ -20,12 +20,10 @@ use crate::netdev::virt::VirtualPort;
 use crate::netdev::{DpPortNo, Port};
 use crate::ofproto::bridge::{Bridge, BridgeConfig, PortMap};
 use crate::ofproto::connmgr::AgentEvent;
-use crate::ofproto::rule::{PortNames, TableId, N_TABLES};
+use crate::ofproto::rule::PortNames;
 use crate::ofproto::switch::Ofproto;
-use crate::ofproto::syntax::parse_flow;
 use crate::ofproto::table::Pipeline;
 use crate::ofproto::underlay::{Underlay, UnderlayConfig};
-use crate::ofproto::xlate::unsupported;
 
 /// OpenFlow requests queued from the agent to the bridge before the agent waits (and stops
 /// reading from its sockets).
@@ -84,23 +82,6 @@ pub fn load_pipeline(opts: &RunOptions, names: &PortNames) -> anyhow::Result<Pip
 
 fn load_text(pipeline: &mut Pipeline, text: &str, names: &PortNames, origin: &str) -> anyhow::Result<()> {
     pipeline.add_flows_from_str(text, names, Duration::ZERO).map_err(|e| anyhow::anyhow!("{origin}:{e}"))?;
-    // Refuse actions this build cannot carry out rather than drop silently. The loaded rules
-    // say whether there is one; only then is the text read again to name the line.
-    let has_unsupported = (0..N_TABLES)
-        .flat_map(|t| pipeline.table(t as TableId).rules())
-        .any(|r| r.actions.iter().any(|a| unsupported(a).is_some()));
-    if !has_unsupported {
-        return Ok(());
-    }
-    for (i, line) in text.lines().enumerate() {
-        let l = line.trim();
-        if l.is_empty() || l.starts_with('#') {
-            continue;
-        }
-        if let Some(a) = parse_flow(l, names).ok().and_then(|s| s.actions.iter().find_map(unsupported)) {
-            bail!("{origin}:{}: actions: {a} is not supported yet", i + 1);
-        }
-    }
     Ok(())
 }
 
@@ -241,8 +222,7 @@ impl Switch {
                             .with_context(|| format!("bridge {}: port {}", b.name, p.name))?,
                     ),
                     PortKind::Patch { peer } => {
-                        let (pb, _) = cfg.find_port(peer).context("patch peer vanished")?;
-                        let pj = cfg.bridges[pb].ports.iter().position(|q| &q.name == peer).unwrap_or(0);
+                        let (pb, pj) = cfg.find_port(peer).context("patch peer vanished")?;
                         layout.patches.push((no, numbers[pb][pj]));
                         Arc::new(VirtualPort::patch(&p.name))
                     }
@@ -418,34 +398,42 @@ impl Switch {
 
 /// `xdpswitch run`: builds the switch and serves until SIGINT/SIGTERM.
 pub fn run(opts: &RunOptions) -> anyhow::Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
-    }
-    let switch = Switch::build(opts)?;
-    tracing::info!(
-        ports = ?opts.ports,
-        cores = opts.datapath.n_pmds,
-        ctl = %opts.ctl_path.display(),
-        "xdpswitch running; stop with Ctrl-C"
-    );
-    switch.serve(&stop);
-    if stop.load(Relaxed) {
-        tracing::info!("stopped by signal; ports released");
-    }
-    Ok(())
+    serve_until_signalled(
+        || Switch::build(opts),
+        || {
+            tracing::info!(
+                ports = ?opts.ports,
+                cores = opts.datapath.n_pmds,
+                ctl = %opts.ctl_path.display(),
+                "xdpswitch running; stop with Ctrl-C"
+            )
+        },
+    )
 }
 
 /// `xdpswitch run --config FILE`: builds the bridges of `cfg` (defaults from `base`) and
 /// serves until SIGINT/SIGTERM.
 pub fn run_config(cfg: &Config, base: &RunOptions) -> anyhow::Result<()> {
+    serve_until_signalled(
+        || Switch::from_config(cfg, base),
+        || {
+            let bridges: Vec<&str> = cfg.bridges.iter().map(|b| b.name.as_str()).collect();
+            tracing::info!(?bridges, underlays = cfg.underlays.len(), "xdpswitch running; stop with Ctrl-C")
+        },
+    )
+}
+
+/// Installs the SIGINT/SIGTERM handlers, builds the switch, says so, and serves until a signal.
+fn serve_until_signalled(
+    build: impl FnOnce() -> anyhow::Result<Switch>,
+    announce: impl FnOnce(),
+) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
-    let switch = Switch::from_config(cfg, base)?;
-    let bridges: Vec<&str> = cfg.bridges.iter().map(|b| b.name.as_str()).collect();
-    tracing::info!(?bridges, underlays = cfg.underlays.len(), "xdpswitch running; stop with Ctrl-C");
+    let switch = build()?;
+    announce();
     switch.serve(&stop);
     if stop.load(Relaxed) {
         tracing::info!("stopped by signal; ports released");

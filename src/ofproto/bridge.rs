@@ -364,12 +364,12 @@ impl Bridge {
     /// (replacing a rule with the same match and priority) and marks the tables changed.
     pub(super) fn apply_learned(&mut self, learned: &[FlowMod]) {
         let now = self.now();
+        let ports = self.of_ports();
         for fm in learned {
             if let Some(id) = learned_is_noop(&self.model.pipeline, fm) {
                 self.model.pipeline.refresh(id, now);
                 continue;
             }
-            let ports: Vec<u32> = self.xports.iter().map(|p| p.no).collect();
             match self.model.flow_mod(fm.clone(), &ports, now) {
                 Ok(changes) => {
                     if !changes.is_empty() {

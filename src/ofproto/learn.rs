@@ -22,7 +22,7 @@ use crate::ofp::nx::{
 use super::rule::{
     flags, ofpp, FlowMod, FlowModCommand, FlowSpec, Match, OfAction, TableId, DEFAULT_PRIORITY,
 };
-use super::syntax::{parse_ipv4, parse_mac, ETH_IP};
+use super::syntax::{parse_ipv4, parse_mac, parse_u64, ETH_IP};
 use super::table::{Pipeline, RuleId};
 
 /// A packet field a learn action may read or write.
@@ -661,7 +661,7 @@ impl LearnSpec {
         let mut spec = LearnSpec::default();
         for part in body.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let num = |v: &str, max: u64| -> Result<u64, String> {
-                let n = parse_num(v).ok_or_else(|| format!("{part:?}: {v:?} is not a number"))?;
+                let n = parse_u64(v).ok_or_else(|| format!("{part:?}: {v:?} is not a number"))?;
                 if n > max {
                     return Err(format!("{part:?}: {v} is out of range (max {max})"));
                 }
@@ -691,19 +691,9 @@ impl LearnSpec {
     }
 }
 
-fn parse_num(s: &str) -> Option<u64> {
-    if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        u64::from_str_radix(h, 16).ok()
-    } else if !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()) {
-        s.parse().ok()
-    } else {
-        None
-    }
-}
-
 /// An immediate for `dst`: a number, or a MAC / dotted IPv4 for a whole field of that kind.
 fn parse_immediate(dst: SubField, s: &str) -> Result<u64, String> {
-    if let Some(n) = parse_num(s) {
+    if let Some(n) = parse_u64(s) {
         return Ok(n);
     }
     let whole = dst.is_whole();

@@ -252,7 +252,7 @@ impl Bridge {
     }
 
     /// The OpenFlow numbers of the bridge's ports (LOCAL included).
-    fn of_ports(&self) -> Vec<u32> {
+    pub(super) fn of_ports(&self) -> Vec<u32> {
         self.xports.iter().map(|p| p.no).collect()
     }
 

@@ -435,7 +435,8 @@ impl Prereq {
 // ---------------------------------------------------------------------------------------
 // Values.
 
-fn parse_u64(s: &str) -> Option<u64> {
+/// A decimal or `0x` hexadecimal number.
+pub(super) fn parse_u64(s: &str) -> Option<u64> {
     if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         u64::from_str_radix(h, 16).ok()
     } else if !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()) {

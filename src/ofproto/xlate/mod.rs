@@ -239,17 +239,14 @@ pub struct Translation {
     pub error: Option<XlateError>,
 }
 
-/// The name of `a` when the flows-file path (no agent) cannot carry it out, else `None`.
-/// Flow files with such actions are refused at load time instead of dropping packets
-/// silently. Every action translates now (`set_tunnel` included: without a tunnel port it
-/// changes nothing), so this answers `None`; it stays as the one place to refuse one.
-pub fn unsupported(_a: &OfAction) -> Option<&'static str> {
-    None
-}
-
 /// Translates `key` for the flows-file bridge: `ports` are all up, no groups, no LOCAL port,
 /// table misses drop (packet-in contexts are discarded).
 pub fn translate(pipeline: &Pipeline, key: &FlowKey, ports: &[u32]) -> Translation {
+    translate_plain(pipeline, key, ports).0
+}
+
+/// [`translate`], and the flow-mods its `learn` actions computed.
+pub fn translate_plain(pipeline: &Pipeline, key: &FlowKey, ports: &[u32]) -> (Translation, Vec<FlowMod>) {
     let xports: Vec<XPort> = ports.iter().map(|&p| XPort::up(p)).collect();
     let groups = GroupTable::new();
     let ctx = XlateCtx {
@@ -261,7 +258,7 @@ pub fn translate(pipeline: &Pipeline, key: &FlowKey, ports: &[u32]) -> Translati
         miss_send_len: 128,
         invalid_ttl_to_controller: false,
     };
-    translate_with(&ctx, &mut PacketInContexts::new(), key)
+    translate_learning(&ctx, &mut PacketInContexts::new(), key)
 }
 
 /// Translates the packet with key `key` through the pipeline (the flows `learn` actions

@@ -150,18 +150,7 @@ fn arb_action() -> impl Strategy<Value = OfAction> {
 
 /// [`translate`], keeping the learned flow-mods.
 fn translate_l(p: &Pipeline, k: &FlowKey) -> (Translation, Vec<FlowMod>) {
-    let xports: Vec<XPort> = PORTS.iter().map(|&n| XPort::up(n)).collect();
-    let groups = GroupTable::new();
-    let ctx = XlateCtx {
-        pipeline: p,
-        groups: &groups,
-        ports: &xports,
-        local_port: None,
-        miss: TableMiss::Drop,
-        miss_send_len: 128,
-        invalid_ttl_to_controller: false,
-    };
-    translate_learning(&ctx, &mut PacketInContexts::new(), k)
+    translate_plain(p, k, PORTS)
 }
 
 fn arb_key() -> impl Strategy<Value = FlowKey> {
