@@ -710,7 +710,8 @@ mod tests {
     use crate::netdev::mem::MemPort;
     use crate::packet::build::{udp4, Udp4Spec};
 
-    fn wait(mut done: impl FnMut() -> bool) -> bool {
+    /// Polls `done` for up to 5 s.
+    pub(super) fn wait(mut done: impl FnMut() -> bool) -> bool {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if done() {

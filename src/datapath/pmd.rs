@@ -424,7 +424,7 @@ impl Outputs<'_> {
 
     #[inline]
     fn role(&self, port: DpPortNo) -> PortRole {
-        self.port_table.get(port.table_index()).map_or(PortRole::None, |e| e.role)
+        role_of(self.port_table, port)
     }
 }
 
@@ -451,32 +451,25 @@ impl OutputSink for Outputs<'_> {
     }
 
     fn userspace(&mut self, id: u32, packet: &[u8]) -> bool {
-        // Checked first so that a flood toward a full queue costs no copy.
-        if self.packet_in_tx.is_full() {
+        let queued = offer(self.packet_in_tx, || {
+            let mut buf = self.recycle.try_recv().unwrap_or_default();
+            buf.clear();
+            buf.extend_from_slice(packet);
+            PacketIn {
+                id,
+                pmd: self.core,
+                in_port: self.in_port,
+                bridge: self.bridge,
+                tunnel: self.tun,
+                packet: buf,
+            }
+        });
+        if queued {
+            self.stats.userspace.add(1);
+        } else {
             self.stats.userspace_dropped.add(1);
-            return false;
         }
-        let mut buf = self.recycle.try_recv().unwrap_or_default();
-        buf.clear();
-        buf.extend_from_slice(packet);
-        let pin = PacketIn {
-            id,
-            pmd: self.core,
-            in_port: self.in_port,
-            bridge: self.bridge,
-            tunnel: self.tun,
-            packet: buf,
-        };
-        match self.packet_in_tx.try_send(pin) {
-            Ok(()) => {
-                self.stats.userspace.add(1);
-                true
-            }
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.stats.userspace_dropped.add(1);
-                false
-            }
-        }
+        queued
     }
 
     #[inline]
@@ -651,8 +644,7 @@ impl Pmd {
             rx_bytes += f.len() as u64;
         }
         self.stats.rx_bytes.add(rx_bytes);
-        let role = self.port_table.get(port.table_index()).map_or(PortRole::None, |e| e.role);
-        if let PortRole::Underlay { idx } = role {
+        if let PortRole::Underlay { idx } = role_of(&self.port_table, port) {
             self.decap_batch(usize::from(idx), s);
         } else {
             s.meta[..s.batch.len()].fill(PktMeta { in_port: port, ..PktMeta::default() });
@@ -695,11 +687,10 @@ impl Pmd {
                     s.batch.push(f);
                 }
                 UnderlayVerdict::SlowPath => {
-                    let sent = !self.underlay_tx.is_full()
-                        && self
-                            .underlay_tx
-                            .try_send(UnderlayPacket { port: u.port, packet: self.umem.data(&f).to_vec() })
-                            .is_ok();
+                    let sent = offer(&self.underlay_tx, || UnderlayPacket {
+                        port: u.port,
+                        packet: self.umem.data(&f).to_vec(),
+                    });
                     if sent {
                         st.underlay_to_slow_path.add(1);
                     } else {
@@ -773,11 +764,11 @@ impl Pmd {
                 continue;
             };
             let Some(tpl) = t.template.as_deref() else {
-                let queued = !self.tunnel_pending_tx.is_full()
-                    && self
-                        .tunnel_pending_tx
-                        .try_send(TunnelPending { port: t.port, key, packet: self.umem.data(&f).to_vec() })
-                        .is_ok();
+                let queued = offer(&self.tunnel_pending_tx, || TunnelPending {
+                    port: t.port,
+                    key,
+                    packet: self.umem.data(&f).to_vec(),
+                });
                 if queued {
                     st.tunnel_no_header.add(1);
                 } else {
@@ -797,9 +788,9 @@ impl Pmd {
                         vs.tx_packets.add(1);
                         vs.tx_bytes.add(inner_len);
                     }
-                    match self.slot_of.get(tpl.underlay.table_index()) {
-                        Some(&slot) if slot != 0 => s.pending[slot as usize - 1].push(f),
-                        _ => s.unroutable.push(f),
+                    match s.pending.get_mut(slot_index(&self.slot_of, tpl.underlay)) {
+                        Some(batch) => batch.push(f),
+                        None => s.unroutable.push(f),
                     }
                 }
                 Err(EncapError::TooBig) => {
@@ -1056,6 +1047,19 @@ impl Pmd {
         // Queues (sockets) go before the Umem they are bound to.
         self.queues.clear();
     }
+}
+
+/// What port `no` is to a poll thread (`None` for a number no port has).
+#[inline]
+fn role_of(port_table: &[PortEntry], no: DpPortNo) -> PortRole {
+    port_table.get(no.table_index()).map_or(PortRole::None, |e| e.role)
+}
+
+/// Offers what `make` builds to the bounded queue `tx`; `false` (and nothing built: the
+/// queue is checked first, so a flood toward a full queue costs no copy) when it is full.
+#[inline]
+fn offer<T>(tx: &Sender<T>, make: impl FnOnce() -> T) -> bool {
+    !tx.is_full() && tx.try_send(make()).is_ok()
 }
 
 /// The slot of port `no` (`usize::MAX` for none: `get` on a slot table then finds nothing).

@@ -2,7 +2,7 @@
 //! ports.
 
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::*;
 use crate::datapath::flow::{FlowKey, FlowMask};
@@ -23,16 +23,7 @@ const PATCH_TUN: DpPortNo = DpPortNo(20);
 const GRE_PORT: DpPortNo = DpPortNo(30);
 const UNDERLAY: DpPortNo = DpPortNo(40);
 
-fn wait(mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    done()
-}
+use super::tests::wait;
 
 fn stat(dp: &Datapath, f: impl Fn(&PmdStatsSnapshot) -> u64) -> u64 {
     dp.pmd_stats().iter().map(f).sum()
