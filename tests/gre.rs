@@ -19,7 +19,7 @@ mod support;
 use std::process::{Command, Stdio};
 
 use support::gre::{
-    gre_header, gre_lines, have_ovs, ipv4_gre_frame, mac_of, which, Link, Ns, OvsNode, Tcpdump, GRE_KEY,
+    gre_header, gre_lines, have_ovs, ipv4_gre_frame, mac_of, Link, Ns, OvsNode, Tcpdump, GRE_KEY,
     GRE_ROUTING, GRE_TEB,
 };
 use support::l2;
@@ -33,16 +33,7 @@ const VLAN_B: u16 = 2;
 
 /// Root, python3 with AF_PACKET, or a printed reason to skip.
 fn skip() -> bool {
-    if skip_unless_root() {
-        return true;
-    }
-    let python =
-        std::process::Command::new("python3").args(["-c", "import socket; socket.AF_PACKET"]).output();
-    if !python.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: needs python3 with AF_PACKET sockets");
-        return true;
-    }
-    false
+    skip_unless_root() || skip_unless_af_packet()
 }
 
 /// Whether this xdpswitch runs several bridges from a config file (issue 6's control plane);

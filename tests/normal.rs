@@ -20,16 +20,7 @@ const NORMAL: &str = "priority=0,actions=NORMAL\n";
 /// Root and the tools (ovs-ofctl, OVS when it is the DUT, python3 for the raw-socket hosts),
 /// or a printed reason to skip.
 fn skip() -> bool {
-    if skip_unless_root() || skip_unless_tools(Kind::from_env()) {
-        return true;
-    }
-    let python =
-        std::process::Command::new("python3").args(["-c", "import socket; socket.AF_PACKET"]).output();
-    if !python.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: needs python3 with AF_PACKET sockets");
-        return true;
-    }
-    false
+    skip_unless_root() || skip_unless_tools(Kind::from_env()) || skip_unless_af_packet()
 }
 
 /// Hosts with the given addresses (`a.b.c.d/len`), one queue each.

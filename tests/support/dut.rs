@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{has_xdp, output_ok, ovs_command, start_ovs_daemons, stop_ovs_daemons, tag, SwitchProc};
+use super::{has_xdp, output_ok, ovs_command, start_ovs_daemons, stop_ovs_daemons, tag, which, SwitchProc};
 
 /// Which switch runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,15 +96,12 @@ pub fn free_port() -> u16 {
 
 /// Whether `ovs-ofctl` (and, for OVS, the daemons) is installed; prints why not.
 pub fn skip_unless_tools(kind: Kind) -> bool {
-    let have = |p: &str| {
-        Command::new("sh").args(["-c", &format!("command -v {p}")]).output().is_ok_and(|o| o.status.success())
-    };
     let mut need = vec!["ovs-ofctl"];
     if kind == Kind::Ovs {
         need.extend(["ovs-vswitchd", "ovsdb-server", "ovs-vsctl", "ovsdb-tool"]);
     }
     for p in need {
-        if !have(p) {
+        if !which(p) {
             eprintln!("skipped: {p} is not installed (apt-get install openvswitch-switch)");
             return true;
         }

@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{output_ok, ovs_command, sh_ok, start_ovs_daemons, stop_ovs_daemons, tag};
+use super::{output_ok, ovs_command, sh_ok, start_ovs_daemons, stop_ovs_daemons, tag, which};
 
 /// A network namespace with nothing in it but `lo` (up); deleted on drop, which also deletes
 /// the virtual devices inside it.
@@ -158,14 +158,6 @@ pub fn have_ovs() -> bool {
         eprintln!("skipped: Open vSwitch is not installed (apt-get install openvswitch-switch)");
     }
     ok
-}
-
-/// Whether `program` is on the PATH.
-pub fn which(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 /// ovsdb-server + ovs-vswitchd running inside namespace `ns`, from a private run directory.

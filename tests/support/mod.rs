@@ -65,6 +65,24 @@ pub fn skip_unless_root() -> bool {
     false
 }
 
+/// Whether `program` is on the PATH.
+pub fn which(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Whether python3 lacks AF_PACKET sockets (the raw-frame hosts need them); prints why.
+pub fn skip_unless_af_packet() -> bool {
+    let python = Command::new("python3").args(["-c", "import socket; socket.AF_PACKET"]).output();
+    if !python.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: needs python3 with AF_PACKET sockets");
+        return true;
+    }
+    false
+}
+
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// A short unique tag for names: `<letter><pid%100000><seq>`.
