@@ -2,7 +2,7 @@
 //! patch ports between them, GRE tunnel ports and the underlay ports the tunnels use.
 //!
 //! ```toml
-//! cores = 2                                   # optional: cores, ctl, xdp_mode, pmd_cpus, log
+//! cores = 2                          # optional: cores, ctl, xdp_mode, offload, pmd_cpus, log
 //! [[bridge]]
 //! name = "br-int"
 //! ports = ["tap-vm1:tag=1", "patch-tun:peer=patch-int"]
@@ -142,6 +142,8 @@ pub struct Config {
     pub ctl: Option<PathBuf>,
     /// `auto`, `native` or `generic`.
     pub xdp_mode: Option<String>,
+    /// `offload = false` keeps every packet in user space (as `--offload off`).
+    pub offload: Option<bool>,
     pub pmd_cpus: Vec<usize>,
     pub log: Option<String>,
     pub bridges: Vec<BridgeConf>,
@@ -154,6 +156,7 @@ struct RawConfig {
     cores: Option<usize>,
     ctl: Option<PathBuf>,
     xdp_mode: Option<String>,
+    offload: Option<bool>,
     pmd_cpus: Option<Vec<usize>>,
     log: Option<String>,
     #[serde(default)]
@@ -549,6 +552,7 @@ impl Config {
             cores: raw.cores,
             ctl: raw.ctl,
             xdp_mode: raw.xdp_mode,
+            offload: raw.offload,
             pmd_cpus: raw.pmd_cpus.unwrap_or_default(),
             log: raw.log,
             bridges,

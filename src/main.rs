@@ -33,6 +33,12 @@ enum ModeArg {
     Generic,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnOffArg {
+    On,
+    Off,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum FailModeArg {
     Secure,
@@ -77,6 +83,13 @@ enum Cmd {
         /// How to attach the XDP program: native first with generic fallback (auto), or forced.
         #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
         xdp_mode: ModeArg,
+        /// Run busy megaflows inside the XDP program (kernel fast path) where the kernel and
+        /// the ports allow it; off: every packet goes through user space.
+        #[arg(long, value_enum, default_value_t = OnOffArg::On)]
+        offload: OnOffArg,
+        /// Most megaflows in the kernel at once (the rest stay in user space).
+        #[arg(long, default_value_t = 8192, value_parser = clap::value_parser!(u32).range(1..=16384))]
+        offload_flows: u32,
         /// Exact-match cache entries per poll thread (power of two); 0 disables the cache.
         #[arg(long, default_value_t = 8192)]
         emc_entries: usize,
@@ -218,6 +231,8 @@ fn real_main(cmd: Cmd, config: Option<xdpswitch::config::Config>) -> anyhow::Res
             cores,
             ctl,
             xdp_mode,
+            offload,
+            offload_flows,
             emc_entries,
             emc_insert_inv_prob,
             upcall_queue,
@@ -263,6 +278,8 @@ fn real_main(cmd: Cmd, config: Option<xdpswitch::config::Config>) -> anyhow::Res
                 flow_text: None,
                 ctl_path: ctl,
                 xdp_mode: mode(xdp_mode),
+                offload: offload == OnOffArg::On,
+                offload_flows: offload_flows as usize,
                 datapath: DatapathConfig {
                     n_pmds: cores as usize,
                     emc_entries,

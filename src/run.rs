@@ -13,7 +13,9 @@ use crate::config::{Config, PortKind, UnderlayConf};
 use crate::ctl;
 use crate::datapath::dpif::{Datapath, DatapathConfig, DpBridge, DpLayout, DpPort};
 use crate::datapath::normal::PortVlan;
+use crate::datapath::offload::OffloadConfig;
 use crate::datapath::tunnel::UnderlayPort;
+use crate::netdev::afxdp::offload::SwitchProgram;
 use crate::netdev::afxdp::{AfXdpConfig, AfXdpPort, XdpMode};
 use crate::netdev::tap::TapPort;
 use crate::netdev::virt::VirtualPort;
@@ -42,6 +44,10 @@ pub struct RunOptions {
     pub flow_text: Option<String>,
     pub ctl_path: PathBuf,
     pub xdp_mode: XdpMode,
+    /// Run busy megaflows in the XDP program where possible (`--offload`).
+    pub offload: bool,
+    /// Most megaflows in the kernel at once (`--offload-flows`).
+    pub offload_flows: usize,
     pub datapath: DatapathConfig,
     pub bridge: BridgeConfig,
     /// The bridge's name, and the name of its LOCAL port (a tap device).
@@ -59,6 +65,8 @@ impl Default for RunOptions {
             flow_text: None,
             ctl_path: PathBuf::from(ctl::DEFAULT_PATH),
             xdp_mode: XdpMode::Auto,
+            offload: true,
+            offload_flows: 8192,
             datapath: DatapathConfig::default(),
             bridge: BridgeConfig::default(),
             bridge_name: "xdpbr0".to_string(),
@@ -117,6 +125,27 @@ pub fn parse_port_spec(spec: &str) -> anyhow::Result<(String, Option<PortVlan>)>
     Ok((name, Some(vlan)))
 }
 
+/// Loads the offload program if `opts` ask for it and sets `dcfg.offload`; a kernel that
+/// refuses the program leaves the switch forwarding in user space only (said once, here).
+fn offload_program(opts: &RunOptions, dcfg: &mut DatapathConfig) -> Option<Arc<SwitchProgram>> {
+    dcfg.offload = None;
+    if !opts.offload {
+        tracing::info!("XDP offload off (--offload off): every packet goes through user space");
+        return None;
+    }
+    match SwitchProgram::load() {
+        Ok(p) => {
+            let p = Arc::new(p);
+            dcfg.offload = Some(OffloadConfig { program: Arc::clone(&p), max_flows: opts.offload_flows });
+            Some(p)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "XDP offload unavailable: this kernel refused the offload program; forwarding in user space only");
+            None
+        }
+    }
+}
+
 /// A switch built and ready to serve.
 pub struct Switch {
     ofproto: Ofproto,
@@ -169,9 +198,14 @@ impl Switch {
         }
         let pipeline = load_pipeline(opts, &names)?;
         let cfg = AfXdpConfig { xdp_mode: opts.xdp_mode, ..AfXdpConfig::default() };
+        let mut opts = opts.clone();
+        let mut dcfg = opts.datapath.clone();
+        let program = offload_program(&opts, &mut dcfg);
+        opts.datapath = dcfg;
         let mut ports = Vec::new();
         for (i, name) in opts.ports.iter().enumerate() {
-            let port = AfXdpPort::open(name, &cfg).with_context(|| format!("--port {name}"))?;
+            let port = AfXdpPort::open_with(name, &cfg, program.as_ref())
+                .with_context(|| format!("--port {name}"))?;
             ports.push(DpPort { no: DpPortNo(i as u32 + 1), port: Arc::new(port) as Arc<dyn Port> });
         }
         // The bridge's LOCAL port, as Open vSwitch makes one per bridge: a tap device with the
@@ -181,7 +215,7 @@ impl Switch {
         ports.push(DpPort { no: DpPortNo::LOCAL, port: Arc::new(local) as Arc<dyn Port> });
         let mut names = names;
         names.insert(&opts.bridge_name, DpPortNo::LOCAL.0);
-        Self::with_ports(opts, names, pipeline, ports)
+        Self::with_ports(&opts, names, pipeline, ports)
     }
 
     /// Builds the switch a configuration file describes: every bridge's ports (AF_XDP, patch,
@@ -202,6 +236,11 @@ impl Switch {
         if !cfg.pmd_cpus.is_empty() {
             dcfg.pmd_cpus = cfg.pmd_cpus.clone();
         }
+        let mut base_offload = base.clone();
+        if let Some(o) = cfg.offload {
+            base_offload.offload = o;
+        }
+        let program = offload_program(&base_offload, &mut dcfg);
         let (numbers, locals, underlay_nos) = cfg.datapath_numbers();
         let mut ports = Vec::new();
         let mut layout = DpLayout::default();
@@ -218,7 +257,7 @@ impl Switch {
             for (p, &no) in b.ports.iter().zip(&numbers[i]) {
                 let port: Arc<dyn Port> = match &p.kind {
                     PortKind::Afxdp => Arc::new(
-                        AfXdpPort::open(&p.name, &afxdp)
+                        AfXdpPort::open_with(&p.name, &afxdp, program.as_ref())
                             .with_context(|| format!("bridge {}: port {}", b.name, p.name))?,
                     ),
                     PortKind::Patch { peer } => {
@@ -275,7 +314,8 @@ impl Switch {
         }
         let mut underlays = Vec::new();
         for (u, &no) in cfg.underlays.iter().zip(&underlay_nos) {
-            let port = AfXdpPort::open(&u.port, &afxdp).with_context(|| format!("underlay {}", u.port))?;
+            let port = AfXdpPort::open_with(&u.port, &afxdp, program.as_ref())
+                .with_context(|| format!("underlay {}", u.port))?;
             let (mac, link_mtu) = (port.mac(), port.link().mtu);
             let mtu = u.mtu.unwrap_or(u16::try_from(link_mtu).unwrap_or(1500).max(576));
             layout.underlays.push(UnderlayPort { port: no, ip: u.ip, mac });

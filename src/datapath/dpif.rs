@@ -12,7 +12,7 @@
 //! and port state (`no_recv`, admin up/down, link state and description).
 
 use std::sync::atomic::{fence, AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -22,14 +22,16 @@ use super::actions::DpAction;
 use super::classifier::SubtableRanking;
 use super::emc::{EmcConfig, ExactMatchCache};
 use super::fdb::{Fdb, FdbWriter};
-use super::megaflow::MegaflowTable;
+use super::megaflow::{MegaflowId, MegaflowTable};
 use super::meter::{MeterConfig, MeterError, MeterStats, MeterTable};
 use super::normal::{Learn, Normal, NormalPorts};
+use super::offload::{OffloadConfig, OffloadStats, Offloader, SharedOffloader};
 use super::pmd::{Pmd, PmdQueue, PmdStats, PmdStatsSnapshot, PortControl, PortEntry, PortRole};
 use super::tunnel::{
     TunnelConfig, TunnelHeader, TunnelMap, TunnelPending, Tunnels, UnderlayPacket, UnderlayPort,
 };
 use super::upcall::{Execute, PacketIn, Upcall};
+use crate::netdev::afxdp::offload::ProgramStats;
 use crate::netdev::{self, Counter, DpPortNo, Port, PortStats, QueueStats, Umem, Waker, RX_BATCH};
 
 /// The longest packet a poll thread can hold (a UMEM chunk after its headroom).
@@ -57,6 +59,9 @@ pub struct DatapathConfig {
     /// CPUs to pin poll threads to, in order; empty = the last CPUs, one each (poll thread 0
     /// on the highest-numbered CPU), leaving CPU 0 for the kernel and the control thread.
     pub pmd_cpus: Vec<usize>,
+    /// Run hot megaflows in the XDP program of the AF_XDP ports opened with it (`None`: all
+    /// in user space).
+    pub offload: Option<OffloadConfig>,
 }
 
 impl Default for DatapathConfig {
@@ -71,6 +76,7 @@ impl Default for DatapathConfig {
             max_megaflows: 200_000,
             mac_table_size: 8192,
             pmd_cpus: Vec::new(),
+            offload: None,
         }
     }
 }
@@ -249,6 +255,7 @@ pub struct Datapath {
     stop: Arc<AtomicBool>,
     epoch: Instant,
     baseline: Vec<PmdStatsSnapshot>,
+    offload: Option<SharedOffloader>,
 }
 
 impl Datapath {
@@ -421,6 +428,20 @@ impl Datapath {
         }
         let baseline =
             pmds.iter().enumerate().map(|(i, _)| PmdStatsSnapshot { pmd: i, ..Default::default() }).collect();
+        let mut megaflows = megaflows;
+        let offload = cfg.offload.as_ref().map(|oc| {
+            let off_ports: Vec<_> = ports
+                .iter()
+                .filter_map(|p| {
+                    let role = port_table[p.no.table_index()].role;
+                    p.port.offload_ifindex().map(|i| (p.no, i, role == PortRole::Netdev))
+                })
+                .collect();
+            let off: SharedOffloader = Arc::new(Mutex::new(Offloader::new(oc, &off_ports, epoch)));
+            let hook = Arc::clone(&off);
+            megaflows.set_remove_hook(Box::new(move |id| lock_offloader(&hook).forget(id)));
+            off
+        });
         Ok(Datapath {
             ports,
             port_table,
@@ -440,6 +461,36 @@ impl Datapath {
             stop,
             epoch,
             baseline,
+            offload,
+        })
+    }
+
+    /// One revalidation interval of the XDP offload (see [`super::offload`]): port checks,
+    /// kernel counters folded into megaflows, busy megaflows moved into the kernel.
+    pub fn offload_tick(&mut self) {
+        if let Some(o) = &self.offload {
+            lock_offloader(o).tick(&self.megaflows);
+        }
+    }
+
+    /// Adds what the kernel forwarded since the last call to the megaflows' counters (before
+    /// they are read for OpenFlow statistics).
+    pub fn offload_fold(&self) {
+        if let Some(o) = &self.offload {
+            lock_offloader(o).fold();
+        }
+    }
+
+    /// Whether megaflow `id` runs in the kernel now (`None`: offload is off).
+    pub fn is_offloaded(&self, id: MegaflowId) -> Option<bool> {
+        self.offload.as_ref().map(|o| lock_offloader(o).is_offloaded(id))
+    }
+
+    /// The offload logic's and the XDP program's counters (`None`: offload is off).
+    pub fn offload_stats(&self) -> Option<(OffloadStats, ProgramStats)> {
+        self.offload.as_ref().map(|o| {
+            let o = lock_offloader(o);
+            (o.stats(), o.program_stats())
         })
     }
 
@@ -629,6 +680,9 @@ impl Datapath {
     pub fn set_port_no_recv(&self, no: DpPortNo, on: bool) -> Result<(), Error> {
         let slot = self.slot(no)?;
         self.controls[slot].no_recv.store(on, Relaxed);
+        if let Some(o) = &self.offload {
+            lock_offloader(o).set_port_rx(no, !on);
+        }
         Ok(())
     }
     /// Brings port `no`'s interface up or down (OpenFlow `OFPPC_PORT_DOWN`).
@@ -676,6 +730,13 @@ impl Datapath {
                 for h in &self.pmds {
                     st.accumulate(&h.virt_stats[slot]);
                 }
+                if let Some(o) = &self.offload {
+                    let k = lock_offloader(o).port_stats(p.no);
+                    st.rx_packets += k.rx_packets;
+                    st.rx_bytes += k.rx_bytes;
+                    st.tx_packets += k.tx_packets;
+                    st.tx_bytes += k.tx_bytes;
+                }
                 (p.no, p.port.name().to_string(), p.port.kind(), p.port.describe(), st)
             })
             .collect()
@@ -689,6 +750,10 @@ impl Datapath {
             }
         }
     }
+}
+
+fn lock_offloader(o: &SharedOffloader) -> std::sync::MutexGuard<'_, Offloader> {
+    o.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Drop for Datapath {

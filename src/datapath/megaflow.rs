@@ -177,7 +177,8 @@ impl Megaflow {
             uses_normal: actions.contains(&DpAction::Normal),
             cookie,
             dead: AtomicBool::new(false),
-            stats: (0..max_cores.max(1)).map(|_| CoreSlot::default()).collect(),
+            // One slot per poll thread, and a last one for what the kernel forwarded.
+            stats: (0..max_cores.max(1) + 1).map(|_| CoreSlot::default()).collect(),
         }
     }
 
@@ -198,24 +199,45 @@ impl Megaflow {
     /// below the table's `max_cores` is folded onto a valid slot (and asserted in debug).
     #[inline]
     pub fn record(&self, core: usize, packets: u64, bytes: u64, now_ms: u64) {
-        debug_assert!(core < self.stats.len(), "core {core} >= max_cores {}", self.stats.len());
+        debug_assert!(core + 1 < self.stats.len(), "core {core} >= max_cores {}", self.stats.len() - 1);
         // No `%` here: a division per packet showed up in profiles. A core beyond the slots
         // (a caller bug, caught by the debug assertion) shares the last slot.
-        let slot = self.stats.get(core).unwrap_or_else(|| &self.stats[self.stats.len() - 1]);
+        let threads = &self.stats[..self.stats.len() - 1];
+        let slot = threads.get(core).unwrap_or_else(|| &threads[threads.len() - 1]);
         slot.packets.add(packets);
         slot.bytes.add(bytes);
         slot.used_ms.set(now_ms);
     }
 
-    /// Counters summed over cores; `used_ms` is the latest over cores.
+    /// Adds what the kernel's copy of this megaflow forwarded (the XDP offload). Only the
+    /// control thread may call this (single writer of the last slot).
+    pub fn record_offloaded(&self, packets: u64, bytes: u64, now_ms: u64) {
+        let slot = &self.stats[self.stats.len() - 1];
+        slot.packets.add(packets);
+        slot.bytes.add(bytes);
+        slot.used_ms.set(now_ms);
+    }
+
+    /// Counters summed over cores and the kernel; `used_ms` is the latest.
     pub fn stats(&self) -> FlowStats {
-        self.stats.iter().fold(FlowStats::default(), |acc, s| FlowStats {
-            packets: acc.packets + s.packets.get(),
-            bytes: acc.bytes + s.bytes.get(),
-            used_ms: acc.used_ms.max(s.used_ms.get()),
-        })
+        sum_slots(&self.stats)
+    }
+
+    /// Counters of the poll threads only (what user space forwarded).
+    pub fn stats_user(&self) -> FlowStats {
+        sum_slots(&self.stats[..self.stats.len() - 1])
     }
 }
+
+fn sum_slots(slots: &[CoreSlot]) -> FlowStats {
+    slots.iter().fold(FlowStats::default(), |acc, s| FlowStats {
+        packets: acc.packets + s.packets.get(),
+        bytes: acc.bytes + s.bytes.get(),
+        used_ms: acc.used_ms.max(s.used_ms.get()),
+    })
+}
+
+impl Megaflow {}
 
 /// [`MegaflowTable::insert`] failed: the table holds `capacity` megaflows already.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -260,6 +282,9 @@ pub struct MegaflowTable {
     by_match: HashMap<(FlowMask, FlowKey), MegaflowId>,
     /// Live megaflows per mask.
     masks: HashMap<FlowMask, usize>,
+    /// Called with each megaflow as it is removed, before `remove`/`clear` return (the XDP
+    /// offload takes the kernel's copy out here).
+    on_remove: Option<Box<dyn FnMut(MegaflowId) + Send>>,
 }
 
 impl MegaflowTable {
@@ -278,7 +303,13 @@ impl MegaflowTable {
             flows: BTreeMap::new(),
             by_match: HashMap::new(),
             masks: HashMap::new(),
+            on_remove: None,
         }
+    }
+
+    /// Sets the function called with each megaflow as it is removed (see `on_remove`).
+    pub fn set_remove_hook(&mut self, hook: Box<dyn FnMut(MegaflowId) + Send>) {
+        self.on_remove = Some(hook);
     }
 
     /// A new reader for one poll thread.
@@ -317,6 +348,9 @@ impl MegaflowTable {
     /// the classifier at the next [`publish`](Self::publish). Returns false if unknown.
     pub fn remove(&mut self, id: MegaflowId) -> bool {
         let Some(mf) = self.flows.remove(&id) else { return false };
+        if let Some(hook) = self.on_remove.as_mut() {
+            hook(id);
+        }
         mf.dead.store(true, Ordering::Release);
         self.by_match.remove(&(mf.mask, mf.key));
         if let Some(n) = self.masks.get_mut(&mf.mask) {
@@ -331,6 +365,9 @@ impl MegaflowTable {
 
     /// Removes every megaflow (marked dead now; gone from readers at the next publish).
     pub fn clear(&mut self) {
+        if let Some(hook) = self.on_remove.as_mut() {
+            self.flows.keys().for_each(|id| hook(*id));
+        }
         for mf in self.flows.values() {
             mf.dead.store(true, Ordering::Release);
         }

@@ -25,6 +25,7 @@ pub mod flow;
 pub mod megaflow;
 pub mod meter;
 pub mod normal;
+pub mod offload;
 pub mod pmd;
 pub mod tunnel;
 pub mod upcall;

@@ -234,4 +234,9 @@ pub trait Port: Send + Sync {
     }
     /// Brings the interface up or down (OpenFlow `OFPPC_PORT_DOWN`).
     fn set_admin_up(&self, up: bool) -> Result<(), Error>;
+    /// The interface index, if the port is steered by the datapath's shared offload program
+    /// ([`afxdp::offload::SwitchProgram`]), so the kernel can forward its frames.
+    fn offload_ifindex(&self) -> Option<u32> {
+        None
+    }
 }

@@ -495,6 +495,7 @@ impl Bridge {
 
     /// Credits megaflow counters to their rules and retires megaflows idle too long.
     pub fn revalidate(&mut self, dp: &mut Datapath) {
+        dp.offload_fold();
         let now_dp = dp.now_ms();
         let now = self.now();
         let max_idle = self.cfg.megaflow_max_idle.as_millis() as u64;

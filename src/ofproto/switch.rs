@@ -258,6 +258,8 @@ impl Ofproto {
             }
             self.underlay_timers();
             if last_revalidate.elapsed() >= interval {
+                // Kernel counters first (folded into the megaflows), then credit and expiry.
+                self.dp.offload_tick();
                 for b in &mut self.bridges {
                     b.revalidate(&mut self.dp);
                 }
@@ -397,29 +399,37 @@ fn sum_stats(bridges: &[Bridge]) -> BridgeStats {
 }
 
 fn dump_megaflows(dp: &Datapath, json: bool) -> String {
+    dp.offload_fold();
     let now = dp.now_ms();
     let mut rows = Vec::new();
     for mf in dp.megaflows_ref().iter() {
+        let offloaded = dp.is_offloaded(mf.id);
         let st = mf.stats();
         let used = if st.packets == 0 {
             "never".to_string()
         } else {
             format!("{:.3}s", now.saturating_sub(st.used_ms) as f64 / 1000.0)
         };
-        rows.push((format_masked(&mf.key, &mf.mask), st, used, actions::format(&mf.actions)));
+        rows.push((format_masked(&mf.key, &mf.mask), st, used, actions::format(&mf.actions), offloaded));
     }
     if json {
         let v: Vec<_> = rows
             .iter()
-            .map(|(m, st, used, a)| {
-                serde_json::json!({"match": m, "packets": st.packets, "bytes": st.bytes, "used": used, "actions": a})
+            .map(|(m, st, used, a, off)| {
+                serde_json::json!({"match": m, "packets": st.packets, "bytes": st.bytes, "used": used, "actions": a, "offloaded": off})
             })
             .collect();
         return serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
     }
     let mut s = String::new();
-    for (m, st, used, a) in rows {
-        let _ = writeln!(s, "{m}, packets:{}, bytes:{}, used:{used}, actions:{a}", st.packets, st.bytes);
+    for (m, st, used, a, off) in rows {
+        // As OVS's dpctl/dump-flows marks datapath flows in hardware: `offloaded:yes`.
+        let off = match off {
+            Some(true) => ", offloaded:yes",
+            Some(false) => ", offloaded:no",
+            None => "",
+        };
+        let _ = writeln!(s, "{m}, packets:{}, bytes:{}, used:{used}{off}, actions:{a}", st.packets, st.bytes);
     }
     s
 }
@@ -433,6 +443,7 @@ fn pmd_stats(dp: &Datapath, bridges: &[Bridge], json: bool) -> String {
             "bridges": bridges.iter().map(|b| serde_json::json!({"name": b.name, "slow_path": b.stats, "fdb": fdb_ref_of(dp, b.index).stats()})).collect::<Vec<_>>(),
             "fdb_learn_dropped": dp.learn_dropped(),
             "fdb": fdb_ref_of(dp, 0).stats(),
+            "offload": dp.offload_stats().map(|(o, p)| serde_json::json!({"flows": o, "program": p})),
         }))
         .unwrap_or_default()
             + "\n";
@@ -488,6 +499,30 @@ fn pmd_stats(dp: &Datapath, bridges: &[Bridge], json: bool) -> String {
                 ns,
                 ns * cpu_ghz(),
                 cpu_ghz()
+            );
+        }
+    }
+    match dp.offload_stats() {
+        None => s.push_str("offload (XDP): off\n"),
+        Some((o, p)) => {
+            let user: u64 = stats.iter().map(|st| st.rx_packets).sum();
+            let total = (p.hit.packets + p.dropped.packets + user).max(1) as f64;
+            let _ = writeln!(
+                s,
+                "offload (XDP): kernel forwarded {} ({:.1}%), kernel dropped {}, to user space {} (missed {}, unparsed {}, output not ready {}, errors {})",
+                p.hit.packets,
+                100.0 * p.hit.packets as f64 / total,
+                p.dropped.packets,
+                user,
+                p.miss.packets,
+                p.unparsed.packets,
+                p.no_tx.packets,
+                p.error.packets
+            );
+            let _ = writeln!(
+                s,
+                "  megaflows in kernel: {} of {} (masks {}), installed {}, removed {}, left in user space: map full {}, masks full {}, not offloadable {}; ports the kernel may redirect to: {}, map errors {}",
+                o.flows, o.capacity, o.masks, o.installed, o.removed, o.table_full, o.masks_full, o.unsupported, o.tx_ready_ports, o.errors
             );
         }
     }

@@ -20,6 +20,8 @@
 //! `unsafe`: all of it is in `sys` (syscalls, mmap) and `ring` (index words and slots in the
 //! shared mapping); each block names the invariant it relies on.
 
+pub mod features;
+pub mod offload;
 pub mod port;
 pub mod ring;
 pub mod socket;

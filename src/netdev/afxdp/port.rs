@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use super::offload::SwitchProgram;
 use super::socket::{SocketParams, XskSocket};
 use super::sys::{self, XdpDesc};
 use super::xdp::XdpProgram;
@@ -31,10 +32,18 @@ pub struct AfXdpPort {
     n_queues: u32,
     mac: [u8; 6],
     cfg: AfXdpConfig,
-    prog: Mutex<XdpProgram>,
+    steer: Steering,
     /// Whether sockets ended up zero-copy; known once the first queue is bound.
     zerocopy: Mutex<Option<bool>>,
     queues: Mutex<Vec<Arc<QueueStats>>>,
+}
+
+/// Which XDP program steers the port's queues to their sockets.
+enum Steering {
+    /// Its own `xsk_redirect` program (no offload).
+    Own(Box<Mutex<XdpProgram>>),
+    /// The datapath's shared `xdp_switch` program (offload).
+    Shared(Arc<SwitchProgram>),
 }
 
 impl std::fmt::Debug for AfXdpPort {
@@ -86,19 +95,38 @@ impl AfXdpPort {
     /// Opens interface `ifname`: counts its queues and attaches the XDP program (native mode
     /// first unless `cfg` says otherwise). No socket exists until [`Port::open_queue`].
     pub fn open(ifname: &str, cfg: &AfXdpConfig) -> Result<AfXdpPort, Error> {
+        Self::open_with(ifname, cfg, None)
+    }
+
+    /// Like [`open`](Self::open), but steered by `shared` (the datapath's offload program,
+    /// attached here) instead of a program of its own.
+    pub fn open_with(
+        ifname: &str,
+        cfg: &AfXdpConfig,
+        shared: Option<&Arc<SwitchProgram>>,
+    ) -> Result<AfXdpPort, Error> {
         let ifindex =
             sys::if_nametoindex(ifname).ok_or_else(|| Error::NoSuchInterface { name: ifname.to_string() })?;
         check_ring_sizes(ifname, cfg)?;
-        let prog = XdpProgram::attach(ifname, ifindex, cfg.xdp_mode)?;
-        let n_queues =
-            count_rx_queues(ifname).map_err(sys_err(ifname, "count queues"))?.min(prog.max_queues());
+        let (steer, max_queues) = match shared {
+            None => {
+                let prog = XdpProgram::attach(ifname, ifindex, cfg.xdp_mode)?;
+                let max = prog.max_queues();
+                (Steering::Own(Box::new(Mutex::new(prog))), max)
+            }
+            Some(p) => {
+                p.attach(ifname, ifindex, cfg.xdp_mode)?;
+                (Steering::Shared(Arc::clone(p)), super::offload::QUEUES_PER_PORT)
+            }
+        };
+        let n_queues = count_rx_queues(ifname).map_err(sys_err(ifname, "count queues"))?.min(max_queues);
         Ok(AfXdpPort {
             name: ifname.to_string(),
             ifindex,
             n_queues,
             mac: read_mac(ifname),
             cfg: cfg.clone(),
-            prog: Mutex::new(prog),
+            steer,
             zerocopy: Mutex::new(None),
             queues: Mutex::new(Vec::new()),
         })
@@ -174,11 +202,14 @@ impl Port for AfXdpPort {
         *self.zerocopy.lock().unwrap_or_else(|e| e.into_inner()) = Some(sock.is_zerocopy());
         // Steer the queue to the socket (only now that it is bound), then give the kernel
         // frames to receive into. In this order a failed map update loses no frames.
-        self.prog
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .set_socket(qid, sock.fd())
-            .map_err(|e| Error::Xdp { name: self.name.clone(), reason: format!("xsks_map[{qid}]: {e}") })?;
+        match &self.steer {
+            Steering::Own(prog) => {
+                prog.lock().unwrap_or_else(|e| e.into_inner()).set_socket(qid, sock.fd()).map_err(|e| {
+                    Error::Xdp { name: self.name.clone(), reason: format!("xsks_map[{qid}]: {e}") }
+                })?
+            }
+            Steering::Shared(prog) => prog.set_socket(self.ifindex, qid, sock.fd())?,
+        }
         refill(&mut sock, umem, 0);
         let stats = Arc::new(QueueStats::default());
         self.queues.lock().unwrap_or_else(|e| e.into_inner()).push(stats.clone());
@@ -199,7 +230,10 @@ impl Port for AfXdpPort {
     }
 
     fn describe(&self) -> String {
-        let mode = self.prog.lock().unwrap_or_else(|e| e.into_inner()).attached().as_str();
+        let mode = match &self.steer {
+            Steering::Own(p) => p.lock().unwrap_or_else(|e| e.into_inner()).attached().as_str(),
+            Steering::Shared(p) => p.attached(self.ifindex).map_or("detached", |a| a.as_str()),
+        };
         let copy = match *self.zerocopy.lock().unwrap_or_else(|e| e.into_inner()) {
             Some(true) => "zero-copy",
             Some(false) => "copy",
@@ -222,6 +256,17 @@ impl Port for AfXdpPort {
     }
     fn set_admin_up(&self, up: bool) -> Result<(), Error> {
         crate::netdev::link::set_admin_up(&self.name, up).map_err(sys_err(&self.name, "set admin state"))
+    }
+    fn offload_ifindex(&self) -> Option<u32> {
+        matches!(self.steer, Steering::Shared(_)).then_some(self.ifindex)
+    }
+}
+
+impl Drop for AfXdpPort {
+    fn drop(&mut self) {
+        if let Steering::Shared(p) = &self.steer {
+            p.detach(self.ifindex);
+        }
     }
 }
 

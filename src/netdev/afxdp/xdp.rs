@@ -6,6 +6,7 @@
 //! attachment only on kernels without XDP links; that one is detached on drop too.)
 
 use aya::maps::{MapData, XskMap};
+use aya::programs::xdp::XdpLinkId;
 use aya::programs::{Xdp, XdpMode as AyaMode};
 use aya::Ebpf;
 
@@ -31,6 +32,43 @@ impl Attached {
     }
 }
 
+/// Attaches a loaded XDP program to `ifindex` in the modes `mode` allows, native first; says
+/// which one took (and warns once about generic mode's limits).
+pub(crate) fn attach_with_fallback(
+    prog: &mut Xdp,
+    name: &str,
+    ifindex: u32,
+    mode: XdpMode,
+) -> Result<(Attached, XdpLinkId), Error> {
+    let tries: &[(AyaMode, Attached)] = match mode {
+        XdpMode::Auto => &[(AyaMode::Driver, Attached::Native), (AyaMode::Skb, Attached::Generic)],
+        XdpMode::Native => &[(AyaMode::Driver, Attached::Native)],
+        XdpMode::Generic => &[(AyaMode::Skb, Attached::Generic)],
+    };
+    let mut last = String::new();
+    for &(aya_mode, attached) in tries {
+        match prog.attach_to_if_index(ifindex, aya_mode) {
+            Ok(link) => {
+                tracing::info!(port = name, mode = attached.as_str(), "XDP program attached");
+                if attached == Attached::Generic {
+                    tracing::warn!(
+                        port = name,
+                        "generic XDP: GSO/TSO super-frames from senders do not fit a {} byte chunk \
+                         and are dropped; turn off gso/tso on senders",
+                        crate::netdev::CHUNK_SIZE
+                    );
+                }
+                return Ok((attached, link));
+            }
+            Err(e) => {
+                tracing::debug!(port = name, mode = attached.as_str(), error = %e, "XDP attach failed");
+                last = format!("attach in {} mode: {e}", attached.as_str());
+            }
+        }
+    }
+    Err(Error::Xdp { name: name.to_string(), reason: last })
+}
+
 /// The loaded, attached program and its XSKMAP. Dropping it detaches the program.
 pub struct XdpProgram {
     // Declared first: dropped (unset entries are irrelevant then) before the program.
@@ -52,33 +90,8 @@ impl XdpProgram {
             .try_into()
             .map_err(|e| err(format!("xsk_redirect: {e}")))?;
         prog.load().map_err(|e| err(format!("verifier: {e}")))?;
-        let tries: &[(AyaMode, Attached)] = match mode {
-            XdpMode::Auto => &[(AyaMode::Driver, Attached::Native), (AyaMode::Skb, Attached::Generic)],
-            XdpMode::Native => &[(AyaMode::Driver, Attached::Native)],
-            XdpMode::Generic => &[(AyaMode::Skb, Attached::Generic)],
-        };
-        let mut last = String::new();
-        for &(aya_mode, attached) in tries {
-            match prog.attach_to_if_index(ifindex, aya_mode) {
-                Ok(_) => {
-                    tracing::info!(port = name, mode = attached.as_str(), "XDP program attached");
-                    if attached == Attached::Generic {
-                        tracing::warn!(
-                            port = name,
-                            "generic XDP: GSO/TSO super-frames from senders do not fit a {} byte chunk \
-                             and are dropped; turn off gso/tso on senders",
-                            crate::netdev::CHUNK_SIZE
-                        );
-                    }
-                    return Ok(XdpProgram { map, ebpf, attached });
-                }
-                Err(e) => {
-                    tracing::debug!(port = name, mode = attached.as_str(), error = %e, "XDP attach failed");
-                    last = format!("attach in {} mode: {e}", attached.as_str());
-                }
-            }
-        }
-        Err(err(last))
+        let (attached, _link) = attach_with_fallback(prog, name, ifindex, mode)?;
+        Ok(XdpProgram { map, ebpf, attached })
     }
 
     /// The mode the program runs in.

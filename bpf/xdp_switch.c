@@ -1,0 +1,449 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The hybrid fast path: runs the megaflows the switch offloaded (hot ones whose actions it can
+ * do: output to one port, drop, Ethernet address rewrite, VLAN pop/push/rewrite) in the
+ * kernel, and steers every other frame to the AF_XDP socket of its port and queue, as
+ * xsk_redirect.c does. Loaded once per datapath and attached to every AF_XDP port by
+ * src/netdev/afxdp/offload.rs, which also fills the maps; the key and action layouts below
+ * are mirrored there (`XKey`, `XFlowKey`, `XAction`), and src/datapath/offload.rs decides
+ * what goes in them.
+ *
+ * Matching is the megaflow classifier's tuple-space search over the masks in use: for each
+ * mask, the frame's key ANDed with it is looked up in `flows`. Megaflows do not overlap, so
+ * the first hit is the only one. The parser claims only what it checked the same way
+ * src/datapath/extract.rs does: a frame it does not fully understand (IPv6, a malformed IPv4
+ * header, a cut L4 header, an 802.3 length frame) never matches and goes to user space, which
+ * parses, drops or forwards it as always. ARP frames match only masks with nothing beyond
+ * the L2 fields (the ARP fields are not parsed here). */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#define MAX_MASKS 16
+#define MAX_FLOWS 16384
+#define MAX_XSKS 4096
+#define MAX_PORTS 256
+
+#define ETH_P_IP 0x0800
+#define ETH_P_ARP 0x0806
+#define ETH_P_RARP 0x8035
+#define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88a8
+#define ETH_TYPE_MIN 0x0600
+#define VLAN_PRESENT 0x1000
+
+#define IPPROTO_ICMP 1
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define IPPROTO_SCTP 132
+
+#define FRAG_ANY 1
+#define FRAG_LATER 2
+
+/* The first four words of the switch's FlowKey (same layout, host byte order for numbers,
+ * network order for addresses) plus the IPv4 addresses. */
+struct xkey {
+	__u32 in_port;
+	__u16 dl_type;
+	__u16 vlan_tci;
+	__u8 dl_dst[6];
+	__u8 nw_proto;
+	__u8 nw_tos;
+	__u8 dl_src[6];
+	__u8 nw_ttl;
+	__u8 nw_frag;
+	__u16 tp_src;
+	__u16 tp_dst;
+	__u16 tcp_flags;
+	__u16 pad0;
+	__u32 nw_src;
+	__u32 nw_dst;
+} __attribute__((aligned(8)));
+
+#define XKEY_WORDS (sizeof(struct xkey) / 8)
+
+struct xmask {
+	struct xkey mask;
+	/* MASK_NEEDS_L3: the mask selects bits beyond the L2 fields (ARP frames skip it);
+	 * MASK_UNUSED: a free slot below n_masks (skipped). */
+	__u32 flags;
+	__u32 pad;
+};
+
+#define MASK_NEEDS_L3 1
+#define MASK_UNUSED 2
+
+struct xflow_key {
+	__u32 mask_idx;
+	__u32 pad;
+	struct xkey key;
+};
+
+#define OP_POP_VLAN 1
+#define OP_PUSH_VLAN 2
+#define OP_SET_VLAN 4
+#define OP_SET_ETH_SRC 8
+#define OP_SET_ETH_DST 16
+#define OUT_NONE 0xffffffff
+
+/* What a hit does, in this order: pop the outer tag (if any), push a tag, rewrite the outer
+ * tag's TCI (if any), rewrite the Ethernet addresses, then redirect to `out_port` (a datapath
+ * port number, the key of `tx_ports`) or drop. */
+struct xaction {
+	__u32 slot;
+	__u32 out_port;
+	__u16 ops;
+	__u16 vlan_tpid; /* network order */
+	__u16 vlan_tci;	 /* network order, as written on the wire */
+	__u8 eth_src[6];
+	__u8 eth_dst[6];
+	__u16 pad;
+};
+
+struct xport {
+	__u32 dp_port;
+	__u32 xsk_base;
+	__u32 offload; /* nonzero: look frames up in `flows` */
+	__u32 pad;
+};
+
+struct xconfig {
+	__u32 n_masks;
+	__u32 pad;
+};
+
+struct xstat {
+	__u64 packets;
+	__u64 bytes;
+};
+
+enum {
+	ST_HIT,	     /* executed in the kernel */
+	ST_MISS,     /* looked up, no offloaded megaflow: to user space */
+	ST_UNPARSED, /* not a frame the parser claims (IPv6, malformed, ...): to user space */
+	ST_NO_TX,    /* hit, but its output port cannot take redirected frames now: to user space */
+	ST_DROP,     /* hit with no output: dropped */
+	ST_ERROR,    /* hit, but a header could not be pushed or popped: to user space */
+	ST_MAX,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, MAX_XSKS);
+	__type(key, __u32);
+	__type(value, __u32);
+} xsks_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_PORTS);
+	__type(key, __u32); /* ifindex */
+	__type(value, struct xport);
+} ports SEC(".maps");
+
+/* Ports frames may be redirected to, by datapath port number: only those whose driver takes
+ * redirected frames now (for veth: its peer runs XDP or has GRO on). */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, MAX_PORTS);
+	__type(key, __u32);
+	__type(value, struct bpf_devmap_val);
+} tx_ports SEC(".maps");
+
+/* Per datapath port: what the kernel forwarded, so port counters stay whole. */
+struct xport_stat {
+	__u64 rx_packets;
+	__u64 rx_bytes;
+	__u64 tx_packets;
+	__u64 tx_bytes;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_PORTS);
+	__type(key, __u32);
+	__type(value, struct xport_stat);
+} port_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xconfig);
+} config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_MASKS);
+	__type(key, __u32);
+	__type(value, struct xmask);
+} masks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_FLOWS);
+	__type(key, struct xflow_key);
+	__type(value, struct xaction);
+} flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_FLOWS);
+	__type(key, __u32);
+	__type(value, struct xstat);
+} flow_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ST_MAX);
+	__type(key, __u32);
+	__type(value, struct xstat);
+} stats SEC(".maps");
+
+static __always_inline void count(__u32 what, __u64 bytes)
+{
+	struct xstat *s = bpf_map_lookup_elem(&stats, &what);
+	if (s) {
+		s->packets++;
+		s->bytes += bytes;
+	}
+}
+
+enum { PARSE_NONE, PARSE_L2, PARSE_FULL };
+
+static __always_inline int is_vlan(__u16 t)
+{
+	return t == ETH_P_8021Q || t == ETH_P_8021AD;
+}
+
+/* Fills `k` as extract.rs would and says how much of it is valid; PARSE_NONE: hand the frame
+ * to user space. */
+static __always_inline int parse(void *data, void *end, struct xkey *k)
+{
+	__u8 *p = data;
+	if ((void *)(p + 14) > end)
+		return PARSE_NONE;
+	__builtin_memcpy(k->dl_dst, p, 6);
+	__builtin_memcpy(k->dl_src, p + 6, 6);
+	__u16 type = bpf_ntohs(*(__u16 *)(p + 12));
+	p += 14;
+	if (is_vlan(type)) {
+		if ((void *)(p + 4) > end)
+			return PARSE_NONE;
+		k->vlan_tci = bpf_ntohs(*(__u16 *)p) | VLAN_PRESENT;
+		type = bpf_ntohs(*(__u16 *)(p + 2));
+		p += 4;
+		if (is_vlan(type)) {
+			k->dl_type = type;
+			return PARSE_FULL;
+		}
+	}
+	if (type < ETH_TYPE_MIN)
+		return PARSE_NONE;
+	k->dl_type = type;
+	if (type == ETH_P_ARP || type == ETH_P_RARP)
+		return PARSE_L2;
+	if (type != ETH_P_IP)
+		/* IPv6 has extension headers and its own checks: user space. Other EtherTypes
+		 * have nothing beyond L2 in the key. */
+		return type == 0x86dd ? PARSE_NONE : PARSE_FULL;
+
+	/* IPv4, checked as extract_ipv4 checks it. */
+	if ((void *)(p + 20) > end)
+		return PARSE_NONE;
+	__u8 vihl = p[0];
+	__u32 hl = (vihl & 0x0f) * 4;
+	if ((vihl >> 4) != 4 || hl < 20 || (void *)(p + hl) > end)
+		return PARSE_NONE;
+	__u32 total = bpf_ntohs(*(__u16 *)(p + 2));
+	if (total < hl || (void *)(p + total) > end)
+		return PARSE_NONE;
+	k->nw_tos = p[1];
+	k->nw_ttl = p[8];
+	k->nw_proto = p[9];
+	__builtin_memcpy(&k->nw_src, p + 12, 4);
+	__builtin_memcpy(&k->nw_dst, p + 16, 4);
+	__u16 frag = bpf_ntohs(*(__u16 *)(p + 6));
+	if (frag & 0x3fff) { /* MF or an offset */
+		k->nw_frag = FRAG_ANY;
+		if (frag & 0x1fff) {
+			k->nw_frag |= FRAG_LATER;
+			return PARSE_FULL;
+		}
+	}
+	/* L4 lies in [hl, total) of the IP packet. */
+	__u32 l4len = total - hl;
+	__u8 *l4 = p + (hl & 0x3c);
+	switch (k->nw_proto) {
+	case IPPROTO_TCP:
+		if (l4len < 20 || (void *)(l4 + 20) > end)
+			return PARSE_NONE;
+		k->tp_src = bpf_ntohs(*(__u16 *)l4);
+		k->tp_dst = bpf_ntohs(*(__u16 *)(l4 + 2));
+		k->tcp_flags = bpf_ntohs(*(__u16 *)(l4 + 12)) & 0x0fff;
+		break;
+	case IPPROTO_UDP:
+		if (l4len < 8 || (void *)(l4 + 8) > end)
+			return PARSE_NONE;
+		k->tp_src = bpf_ntohs(*(__u16 *)l4);
+		k->tp_dst = bpf_ntohs(*(__u16 *)(l4 + 2));
+		break;
+	case IPPROTO_SCTP:
+		if (l4len < 12 || (void *)(l4 + 12) > end)
+			return PARSE_NONE;
+		k->tp_src = bpf_ntohs(*(__u16 *)l4);
+		k->tp_dst = bpf_ntohs(*(__u16 *)(l4 + 2));
+		break;
+	case IPPROTO_ICMP:
+		if (l4len < 8 || (void *)(l4 + 8) > end)
+			return PARSE_NONE;
+		k->tp_src = l4[0];
+		k->tp_dst = l4[1];
+		break;
+	default:
+		break;
+	}
+	return PARSE_FULL;
+}
+
+/* Runs `a` on the frame; returns the XDP verdict, or -1 to hand the (unchanged) frame to
+ * user space. */
+static __always_inline void count_port(__u32 port, __u64 bytes, int tx)
+{
+	struct xport_stat *s = bpf_map_lookup_elem(&port_stats, &port);
+	if (!s)
+		return;
+	if (tx) {
+		s->tx_packets++;
+		s->tx_bytes += bytes;
+	} else {
+		s->rx_packets++;
+		s->rx_bytes += bytes;
+	}
+}
+
+static __always_inline int execute(struct xdp_md *ctx, struct xaction *a, __u32 in_port, __u64 len)
+{
+	if (a->out_port != OUT_NONE && !bpf_map_lookup_elem(&tx_ports, &a->out_port)) {
+		count(ST_NO_TX, len);
+		return -1;
+	}
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u8 macs[12];
+	__u16 ops = a->ops;
+
+	if (ops & (OP_POP_VLAN | OP_PUSH_VLAN)) {
+		if (data + 18 > end)
+			goto error;
+		__builtin_memcpy(macs, data, 12);
+		int tagged = is_vlan(bpf_ntohs(*(__u16 *)(data + 12)));
+		/* Pop then push is a rewrite of the tag in place. */
+		if ((ops & OP_POP_VLAN) && (ops & OP_PUSH_VLAN) && tagged) {
+			*(__u16 *)(data + 12) = a->vlan_tpid;
+			*(__u16 *)(data + 14) = a->vlan_tci;
+		} else if ((ops & OP_POP_VLAN) && tagged) {
+			if (bpf_xdp_adjust_head(ctx, 4))
+				goto error;
+			data = (void *)(long)ctx->data;
+			end = (void *)(long)ctx->data_end;
+			if (data + 12 > end)
+				goto error;
+			__builtin_memcpy(data, macs, 12);
+		} else if (ops & OP_PUSH_VLAN) {
+			if (bpf_xdp_adjust_head(ctx, -4))
+				goto error;
+			data = (void *)(long)ctx->data;
+			end = (void *)(long)ctx->data_end;
+			if (data + 16 > end)
+				goto error;
+			__builtin_memcpy(data, macs, 12);
+			*(__u16 *)(data + 12) = a->vlan_tpid;
+			*(__u16 *)(data + 14) = a->vlan_tci;
+		}
+	}
+	if (data + 14 > end)
+		goto error;
+	if ((ops & OP_SET_VLAN) && data + 16 <= end && is_vlan(bpf_ntohs(*(__u16 *)(data + 12))))
+		*(__u16 *)(data + 14) = a->vlan_tci;
+	if (ops & OP_SET_ETH_DST)
+		__builtin_memcpy(data, a->eth_dst, 6);
+	if (ops & OP_SET_ETH_SRC)
+		__builtin_memcpy(data + 6, a->eth_src, 6);
+
+	count_port(in_port, len, 0);
+	if (a->out_port == OUT_NONE) {
+		count(ST_DROP, len);
+		return XDP_DROP;
+	}
+	count(ST_HIT, len);
+	count_port(a->out_port, end - data, 1);
+	return bpf_redirect_map(&tx_ports, a->out_port, 0);
+error:
+	/* Only reachable before the frame was changed, or after a failed adjust_head, which
+	 * leaves it unchanged. */
+	count(ST_ERROR, len);
+	return -1;
+}
+
+SEC("xdp")
+int xdp_switch(struct xdp_md *ctx)
+{
+	__u32 ifindex = ctx->ingress_ifindex;
+	struct xport *port = bpf_map_lookup_elem(&ports, &ifindex);
+	if (!port)
+		return XDP_PASS;
+	__u32 xsk = port->xsk_base + ctx->rx_queue_index;
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u64 len = end - data;
+	__u32 zero = 0;
+	struct xconfig *cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!port->offload || !cfg || cfg->n_masks == 0)
+		goto to_user;
+
+	struct xkey key = {};
+	int level = parse(data, end, &key);
+	if (level == PARSE_NONE) {
+		count(ST_UNPARSED, len);
+		goto to_user;
+	}
+	key.in_port = port->dp_port;
+
+	struct xflow_key fk = {};
+	struct xaction *a = 0;
+	__u32 n = cfg->n_masks;
+	for (__u32 i = 0; i < MAX_MASKS; i++) {
+		if (i >= n)
+			break;
+		struct xmask *m = bpf_map_lookup_elem(&masks, &i);
+		if (!m)
+			break;
+		if ((m->flags & MASK_UNUSED) || (level == PARSE_L2 && (m->flags & MASK_NEEDS_L3)))
+			continue;
+		fk.mask_idx = i;
+		__u64 *kw = (__u64 *)&key, *mw = (__u64 *)&m->mask, *fw = (__u64 *)&fk.key;
+#pragma clang loop unroll(full)
+		for (int w = 0; w < XKEY_WORDS; w++)
+			fw[w] = kw[w] & mw[w];
+		a = bpf_map_lookup_elem(&flows, &fk);
+		if (a)
+			break;
+	}
+	if (a) {
+		__u32 slot = a->slot;
+		struct xstat *fs = bpf_map_lookup_elem(&flow_stats, &slot);
+		int verdict = execute(ctx, a, port->dp_port, len);
+		if (verdict < 0)
+			goto to_user;
+		if (fs) {
+			fs->packets++;
+			fs->bytes += len;
+		}
+		return verdict;
+	}
+	count(ST_MISS, len);
+to_user:
+	return bpf_redirect_map(&xsks_map, xsk, XDP_PASS);
+}
+
+char _license[] SEC("license") = "GPL";
