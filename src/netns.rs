@@ -47,7 +47,8 @@ pub struct Host {
 impl Host {
     /// Creates namespace `ns` with a veth (`queues` rx/tx queues on each end) and address
     /// `ip` (`a.b.c.d/len` or IPv6), both ends up, transmit offloads off inside the
-    /// namespace (a userspace switch sees partial checksums and GSO super-frames otherwise).
+    /// namespace (a userspace switch sees partial checksums and GSO super-frames otherwise),
+    /// GRO on there (so the switch's XDP program may redirect frames to the host).
     pub fn create(ns: &str, sw_if: &str, ip: &str, queues: u32) -> anyhow::Result<Host> {
         if sw_if.len() > 15 {
             bail!("interface name {sw_if:?} is longer than 15 bytes");
@@ -72,8 +73,10 @@ impl Host {
         host.exec(&["ip", "addr", "add", ip, "dev", "eth0"])?;
         host.exec(&["ip", "link", "set", "eth0", "up"])?;
         sh(&["ip", "link", "set", sw_if, "up"])?;
-        // Best effort: not every offload exists on every kernel.
-        let _ = host.exec(&["ethtool", "-K", "eth0", "tx", "off", "tso", "off", "gso", "off", "gro", "off"]);
+        // Best effort: not every offload exists on every kernel. GRO stays on inside the
+        // namespace: it only shapes what the host's own stack receives, and it is what lets
+        // the switch's XDP program redirect frames to this veth (the kernel fast path).
+        let _ = host.exec(&["ethtool", "-K", "eth0", "tx", "off", "tso", "off", "gso", "off", "gro", "on"]);
         let _ = sh(&["ethtool", "-K", sw_if, "tx", "off", "tso", "off", "gso", "off", "gro", "off"]);
         let _ = host.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
         host.mac = host.exec(&["cat", "/sys/class/net/eth0/address"])?.trim().to_string();

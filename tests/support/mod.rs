@@ -202,6 +202,12 @@ mod tempfile_path {
     }
 }
 
+/// `XS_OFFLOAD=off` runs every switch a test starts with `--offload off` (the suites pass
+/// both ways; CI runs them with the default, on).
+pub fn offload_off() -> bool {
+    std::env::var("XS_OFFLOAD").is_ok_and(|v| v == "off")
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_xdpswitch")
 }
@@ -219,6 +225,9 @@ impl SwitchProc {
         cmd.args(["--log", "warn", "run"]).arg("--flows").arg(&flow_path).arg("--ctl").arg(&ctl).args(extra);
         if !extra.contains(&"--fail-mode") {
             cmd.args(["--fail-mode", "secure"]);
+        }
+        if offload_off() && !extra.contains(&"--offload") {
+            cmd.args(["--offload", "off"]);
         }
         if !extra.contains(&"--bridge") {
             // Its own LOCAL tap name, so switches of parallel tests don't collide on the default.
@@ -252,7 +261,8 @@ impl SwitchProc {
         let t = tag('c');
         let ctl = std::env::temp_dir().join(format!("xs-{t}.ctl"));
         let path = std::env::temp_dir().join(format!("xs-{t}.toml"));
-        std::fs::write(&path, format!("ctl = {:?}\n{config}", ctl.display().to_string())).unwrap();
+        let offload = if offload_off() && !config.contains("offload =") { "offload = false\n" } else { "" };
+        std::fs::write(&path, format!("ctl = {:?}\n{offload}{config}", ctl.display().to_string())).unwrap();
         let child = Command::new(bin())
             .args(["--log", "warn", "run", "--config"])
             .arg(&path)
@@ -480,4 +490,10 @@ pub fn n_packets(dump: &str, needle: &str) -> u64 {
 /// Sums a field over every poll thread in `pmd-stats --json`.
 pub fn pmd_sum(stats: &serde_json::Value, field: &str) -> u64 {
     stats["pmds"].as_array().unwrap().iter().map(|p| p[field].as_u64().unwrap_or(0)).sum()
+}
+
+/// A counter of the XDP program's (`hit`, `miss`, `unparsed`, `no_tx`, `dropped`, `error`)
+/// from `pmd-stats --json`: packets; 0 when offload is off.
+pub fn offload_sum(stats: &serde_json::Value, field: &str) -> u64 {
+    stats["offload"]["program"][field]["packets"].as_u64().unwrap_or(0)
 }
