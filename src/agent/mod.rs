@@ -184,7 +184,7 @@ impl Agent {
         let rt =
             tokio::runtime::Builder::new_current_thread().enable_all().build().context("tokio runtime")?;
         if let Some(t) = cfg.targets.iter().find(|t| t.is_tls()).filter(|_| cfg.tls.is_none()) {
-            bail!("{t}: TLS needs --private-key, --certificate and --ca-cert");
+            bail!("{t}: TLS needs a key, a certificate and a CA (--private-key, --certificate, --ca-cert)");
         }
         let mut listeners = Vec::new();
         for t in cfg.targets.iter().filter(|t| !t.is_active()) {
@@ -676,7 +676,10 @@ mod tests {
         let (tx, _rx) = crossbeam_channel::bounded(1);
         let cfg = AgentConfig { targets: vec!["pssl:0".parse().unwrap()], ..AgentConfig::default() };
         let e = Agent::start(cfg, tx).err().expect("refused").to_string();
-        assert_eq!(e, "pssl:0:127.0.0.1: TLS needs --private-key, --certificate and --ca-cert");
+        assert_eq!(
+            e,
+            "pssl:0:127.0.0.1: TLS needs a key, a certificate and a CA (--private-key, --certificate, --ca-cert)"
+        );
     }
 
     /// A blocking TLS client of `addr` with `files`.

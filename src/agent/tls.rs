@@ -57,23 +57,29 @@ impl TlsConfig {
     /// option and the file (missing, unreadable, no PEM item of the right kind, a key that
     /// does not match the certificate, a CA file without a usable certificate).
     pub fn load(files: &TlsFiles) -> anyhow::Result<Arc<TlsConfig>> {
+        TlsConfig::load_named(files, ["--private-key", "--certificate", "--ca-cert"])
+    }
+
+    /// [`TlsConfig::load`] with the options named as given (key, certificate, CA), e.g. as
+    /// a configuration file spells them.
+    pub fn load_named(files: &TlsFiles, names: [&str; 3]) -> anyhow::Result<Arc<TlsConfig>> {
+        let [key_name, cert_name, ca_name] = names;
         let opt = |name: &str, path: &Path| format!("{name} {}", path.display());
-        let key = read_key(&files.private_key).with_context(|| opt("--private-key", &files.private_key))?;
-        let chain =
-            read_certs(&files.certificate).with_context(|| opt("--certificate", &files.certificate))?;
-        let cas = read_certs(&files.ca_cert).with_context(|| opt("--ca-cert", &files.ca_cert))?;
+        let key = read_key(&files.private_key).with_context(|| opt(key_name, &files.private_key))?;
+        let chain = read_certs(&files.certificate).with_context(|| opt(cert_name, &files.certificate))?;
+        let cas = read_certs(&files.ca_cert).with_context(|| opt(ca_name, &files.ca_cert))?;
         let mut roots = RootCertStore::empty();
         for (i, ca) in cas.into_iter().enumerate() {
             roots
                 .add(ca)
                 .map_err(|e| anyhow!("certificate {} is not a usable CA: {e}", i + 1))
-                .with_context(|| opt("--ca-cert", &files.ca_cert))?;
+                .with_context(|| opt(ca_name, &files.ca_cert))?;
         }
         let roots = Arc::new(roots);
         let provider = Arc::new(crypto::ring::default_provider());
         let key_opt = || {
             format!(
-                "--private-key {} with --certificate {}",
+                "{key_name} {} with {cert_name} {}",
                 files.private_key.display(),
                 files.certificate.display()
             )
@@ -91,7 +97,7 @@ impl TlsConfig {
         let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
             .build()
             .map_err(|e| anyhow!("{e}"))
-            .with_context(|| opt("--ca-cert", &files.ca_cert))?;
+            .with_context(|| opt(ca_name, &files.ca_cert))?;
         let server = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .context("TLS protocol versions")?
