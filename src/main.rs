@@ -261,6 +261,10 @@ fn real_main(cmd: Cmd, config: Option<xdpswitch::config::Config>) -> anyhow::Res
                 }
                 _ => None,
             };
+            if let Some(t) = controllers.iter().chain(&listen).find(|t| t.is_tls()).filter(|_| tls.is_none())
+            {
+                anyhow::bail!("{t}: TLS needs --private-key, --certificate and --ca-cert");
+            }
             if emc_entries != 0 && !emc_entries.is_power_of_two() {
                 anyhow::bail!("--emc-entries {emc_entries}: must be 0 or a power of two");
             }

@@ -202,6 +202,11 @@ impl Switch {
             }
             None => base.agent.tls.clone(),
         };
+        for b in cfg.bridges.iter().filter(|_| tls.is_none()) {
+            if let Some(t) = b.targets.iter().find(|t| t.is_tls()) {
+                bail!("bridge {}: {t}: TLS needs an [ssl] table (private_key, certificate, ca_cert)", b.name);
+            }
+        }
         let mut dcfg = base.datapath.clone();
         if let Some(c) = cfg.cores {
             dcfg.n_pmds = c;

@@ -320,3 +320,76 @@ fn an_ssl_controller_manages_the_switch_and_one_of_another_ca_is_retried() {
     assert!(eventually_pings(&h[0], &h[1], 10), "traffic by the controller's flows");
     assert!(c.echo_works());
 }
+
+/// Runs `xdpswitch ARGS` expecting it to fail at once; returns its stderr.
+fn xdpswitch_fails(args: &[&str]) -> String {
+    let out = Command::new(bin()).args(args).stdin(Stdio::null()).output().expect("running xdpswitch");
+    assert!(!out.status.success(), "xdpswitch {args:?} should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn bad_or_missing_tls_files_are_one_line_errors_naming_the_option() {
+    if !which("openssl") {
+        eprintln!("skipped: openssl is not installed");
+        return;
+    }
+    let pki = Pki::new();
+    let ca = pki.ca("ca");
+    let sw = pki.party(&ca, "switch");
+    let s = |p: &Path| p.display().to_string();
+    let (key, cert, cacert) = (s(&sw.private_key), s(&sw.certificate), s(&ca.cert));
+    let run = |k: &str, c: &str, a: &str| {
+        let args = [
+            "run",
+            "--port",
+            "xs-none0",
+            "--listen",
+            "pssl:0",
+            "--private-key",
+            k,
+            "--certificate",
+            c,
+            "--ca-cert",
+            a,
+        ];
+        xdpswitch_fails(&args)
+    };
+    let one_line = |e: &str, start: &str| {
+        assert!(e.starts_with(&format!("xdpswitch: error: {start}")), "{e}");
+        assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+    };
+    one_line(&run("/nonexistent/k.pem", &cert, &cacert), "--private-key /nonexistent/k.pem: ");
+    one_line(&run(&cert, &cert, &cacert), &format!("--private-key {cert}: no PEM private key"));
+    one_line(&run(&key, &key, &cacert), &format!("--certificate {key}: no PEM certificate"));
+    one_line(&run(&key, &cert, "/nonexistent/ca.pem"), "--ca-cert /nonexistent/ca.pem: ");
+    let other = pki.party(&ca, "other");
+    one_line(&run(&s(&other.private_key), &cert, &cacert), "--private-key ");
+    // pssl: without the files.
+    let e = xdpswitch_fails(&["run", "--port", "xs-none0", "--listen", "pssl:0"]);
+    one_line(&e, "pssl:0:127.0.0.1: TLS needs --private-key, --certificate and --ca-cert");
+    // Only some of the three: clap refuses.
+    let e = xdpswitch_fails(&["run", "--port", "xs-none0", "--private-key", &key]);
+    assert!(e.contains("--certificate") && e.contains("--ca-cert"), "{e}");
+
+    // The configuration file's [ssl] table, named as the file spells it.
+    let cfg = pki.dir.join("sw.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[ssl]\nprivate_key = {:?}\ncertificate = {cert:?}\nca_cert = {cacert:?}\n\
+             [[bridge]]\nname = \"xsnone\"\nports = [\"xs-none0\"]\nlisten = \"pssl:0\"\n",
+            "/nonexistent/k.pem"
+        ),
+    )
+    .unwrap();
+    let e = xdpswitch_fails(&["run", "--config", cfg.to_str().unwrap()]);
+    one_line(&e, "ssl.private_key /nonexistent/k.pem: ");
+    std::fs::write(
+        &cfg,
+        "[[bridge]]\nname = \"xsnone\"\nports = [\"xs-none0\"]\ncontroller = \"ssl:127.0.0.1\"\n",
+    )
+    .unwrap();
+    let e = xdpswitch_fails(&["run", "--config", cfg.to_str().unwrap()]);
+    one_line(&e, "bridge xsnone: ssl:127.0.0.1:6653: TLS needs an [ssl] table");
+}
