@@ -393,3 +393,98 @@ fn bad_or_missing_tls_files_are_one_line_errors_naming_the_option() {
     let e = xdpswitch_fails(&["run", "--config", cfg.to_str().unwrap()]);
     one_line(&e, "bridge xsnone: ssl:127.0.0.1:6653: TLS needs an [ssl] table");
 }
+
+/// A minimal OpenFlow 1.3 controller on Python's `ssl` (OpenSSL) that requires a client
+/// certificate: per connection it prints `refused` when the handshake fails, else does
+/// HELLO and FEATURES_REQUEST and prints `features DPID TLSVERSION`.
+const PY_CONTROLLER: &str = r#"
+import socket, ssl, struct, sys
+key, cert, ca = sys.argv[1:4]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+ctx.load_verify_locations(ca)
+ctx.verify_mode = ssl.CERT_REQUIRED
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(('127.0.0.1', 0))
+ls.listen(4)
+print('listening', ls.getsockname()[1], flush=True)
+def recvn(t, n):
+    b = b''
+    while len(b) < n:
+        d = t.recv(n - len(b))
+        if not d:
+            raise EOFError
+        b += d
+    return b
+def recv_msg(t):
+    v, ty, ln, xid = struct.unpack('!BBHI', recvn(t, 8))
+    return ty, xid, recvn(t, ln - 8)
+while True:
+    s, _ = ls.accept()
+    s.settimeout(10)
+    try:
+        t = ctx.wrap_socket(s, server_side=True)
+    except (ssl.SSLError, OSError) as e:
+        print('refused', type(e).__name__, flush=True)
+        continue
+    t.sendall(struct.pack('!BBHI', 4, 0, 8, 1))
+    t.sendall(struct.pack('!BBHI', 4, 5, 8, 2))
+    while True:
+        ty, xid, body = recv_msg(t)
+        if ty == 2:
+            t.sendall(struct.pack('!BBHI', 4, 3, 8 + len(body), xid) + body)
+        if ty == 6:
+            print('features', hex(struct.unpack('!Q', body[:8])[0]), t.version(), flush=True)
+            break
+    try:
+        while True:
+            recv_msg(t)
+    except Exception:
+        pass
+"#;
+
+#[test]
+fn the_switch_connects_over_ssl_to_an_openssl_controller() {
+    if skip() {
+        return;
+    }
+    use std::io::BufRead;
+    let pki = Pki::new();
+    let ca = pki.ca("ca");
+    let (switch, controller) = (pki.party(&ca, "switch"), pki.party(&ca, "controller"));
+    let s = |p: &Path| p.display().to_string();
+    let mut py = Command::new("python3")
+        .args(["-c", PY_CONTROLLER])
+        .args([s(&controller.private_key), s(&controller.certificate), s(&controller.ca_cert)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let (tx, lines) = std::sync::mpsc::channel();
+    let out = py.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || lines.recv_timeout(Duration::from_secs(30)).expect("a line from the controller");
+    let listening = next();
+    let port = listening.strip_prefix("listening ").expect("listening PORT").to_string();
+    let h = hosts(2, 1);
+    let mut extra = vec!["--controller".to_string(), format!("ssl:127.0.0.1:{port}")];
+    extra.extend(tls_args(&switch));
+    let opts = DutOptions { extra_args: extra, ..DutOptions::default() };
+    let dut = Dut::start_kind(Kind::Xdpswitch, &[&h[0].sw_if, &h[1].sw_if], &opts);
+    let line = next();
+    let _ = py.kill();
+    let _ = py.wait();
+    eprintln!("controller: {line}");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields.first(), Some(&"features"), "{line}");
+    assert_ne!(fields[1], "0x0", "a datapath id");
+    assert!(fields[2].starts_with("TLSv1."), "{line}");
+    drop(dut);
+}
