@@ -2,10 +2,10 @@
 //!
 //! **Owns:** the sockets: one task per active controller target (`tcp:IP:PORT` or
 //! `ssl:IP:PORT`: connect, serve, reconnect with exponential backoff), one per passive
-//! listener (`ptcp:PORT[:IP]`, `pssl:PORT[:IP]`), and one per connection. TLS ([`tls`]) is a
-//! session inside the connection's [`Output`]; the connection code is the same for both. **Calls:** `ofp` (the sans-IO [`Channel`] does the protocol:
-//! hello/version negotiation, echo, the inactivity probe, framing and decode errors) and
-//! `ofproto` (types of the [`AgentEvent`]s it sends the bridge). **Threads:** one thread
+//! listener (`ptcp:PORT[:IP]`, `pssl:PORT[:IP]`), and one per connection. TLS ([`tls`]) is
+//! a session inside the connection's [`Output`]; the connection code is the same for both.
+//! **Calls:** `ofp` (the sans-IO [`Channel`] does the protocol: hello/version negotiation,
+//! echo, the inactivity probe, framing and decode errors) and `ofproto` (types of the [`AgentEvent`]s it sends the bridge). **Threads:** one thread
 //! running a current-thread tokio runtime; the bridge's control thread also writes into the
 //! sockets, through each connection's [`Output`]. It never parses a byte itself and never
 //! touches ofproto state: requests go to the bridge's control thread in arrival order;
@@ -386,7 +386,6 @@ async fn serve(stream: TcpStream, session: Option<rustls::Connection>, id: ConnI
         }
     };
     let (stream, writer) = shared;
-    let tls = session.is_some();
     let out = Arc::new(match session {
         Some(session) => Output::new_tls(writer, session),
         None => Output::new(writer),
@@ -454,7 +453,7 @@ async fn serve(stream: TcpStream, session: Option<rustls::Connection>, id: ConnI
                 match out.receive_with(&mut buf, |b| stream.try_read(b), |b| ch.handle_input(now, b)) {
                     Received::Data | Received::WouldBlock => {}
                     Received::Eof => break,
-                    Received::Failed(e) if tls => {
+                    Received::TlsFailed(e) => {
                         // A peer with a bad certificate retries: say it, but not every time.
                         if let Some(n) = log.allow(now) {
                             let also = if n > 0 { format!(" ({n} more since the last report)") } else { String::new() };
@@ -753,6 +752,29 @@ mod tests {
             AgentEvent::Disconnected { id: got } => assert_eq!(got, id),
             _ => panic!("expected Disconnected"),
         }
+    }
+
+    #[test]
+    fn a_peer_that_never_finishes_the_handshake_is_dropped_after_the_probe_interval() {
+        let ca = tls::test_pki::Ca::new("stall-unit");
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        let cfg = AgentConfig {
+            targets: vec!["pssl:0".parse().unwrap()],
+            tls: Some(TlsConfig::load(&ca.party("switch")).unwrap()),
+            probe_interval: Duration::from_millis(300),
+            ..AgentConfig::default()
+        };
+        let agent = Agent::start(cfg, tx).unwrap();
+        let mut c = TcpStream::connect(agent.listening[0]).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let t0 = Instant::now();
+        let mut rest = Vec::new();
+        // Nothing from us, so nothing from the switch either (it waits for a ClientHello)
+        // but, at the end, a TLS alert record (close_notify); then it closes.
+        c.read_to_end(&mut rest).expect("closed");
+        assert!(rest.is_empty() || rest.starts_with(&[21, 3]), "only an alert: {rest:?}");
+        assert!(t0.elapsed() < Duration::from_secs(5), "closed after {:?}", t0.elapsed());
+        assert!(rx.try_recv().is_err(), "nothing reached the bridge");
     }
 
     /// Accepts one TLS connection as a controller with `files`; `None` when the handshake

@@ -76,8 +76,11 @@ pub enum Received {
     WouldBlock,
     /// The peer closed the connection.
     Eof,
-    /// Reading failed (over TLS: also a failed handshake or a bad record); the reason.
+    /// Reading from the socket failed; the reason.
     Failed(String),
+    /// The TLS handshake failed (a bad certificate, most often) or the peer sent a bad
+    /// record; the reason.
+    TlsFailed(String),
 }
 
 impl Output {
@@ -351,8 +354,8 @@ impl State {
             }
         }
         match processed {
-            Err(e) if tls.is_handshaking() => Received::Failed(format!("TLS handshake failed: {e}")),
-            Err(e) => Received::Failed(format!("TLS: {e}")),
+            Err(e) if tls.is_handshaking() => Received::TlsFailed(format!("TLS handshake failed: {e}")),
+            Err(e) => Received::TlsFailed(format!("TLS: {e}")),
             Ok(_) if eof => Received::Eof,
             Ok(_) => Received::Data,
         }
