@@ -485,4 +485,72 @@ mod tests {
         let mut rest = Vec::new();
         assert_eq!(peer.read_to_end(&mut rest).unwrap(), 0, "peer sees the close and nothing more");
     }
+
+    #[test]
+    fn over_tls_a_full_socket_keeps_replies_drops_async_and_drains_in_order() {
+        use crate::agent::tls::{test_pki::Ca, TlsConfig};
+        let ca = Ca::new("output-unit");
+        let (ours, peer) = pair();
+        let task_handle = ours.try_clone().unwrap();
+        let client = TlsConfig::load(&ca.party("switch")).unwrap().client([127, 0, 0, 1].into()).unwrap();
+        let server = TlsConfig::load(&ca.party("controller")).unwrap().server_config();
+        let out = Output::new_tls(ours, client);
+        // The peer: handshake, then (once told how many) read the messages.
+        let (handshaken_tx, handshaken) = std::sync::mpsc::channel();
+        let (count_tx, count) = std::sync::mpsc::channel::<usize>();
+        let reader = std::thread::spawn(move || {
+            let mut conn = rustls::ServerConnection::new(server).unwrap();
+            let mut sock = peer;
+            while conn.is_handshaking() {
+                conn.complete_io(&mut sock).expect("handshake");
+            }
+            handshaken_tx.send(()).unwrap();
+            let n = count.recv().unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, sock);
+            let (mut buf, mut got) = (Vec::new(), Vec::new());
+            let mut chunk = [0u8; 16384];
+            while got.len() < n {
+                match ofp::decode(&buf).unwrap() {
+                    Decoded::Message { msg, len } => {
+                        buf.drain(..len);
+                        got.push(msg.xid.0);
+                    }
+                    Decoded::NeedMore(_) => {
+                        let k = tls.read(&mut chunk).unwrap();
+                        assert!(k > 0, "peer closed after {} messages", got.len());
+                        buf.extend_from_slice(&chunk[..k]);
+                    }
+                }
+            }
+            got
+        });
+        // Drive our side of the handshake as the connection's task does.
+        out.send_messages(&[barrier_reply(1)]);
+        let mut buf = vec![0u8; 16384];
+        let mut delivered = 0;
+        while handshaken.try_recv().is_err() {
+            let r = out.receive_with(&mut buf, |b| (&task_handle).read(b), |b| delivered += b.len());
+            assert!(matches!(r, Received::Data | Received::WouldBlock), "{r:?}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(delivered, 0, "no OpenFlow bytes from the peer");
+        // The peer does not read: fill the socket, rustls' buffer, then the backlog past its bound.
+        let mut xid = 1;
+        while out.lock().backlog.len() <= ASYNC_BACKLOG {
+            xid += 1;
+            out.send_messages(&[barrier_reply(xid)]);
+        }
+        assert!(out.has_backlog());
+        assert!(!out.send_async(&barrier_reply(u32::MAX)), "async message over the bound is dropped");
+        out.send_messages(&[barrier_reply(xid + 1)]);
+        count_tx.send(xid as usize + 1).unwrap();
+        let mut rounds = 0;
+        while out.flush_with(|b| (&task_handle).write(b)) == Flushed::Blocked {
+            rounds += 1;
+            assert!(rounds < 100_000, "backlog never drained");
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        assert!(!out.has_backlog());
+        assert_eq!(reader.join().unwrap(), (1..=xid + 1).collect::<Vec<_>>());
+    }
 }
