@@ -14,6 +14,10 @@
 //! port = "eth1"
 //! ip = "192.0.2.1/24"                         # also gateway, mtu
 //! ```
+//! `ssl:IP[:PORT]` controllers and `pssl:[PORT][:IP]` listeners take the switch's key,
+//! certificate and CA from an `[ssl]` table (one for the whole switch, as OVS's `set-ssl`):
+//! `private_key`, `certificate`, `ca_cert`, all PEM files and all three required.
+//!
 //! Parsing ([`Config::parse`]) checks everything that needs no system call, and every error
 //! is one line naming the bridge, the port and the option. No I/O here but reading the file.
 
@@ -23,7 +27,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::agent::Target;
+use crate::agent::{Target, TlsFiles};
 use crate::datapath::normal::PortVlan;
 use crate::datapath::tunnel::{KeyMode, TunnelConfig};
 use crate::netdev::DpPortNo;
@@ -148,6 +152,8 @@ pub struct Config {
     pub log: Option<String>,
     pub bridges: Vec<BridgeConf>,
     pub underlays: Vec<UnderlayConf>,
+    /// The `[ssl]` table: key, certificate and CA for TLS connections.
+    pub ssl: Option<TlsFiles>,
 }
 
 #[derive(Deserialize)]
@@ -163,6 +169,15 @@ struct RawConfig {
     bridge: Vec<RawBridge>,
     #[serde(default)]
     underlay: Vec<RawUnderlay>,
+    ssl: Option<RawSsl>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSsl {
+    private_key: PathBuf,
+    certificate: PathBuf,
+    ca_cert: PathBuf,
 }
 
 #[derive(Deserialize)]
@@ -454,10 +469,10 @@ impl Config {
             let mut targets = Vec::new();
             for t in b.controller.map(OneOrMany::into_vec).unwrap_or_default() {
                 match t.parse::<Target>() {
-                    Ok(t @ Target::Active(_)) => targets.push(t),
+                    Ok(t) if t.is_active() => targets.push(t),
                     Ok(_) => {
                         return Err(format!(
-                            "{what}: controller {t:?}: expected tcp:IP[:PORT] (listen takes ptcp:)"
+                            "{what}: controller {t:?}: expected tcp:IP[:PORT] or ssl:IP[:PORT] (listen takes ptcp: and pssl:)"
                         ))
                     }
                     Err(e) => return Err(format!("{what}: controller: {e}")),
@@ -465,8 +480,12 @@ impl Config {
             }
             for t in b.listen.map(OneOrMany::into_vec).unwrap_or_default() {
                 match t.parse::<Target>() {
-                    Ok(t @ Target::Passive(_)) => targets.push(t),
-                    Ok(_) => return Err(format!("{what}: listen {t:?}: expected ptcp:[PORT][:IP]")),
+                    Ok(t) if !t.is_active() => targets.push(t),
+                    Ok(_) => {
+                        return Err(format!(
+                            "{what}: listen {t:?}: expected ptcp:[PORT][:IP] or pssl:[PORT][:IP]"
+                        ))
+                    }
                     Err(e) => return Err(format!("{what}: listen: {e}")),
                 }
             }
@@ -557,6 +576,11 @@ impl Config {
             log: raw.log,
             bridges,
             underlays,
+            ssl: raw.ssl.map(|s| TlsFiles {
+                private_key: s.private_key,
+                certificate: s.certificate,
+                ca_cert: s.ca_cert,
+            }),
         })
     }
 
@@ -764,7 +788,7 @@ gateway = "192.0.2.254"
         assert_eq!(err("cores = 2\n"), "no [[bridge]]: give at least one");
         assert_eq!(
             err("[[bridge]]\nname = \"b\"\ncontroller = \"ptcp:1\"\n"),
-            "bridge b: controller \"ptcp:1\": expected tcp:IP[:PORT] (listen takes ptcp:)"
+            "bridge b: controller \"ptcp:1\": expected tcp:IP[:PORT] or ssl:IP[:PORT] (listen takes ptcp: and pssl:)"
         );
         assert_eq!(
             err("[[bridge]]\nname = \"b\"\nfail_mode = \"open\"\n"),
@@ -774,6 +798,32 @@ gateway = "192.0.2.254"
             err("[[bridge]]\nname = \"b\"\n[[underlay]]\nport = \"u\"\nip = \"10.0.0.1/24\"\ngateway = \"10.1.0.1\"\n"),
             "underlay u: gateway 10.1.0.1: not on 10.0.0.1/24"
         );
+    }
+
+    #[test]
+    fn ssl_table_and_tls_targets() {
+        let text = "[ssl]\nprivate_key = \"/k.pem\"\ncertificate = \"/c.pem\"\nca_cert = \"/ca.pem\"\n\
+                    [[bridge]]\nname = \"b\"\ncontroller = [\"ssl:192.0.2.1\", \"tcp:192.0.2.2:6633\"]\n\
+                    listen = [\"pssl:6634\", \"ptcp:6635\"]\n";
+        let c = Config::parse(text).unwrap();
+        assert_eq!(
+            c.ssl,
+            Some(TlsFiles {
+                private_key: "/k.pem".into(),
+                certificate: "/c.pem".into(),
+                ca_cert: "/ca.pem".into()
+            })
+        );
+        let targets: Vec<String> = c.bridges[0].targets.iter().map(|t| t.to_string()).collect();
+        assert_eq!(
+            targets,
+            ["ssl:192.0.2.1:6653", "tcp:192.0.2.2:6633", "pssl:6634:127.0.0.1", "ptcp:6635:127.0.0.1"]
+        );
+        assert_eq!(Config::parse("[[bridge]]\nname = \"b\"\n").unwrap().ssl, None);
+        let e = Config::parse("[ssl]\nprivate_key = \"/k.pem\"\n[[bridge]]\nname = \"b\"\n").unwrap_err();
+        assert!(e.starts_with("line 1: ") && e.contains("certificate"), "{e}");
+        let e = Config::parse("[[bridge]]\nname = \"b\"\nlisten = \"ssl:1.2.3.4\"\n").unwrap_err();
+        assert_eq!(e, "bridge b: listen \"ssl:1.2.3.4\": expected ptcp:[PORT][:IP] or pssl:[PORT][:IP]");
     }
 
     #[test]

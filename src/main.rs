@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use xdpswitch::agent::{AgentConfig, Target};
+use xdpswitch::agent::{AgentConfig, TlsConfig, TlsFiles};
 use xdpswitch::datapath::dpif::DatapathConfig;
 use xdpswitch::netdev::afxdp::XdpMode;
 use xdpswitch::ofproto::bridge::BridgeConfig;
@@ -108,12 +108,24 @@ enum Cmd {
         /// CPUs for the poll threads, in order (default: the last CPUs, leaving CPU 0 free).
         #[arg(long, value_delimiter = ',', value_name = "CPU,...")]
         pmd_cpus: Vec<usize>,
-        /// Connect to an OpenFlow controller at tcp:IP[:PORT] (repeat for several).
-        #[arg(long = "controller", value_name = "tcp:IP[:PORT]")]
+        /// Connect to an OpenFlow controller at tcp:IP[:PORT], or over TLS at ssl:IP[:PORT]
+        /// (repeat for several).
+        #[arg(long = "controller", value_name = "tcp|ssl:IP[:PORT]")]
         controllers: Vec<xdpswitch::agent::Target>,
-        /// Accept OpenFlow connections (ovs-ofctl) at ptcp:[PORT][:IP] (loopback without IP).
-        #[arg(long = "listen", value_name = "ptcp:[PORT][:IP]")]
+        /// Accept OpenFlow connections (ovs-ofctl) at ptcp:[PORT][:IP], or over TLS at
+        /// pssl:[PORT][:IP] (loopback without IP).
+        #[arg(long = "listen", value_name = "ptcp|pssl:[PORT][:IP]")]
         listen: Vec<xdpswitch::agent::Target>,
+        /// The switch's private key for ssl:/pssl: connections (PEM), as OVS's option.
+        #[arg(long, value_name = "FILE", requires_all = ["certificate", "ca_cert"])]
+        private_key: Option<PathBuf>,
+        /// The switch's certificate (PEM), signed by a CA its peers trust.
+        #[arg(long, value_name = "FILE", requires_all = ["private_key", "ca_cert"])]
+        certificate: Option<PathBuf>,
+        /// The CA certificate(s) (PEM) that peers' certificates must chain to; both sides are
+        /// verified, and, as in OVS, host names are not checked.
+        #[arg(long, value_name = "FILE", requires_all = ["private_key", "certificate"])]
+        ca_cert: Option<PathBuf>,
         /// Without a controller: act as a learning switch (standalone, as Open vSwitch: a
         /// bridge without controllers gets `priority=0,actions=NORMAL`), or forward by the
         /// flows only (secure).
@@ -241,6 +253,9 @@ fn real_main(cmd: Cmd, config: Option<xdpswitch::config::Config>) -> anyhow::Res
             pmd_cpus,
             controllers,
             listen,
+            private_key,
+            certificate,
+            ca_cert,
             fail_mode,
             bridge,
             of_versions,
@@ -249,11 +264,21 @@ fn real_main(cmd: Cmd, config: Option<xdpswitch::config::Config>) -> anyhow::Res
             mac_aging,
             mac_table_size,
         } => {
-            if let Some(t) = controllers.iter().find(|t| !matches!(t, Target::Active(_))) {
-                anyhow::bail!("--controller {t:?}: expected tcp:IP[:PORT] (use --listen for ptcp:)");
+            if let Some(t) = controllers.iter().find(|t| !t.is_active()) {
+                anyhow::bail!("--controller {t}: expected tcp: or ssl:IP[:PORT] (use --listen for {t})");
             }
-            if let Some(t) = listen.iter().find(|t| !matches!(t, Target::Passive(_))) {
-                anyhow::bail!("--listen {t:?}: expected ptcp:[PORT][:IP] (use --controller for tcp:)");
+            if let Some(t) = listen.iter().find(|t| t.is_active()) {
+                anyhow::bail!("--listen {t}: expected ptcp: or pssl:[PORT][:IP] (use --controller for {t})");
+            }
+            let tls = match (private_key, certificate, ca_cert) {
+                (Some(private_key), Some(certificate), Some(ca_cert)) => {
+                    Some(TlsConfig::load(&TlsFiles { private_key, certificate, ca_cert })?)
+                }
+                _ => None,
+            };
+            if let Some(t) = controllers.iter().chain(&listen).find(|t| t.is_tls()).filter(|_| tls.is_none())
+            {
+                anyhow::bail!("{t}: TLS needs --private-key, --certificate and --ca-cert");
             }
             if emc_entries != 0 && !emc_entries.is_power_of_two() {
                 anyhow::bail!("--emc-entries {emc_entries}: must be 0 or a power of two");
@@ -313,6 +338,7 @@ fn real_main(cmd: Cmd, config: Option<xdpswitch::config::Config>) -> anyhow::Res
                         })
                         .collect(),
                     probe_interval: Duration::from_secs(inactivity_probe),
+                    tls,
                     ..AgentConfig::default()
                 },
             };

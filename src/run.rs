@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::agent::{Agent, AgentConfig, Target};
+use crate::agent::{Agent, AgentConfig, Target, TlsConfig};
 use crate::config::{Config, PortKind, UnderlayConf};
 use crate::ctl;
 use crate::datapath::dpif::{Datapath, DatapathConfig, DpBridge, DpLayout, DpPort};
@@ -229,6 +229,18 @@ impl Switch {
             None => base.xdp_mode,
         };
         let afxdp = AfXdpConfig { xdp_mode, ..AfXdpConfig::default() };
+        // The file's [ssl] table, else the command line's --private-key/--certificate/--ca-cert.
+        let tls = match &cfg.ssl {
+            Some(files) => {
+                Some(TlsConfig::load_named(files, ["ssl.private_key", "ssl.certificate", "ssl.ca_cert"])?)
+            }
+            None => base.agent.tls.clone(),
+        };
+        for b in cfg.bridges.iter().filter(|_| tls.is_none()) {
+            if let Some(t) = b.targets.iter().find(|t| t.is_tls()) {
+                bail!("bridge {}: {t}: TLS needs an [ssl] table (private_key, certificate, ca_cert)", b.name);
+            }
+        }
         let mut dcfg = base.datapath.clone();
         if let Some(c) = cfg.cores {
             dcfg.n_pmds = c;
@@ -309,7 +321,7 @@ impl Switch {
                 map: PortMap::new(pairs).with_tunnels(tunnels),
                 vlans,
                 notes,
-                agent: AgentConfig { targets: b.targets.clone(), ..base.agent.clone() },
+                agent: AgentConfig { targets: b.targets.clone(), tls: tls.clone(), ..base.agent.clone() },
             });
         }
         let mut underlays = Vec::new();
@@ -384,7 +396,7 @@ impl Switch {
         let (mut agents, mut agent_events, mut agent_tx) = (Vec::new(), Vec::new(), Vec::new());
         for (i, spec) in specs.into_iter().enumerate() {
             let mut bcfg = spec.cfg;
-            bcfg.has_controllers = spec.agent.targets.iter().any(|t| matches!(t, Target::Active(_)));
+            bcfg.has_controllers = spec.agent.targets.iter().any(Target::is_active);
             let mut bridge =
                 Bridge::new(&spec.name, i as u16, bcfg, spec.pipeline, spec.names, spec.map, &mut dp);
             for (no, vlan) in spec.vlans {

@@ -1,10 +1,11 @@
 //! agent — OpenFlow connections to controllers, a thin tokio shell around [`ofp::Channel`](crate::ofp::Channel).
 //!
-//! **Owns:** the sockets: one task per active controller target (`tcp:IP:PORT`: connect,
-//! serve, reconnect with exponential backoff), one per passive listener (`ptcp:PORT[:IP]`),
-//! and one per connection. **Calls:** `ofp` (the sans-IO [`Channel`] does the protocol:
-//! hello/version negotiation, echo, the inactivity probe, framing and decode errors) and
-//! `ofproto` (types of the [`AgentEvent`]s it sends the bridge). **Threads:** one thread
+//! **Owns:** the sockets: one task per active controller target (`tcp:IP:PORT` or
+//! `ssl:IP:PORT`: connect, serve, reconnect with exponential backoff), one per passive
+//! listener (`ptcp:PORT[:IP]`, `pssl:PORT[:IP]`), and one per connection. TLS ([`tls`]) is
+//! a session inside the connection's [`Output`]; the connection code is the same for both.
+//! **Calls:** `ofp` (the sans-IO [`Channel`] does the protocol: hello/version negotiation,
+//! echo, the inactivity probe, framing and decode errors) and `ofproto` (types of the [`AgentEvent`]s it sends the bridge). **Threads:** one thread
 //! running a current-thread tokio runtime; the bridge's control thread also writes into the
 //! sockets, through each connection's [`Output`]. It never parses a byte itself and never
 //! touches ofproto state: requests go to the bridge's control thread in arrival order;
@@ -33,7 +34,9 @@ use crate::ofp::{Message, OFP10_VERSION, OFP13_VERSION};
 use crate::ofproto::connmgr::{AgentEvent, ConnId, ConnSink, ConnType};
 
 mod output;
-pub use output::{Flushed, Output, ASYNC_BACKLOG};
+pub mod tls;
+pub use output::{Flushed, Output, Received, ASYNC_BACKLOG};
+pub use tls::{TlsConfig, TlsFiles};
 
 /// OpenFlow's IANA port.
 pub const DEFAULT_PORT: u16 = 6653;
@@ -45,12 +48,53 @@ pub enum Target {
     Active(SocketAddr),
     /// `ptcp:[PORT][:IP]`: listen (loopback when no IP is given).
     Passive(SocketAddr),
+    /// `ssl:IP[:PORT]`: connect out to a controller over TLS.
+    Ssl(SocketAddr),
+    /// `pssl:[PORT][:IP]`: listen for TLS clients (loopback when no IP is given).
+    PSsl(SocketAddr),
+}
+
+impl Target {
+    /// Whether the switch connects out (`tcp:`, `ssl:`), as opposed to listening.
+    pub fn is_active(&self) -> bool {
+        matches!(self, Target::Active(_) | Target::Ssl(_))
+    }
+
+    /// Whether the connections run over TLS (`ssl:`, `pssl:`).
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Target::Ssl(_) | Target::PSsl(_))
+    }
+
+    /// The address connected to or listened on.
+    pub fn addr(&self) -> SocketAddr {
+        match *self {
+            Target::Active(a) | Target::Passive(a) | Target::Ssl(a) | Target::PSsl(a) => a,
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    /// As OVS spells it: `tcp:IP:PORT`, `ptcp:PORT:IP`, `ssl:IP:PORT`, `pssl:PORT:IP`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let a = self.addr();
+        let ip = match a.ip() {
+            IpAddr::V6(ip) => format!("[{ip}]"),
+            IpAddr::V4(ip) => ip.to_string(),
+        };
+        match self {
+            Target::Active(_) => write!(f, "tcp:{ip}:{}", a.port()),
+            Target::Ssl(_) => write!(f, "ssl:{ip}:{}", a.port()),
+            Target::Passive(_) => write!(f, "ptcp:{}:{ip}", a.port()),
+            Target::PSsl(_) => write!(f, "pssl:{}:{ip}", a.port()),
+        }
+    }
 }
 
 impl std::str::FromStr for Target {
     type Err = anyhow::Error;
 
-    /// Parses `tcp:IP[:PORT]` or `ptcp:[PORT][:IP]` (IPv6 in brackets).
+    /// Parses `tcp:IP[:PORT]`, `ssl:IP[:PORT]`, `ptcp:[PORT][:IP]` or `pssl:[PORT][:IP]`
+    /// (IPv6 in brackets).
     fn from_str(s: &str) -> anyhow::Result<Target> {
         let ip = |t: &str| -> anyhow::Result<IpAddr> {
             t.trim_start_matches('[')
@@ -64,18 +108,23 @@ impl std::str::FromStr for Target {
             }
             t.parse().with_context(|| format!("{s:?}: bad port {t:?}"))
         };
-        if let Some(rest) = s.strip_prefix("tcp:") {
-            let (h, p) = split_host_port(rest);
-            if h.is_empty() {
-                bail!("{s:?}: tcp: needs an IP address (tcp:IP[:PORT])");
+        let (kind, rest) = s.split_once(':').unwrap_or((s, ""));
+        match kind {
+            "tcp" | "ssl" => {
+                let (h, p) = split_host_port(rest);
+                if h.is_empty() {
+                    bail!("{s:?}: {kind}: needs an IP address ({kind}:IP[:PORT])");
+                }
+                let addr = SocketAddr::new(ip(h)?, port(p)?);
+                Ok(if kind == "tcp" { Target::Active(addr) } else { Target::Ssl(addr) })
             }
-            Ok(Target::Active(SocketAddr::new(ip(h)?, port(p)?)))
-        } else if let Some(rest) = s.strip_prefix("ptcp:") {
-            let (p, h) = rest.split_once(':').unwrap_or((rest, ""));
-            let addr = if h.is_empty() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { ip(h)? };
-            Ok(Target::Passive(SocketAddr::new(addr, port(p)?)))
-        } else {
-            bail!("{s:?}: expected tcp:IP[:PORT] or ptcp:[PORT][:IP]")
+            "ptcp" | "pssl" => {
+                let (p, h) = rest.split_once(':').unwrap_or((rest, ""));
+                let ip = if h.is_empty() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { ip(h)? };
+                let addr = SocketAddr::new(ip, port(p)?);
+                Ok(if kind == "ptcp" { Target::Passive(addr) } else { Target::PSsl(addr) })
+            }
+            _ => bail!("{s:?}: expected tcp:IP[:PORT], ssl:IP[:PORT], ptcp:[PORT][:IP] or pssl:[PORT][:IP]"),
         }
     }
 }
@@ -104,6 +153,8 @@ pub struct AgentConfig {
     pub probe_interval: Duration,
     /// Longest wait between reconnection attempts (OVS `max_backoff`, default 8 s).
     pub max_backoff: Duration,
+    /// Key, certificate and CA for `ssl:` and `pssl:` targets (required by them).
+    pub tls: Option<Arc<TlsConfig>>,
 }
 
 impl Default for AgentConfig {
@@ -113,6 +164,7 @@ impl Default for AgentConfig {
             versions: vec![OFP10_VERSION, OFP13_VERSION],
             probe_interval: Duration::from_secs(5),
             max_backoff: Duration::from_secs(8),
+            tls: None,
         }
     }
 }
@@ -131,16 +183,18 @@ impl Agent {
     pub fn start(cfg: AgentConfig, events: Sender<AgentEvent>) -> anyhow::Result<Agent> {
         let rt =
             tokio::runtime::Builder::new_current_thread().enable_all().build().context("tokio runtime")?;
-        let mut listeners = Vec::new();
-        for t in &cfg.targets {
-            if let Target::Passive(addr) = t {
-                let std_l =
-                    std::net::TcpListener::bind(addr).with_context(|| format!("--listen ptcp:{addr}"))?;
-                std_l.set_nonblocking(true)?;
-                listeners.push(std_l);
-            }
+        if let Some(t) = cfg.targets.iter().find(|t| t.is_tls()).filter(|_| cfg.tls.is_none()) {
+            bail!("{t}: TLS needs a key, a certificate and a CA (--private-key, --certificate, --ca-cert)");
         }
-        let listening = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+        let mut listeners = Vec::new();
+        for t in cfg.targets.iter().filter(|t| !t.is_active()) {
+            let std_l = std::net::TcpListener::bind(t.addr()).with_context(|| format!("--listen {t}"))?;
+            std_l.set_nonblocking(true)?;
+            let tls = if t.is_tls() { cfg.tls.clone() } else { None };
+            listeners.push((std_l, tls));
+        }
+        let listening = listeners.iter().filter_map(|(l, _)| l.local_addr().ok()).collect();
+        let log = Arc::new(LogLimit::default());
         let (stop, stop_rx) = watch::channel(false);
         let next_id = Arc::new(AtomicU64::new(1));
         let thread = std::thread::Builder::new()
@@ -148,7 +202,8 @@ impl Agent {
             .spawn(move || {
                 rt.block_on(async move {
                     let mut tasks = tokio::task::JoinSet::new();
-                    for l in listeners {
+                    let ctx = Ctx { cfg: cfg.clone(), events, next_id, log };
+                    for (l, tls) in listeners {
                         let l = match TcpListener::from_std(l) {
                             Ok(l) => l,
                             Err(e) => {
@@ -156,18 +211,10 @@ impl Agent {
                                 continue;
                             }
                         };
-                        tasks.spawn(listen(l, cfg.clone(), events.clone(), next_id.clone(), stop_rx.clone()));
+                        tasks.spawn(listen(l, tls, ctx.clone(), stop_rx.clone()));
                     }
-                    for t in &cfg.targets {
-                        if let Target::Active(addr) = *t {
-                            tasks.spawn(connect_loop(
-                                addr,
-                                cfg.clone(),
-                                events.clone(),
-                                next_id.clone(),
-                                stop_rx.clone(),
-                            ));
-                        }
+                    for t in cfg.targets.iter().filter(|t| t.is_active()) {
+                        tasks.spawn(connect_loop(*t, ctx.clone(), stop_rx.clone()));
                     }
                     let mut stop_rx = stop_rx;
                     stopped(&mut stop_rx).await;
@@ -188,21 +235,67 @@ impl Drop for Agent {
     }
 }
 
-async fn listen(
-    l: TcpListener,
+/// What every task of one agent shares.
+#[derive(Clone)]
+struct Ctx {
     cfg: AgentConfig,
     events: Sender<AgentEvent>,
     next_id: Arc<AtomicU64>,
-    mut stop: watch::Receiver<bool>,
-) {
+    /// Limits the warnings about failed TLS handshakes.
+    log: Arc<LogLimit>,
+}
+
+impl Ctx {
+    fn next_id(&self) -> ConnId {
+        ConnId(self.next_id.fetch_add(1, Relaxed))
+    }
+}
+
+/// How often a kind of warning may be logged (a peer retrying with a bad certificate would
+/// otherwise fill the log).
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// One warning per [`LOG_INTERVAL`]; the ones in between are counted and the count is told
+/// with the next.
+#[derive(Debug, Default)]
+struct LogLimit {
+    state: std::sync::Mutex<(Option<Instant>, u64)>,
+}
+
+impl LogLimit {
+    /// `Some(suppressed since the last one)` when a warning may be logged at `now`.
+    fn allow(&self, now: Instant) -> Option<u64> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match st.0 {
+            Some(last) if now.duration_since(last) < LOG_INTERVAL => {
+                st.1 += 1;
+                None
+            }
+            _ => {
+                let suppressed = std::mem::take(&mut st.1);
+                st.0 = Some(now);
+                Some(suppressed)
+            }
+        }
+    }
+}
+
+async fn listen(l: TcpListener, tls: Option<Arc<TlsConfig>>, ctx: Ctx, mut stop: watch::Receiver<bool>) {
     let mut conns = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             r = l.accept() => match r {
                 Ok((s, peer)) => {
-                    let id = ConnId(next_id.fetch_add(1, Relaxed));
-                    tracing::debug!(%peer, id = id.0, "OpenFlow connection accepted");
-                    conns.spawn(serve(s, id, ConnType::Service, cfg.clone(), events.clone()));
+                    let id = ctx.next_id();
+                    tracing::debug!(%peer, id = id.0, tls = tls.is_some(), "OpenFlow connection accepted");
+                    let session = match tls.as_deref().map(TlsConfig::server).transpose() {
+                        Ok(session) => session,
+                        Err(e) => {
+                            tracing::warn!(%peer, "TLS session: {e}");
+                            continue;
+                        }
+                    };
+                    conns.spawn(serve(s, session, id, ConnType::Service, ctx.clone()));
                 }
                 Err(e) => {
                     tracing::warn!("accept: {e}");
@@ -216,13 +309,9 @@ async fn listen(
     conns.shutdown().await;
 }
 
-async fn connect_loop(
-    addr: SocketAddr,
-    cfg: AgentConfig,
-    events: Sender<AgentEvent>,
-    next_id: Arc<AtomicU64>,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn connect_loop(target: Target, ctx: Ctx, mut stop: watch::Receiver<bool>) {
+    let addr = target.addr();
+    let tls = if target.is_tls() { ctx.cfg.tls.clone() } else { None };
     let mut backoff = Duration::from_secs(1);
     loop {
         let attempt = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr));
@@ -230,21 +319,28 @@ async fn connect_loop(
         tokio::select! {
             r = attempt => match r {
                 Ok(Ok(s)) => {
-                    let id = ConnId(next_id.fetch_add(1, Relaxed));
-                    tracing::info!(controller = %addr, "connected to controller");
+                    let id = ctx.next_id();
+                    tracing::info!(controller = %target, "connected to controller");
+                    let session = match tls.as_deref().map(|t| t.client(addr.ip())).transpose() {
+                        Ok(session) => session,
+                        Err(e) => {
+                            tracing::warn!(controller = %target, "TLS session: {e}");
+                            return;
+                        }
+                    };
                     let mut stop2 = stop.clone();
                     tokio::select! {
-                        _ = serve(s, id, ConnType::Primary, cfg.clone(), events.clone()) => {}
+                        _ = serve(s, session, id, ConnType::Primary, ctx.clone()) => {}
                         _ = stopped(&mut stop2) => return,
                     }
-                    tracing::warn!(controller = %addr, "controller connection closed");
+                    tracing::warn!(controller = %target, "controller connection closed");
                     // A connection that lasted resets the backoff, as OVS's rconn does.
-                    if connected_at.elapsed() > cfg.max_backoff {
+                    if connected_at.elapsed() > ctx.cfg.max_backoff {
                         backoff = Duration::from_secs(1);
                     }
                 }
-                Ok(Err(e)) => tracing::debug!(controller = %addr, "connect: {e}"),
-                Err(_) => tracing::debug!(controller = %addr, "connect: timed out"),
+                Ok(Err(e)) => tracing::debug!(controller = %target, "connect: {e}"),
+                Err(_) => tracing::debug!(controller = %target, "connect: timed out"),
             },
             _ = stopped(&mut stop) => return,
         }
@@ -252,7 +348,7 @@ async fn connect_loop(
             _ = tokio::time::sleep(backoff) => {}
             _ = stopped(&mut stop) => return,
         }
-        backoff = (backoff * 2).min(cfg.max_backoff);
+        backoff = (backoff * 2).min(ctx.cfg.max_backoff);
     }
 }
 
@@ -270,8 +366,9 @@ impl ConnSink for Sink {
     }
 }
 
-/// Serves one connection until it closes.
-async fn serve(stream: TcpStream, id: ConnId, kind: ConnType, cfg: AgentConfig, events: Sender<AgentEvent>) {
+/// Serves one connection until it closes, over TCP, or over TLS when `session` is given.
+async fn serve(stream: TcpStream, session: Option<rustls::Connection>, id: ConnId, kind: ConnType, ctx: Ctx) {
+    let Ctx { cfg, events, log, .. } = ctx;
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     // A second handle on the socket for the control thread's writes.
@@ -289,7 +386,10 @@ async fn serve(stream: TcpStream, id: ConnId, kind: ConnType, cfg: AgentConfig, 
         }
     };
     let (stream, writer) = shared;
-    let out = Arc::new(Output::new(writer));
+    let out = Arc::new(match session {
+        Some(session) => Output::new_tls(writer, session),
+        None => Output::new(writer),
+    });
     let ccfg = ChannelConfig {
         versions: cfg.versions.clone(),
         probe_interval: cfg.probe_interval,
@@ -349,11 +449,22 @@ async fn serve(stream: TcpStream, id: ConnId, kind: ConnType, cfg: AgentConfig, 
                 if r.is_err() {
                     break;
                 }
-                match stream.try_read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => ch.handle_input(Instant::now(), &buf[..n]),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(_) => break,
+                let now = Instant::now();
+                match out.receive_with(&mut buf, |b| stream.try_read(b), |b| ch.handle_input(now, b)) {
+                    Received::Data | Received::WouldBlock => {}
+                    Received::Eof => break,
+                    Received::TlsFailed(e) => {
+                        // A peer with a bad certificate retries: say it, but not every time.
+                        if let Some(n) = log.allow(now) {
+                            let also = if n > 0 { format!(" ({n} more since the last report)") } else { String::new() };
+                            tracing::warn!(id = id.0, %peer, "OpenFlow connection: {e}{also}");
+                        }
+                        break;
+                    }
+                    Received::Failed(e) => {
+                        tracing::debug!(id = id.0, %peer, "OpenFlow connection: {e}");
+                        break;
+                    }
                 }
             },
             r = stream.writable(), if backlog => {
@@ -411,9 +522,10 @@ mod tests {
     use super::*;
     use crate::ofp::{decode, encode, Body, Decoded, Hello, Xid};
     use std::io::{Read, Write};
+    use std::net::TcpStream;
 
-    /// Reads one whole OpenFlow message from a blocking socket.
-    fn read_msg(s: &mut std::net::TcpStream) -> Message {
+    /// Reads one whole OpenFlow message from a blocking socket (or TLS stream over one).
+    fn read_msg(s: &mut impl Read) -> Message {
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
         loop {
@@ -426,7 +538,7 @@ mod tests {
         }
     }
 
-    fn send(s: &mut std::net::TcpStream, version: u8, xid: u32, body: Body) {
+    fn send(s: &mut impl Write, version: u8, xid: u32, body: Body) {
         let mut out = Vec::new();
         encode(&Message { version, xid: Xid(xid), body }, &mut out).unwrap();
         s.write_all(&out).unwrap();
@@ -520,5 +632,217 @@ mod tests {
             let e = bad.parse::<Target>().unwrap_err().to_string();
             assert!(e.contains(bad), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn tls_targets_parse_as_ovs_spells_them_and_print_back() {
+        let a = |s: &str| s.parse::<Target>().unwrap();
+        assert_eq!(a("ssl:192.0.2.10:6653"), Target::Ssl("192.0.2.10:6653".parse().unwrap()));
+        assert_eq!(a("ssl:192.0.2.10"), Target::Ssl("192.0.2.10:6653".parse().unwrap()));
+        assert_eq!(a("ssl:[2001:db8::1]:6633"), Target::Ssl("[2001:db8::1]:6633".parse().unwrap()));
+        assert_eq!(a("pssl:6634"), Target::PSsl("127.0.0.1:6634".parse().unwrap()));
+        assert_eq!(a("pssl:"), Target::PSsl("127.0.0.1:6653".parse().unwrap()));
+        assert_eq!(a("pssl:6634:0.0.0.0"), Target::PSsl("0.0.0.0:6634".parse().unwrap()));
+        assert_eq!(a("pssl::::1"), Target::PSsl("[::1]:6653".parse().unwrap()));
+        for bad in ["ssl:", "ssl:host:1", "pssl:70000", "pssl:1:nohost", "ssl", "tls:1.2.3.4"] {
+            let e = bad.parse::<Target>().unwrap_err().to_string();
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+        for (t, active, tls) in
+            [("tcp:1.2.3.4:5", true, false), ("ssl:1.2.3.4:5", true, true), ("ptcp:5:1.2.3.4", false, false)]
+                .into_iter()
+                .chain([("pssl:5:1.2.3.4", false, true), ("ssl:[::1]:5", true, true)])
+        {
+            assert_eq!((a(t).is_active(), a(t).is_tls()), (active, tls), "{t}");
+            assert_eq!(a(t).to_string(), t);
+            assert_eq!(a(&a(t).to_string()), a(t));
+        }
+    }
+
+    #[test]
+    fn tls_warnings_are_limited_and_count_what_they_left_out() {
+        let l = LogLimit::default();
+        let t0 = Instant::now();
+        assert_eq!(l.allow(t0), Some(0));
+        assert_eq!(l.allow(t0 + Duration::from_secs(1)), None);
+        assert_eq!(l.allow(t0 + Duration::from_secs(9)), None);
+        assert_eq!(l.allow(t0 + LOG_INTERVAL), Some(2));
+        assert_eq!(l.allow(t0 + LOG_INTERVAL), None);
+    }
+
+    #[test]
+    fn a_tls_target_without_key_and_certificates_is_refused_at_start() {
+        let (tx, _rx) = crossbeam_channel::bounded(1);
+        let cfg = AgentConfig { targets: vec!["pssl:0".parse().unwrap()], ..AgentConfig::default() };
+        let e = Agent::start(cfg, tx).err().expect("refused").to_string();
+        assert_eq!(
+            e,
+            "pssl:0:127.0.0.1: TLS needs a key, a certificate and a CA (--private-key, --certificate, --ca-cert)"
+        );
+    }
+
+    /// A blocking TLS client of `addr` with `files`.
+    fn tls_client(
+        addr: SocketAddr,
+        files: &TlsFiles,
+    ) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+        let cfg = TlsConfig::load(files).unwrap();
+        let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+        let conn = rustls::ClientConnection::new(cfg.client_config(), name).unwrap();
+        let sock = TcpStream::connect(addr).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        rustls::StreamOwned::new(conn, sock)
+    }
+
+    #[test]
+    fn a_pssl_listener_serves_clients_of_its_ca_and_refuses_others() {
+        let ca = tls::test_pki::Ca::new("pssl-unit");
+        let switch = ca.party("switch");
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        let cfg = AgentConfig {
+            targets: vec!["pssl:0".parse().unwrap()],
+            tls: Some(TlsConfig::load(&switch).unwrap()),
+            ..AgentConfig::default()
+        };
+        let agent = Agent::start(cfg, tx).unwrap();
+        let addr = agent.listening[0];
+        assert!(addr.ip().is_loopback());
+        let timeout = Duration::from_secs(10);
+
+        // A client whose certificate another CA signed (it trusts ours, so it is the switch
+        // that refuses): no HELLO, no connection reaches the bridge.
+        let rogue_ca = tls::test_pki::Ca::new("pssl-rogue");
+        let rogue = TlsFiles { ca_cert: switch.ca_cert.clone(), ..rogue_ca.party("rogue") };
+        let mut c = tls_client(addr, &rogue);
+        send(&mut c, OFP13_VERSION, 1, Body::Hello(Hello::default()));
+        let mut byte = [0u8; 1];
+        assert!(
+            !matches!(c.read(&mut byte), Ok(n) if n > 0),
+            "the switch must not talk to a client of another CA"
+        );
+        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err(), "nothing reached the bridge");
+
+        // A client of our CA, after that: served as over TCP.
+        let mut c = tls_client(addr, &ca.party("ofctl"));
+        send(&mut c, OFP13_VERSION, 1, Body::Hello(Hello::with_versions(&[OFP13_VERSION])));
+        assert!(matches!(read_msg(&mut c).body, Body::Hello(_)));
+        let (id, sink) = match rx.recv_timeout(timeout).unwrap() {
+            AgentEvent::Connected { id, kind, version, sink, .. } => {
+                assert_eq!((kind, version), (ConnType::Service, OFP13_VERSION));
+                (id, sink)
+            }
+            _ => panic!("expected Connected"),
+        };
+        send(&mut c, OFP13_VERSION, 7, Body::EchoRequest(b"tls".to_vec()));
+        assert_eq!(read_msg(&mut c).body, Body::EchoReply(b"tls".to_vec()));
+        send(&mut c, OFP13_VERSION, 8, Body::BarrierRequest);
+        match rx.recv_timeout(timeout).unwrap() {
+            AgentEvent::Message { id: got, msg } => assert_eq!((got, msg.body), (id, Body::BarrierRequest)),
+            _ => panic!("expected the barrier"),
+        }
+        // The control thread's replies go through the TLS session too, large ones included.
+        let big = Body::EchoRequest(vec![0x5a; 60_000]);
+        sink.reply(vec![Message { version: OFP13_VERSION, xid: Xid(8), body: Body::BarrierReply }]);
+        assert!(sink.send_async(Message { version: OFP13_VERSION, xid: Xid(9), body: big.clone() }));
+        assert_eq!(read_msg(&mut c).body, Body::BarrierReply);
+        let m = read_msg(&mut c);
+        assert_eq!((m.xid, m.body), (Xid(9), big));
+        drop(c);
+        match rx.recv_timeout(timeout).unwrap() {
+            AgentEvent::Disconnected { id: got } => assert_eq!(got, id),
+            _ => panic!("expected Disconnected"),
+        }
+    }
+
+    #[test]
+    fn a_peer_that_never_finishes_the_handshake_is_dropped_after_the_probe_interval() {
+        let ca = tls::test_pki::Ca::new("stall-unit");
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        let cfg = AgentConfig {
+            targets: vec!["pssl:0".parse().unwrap()],
+            tls: Some(TlsConfig::load(&ca.party("switch")).unwrap()),
+            probe_interval: Duration::from_millis(300),
+            ..AgentConfig::default()
+        };
+        let agent = Agent::start(cfg, tx).unwrap();
+        let mut c = TcpStream::connect(agent.listening[0]).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let t0 = Instant::now();
+        let mut rest = Vec::new();
+        // Nothing from us, so nothing from the switch either (it waits for a ClientHello)
+        // but, at the end, a TLS alert record (close_notify); then it closes.
+        c.read_to_end(&mut rest).expect("closed");
+        assert!(rest.is_empty() || rest.starts_with(&[21, 3]), "only an alert: {rest:?}");
+        assert!(t0.elapsed() < Duration::from_secs(5), "closed after {:?}", t0.elapsed());
+        assert!(rx.try_recv().is_err(), "nothing reached the bridge");
+    }
+
+    /// Accepts one TLS connection as a controller with `files`; `None` when the handshake
+    /// fails.
+    fn tls_accept(
+        l: &std::net::TcpListener,
+        files: &TlsFiles,
+    ) -> Option<rustls::StreamOwned<rustls::ServerConnection, TcpStream>> {
+        let cfg = TlsConfig::load(files).unwrap();
+        let (sock, _) = l.accept().unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut conn = rustls::ServerConnection::new(cfg.server_config()).unwrap();
+        let mut sock = sock;
+        while conn.is_handshaking() {
+            if conn.complete_io(&mut sock).is_err() {
+                return None;
+            }
+        }
+        Some(rustls::StreamOwned::new(conn, sock))
+    }
+
+    #[test]
+    fn an_ssl_controller_is_served_and_one_of_another_ca_is_retried() {
+        let ca = tls::test_pki::Ca::new("ssl-unit");
+        let controller = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = controller.local_addr().unwrap();
+        let ctrl_files = ca.party("controller");
+
+        // The switch trusts another CA: it refuses the controller, and tries again.
+        let other_ca = tls::test_pki::Ca::new("ssl-other");
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        let cfg = AgentConfig {
+            targets: vec![Target::Ssl(addr)],
+            tls: Some(
+                TlsConfig::load(&TlsFiles { ca_cert: other_ca.party("x").ca_cert, ..ca.party("sw1") })
+                    .unwrap(),
+            ),
+            max_backoff: Duration::from_secs(1),
+            ..AgentConfig::default()
+        };
+        let agent = Agent::start(cfg, tx).unwrap();
+        for attempt in 0..2 {
+            if let Some(mut s) = tls_accept(&controller, &ctrl_files) {
+                let mut b = [0u8; 1];
+                assert!(!matches!(s.read(&mut b), Ok(n) if n > 0), "attempt {attempt}: the switch talked");
+            }
+        }
+        assert!(rx.try_recv().is_err(), "no connection reached the bridge");
+        drop(agent);
+
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        let cfg = AgentConfig {
+            targets: vec![format!("ssl:{addr}").parse().unwrap()],
+            tls: Some(TlsConfig::load(&ca.party("switch")).unwrap()),
+            ..AgentConfig::default()
+        };
+        let _agent = Agent::start(cfg, tx).unwrap();
+        let mut s = tls_accept(&controller, &ctrl_files).expect("handshake");
+        assert!(matches!(read_msg(&mut s).body, Body::Hello(_)));
+        send(&mut s, OFP10_VERSION, 1, Body::Hello(Hello::default()));
+        match rx.recv_timeout(Duration::from_secs(10)).unwrap() {
+            AgentEvent::Connected { kind, version, .. } => {
+                assert_eq!((kind, version), (ConnType::Primary, OFP10_VERSION))
+            }
+            _ => panic!("expected Connected"),
+        }
+        send(&mut s, OFP10_VERSION, 5, Body::EchoRequest(vec![1, 2, 3]));
+        let m = read_msg(&mut s);
+        assert_eq!((m.xid, m.body), (Xid(5), Body::EchoReply(vec![1, 2, 3])));
     }
 }

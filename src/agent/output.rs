@@ -9,11 +9,16 @@
 //! own bytes (HELLO, echo replies, errors for undecodable input) go through the same backlog,
 //! so every byte leaves in the order it was queued.
 //!
+//! Over TLS the connection's rustls session lives here too, beside the socket: queued bytes
+//! are plaintext, handed to the session and written out as TLS records by whoever flushes
+//! (the control thread or the task), and the task reads through it ([`Output::receive_with`]).
+//! Everything above this file is the same for TCP and TLS.
+//!
 //! Replies are never dropped. An asynchronous message is dropped (and the caller told) when
 //! the backlog is over [`ASYNC_BACKLOG`] bytes, so a controller that stops reading never
 //! stalls the control thread, let alone forwarding.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::{Mutex, MutexGuard};
 
@@ -28,6 +33,8 @@ pub const ASYNC_BACKLOG: usize = 1 << 20;
 #[derive(Debug)]
 pub struct Output {
     state: Mutex<State>,
+    /// Whether the connection runs over TLS (reads then go through the session).
+    tls: bool,
     /// Tells the connection's task that the backlog grew or the connection should close.
     wake: Notify,
 }
@@ -36,7 +43,10 @@ pub struct Output {
 struct State {
     /// The socket (non-blocking), a second handle on the task's.
     sock: TcpStream,
-    /// Bytes queued and not yet written, oldest first.
+    /// The TLS session, for a TLS connection.
+    tls: Option<Box<rustls::Connection>>,
+    /// Bytes queued and not yet written (over TLS: not yet handed to the session), oldest
+    /// first.
     backlog: Vec<u8>,
     /// Close once the backlog is written.
     closing: bool,
@@ -57,12 +67,40 @@ pub enum Flushed {
     Closed,
 }
 
+/// What [`Output::receive_with`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// Bytes were read (over TLS: perhaps only handshake records, no plaintext).
+    Data,
+    /// Nothing to read now.
+    WouldBlock,
+    /// The peer closed the connection.
+    Eof,
+    /// Reading from the socket failed; the reason.
+    Failed(String),
+    /// The TLS handshake failed (a bad certificate, most often) or the peer sent a bad
+    /// record; the reason.
+    TlsFailed(String),
+}
+
 impl Output {
-    /// Shares `sock`, which must be non-blocking.
+    /// Shares `sock`, which must be non-blocking (plain TCP).
     pub fn new(sock: TcpStream) -> Output {
+        Output::with_session(sock, None)
+    }
+
+    /// Shares `sock` (non-blocking) for a TLS connection run by `session`, which may still
+    /// be before its handshake: bytes queued meanwhile wait in the session.
+    pub fn new_tls(sock: TcpStream, session: rustls::Connection) -> Output {
+        Output::with_session(sock, Some(Box::new(session)))
+    }
+
+    fn with_session(sock: TcpStream, tls: Option<Box<rustls::Connection>>) -> Output {
         Output {
+            tls: tls.is_some(),
             state: Mutex::new(State {
                 sock,
+                tls,
                 backlog: Vec::new(),
                 closing: false,
                 dead: false,
@@ -70,6 +108,36 @@ impl Output {
             }),
             wake: Notify::new(),
         }
+    }
+
+    /// Reads what the socket has with `read` (the task passes its runtime's `try_read`) and
+    /// hands the OpenFlow bytes to `deliver`: straight from the socket over TCP (without the
+    /// lock), decrypted by the session over TLS, which also answers the handshake.
+    pub fn receive_with(
+        &self,
+        buf: &mut [u8],
+        mut read: impl FnMut(&mut [u8]) -> io::Result<usize>,
+        mut deliver: impl FnMut(&[u8]),
+    ) -> Received {
+        if !self.tls {
+            return match read(buf) {
+                Ok(0) => Received::Eof,
+                Ok(n) => {
+                    deliver(&buf[..n]);
+                    Received::Data
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Received::WouldBlock,
+                Err(e) => Received::Failed(e.to_string()),
+            };
+        }
+        let mut st = self.lock();
+        let r = st.receive_tls(buf, &mut read, &mut deliver);
+        // Handshake messages, alerts, key updates: out now, or by the task when writable.
+        if st.write_with(|sock, b| (&*sock).write(b)) != Flushed::Done {
+            drop(st);
+            self.wake.notify_one();
+        }
+        r
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -137,16 +205,23 @@ impl Output {
         self.wake.notified().await
     }
 
-    /// Whether bytes wait for the socket.
+    /// Whether bytes wait for the socket (over TLS, not for the handshake to go on).
     pub fn has_backlog(&self) -> bool {
         let st = self.lock();
-        !st.dead && !st.backlog.is_empty()
+        if st.dead {
+            return false;
+        }
+        match st.tls.as_deref() {
+            None => !st.backlog.is_empty(),
+            Some(tls) => tls.wants_write() || (!st.backlog.is_empty() && !tls.is_handshaking()),
+        }
     }
 
     /// Whether the connection should end now: closed (and drained) or dead.
     pub fn is_finished(&self) -> bool {
         let st = self.lock();
-        st.dead || (st.closing && st.backlog.is_empty())
+        let drained = st.backlog.is_empty() && !st.tls.as_deref().is_some_and(|t| t.wants_write());
+        st.dead || (st.closing && drained)
     }
 
     /// Marks the connection dead and shuts the socket down (the task is ending): later
@@ -154,6 +229,14 @@ impl Output {
     /// still holds this handle.
     pub fn shut_down(&self) {
         let mut st = self.lock();
+        if !st.dead {
+            let st = &mut *st;
+            if let Some(tls) = st.tls.as_deref_mut() {
+                // Best effort: a TLS peer then sees a clean close.
+                tls.send_close_notify();
+                let _ = tls.write_tls(&mut &st.sock);
+            }
+        }
         st.dead = true;
         st.backlog = Vec::new();
         let _ = st.sock.shutdown(Shutdown::Both);
@@ -181,6 +264,36 @@ impl State {
             if self.dead {
                 break Flushed::Closed;
             }
+            if let Some(tls) = self.tls.as_deref_mut() {
+                // TLS records the session has ready go first, then more plaintext goes in.
+                if tls.wants_write() {
+                    match tls.write_tls(&mut WriteFn { sock: &mut self.sock, write: &mut write }) {
+                        Ok(0) => self.dead = true,
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Flushed::Blocked,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            tracing::debug!("OpenFlow connection write: {e}");
+                            self.dead = true;
+                        }
+                    }
+                    continue;
+                }
+                if done == self.backlog.len() {
+                    break Flushed::Done;
+                }
+                match tls.writer().write(&self.backlog[done..]) {
+                    // The session's buffer is full and it has nothing to send: its handshake
+                    // is still under way.
+                    Ok(0) => break Flushed::Blocked,
+                    Ok(n) => done += n,
+                    Err(e) => {
+                        tracing::debug!("OpenFlow connection write: {e}");
+                        self.dead = true;
+                    }
+                }
+                continue;
+            }
             if done == self.backlog.len() {
                 break Flushed::Done;
             }
@@ -206,6 +319,70 @@ impl State {
             Flushed::Done if self.closing => Flushed::Closed,
             r => r,
         }
+    }
+
+    /// One read from the socket through the TLS session: decrypted bytes go to `deliver`.
+    fn receive_tls(
+        &mut self,
+        buf: &mut [u8],
+        read: &mut dyn FnMut(&mut [u8]) -> io::Result<usize>,
+        deliver: &mut dyn FnMut(&[u8]),
+    ) -> Received {
+        let Some(tls) = self.tls.as_deref_mut().filter(|_| !self.dead) else { return Received::Eof };
+        let mut eof = false;
+        match tls.read_tls(&mut ReadFn(read)) {
+            Ok(0) => eof = true,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Received::WouldBlock,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Received::WouldBlock,
+            Err(e) => return Received::Failed(e.to_string()),
+        }
+        let processed = tls.process_new_packets();
+        // What was decrypted before any error still counts.
+        loop {
+            match tls.reader().read(buf) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => deliver(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    eof = true;
+                    break;
+                }
+            }
+        }
+        match processed {
+            Err(e) if tls.is_handshaking() => Received::TlsFailed(format!("TLS handshake failed: {e}")),
+            Err(e) => Received::TlsFailed(format!("TLS: {e}")),
+            Ok(_) if eof => Received::Eof,
+            Ok(_) => Received::Data,
+        }
+    }
+}
+
+/// `io::Read` over a closure (the task's `try_read`), for rustls.
+struct ReadFn<'a>(&'a mut dyn FnMut(&mut [u8]) -> io::Result<usize>);
+
+impl io::Read for ReadFn<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (self.0)(buf)
+    }
+}
+
+/// `io::Write` over the socket and a write function, for rustls.
+struct WriteFn<'a, F> {
+    sock: &'a mut TcpStream,
+    write: &'a mut F,
+}
+
+impl<F: FnMut(&mut TcpStream, &[u8]) -> io::Result<usize>> io::Write for WriteFn<'_, F> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (self.write)(self.sock, buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -307,5 +484,73 @@ mod tests {
         assert!(!out.has_backlog());
         let mut rest = Vec::new();
         assert_eq!(peer.read_to_end(&mut rest).unwrap(), 0, "peer sees the close and nothing more");
+    }
+
+    #[test]
+    fn over_tls_a_full_socket_keeps_replies_drops_async_and_drains_in_order() {
+        use crate::agent::tls::{test_pki::Ca, TlsConfig};
+        let ca = Ca::new("output-unit");
+        let (ours, peer) = pair();
+        let task_handle = ours.try_clone().unwrap();
+        let client = TlsConfig::load(&ca.party("switch")).unwrap().client([127, 0, 0, 1].into()).unwrap();
+        let server = TlsConfig::load(&ca.party("controller")).unwrap().server_config();
+        let out = Output::new_tls(ours, client);
+        // The peer: handshake, then (once told how many) read the messages.
+        let (handshaken_tx, handshaken) = std::sync::mpsc::channel();
+        let (count_tx, count) = std::sync::mpsc::channel::<usize>();
+        let reader = std::thread::spawn(move || {
+            let mut conn = rustls::ServerConnection::new(server).unwrap();
+            let mut sock = peer;
+            while conn.is_handshaking() {
+                conn.complete_io(&mut sock).expect("handshake");
+            }
+            handshaken_tx.send(()).unwrap();
+            let n = count.recv().unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, sock);
+            let (mut buf, mut got) = (Vec::new(), Vec::new());
+            let mut chunk = [0u8; 16384];
+            while got.len() < n {
+                match ofp::decode(&buf).unwrap() {
+                    Decoded::Message { msg, len } => {
+                        buf.drain(..len);
+                        got.push(msg.xid.0);
+                    }
+                    Decoded::NeedMore(_) => {
+                        let k = tls.read(&mut chunk).unwrap();
+                        assert!(k > 0, "peer closed after {} messages", got.len());
+                        buf.extend_from_slice(&chunk[..k]);
+                    }
+                }
+            }
+            got
+        });
+        // Drive our side of the handshake as the connection's task does.
+        out.send_messages(&[barrier_reply(1)]);
+        let mut buf = vec![0u8; 16384];
+        let mut delivered = 0;
+        while handshaken.try_recv().is_err() {
+            let r = out.receive_with(&mut buf, |b| (&task_handle).read(b), |b| delivered += b.len());
+            assert!(matches!(r, Received::Data | Received::WouldBlock), "{r:?}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(delivered, 0, "no OpenFlow bytes from the peer");
+        // The peer does not read: fill the socket, rustls' buffer, then the backlog past its bound.
+        let mut xid = 1;
+        while out.lock().backlog.len() <= ASYNC_BACKLOG {
+            xid += 1;
+            out.send_messages(&[barrier_reply(xid)]);
+        }
+        assert!(out.has_backlog());
+        assert!(!out.send_async(&barrier_reply(u32::MAX)), "async message over the bound is dropped");
+        out.send_messages(&[barrier_reply(xid + 1)]);
+        count_tx.send(xid as usize + 1).unwrap();
+        let mut rounds = 0;
+        while out.flush_with(|b| (&task_handle).write(b)) == Flushed::Blocked {
+            rounds += 1;
+            assert!(rounds < 100_000, "backlog never drained");
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        assert!(!out.has_backlog());
+        assert_eq!(reader.join().unwrap(), (1..=xid + 1).collect::<Vec<_>>());
     }
 }

@@ -2,7 +2,8 @@
 //! typed messages through the crate's own codec (`xdpswitch::ofp::{encode, decode}`), plus raw
 //! bytes for malformed input. It works on either side of a connection: connect to a switch's
 //! passive listener ([`OfRaw::connect`]) or accept a switch that connects out to a
-//! `--controller` ([`OfRaw::accept`]).
+//! `--controller` ([`OfRaw::accept`]); over TLS, the test makes the stream and hands it to
+//! [`OfRaw::over`].
 //!
 //! Echo requests from the switch are answered automatically unless [`OfRaw::answer_echo`] is
 //! turned off (to play a dead controller). Everything else is handed to the test in order.
@@ -24,9 +25,31 @@ pub enum Recv {
     Closed,
 }
 
+/// A byte stream an [`OfRaw`] runs over: TCP, or TLS over TCP.
+pub trait Conn: Read + Write + Send {
+    /// Bounds the next read, as `TcpStream::set_read_timeout`.
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl Conn for TcpStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        TcpStream::set_read_timeout(self, t)
+    }
+}
+
+impl<C, S> Conn for rustls::StreamOwned<C, TcpStream>
+where
+    C: std::ops::DerefMut<Target = rustls::ConnectionCommon<S>> + Send,
+    S: rustls::SideData,
+{
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        self.sock.set_read_timeout(t)
+    }
+}
+
 /// One OpenFlow connection, client side.
 pub struct OfRaw {
-    s: TcpStream,
+    s: Box<dyn Conn>,
     /// The negotiated version.
     pub version: u8,
     /// Answer the peer's echo requests (default true).
@@ -68,6 +91,11 @@ impl OfRaw {
     /// Says HELLO with a version bitmap and waits for the peer's.
     pub fn handshake(s: TcpStream, versions: &[u8]) -> OfRaw {
         s.set_nodelay(true).unwrap();
+        OfRaw::over(Box::new(s), versions)
+    }
+
+    /// Says HELLO over `s` (e.g. a TLS stream) and waits for the peer's.
+    pub fn over(s: Box<dyn Conn>, versions: &[u8]) -> OfRaw {
         let max = *versions.iter().max().expect("a version");
         let mut c = OfRaw {
             s,
