@@ -83,6 +83,7 @@ struct xflow_key {
 #define OP_SET_VLAN 4
 #define OP_SET_ETH_SRC 8
 #define OP_SET_ETH_DST 16
+#define OP_NORMAL 32 /* the L2 switch (the only op when set): see normal() */
 #define OUT_NONE 0xffffffff
 
 /* What a hit does, in this order: pop the outer tag (if any), push a tag, rewrite the outer
@@ -141,13 +142,54 @@ struct {
 } ports SEC(".maps");
 
 /* Ports frames may be redirected to, by datapath port number: only those whose driver takes
- * redirected frames now (for veth: its peer runs XDP or has GRO on). */
+ * redirected frames now (for veth: its peer runs XDP or has GRO on); ifindex 0 = none. A hit
+ * calls bpf_redirect_map first (it only records the target; the frame leaves after the
+ * program returns), so a port not in the map sends the frame, unchanged, to user space. */
 struct {
-	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(type, BPF_MAP_TYPE_DEVMAP);
 	__uint(max_entries, MAX_PORTS);
 	__type(key, __u32);
 	__type(value, struct bpf_devmap_val);
 } tx_ports SEC(".maps");
+
+/* NORMAL's MAC table, mirrored from user space (every learn, move, age-out and flush);
+ * `seen` is written here, see normal(). */
+struct xfdb_key {
+	__u32 bridge;
+	__u16 vlan;
+	__u8 mac[6];
+};
+
+struct xfdb_val {
+	__u32 port;
+	__u32 seen;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct xfdb_key);
+	__type(value, struct xfdb_val);
+} fdb SEC(".maps");
+
+#define VLAN_ACCESS 0
+#define VLAN_TRUNK 1
+
+/* NORMAL's view of a port: its bridge (+1; 0: not a NORMAL port here) and VLAN mode (access
+ * or trunk; the native modes are left to user space). */
+struct xvlan {
+	__u32 bridge1;
+	__u16 mode;
+	__u16 tag;
+	__u64 trunks[64];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_PORTS);
+	__type(key, __u32);
+	__type(value, struct xvlan);
+} vlan_ports SEC(".maps");
 
 /* Per datapath port: what the kernel forwarded, so port counters stay whole. */
 struct xport_stat {
@@ -323,7 +365,7 @@ static __always_inline void count_port(__u32 port, __u64 bytes, int tx)
 
 static __always_inline int execute(struct xdp_md *ctx, struct xaction *a, __u32 in_port, __u64 len)
 {
-	if (a->out_port != OUT_NONE && !bpf_map_lookup_elem(&tx_ports, &a->out_port)) {
+	if (a->out_port != OUT_NONE && bpf_redirect_map(&tx_ports, a->out_port, 0) != XDP_REDIRECT) {
 		count(ST_NO_TX, len);
 		return -1;
 	}
@@ -377,12 +419,106 @@ static __always_inline int execute(struct xdp_md *ctx, struct xaction *a, __u32 
 	}
 	count(ST_HIT, len);
 	count_port(a->out_port, end - data, 1);
-	return bpf_redirect_map(&tx_ports, a->out_port, 0);
+	return XDP_REDIRECT;
 error:
 	/* Only reachable before the frame was changed, or after a failed adjust_head, which
 	 * leaves it unchanged. */
 	count(ST_ERROR, len);
 	return -1;
+}
+
+
+static __always_inline int carries(struct xvlan *v, __u16 vlan)
+{
+	if (v->mode == VLAN_ACCESS)
+		return vlan == v->tag;
+	return (v->trunks[(vlan >> 6) & 63] >> (vlan & 63)) & 1;
+}
+
+/* NORMAL for the one case worth doing here: a unicast frame from a source already learned on
+ * this port to a destination learned on another port that carries its VLAN. Everything else
+ * (learning, moves, floods, VLAN drops, native VLAN modes, double tags) returns -1 and goes to
+ * user space, which runs the full switch and keeps the MAC table. Once a second per source
+ * address a frame also goes to user space, so the table sees the host and does not age it
+ * out while the kernel forwards its traffic. */
+static __always_inline int normal(struct xdp_md *ctx, __u32 in_port, __u64 len)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	if (data + 18 > end)
+		return -1;
+	__u8 *p = data;
+	if ((p[0] & 1) || (p[6] & 1))
+		return -1;
+	struct xvlan *vin = bpf_map_lookup_elem(&vlan_ports, &in_port);
+	if (!vin || !vin->bridge1 || vin->mode > VLAN_TRUNK)
+		return -1;
+	int tagged = is_vlan(bpf_ntohs(*(__u16 *)(p + 12)));
+	__u16 tci = tagged ? bpf_ntohs(*(__u16 *)(p + 14)) : 0;
+	if (tagged && is_vlan(bpf_ntohs(*(__u16 *)(p + 16))))
+		return -1;
+	__u16 vid = tci & 0x0fff, vlan;
+	if (vin->mode == VLAN_ACCESS) {
+		if (vid)
+			return -1;
+		vlan = vin->tag;
+	} else {
+		if (!carries(vin, vid))
+			return -1;
+		vlan = vid;
+	}
+	struct xfdb_key k = { .bridge = vin->bridge1 - 1, .vlan = vlan };
+	__builtin_memcpy(k.mac, p + 6, 6);
+	struct xfdb_val *src = bpf_map_lookup_elem(&fdb, &k);
+	if (!src || src->port != in_port)
+		return -1;
+	__u32 now = bpf_ktime_get_coarse_ns() >> 30;
+	if (src->seen != now) {
+		src->seen = now;
+		return -1;
+	}
+	__builtin_memcpy(k.mac, p, 6);
+	struct xfdb_val *dst = bpf_map_lookup_elem(&fdb, &k);
+	if (!dst || dst->port == in_port)
+		return -1;
+	__u32 out = dst->port;
+	struct xvlan *vout = bpf_map_lookup_elem(&vlan_ports, &out);
+	if (!vout || vout->bridge1 != vin->bridge1 || vout->mode > VLAN_TRUNK || !carries(vout, vlan))
+		return -1;
+	if (bpf_redirect_map(&tx_ports, out, 0) != XDP_REDIRECT) {
+		count(ST_NO_TX, len);
+		return -1;
+	}
+	int want_tag = vout->mode == VLAN_TRUNK && vlan != 0;
+	__u16 out_tci = bpf_htons((tci & 0xe000) | vlan);
+	__u8 macs[12];
+	if (tagged && want_tag) {
+		*(__u16 *)(p + 14) = out_tci;
+	} else if (tagged) {
+		__builtin_memcpy(macs, p, 12);
+		if (bpf_xdp_adjust_head(ctx, 4))
+			return -1;
+		data = (void *)(long)ctx->data;
+		end = (void *)(long)ctx->data_end;
+		if (data + 12 > end)
+			return XDP_DROP; /* cannot happen: the frame had 18 bytes */
+		__builtin_memcpy(data, macs, 12);
+	} else if (want_tag) {
+		__builtin_memcpy(macs, p, 12);
+		if (bpf_xdp_adjust_head(ctx, -4))
+			return -1;
+		data = (void *)(long)ctx->data;
+		end = (void *)(long)ctx->data_end;
+		if (data + 16 > end)
+			return XDP_DROP; /* cannot happen: 4 bytes were just pushed */
+		__builtin_memcpy(data, macs, 12);
+		*(__u16 *)(data + 12) = bpf_htons(ETH_P_8021Q);
+		*(__u16 *)(data + 14) = out_tci;
+	}
+	count_port(in_port, len, 0);
+	count(ST_HIT, len);
+	count_port(out, end - data, 1);
+	return XDP_REDIRECT;
 }
 
 SEC("xdp")
@@ -432,7 +568,8 @@ int xdp_switch(struct xdp_md *ctx)
 	if (a) {
 		__u32 slot = a->slot;
 		struct xstat *fs = bpf_map_lookup_elem(&flow_stats, &slot);
-		int verdict = execute(ctx, a, port->dp_port, len);
+		int verdict = (a->ops & OP_NORMAL) ? normal(ctx, port->dp_port, len)
+						   : execute(ctx, a, port->dp_port, len);
 		if (verdict < 0)
 			goto to_user;
 		if (fs) {

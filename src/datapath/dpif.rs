@@ -434,10 +434,15 @@ impl Datapath {
                 .iter()
                 .filter_map(|p| {
                     let role = port_table[p.no.table_index()].role;
-                    p.port.offload_ifindex().map(|i| (p.no, i, role == PortRole::Netdev))
+                    let bridge = (role == PortRole::Netdev).then_some(port_table[p.no.table_index()].bridge);
+                    p.port.offload_ifindex().map(|i| (p.no, i, bridge))
                 })
                 .collect();
-            let off: SharedOffloader = Arc::new(Mutex::new(Offloader::new(oc, &off_ports, epoch)));
+            let off = Offloader::new(oc, &off_ports, epoch);
+            for (b, w) in fdbs.iter_mut().enumerate() {
+                w.set_mirror(off.fdb_mirror(b as u16));
+            }
+            let off: SharedOffloader = Arc::new(Mutex::new(off));
             let hook = Arc::clone(&off);
             megaflows.set_remove_hook(Box::new(move |id| lock_offloader(&hook).forget(id)));
             off
@@ -526,6 +531,9 @@ impl Datapath {
     /// bridge's ports at start) and their VLAN configuration (trunks of every VLAN at start).
     /// An unknown bridge is ignored.
     pub fn set_normal_ports(&self, bridge: u16, ports: NormalPorts) {
+        if let Some(o) = &self.offload {
+            lock_offloader(o).set_vlans(bridge, &ports.vlans);
+        }
         if let Some(n) = self.normals.get(usize::from(bridge)) {
             n.set_ports(ports);
         }

@@ -100,6 +100,7 @@ impl Fdb {
             n_static: 0,
             ports: HashMap::new(),
             stats: FdbStats::default(),
+            mirror: None,
         };
         (fdb, w)
     }
@@ -210,6 +211,15 @@ struct PortEntries {
     order: VecDeque<u64>,
 }
 
+/// A change to the table, as a mirror sees it (see [`FdbWriter::set_mirror`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FdbChange {
+    /// `mac` on `vlan` is on `port` (new, moved, refreshed or made static).
+    Set { mac: [u8; 6], vlan: u16, port: DpPortNo },
+    /// `mac` on `vlan` is gone (forgotten, aged, evicted, flushed).
+    Remove { mac: [u8; 6], vlan: u16 },
+}
+
 /// The one writer of an [`Fdb`] (the control thread). Not `Clone`.
 pub struct FdbWriter {
     fdb: Arc<Fdb>,
@@ -218,6 +228,7 @@ pub struct FdbWriter {
     n_static: usize,
     ports: HashMap<u32, PortEntries>,
     stats: FdbStats,
+    mirror: Option<Box<dyn Fn(FdbChange) + Send>>,
 }
 
 impl FdbWriter {
@@ -251,8 +262,28 @@ impl FdbWriter {
         self.stats
     }
 
+    /// Calls `mirror` with every change from now on, and with every entry now (the XDP
+    /// offload keeps a kernel copy of the table this way). Changes are reported as they are
+    /// written, before the call that makes them returns.
+    pub fn set_mirror(&mut self, mirror: Box<dyn Fn(FdbChange) + Send>) {
+        for e in self.entries() {
+            mirror(FdbChange::Set { mac: e.mac, vlan: e.vlan, port: e.port });
+        }
+        self.mirror = Some(mirror);
+    }
+
     fn write(&self, i: usize, k: u64, port: u32, seen: u32) {
         let s = &self.fdb.slots[i];
+        if let Some(m) = &self.mirror {
+            let old = s.key.load(Relaxed);
+            if occupied(k) {
+                let (mac, vlan) = unkey(k & !STATIC);
+                m(FdbChange::Set { mac, vlan, port: DpPortNo(port) });
+            } else if occupied(old) {
+                let (mac, vlan) = unkey(old & !STATIC);
+                m(FdbChange::Remove { mac, vlan });
+            }
+        }
         let seq = s.seq.load(Relaxed);
         s.seq.store(seq.wrapping_add(1), Relaxed);
         fence(Release);
@@ -516,6 +547,43 @@ mod tests {
         assert!(w.forget(mac(1), 0));
         assert_eq!(fdb.lookup(mac(1), 0), None);
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn mirror_sees_every_change() {
+        use std::sync::Mutex;
+        type Copy = Arc<Mutex<HashMap<([u8; 6], u16), DpPortNo>>>;
+        let (_fdb, mut w) = Fdb::new(16);
+        w.learn(mac(100), 0, DpPortNo(9), 1).unwrap();
+        let copy: Copy = Arc::default();
+        let c = copy.clone();
+        w.set_mirror(Box::new(move |ch| {
+            let mut m = c.lock().unwrap();
+            match ch {
+                FdbChange::Set { mac, vlan, port } => m.insert((mac, vlan), port),
+                FdbChange::Remove { mac, vlan } => m.remove(&(mac, vlan)),
+            };
+        }));
+        let same = |w: &FdbWriter| {
+            let want: HashMap<_, _> = w.entries().iter().map(|e| ((e.mac, e.vlan), e.port)).collect();
+            assert_eq!(*copy.lock().unwrap(), want);
+        };
+        same(&w);
+        // Learning beyond the bound (evictions), moves, statics, forgetting, aging, flushing.
+        for n in 0..40 {
+            w.learn(mac(n), (n % 3) as u16, DpPortNo(n % 4 + 1), n).unwrap();
+            same(&w);
+        }
+        w.learn(mac(39), 0, DpPortNo(7), 50).unwrap();
+        w.add_static(mac(500), 5, DpPortNo(2)).unwrap();
+        same(&w);
+        w.forget(mac(500), 5);
+        same(&w);
+        assert!(w.age(60, 15) > 0);
+        same(&w);
+        w.retain(|_| false);
+        same(&w);
+        assert!(copy.lock().unwrap().is_empty());
     }
 
     #[test]

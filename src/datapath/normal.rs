@@ -158,6 +158,16 @@ impl PortVlan {
             && self.trunks.as_ref().is_none_or(|b| b[usize::from(vlan) / 64] & (1 << (vlan % 64)) != 0)
     }
 
+    /// The trunked VLANs as a bitmap (bit `v % 64` of word `v / 64`): none for an access
+    /// port, every VLAN when no `trunks` were given.
+    pub fn trunk_bitmap(&self) -> [u64; 64] {
+        match (&self.trunks, self.mode) {
+            (_, VlanMode::Access) => [0; 64],
+            (Some(b), _) => **b,
+            (None, _) => [u64::MAX; 64],
+        }
+    }
+
     /// Whether the port carries `vlan`.
     #[inline]
     pub fn includes(&self, vlan: u16) -> bool {

@@ -36,12 +36,14 @@ use std::time::{Duration, Instant};
 use bytemuck::Zeroable;
 
 use super::actions::DpAction;
+use super::fdb::FdbChange;
 use super::flow::{FlowKey, FlowMask, VLAN_PRESENT};
+use super::normal::{PortVlan, VlanMode};
 use super::megaflow::{Megaflow, MegaflowId, MegaflowTable};
 use crate::netdev::afxdp::features::{XdpFeatures, XDP_ACT_NDO_XMIT};
 use crate::netdev::afxdp::offload::{
-    self as prog, op, SwitchProgram, XAction, XFlowKey, XKey, XMask, XPortStat, XStat, MASK_NEEDS_L3,
-    OUT_NONE,
+    self as prog, op, SwitchProgram, XAction, XFdbKey, XFlowKey, XKey, XMask, XPortStat, XStat, XVlan,
+    MASK_NEEDS_L3, OUT_NONE,
 };
 use crate::netdev::DpPortNo;
 
@@ -127,6 +129,11 @@ pub fn convert(
     }
     let needs_l3 = beyond_l2(&mask.0) != FlowKey::zeroed();
     let mut a = XAction { out_port: OUT_NONE, ..XAction::zeroed() };
+    if actions == [DpAction::Normal] {
+        // The program runs the L2 switch itself, on a kernel copy of the MAC table.
+        a.ops = op::NORMAL;
+        return Ok(Converted { key: xkey_of(&key), mask: xkey_of(&mask.0), needs_l3, action: a, out: None });
+    }
     let mut out = None;
     for act in actions {
         if out.is_some() {
@@ -178,6 +185,8 @@ pub fn convert(
 struct OffPort {
     no: DpPortNo,
     ifindex: u32,
+    /// The bridge it is in (underlay ports are in none).
+    bridge: Option<u16>,
     /// Frames it receives are looked up in the kernel (a bridge port without `no_recv`).
     rx: bool,
     /// A bridge port at all (underlay ports never are).
@@ -226,9 +235,9 @@ impl std::fmt::Debug for Offloader {
 }
 
 impl Offloader {
-    /// Binds the ports (`(port, ifindex, in a bridge)`) in the program and checks which take
+    /// Binds the ports (`(port, ifindex, its bridge)`) in the program and checks which take
     /// redirected frames. `epoch` is the datapath's clock origin (for `used` times).
-    pub fn new(cfg: &OffloadConfig, ports: &[(DpPortNo, u32, bool)], epoch: Instant) -> Offloader {
+    pub fn new(cfg: &OffloadConfig, ports: &[(DpPortNo, u32, Option<u16>)], epoch: Instant) -> Offloader {
         let max_flows = cfg.max_flows.min(prog::MAX_FLOWS);
         let features = match XdpFeatures::open() {
             Ok(f) => Some(f),
@@ -242,7 +251,14 @@ impl Offloader {
             max_flows,
             ports: ports
                 .iter()
-                .map(|&(no, ifindex, in_bridge)| OffPort { no, ifindex, rx: in_bridge, in_bridge, tx: false })
+                .map(|&(no, ifindex, bridge)| OffPort {
+                    no,
+                    ifindex,
+                    bridge,
+                    rx: bridge.is_some(),
+                    in_bridge: bridge.is_some(),
+                    tx: false,
+                })
                 .collect(),
             features,
             masks: (0..prog::MAX_MASKS).map(|_| None).collect(),
@@ -263,8 +279,51 @@ impl Offloader {
                 o.stats.errors += 1;
             }
         }
+        let bridges: HashSet<u16> = o.ports.iter().filter_map(|p| p.bridge).collect();
+        for b in bridges {
+            o.set_vlans(b, &[]);
+        }
         o.check_ports();
         o
+    }
+
+    /// NORMAL's VLAN settings of bridge `bridge`'s ports (indexed by
+    /// [`DpPortNo::table_index`]; ports beyond the end trunk every VLAN), for the program.
+    pub fn set_vlans(&mut self, bridge: u16, vlans: &[PortVlan]) {
+        let all = PortVlan::trunk_all();
+        for p in self.ports.iter().filter(|p| p.bridge == Some(bridge)) {
+            let v = vlans.get(p.no.table_index()).unwrap_or(&all);
+            let xv = XVlan {
+                bridge1: u32::from(bridge) + 1,
+                mode: match v.mode {
+                    VlanMode::Access => prog::VLAN_ACCESS,
+                    VlanMode::Trunk => prog::VLAN_TRUNK,
+                    VlanMode::NativeTagged | VlanMode::NativeUntagged => prog::VLAN_OTHER,
+                },
+                tag: v.tag,
+                trunks: v.trunk_bitmap(),
+            };
+            if let Err(e) = self.prog.set_vlan_port(p.no.0, &xv) {
+                tracing::warn!(port = %p.no, error = %e, "XDP offload: port VLAN update failed");
+                self.stats.errors += 1;
+            }
+        }
+    }
+
+    /// A mirror for bridge `bridge`'s MAC table (see [`super::fdb::FdbWriter::set_mirror`]): the program's
+    /// copy changes before the table's writer returns.
+    pub fn fdb_mirror(&self, bridge: u16) -> Box<dyn Fn(FdbChange) + Send> {
+        let prog = Arc::clone(&self.prog);
+        Box::new(move |ch| {
+            let (mac, vlan, port) = match ch {
+                FdbChange::Set { mac, vlan, port } => (mac, vlan, Some(port.0)),
+                FdbChange::Remove { mac, vlan } => (mac, vlan, None),
+            };
+            let key = XFdbKey { bridge: u32::from(bridge), vlan, mac };
+            if let Err(e) = prog.set_fdb(key, port) {
+                tracing::warn!(error = %e, "XDP offload: MAC table mirror update failed");
+            }
+        })
     }
 
     fn now_ms(&self) -> u64 {
@@ -579,7 +638,7 @@ mod tests {
         let key = FlowKey { in_port: 1, ..FlowKey::zeroed() };
         let m = in_port_mask();
         let no = |acts: &[DpAction]| convert(&key, &m, acts, ready).is_err();
-        assert!(no(&[DpAction::Normal]));
+        assert!(no(&[DpAction::SetEthDst(B), DpAction::Normal]), "NORMAL runs alone in the kernel");
         assert!(no(&[DpAction::Meter(1), DpAction::Output(DpPortNo(2))]));
         assert!(no(&[DpAction::Userspace(0)]));
         assert!(no(&[DpAction::Output(DpPortNo(2)), DpAction::Output(DpPortNo(3))]), "one output only");
@@ -605,6 +664,13 @@ mod tests {
         // makes the mask one that ARP frames skip.
         let c = convert(&key, &mt, &[DpAction::Output(DpPortNo(2))], ready).unwrap();
         assert!(c.needs_l3);
+    }
+
+    #[test]
+    fn normal_runs_in_the_kernel() {
+        let key = FlowKey { in_port: 1, ..FlowKey::zeroed() };
+        let c = convert(&key, &in_port_mask(), &[DpAction::Normal], ready).unwrap();
+        assert_eq!((c.action.ops, c.out), (op::NORMAL, None));
     }
 
     #[test]

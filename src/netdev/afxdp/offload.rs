@@ -9,7 +9,7 @@
 use std::os::fd::RawFd;
 use std::sync::Mutex;
 
-use aya::maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray, PerCpuValues, XskMap};
+use aya::maps::{Array, DevMap, HashMap, MapData, PerCpuArray, PerCpuValues, XskMap};
 use aya::programs::xdp::XdpLinkId;
 use aya::programs::Xdp;
 use aya::Ebpf;
@@ -72,6 +72,8 @@ pub mod op {
     pub const SET_VLAN: u16 = 4;
     pub const SET_ETH_SRC: u16 = 8;
     pub const SET_ETH_DST: u16 = 16;
+    /// NORMAL, the only op when set.
+    pub const NORMAL: u16 = 32;
 }
 /// [`XAction::out_port`]: no output (drop).
 pub const OUT_NONE: u32 = u32::MAX;
@@ -90,6 +92,41 @@ pub struct XAction {
     pub eth_src: [u8; 6],
     pub eth_dst: [u8; 6],
     pub pad: u16,
+}
+
+/// `struct xfdb_key`: a NORMAL MAC table key.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct XFdbKey {
+    pub bridge: u32,
+    pub vlan: u16,
+    pub mac: [u8; 6],
+}
+
+/// `struct xfdb_val`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct XFdbVal {
+    pub port: u32,
+    /// Written by the program (coarse seconds); 0 from user space.
+    pub seen: u32,
+}
+
+/// [`XVlan::mode`] values.
+pub const VLAN_ACCESS: u16 = 0;
+pub const VLAN_TRUNK: u16 = 1;
+/// A mode the program leaves to user space (the native modes).
+pub const VLAN_OTHER: u16 = 2;
+
+/// `struct xvlan`: NORMAL's view of a port.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct XVlan {
+    /// Bridge index + 1; 0: not a NORMAL port.
+    pub bridge1: u32,
+    pub mode: u16,
+    pub tag: u16,
+    pub trunks: [u64; 64],
 }
 
 /// `struct xport`.
@@ -146,6 +183,12 @@ unsafe impl aya::Pod for XConfig {}
 unsafe impl aya::Pod for XStat {}
 // SAFETY: as above.
 unsafe impl aya::Pod for XPortStat {}
+// SAFETY: as above.
+unsafe impl aya::Pod for XFdbKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for XFdbVal {}
+// SAFETY: as above.
+unsafe impl aya::Pod for XVlan {}
 
 /// The program's own counters (`enum` in the C source), summed over CPUs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -167,13 +210,15 @@ pub struct ProgramStats {
 struct Maps {
     xsks: XskMap<MapData>,
     ports: HashMap<MapData, u32, XPort>,
-    tx_ports: DevMapHash<MapData>,
+    tx_ports: DevMap<MapData>,
     config: Array<MapData, XConfig>,
     masks: Array<MapData, XMask>,
     flows: HashMap<MapData, XFlowKey, XAction>,
     flow_stats: PerCpuArray<MapData, XStat>,
     stats: PerCpuArray<MapData, XStat>,
     port_stats: PerCpuArray<MapData, XPortStat>,
+    fdb: HashMap<MapData, XFdbKey, XFdbVal>,
+    vlan_ports: Array<MapData, XVlan>,
     /// ifindex → (link, socket-map base, mode).
     links: std::collections::HashMap<u32, (XdpLinkId, u32, Attached)>,
     next_base: u32,
@@ -209,13 +254,15 @@ impl SwitchProgram {
             |name: &str| ebpf.take_map(name).ok_or_else(|| err(format!("no map {name} in object")));
         let xsks = XskMap::try_from(take("xsks_map")?).map_err(map_err("xsks_map"))?;
         let ports = HashMap::try_from(take("ports")?).map_err(map_err("ports"))?;
-        let tx_ports = DevMapHash::try_from(take("tx_ports")?).map_err(map_err("tx_ports"))?;
+        let tx_ports = DevMap::try_from(take("tx_ports")?).map_err(map_err("tx_ports"))?;
         let config = Array::try_from(take("config")?).map_err(map_err("config"))?;
         let masks = Array::try_from(take("masks")?).map_err(map_err("masks"))?;
         let flows = HashMap::try_from(take("flows")?).map_err(map_err("flows"))?;
         let flow_stats = PerCpuArray::try_from(take("flow_stats")?).map_err(map_err("flow_stats"))?;
         let stats = PerCpuArray::try_from(take("stats")?).map_err(map_err("stats"))?;
         let port_stats = PerCpuArray::try_from(take("port_stats")?).map_err(map_err("port_stats"))?;
+        let fdb = HashMap::try_from(take("fdb")?).map_err(map_err("fdb"))?;
+        let vlan_ports = Array::try_from(take("vlan_ports")?).map_err(map_err("vlan_ports"))?;
         let prog: &mut Xdp = ebpf
             .program_mut("xdp_switch")
             .ok_or_else(|| err("no xdp_switch program in object".into()))?
@@ -233,6 +280,8 @@ impl SwitchProgram {
             flow_stats,
             stats,
             port_stats,
+            fdb,
+            vlan_ports,
             links: Default::default(),
             next_base: 0,
             ebpf,
@@ -319,17 +368,14 @@ impl SwitchProgram {
     /// Lets (`Some(ifindex)`) or stops (`None`) the kernel redirecting frames to `dp_port`.
     pub fn set_tx_port(&self, dp_port: u32, ifindex: Option<u32>) -> Result<(), Error> {
         let mut m = self.lock();
-        match ifindex {
-            Some(i) => m.tx_ports.insert(dp_port, i, None, 0).map_err(|e| Error::Xdp {
-                name: "xdp_switch".into(),
-                reason: format!("tx_ports[{dp_port}]: {e}"),
-            }),
-            None => match m.tx_ports.remove(dp_port) {
-                Ok(()) => Ok(()),
-                Err(aya::maps::MapError::KeyNotFound) => Ok(()),
-                Err(e) => Err(map_err("tx_ports")(e)),
-            },
+        if dp_port >= MAX_PORTS {
+            return Err(Error::Xdp { name: "xdp_switch".into(), reason: format!("port {dp_port} beyond tx_ports") });
         }
+        // ifindex 0 empties the slot (the kernel keeps no device there).
+        m.tx_ports.set(dp_port, ifindex.unwrap_or(0), None, 0).map_err(|e| Error::Xdp {
+            name: "xdp_switch".into(),
+            reason: format!("tx_ports[{dp_port}]: {e}"),
+        })
     }
 
     /// Writes mask slot `idx` (`None`: marks it free).
@@ -402,6 +448,26 @@ impl SwitchProgram {
             dropped: get(4),
             error: get(5),
         }
+    }
+
+    /// Sets (`Some(port)`) or removes a NORMAL MAC table entry.
+    pub fn set_fdb(&self, key: XFdbKey, port: Option<u32>) -> Result<(), Error> {
+        let mut m = self.lock();
+        match port {
+            Some(port) => m.fdb.insert(key, XFdbVal { port, seen: 0 }, 0).map_err(map_err("fdb")),
+            None => match m.fdb.remove(&key) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+                Err(e) => Err(map_err("fdb")(e)),
+            },
+        }
+    }
+
+    /// NORMAL's view of datapath port `dp_port`.
+    pub fn set_vlan_port(&self, dp_port: u32, v: &XVlan) -> Result<(), Error> {
+        if dp_port >= MAX_PORTS {
+            return Err(Error::Xdp { name: "xdp_switch".into(), reason: format!("port {dp_port} beyond vlan_ports") });
+        }
+        self.lock().vlan_ports.set(dp_port, v, 0).map_err(map_err("vlan_ports"))
     }
 
     /// The mode the program runs in on `ifindex`, if attached there.
