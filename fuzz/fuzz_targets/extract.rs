@@ -52,7 +52,7 @@ fn check_accepted(f: &[u8], k: &FlowKey) {
             let ip = ipv4::Packet::new_checked(l3).expect("an accepted IPv4 header is well formed");
             assert_eq!(k.nw_src[..4], ip.src());
             assert_eq!(k.nw_dst[..4], ip.dst());
-            assert_eq!((k.nw_src[4..], k.nw_dst[4..]), ([0; 12][..], [0; 12][..]));
+            assert_eq!((&k.nw_src[4..], &k.nw_dst[4..]), (&[0; 12][..], &[0; 12][..]));
             assert_eq!((k.nw_proto, k.nw_tos, k.nw_ttl), (ip.protocol(), ip.tos(), ip.ttl()));
             let frag = match (ip.is_fragment(), ip.frag_offset() != 0) {
                 (false, _) => 0,

@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => assert_eq!(Err(e), flow),
     }
     if let Ok((spec, out_port)) = parse_flow_selector(line, &ports) {
-        let printed = format!("{spec}, out_port={out_port}");
+        let printed = format!("out_port={out_port}, {spec}");
         match parse_flow_selector(&printed, &ports) {
             Ok(again) => assert_eq!(again, (spec, out_port), "{line:?} printed as {printed:?}"),
             Err(e) => panic!("{line:?} printed as {printed:?}, which does not parse as a selector: {e}"),
