@@ -20,6 +20,8 @@ pub mod config;
 pub mod ctl;
 pub mod datapath;
 pub mod demo;
+#[cfg(test)]
+mod fuzz_seeds;
 pub mod netdev;
 pub mod netns;
 pub mod ofp;

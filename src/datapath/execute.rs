@@ -1100,6 +1100,33 @@ mod tests {
             }
         }
 
+        /// Any run of header changes (set-fields, TTL decrements, VLAN pushes and pops), with
+        /// outputs in between: every frame sent carries the checksums a full recompute gives.
+        #[test]
+        fn header_changes_keep_checksums_at_every_output(
+            f in frame_strategy(),
+            acts in prop::collection::vec(prop_oneof![
+                4 => set_action(),
+                1 => Just(DpAction::DecIpTtl),
+                1 => any::<u16>().prop_map(|tci| DpAction::PushVlan { tpid: 0x8100, tci }),
+                1 => Just(DpAction::PopVlan),
+                2 => Just(DpAction::Output(DpPortNo(1))),
+            ], 1..12),
+        ) {
+            let mut acts = acts;
+            acts.push(DpAction::Output(DpPortNo(1)));
+            let (r, out) = run(&acts, &f);
+            if r.dropped.is_none() {
+                let n_out = acts.iter().filter(|a| matches!(a, DpAction::Output(_))).count();
+                prop_assert_eq!(out.len(), n_out);
+            }
+            for (_, g) in &out {
+                let mut full = g.clone();
+                build::fill_checksums(&mut full);
+                prop_assert_eq!(g, &full);
+            }
+        }
+
         /// With copies to the slow path and meters (meter 0 drops, the others pass): no frame
         /// leaks, every copy the result counts reached the sink, and nothing runs after a drop.
         #[test]

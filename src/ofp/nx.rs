@@ -204,7 +204,9 @@ impl NxLearn {
             if h == 0 {
                 break;
             }
-            if h & 0xc000 != 0 {
+            // Bit 10 and bits 14-15 are in none of the fields: a header using them would
+            // re-encode without them (0x0400 as 0, the end of the specs).
+            if h & !(NX_LEARN_N_BITS_MASK | NX_LEARN_SRC_IMMEDIATE | NX_LEARN_DST_MASK) != 0 {
                 return None;
             }
             let n_bits = h & NX_LEARN_N_BITS_MASK;
@@ -332,7 +334,7 @@ impl NxAction {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -370,6 +372,19 @@ mod tests {
 
     pub(crate) fn unhex(h: &str) -> Vec<u8> {
         (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
+    }
+
+    /// Found by the `decode` fuzz target: a spec header with only the unused bit 10 set was
+    /// read as a zero-width spec, which encodes as header 0 (the end of the spec list).
+    #[test]
+    fn spec_headers_with_unused_bits_are_not_a_typed_learn() {
+        let good = unhex(NEUTRON_LEARN_13);
+        for (at, bit) in [(32usize, 0x04u8), (32, 0x40), (32, 0x80), (46, 0x04)] {
+            let mut b = good.clone();
+            b[at] |= bit;
+            assert_eq!(NxAction::decode_body(&b[8..]), None, "byte {at} | {bit:#x}");
+        }
+        assert!(matches!(NxAction::decode_body(&good[8..]), Some(NxAction::Learn(_))));
     }
 
     #[test]

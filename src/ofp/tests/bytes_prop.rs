@@ -11,14 +11,35 @@ use super::super::multipart::*;
 use super::super::stats::*;
 use super::super::*;
 use super::ovs_capture::{
-    OVS_OFCTL_CAPTURE, OVS_OFCTL_CAPTURE_OF10, OVS_OFCTL_GROUPS_METERS, OVS_OFCTL_OF10_STATS,
+    FEATURES_REPLY, FLOW_REPLY, OVS_OFCTL_CAPTURE, OVS_OFCTL_CAPTURE_OF10, OVS_OFCTL_GROUPS_METERS,
+    OVS_OFCTL_OF10_STATS, OVS_OFCTL_TUNNEL_CAPTURE, PORT_DESC_REPLY, TABLE_FEATURES_REPLY,
 };
 use super::{
     all_actions, all_instructions, hex, mp_rep, mp_req, msg13, sample_match, sample_port,
     sample_table_features,
 };
 
-/// One message of (nearly) every body, both versions, plus the ovs-ofctl captures.
+/// Neutron's br-tun learn flow (`table=10,priority=1,actions=learn(...),output:1`) with the
+/// learn action exactly as ovs-ofctl 3.1 sent it.
+fn neutron_learn_flow_mod() -> Message {
+    let learn = super::super::nx::tests::unhex(super::super::nx::tests::NEUTRON_LEARN_13);
+    let mut actions = match super::super::action::decode_actions(&learn) {
+        Ok(a) => a,
+        Err(e) => panic!("the captured learn action does not decode: {e:?}"),
+    };
+    assert!(matches!(actions[..], [Action::Nicira(super::super::nx::NxAction::Learn(_))]));
+    actions.push(Action::Output { port: 1, max_len: 0 });
+    let fm = FlowMod {
+        table_id: 10,
+        priority: 1,
+        instructions: vec![Instruction::ApplyActions(actions)],
+        ..FlowMod::default()
+    };
+    msg13(400, Body::FlowMod(fm))
+}
+
+/// One message of (nearly) every body, both versions, plus the ovs-ofctl captures (requests
+/// it sent, replies it accepted).
 pub(super) fn sample_messages() -> Vec<Vec<u8>> {
     let bucket = Bucket { weight: 2, watch_port: 1, watch_group: 2, actions: all_actions() };
     let bands = vec![
@@ -132,6 +153,7 @@ pub(super) fn sample_messages() -> Vec<Vec<u8>> {
     })));
     let q = PacketQueue { queue_id: 1, port: 0, properties: vec![QueueProp::rate(OFPQT_MIN_RATE, 1)] };
     msgs.push(v10(v10::Body::QueueGetConfigReply { port: 1, queues: vec![q] }));
+    msgs.push(neutron_learn_flow_mod());
     let mut out: Vec<Vec<u8>> = msgs.iter().map(super::enc).collect();
     out.extend(
         OVS_OFCTL_CAPTURE
@@ -139,6 +161,8 @@ pub(super) fn sample_messages() -> Vec<Vec<u8>> {
             .chain(OVS_OFCTL_CAPTURE_OF10)
             .chain(OVS_OFCTL_GROUPS_METERS)
             .chain(OVS_OFCTL_OF10_STATS)
+            .chain(OVS_OFCTL_TUNNEL_CAPTURE)
+            .chain(&[FEATURES_REPLY, TABLE_FEATURES_REPLY, PORT_DESC_REPLY, FLOW_REPLY])
             .map(|h| hex(h)),
     );
     out
