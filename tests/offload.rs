@@ -6,14 +6,17 @@ mod support;
 
 use std::time::Duration;
 
-use support::dut::{Dut, DutOptions, Kind, Of};
+use support::dut::{skip_unless_tools, Dut, DutOptions, Kind, Of};
 use support::*;
 use xdpswitch::netns::{neighbours, Host};
 
 const PORT_TO_PORT: &str = "in_port=1,actions=output:2\nin_port=2,actions=output:1\n";
 
 fn offloaded_line(sw: &SwitchProc, needle: &str) -> Option<String> {
-    sw.ctl(&["dump-megaflows"]).lines().find(|l| l.contains(needle) && l.contains("offloaded:yes")).map(String::from)
+    sw.ctl(&["dump-megaflows"])
+        .lines()
+        .find(|l| l.contains(needle) && l.contains("offloaded:yes"))
+        .map(String::from)
 }
 
 #[test]
@@ -56,7 +59,8 @@ fn busy_static_flows_run_in_the_kernel_with_exact_counters() {
     let flows = sw.ctl(&["dump-flows"]);
     assert!(n_packets(&flows, "in_port=1") >= flows_before + 1000, "{flows}");
     let mf = sw.ctl_json(&["dump-megaflows"]);
-    let mf1 = mf.as_array().unwrap().iter().find(|m| m["match"].as_str().unwrap().contains("in_port=1")).unwrap();
+    let mf1 =
+        mf.as_array().unwrap().iter().find(|m| m["match"].as_str().unwrap().contains("in_port=1")).unwrap();
     assert!(mf1["packets"].as_u64().unwrap() >= 1000 + 20, "{mf1}");
     assert_eq!(mf1["offloaded"], true);
     let ports = sw.ctl_json(&["dump-ports"]);
@@ -180,7 +184,8 @@ fn rule_changes_under_traffic_lose_and_misdirect_nothing() {
         h[0].exec(&["python3", "-c", &payload_code]).expect("markers");
         expect.push((phase.to_string(), to));
     }
-    let sent: u64 = String::from_utf8_lossy(&sender.wait_with_output().unwrap().stdout).trim().parse().unwrap();
+    let sent: u64 =
+        String::from_utf8_lossy(&sender.wait_with_output().unwrap().stdout).trim().parse().unwrap();
     let (g1, g2) = (receiver_result(r1), receiver_result(r2));
 
     for (phase, to) in &expect {

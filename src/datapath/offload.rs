@@ -38,8 +38,8 @@ use bytemuck::Zeroable;
 use super::actions::DpAction;
 use super::fdb::FdbChange;
 use super::flow::{FlowKey, FlowMask, VLAN_PRESENT};
-use super::normal::{PortVlan, VlanMode};
 use super::megaflow::{Megaflow, MegaflowId, MegaflowTable};
+use super::normal::{PortVlan, VlanMode};
 use crate::netdev::afxdp::features::{XdpFeatures, XDP_ACT_NDO_XMIT};
 use crate::netdev::afxdp::offload::{
     self as prog, op, SwitchProgram, XAction, XFdbKey, XFlowKey, XKey, XMask, XPortStat, XStat, XVlan,

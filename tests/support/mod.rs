@@ -354,11 +354,13 @@ impl Drop for SwitchProc {
 }
 
 /// Python: receive up to `count` UDP datagrams on `port` (timeout `secs`), print
-/// `src_ip src_port len` per datagram.
+/// `src_ip src_port len` per datagram. The socket buffer is 8 MiB (`SO_RCVBUFFORCE`): a
+/// switch forwarding in the kernel delivers a burst faster than Python reads it.
 pub fn udp_receiver(host: &Host, port: u16, count: usize, secs: f64) -> Child {
     let code = format!(
         "import socket,sys\n\
          s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+         s.setsockopt(socket.SOL_SOCKET,33,8<<20)\n\
          s.bind(('0.0.0.0',{port}))\n\
          s.settimeout({secs})\n\
          print('ready',flush=True)\n\

@@ -369,7 +369,10 @@ impl SwitchProgram {
     pub fn set_tx_port(&self, dp_port: u32, ifindex: Option<u32>) -> Result<(), Error> {
         let mut m = self.lock();
         if dp_port >= MAX_PORTS {
-            return Err(Error::Xdp { name: "xdp_switch".into(), reason: format!("port {dp_port} beyond tx_ports") });
+            return Err(Error::Xdp {
+                name: "xdp_switch".into(),
+                reason: format!("port {dp_port} beyond tx_ports"),
+            });
         }
         // ifindex 0 empties the slot (the kernel keeps no device there).
         m.tx_ports.set(dp_port, ifindex.unwrap_or(0), None, 0).map_err(|e| Error::Xdp {
@@ -465,7 +468,10 @@ impl SwitchProgram {
     /// NORMAL's view of datapath port `dp_port`.
     pub fn set_vlan_port(&self, dp_port: u32, v: &XVlan) -> Result<(), Error> {
         if dp_port >= MAX_PORTS {
-            return Err(Error::Xdp { name: "xdp_switch".into(), reason: format!("port {dp_port} beyond vlan_ports") });
+            return Err(Error::Xdp {
+                name: "xdp_switch".into(),
+                reason: format!("port {dp_port} beyond vlan_ports"),
+            });
         }
         self.lock().vlan_ports.set(dp_port, v, 0).map_err(map_err("vlan_ports"))
     }
