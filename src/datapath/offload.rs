@@ -687,4 +687,224 @@ mod tests {
         assert_eq!(c.mask.nw_dst, [0xff; 4]);
         assert_eq!(c.key.words[3] & 0xffff_0000, u64::from(80u16) << 16);
     }
+
+    /// The XDP program itself, run with `BPF_PROG_TEST_RUN` over frames "received" on `lo`
+    /// (datapath port 1; port 2 is a devmap entry, also `lo`, never sent to): what it forwards,
+    /// how it rewrites, and that it never forwards a frame user space would not.
+    mod program {
+        use super::*;
+        use crate::datapath::extract::extract;
+        use crate::packet::build::{self, Icmp4EchoSpec, Tcp4Spec, Udp4Spec};
+        use proptest::prelude::*;
+
+        const XDP_DROP: u32 = 1;
+        const XDP_PASS: u32 = 2;
+        const XDP_REDIRECT: u32 = 4;
+        const LO: u32 = 1;
+
+        fn load() -> Option<SwitchProgram> {
+            if !crate::netns::is_root() {
+                eprintln!("skipped: needs root (BPF)");
+                return None;
+            }
+            let p = SwitchProgram::load().expect("the program loads and verifies");
+            p.bind_port(LO, 1, true).unwrap();
+            p.set_tx_port(2, Some(LO)).unwrap();
+            Some(p)
+        }
+
+        fn install(p: &SwitchProgram, c: &Converted, slot: u32) {
+            let flags = if c.needs_l3 { MASK_NEEDS_L3 } else { 0 };
+            p.set_mask(0, Some(XMask { mask: c.mask, flags, pad: 0 })).unwrap();
+            p.set_n_masks(1).unwrap();
+            p.insert_flow(&XFlowKey { mask_idx: 0, pad: 0, key: c.key }, &XAction { slot, ..c.action })
+                .unwrap();
+        }
+
+        fn key_of(frame: &[u8]) -> FlowKey {
+            let mut k = FlowKey::zeroed();
+            extract(frame, 1, &mut k).unwrap();
+            k
+        }
+
+        #[test]
+        fn rewrites_like_user_space_and_misses_go_to_user_space() {
+            let Some(p) = load() else { return };
+            let f = build::udp4(&Udp4Spec { dport: 53, dst_mac: B, ..Default::default() });
+            let mut m = FlowMask::catchall();
+            (m.0.in_port, m.0.dl_type, m.0.nw_proto, m.0.tp_dst) = (!0, !0, !0, !0);
+            let acts = [
+                DpAction::SetEthDst(A),
+                DpAction::PushVlan { tpid: 0x8100, tci: 0x1000 | 7 },
+                DpAction::Output(DpPortNo(2)),
+            ];
+            let c = convert(&key_of(&f), &m, &acts, ready).unwrap();
+            assert!(c.needs_l3);
+            install(&p, &c, 3);
+            p.clear_flow_stats(3).unwrap();
+            let (v, out) = p.test_run(LO, &f).unwrap();
+            assert_eq!(v, XDP_REDIRECT);
+            let mut want = f.clone();
+            want[..6].copy_from_slice(&A);
+            want.splice(12..12, [0x81, 0x00, 0x00, 0x07]);
+            assert_eq!(out, want);
+            assert_eq!(p.flow_stats(3).unwrap(), XStat { packets: 1, bytes: f.len() as u64 });
+            // Another port number: a miss, to user space (no socket here: the kernel stack).
+            let other = build::udp4(&Udp4Spec { dport: 54, ..Default::default() });
+            assert_eq!(p.test_run(LO, &other).unwrap(), (XDP_PASS, other.clone()));
+            // The same datagram with a broken IPv4 header: user space drops it, so the kernel
+            // must not forward it, although its L2 fields and even its port match.
+            let mut bad = f.clone();
+            bad[16..18].copy_from_slice(&10u16.to_be_bytes()); // IPv4 total length < header
+            assert!(extract(&bad, 1, &mut FlowKey::zeroed()).is_err());
+            assert_eq!(p.test_run(LO, &bad).unwrap().0, XDP_PASS);
+            // A port that cannot take redirected frames now: the frame goes to user space
+            // unchanged.
+            p.set_tx_port(2, None).unwrap();
+            assert_eq!(p.test_run(LO, &f).unwrap(), (XDP_PASS, f.clone()));
+            assert_eq!(p.stats().no_tx.packets, 1);
+            p.set_tx_port(2, Some(LO)).unwrap();
+            // Pop on an untagged frame is a no-op; drop drops.
+            let c =
+                convert(&key_of(&f), &m, &[DpAction::PopVlan, DpAction::Output(DpPortNo(2))], ready).unwrap();
+            install(&p, &c, 4);
+            assert_eq!(p.test_run(LO, &f).unwrap(), (XDP_REDIRECT, f.clone()));
+            let c = convert(&key_of(&f), &m, &[], ready).unwrap();
+            install(&p, &c, 5);
+            assert_eq!(p.test_run(LO, &f).unwrap().0, XDP_DROP);
+            // A tagged frame popped.
+            let t = build::udp4(&Udp4Spec { dport: 53, vlan: Some(0x2005), ..Default::default() });
+            let mut mt = m;
+            mt.0.vlan_tci = !0;
+            let c = convert(&key_of(&t), &mt, &[DpAction::PopVlan, DpAction::Output(DpPortNo(2))], ready)
+                .unwrap();
+            install(&p, &c, 6);
+            let (v, out) = p.test_run(LO, &t).unwrap();
+            let mut untagged = t.clone();
+            untagged.drain(12..16);
+            assert_eq!((v, out), (XDP_REDIRECT, untagged));
+        }
+
+        #[test]
+        fn normal_forwards_known_unicast_and_leaves_the_rest_to_user_space() {
+            let Some(p) = load() else { return };
+            let all = PortVlan::trunk_all();
+            let trunk = XVlan { bridge1: 1, mode: prog::VLAN_TRUNK, tag: 0, trunks: all.trunk_bitmap() };
+            p.set_vlan_port(1, &trunk).unwrap();
+            p.set_vlan_port(2, &XVlan { mode: prog::VLAN_ACCESS, tag: 5, trunks: [0; 64], ..trunk }).unwrap();
+            let c = convert(&FlowKey::zeroed(), &FlowMask::catchall(), &[DpAction::Normal], ready).unwrap();
+            install(&p, &c, 7);
+            // From A (port 1, VLAN 5 tagged) to B (learned on access port 2 in VLAN 5).
+            let f =
+                build::udp4(&Udp4Spec { src_mac: A, dst_mac: B, vlan: Some(0x6005), ..Default::default() });
+            assert_eq!(p.test_run(LO, &f).unwrap().0, XDP_PASS, "unknown source: user space learns");
+            p.set_fdb(XFdbKey { bridge: 0, vlan: 5, mac: A }, Some(1)).unwrap();
+            assert_eq!(
+                p.test_run(LO, &f).unwrap().0,
+                XDP_PASS,
+                "first frame of the second: user space refreshes"
+            );
+            assert_eq!(p.test_run(LO, &f).unwrap().0, XDP_PASS, "unknown destination: user space floods");
+            p.set_fdb(XFdbKey { bridge: 0, vlan: 5, mac: B }, Some(2)).unwrap();
+            let mut r = p.test_run(LO, &f).unwrap();
+            if r.0 == XDP_PASS {
+                // A second boundary passed since the refresh: one more frame to user space.
+                r = p.test_run(LO, &f).unwrap();
+            }
+            let (v, out) = r;
+            let mut untagged = f.clone();
+            untagged.drain(12..16);
+            assert_eq!((v, out), (XDP_REDIRECT, untagged), "to the access port: untagged");
+            // Another VLAN is not the access port's: user space (which drops it).
+            let g = build::udp4(&Udp4Spec { src_mac: A, dst_mac: B, vlan: Some(6), ..Default::default() });
+            p.set_fdb(XFdbKey { bridge: 0, vlan: 6, mac: A }, Some(1)).unwrap();
+            p.set_fdb(XFdbKey { bridge: 0, vlan: 6, mac: B }, Some(2)).unwrap();
+            let _ = p.test_run(LO, &g);
+            assert_eq!(p.test_run(LO, &g).unwrap().0, XDP_PASS);
+            // The destination moved back to the ingress port: user space.
+            p.set_fdb(XFdbKey { bridge: 0, vlan: 5, mac: B }, Some(1)).unwrap();
+            assert_eq!(p.test_run(LO, &f).unwrap().0, XDP_PASS);
+            // Broadcast: user space floods.
+            let bc = build::udp4(&Udp4Spec {
+                src_mac: A,
+                dst_mac: [0xff; 6],
+                vlan: Some(5),
+                ..Default::default()
+            });
+            assert_eq!(p.test_run(LO, &bc).unwrap().0, XDP_PASS);
+        }
+
+        fn frames() -> impl Strategy<Value = Vec<u8>> {
+            let base = prop_oneof![
+                (any::<u16>(), any::<u16>(), proptest::option::of(any::<u16>())).prop_map(|(s, d, v)| {
+                    build::udp4(&Udp4Spec { sport: s, dport: d % 4, vlan: v, ..Default::default() })
+                }),
+                (any::<u16>(), any::<u16>()).prop_map(|(f, d)| build::tcp4(&Tcp4Spec {
+                    ip: Udp4Spec { dport: d % 4, ..Default::default() },
+                    flags: f
+                })),
+                Just(build::icmp4_echo(&Icmp4EchoSpec::default())),
+                Just(build::arp_request(A, [198, 18, 0, 1], [198, 18, 0, 2], None)),
+                Just(build::udp6(&Default::default())),
+            ];
+            // Mutations: cut the frame, overwrite bytes (headers most often).
+            (base, proptest::collection::vec((0usize..64, any::<u8>()), 0..4), 14usize..200).prop_map(
+                |(mut f, pokes, cut)| {
+                    for (at, b) in pokes {
+                        if at < f.len() {
+                            f[at] = b;
+                        }
+                    }
+                    f.truncate(cut.max(14));
+                    f
+                },
+            )
+        }
+
+        fn masks() -> impl Strategy<Value = FlowMask> {
+            (any::<[bool; 8]>()).prop_map(|b| {
+                let mut m = FlowMask::catchall();
+                let w = |on: bool| if on { !0 } else { 0 };
+                m.0.in_port = w(b[0]) as u32;
+                m.0.dl_type = w(b[1]) as u16;
+                m.0.vlan_tci = w(b[2]) as u16;
+                m.0.nw_proto = w(b[3]) as u8;
+                m.0.tp_dst = w(b[4]) as u16;
+                m.0.nw_frag = w(b[5]) as u8;
+                m.0.tcp_flags = w(b[6]) as u16;
+                if b[7] {
+                    m.0.nw_dst[..4].fill(0xff);
+                }
+                m
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+            /// Whatever the frame (valid, cut or garbled): if the kernel forwards it, user space
+            /// would have parsed it and matched it to the same megaflow.
+            #[test]
+            fn never_forwards_what_user_space_would_not(template in frames(), frame in frames(), mask in masks()) {
+                // One program for every case (loading verifies it: slow); each case removes
+                // its flow again.
+                static PROG: std::sync::OnceLock<Option<SwitchProgram>> = std::sync::OnceLock::new();
+                let Some(p) = PROG.get_or_init(load) else { return Ok(()) };
+                let mut tk = FlowKey::zeroed();
+                prop_assume!(extract(&template, 1, &mut tk).is_ok());
+                let c = convert(&tk, &mask, &[DpAction::Output(DpPortNo(2))], ready).unwrap();
+                install(p, &c, 9);
+                let run = p.test_run(LO, &frame);
+                p.remove_flow(&XFlowKey { mask_idx: 0, pad: 0, key: c.key }).unwrap();
+                let Ok((v, _)) = run else { return Ok(()) };
+                let mut k = FlowKey::zeroed();
+                let user = extract(&frame, 1, &mut k).is_ok() && k.matches_masked(&mask, &tk.masked(&mask));
+                if v == XDP_REDIRECT {
+                    prop_assert!(user, "kernel forwarded a frame user space would not: {frame:02x?} key {k:?}");
+                }
+                if frame == template && tk.dl_type == 0x0800 {
+                    prop_assert_eq!(v, XDP_REDIRECT, "a clean IPv4 frame of the flow runs in the kernel");
+                }
+            }
+        }
+    }
 }

@@ -1,85 +1,31 @@
 //! Raw syscall wrappers pktgen needs that aya does not offer: `BPF_PROG_RUN` in XDP
-//! live-frames mode, CPU pinning, and interface lookups (index, MTU, MAC) in the calling
+//! live-frames mode (on `netdev::afxdp::sys::xdp_test_run`), CPU pinning, and interface lookups (index, MTU, MAC) in the calling
 //! thread's network namespace. All of pktgen's `unsafe` is here.
 
 use std::ffi::CString;
 use std::io;
 use std::os::fd::RawFd;
 
-/// `BPF_PROG_TEST_RUN` (alias `BPF_PROG_RUN`) command number.
-const BPF_PROG_TEST_RUN: libc::c_long = 10;
 /// `BPF_F_TEST_XDP_LIVE_FRAMES`: transmit/redirect the frames for real (kernel ≥ 5.18).
-pub const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
+pub use crate::netdev::afxdp::sys::BPF_F_TEST_XDP_LIVE_FRAMES;
 /// Largest `batch_size` the kernel accepts in live-frames mode (`TEST_XDP_MAX_BATCH`).
 pub const MAX_BATCH: u32 = 256;
-
-/// The `test` member of `union bpf_attr` (`/usr/include/linux/bpf.h`).
-#[repr(C, align(8))]
-#[derive(Default)]
-struct TestRunAttr {
-    prog_fd: u32,
-    retval: u32,
-    data_size_in: u32,
-    data_size_out: u32,
-    data_in: u64,
-    data_out: u64,
-    repeat: u32,
-    duration: u32,
-    ctx_size_in: u32,
-    ctx_size_out: u32,
-    ctx_in: u64,
-    ctx_out: u64,
-    flags: u32,
-    cpu: u32,
-    batch_size: u32,
-    /// Explicit tail padding: the kernel rejects non-zero bytes past `batch_size`.
-    _pad: u32,
-}
-
-/// `struct xdp_md` as a test-run context.
-#[repr(C)]
-#[derive(Default)]
-struct XdpMd {
-    data: u32,
-    data_end: u32,
-    data_meta: u32,
-    ingress_ifindex: u32,
-    rx_queue_index: u32,
-    egress_ifindex: u32,
-}
 
 /// Runs XDP program `prog_fd` `repeat` times over copies of `frame` in live-frames mode,
 /// as if received on `ifindex` queue 0 (so `XDP_TX` sends out of `ifindex`), with up to
 /// `batch` frames in flight. Returns once all `repeat` frames went through the program;
 /// fails with `EINTR` if a signal arrived first.
 pub fn xdp_live_run(prog_fd: RawFd, frame: &[u8], ifindex: u32, repeat: u32, batch: u32) -> io::Result<()> {
-    let ctx = XdpMd { data_end: frame.len() as u32, ingress_ifindex: ifindex, ..Default::default() };
-    let attr = TestRunAttr {
-        prog_fd: prog_fd as u32,
-        data_size_in: frame.len() as u32,
-        data_in: frame.as_ptr() as u64,
+    crate::netdev::afxdp::sys::xdp_test_run(
+        prog_fd,
+        frame,
+        ifindex,
         repeat,
-        ctx_size_in: std::mem::size_of::<XdpMd>() as u32,
-        ctx_in: &ctx as *const XdpMd as u64,
-        flags: BPF_F_TEST_XDP_LIVE_FRAMES,
-        batch_size: batch,
-        ..Default::default()
-    };
-    // SAFETY: `attr` is a valid `bpf_attr.test` of the size we pass; the kernel only reads
-    // `data_in`/`ctx_in` (live mode forbids out buffers), which point to `frame` and `ctx`,
-    // both alive and of the sizes given, for the whole call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
-            &attr as *const TestRunAttr,
-            std::mem::size_of::<TestRunAttr>() as libc::c_uint,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+        BPF_F_TEST_XDP_LIVE_FRAMES,
+        batch,
+        None,
+    )
+    .map(|_| ())
 }
 
 /// Pins the calling thread to `cpu`.

@@ -476,6 +476,21 @@ impl SwitchProgram {
         self.lock().vlan_ports.set(dp_port, v, 0).map_err(map_err("vlan_ports"))
     }
 
+    /// Runs the program once over `frame` as if received on `ifindex` (which must exist)
+    /// queue 0, sending nothing: the verdict (`XDP_REDIRECT` for a kernel flow's output or
+    /// for the AF_XDP socket, `XDP_PASS` when no socket takes it, `XDP_DROP`) and the frame as
+    /// the program left it. For tests and diagnosis.
+    pub fn test_run(&self, ifindex: u32, frame: &[u8]) -> std::io::Result<(u32, Vec<u8>)> {
+        use std::os::fd::{AsFd, AsRawFd};
+        let m = self.lock();
+        let prog = m.ebpf.program("xdp_switch").ok_or_else(|| std::io::Error::other("no program"))?;
+        let fd = prog.fd().map_err(std::io::Error::other)?.as_fd().as_raw_fd();
+        let mut out = vec![0u8; frame.len() + 256];
+        let (verdict, n) = super::sys::xdp_test_run(fd, frame, ifindex, 1, 0, 0, Some(&mut out))?;
+        out.truncate(n);
+        Ok((verdict, out))
+    }
+
     /// The mode the program runs in on `ifindex`, if attached there.
     pub fn attached(&self, ifindex: u32) -> Option<Attached> {
         self.lock().links.get(&ifindex).map(|l| l.2)

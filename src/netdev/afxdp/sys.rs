@@ -273,3 +273,88 @@ mod tests {
         assert_eq!(std::mem::size_of::<XdpStatistics>(), 48);
     }
 }
+
+/// `BPF_PROG_TEST_RUN` (alias `BPF_PROG_RUN`) command number.
+const BPF_PROG_TEST_RUN: libc::c_long = 10;
+/// `BPF_F_TEST_XDP_LIVE_FRAMES`: transmit/redirect the frames for real (kernel ≥ 5.18).
+pub const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
+
+/// The `test` member of `union bpf_attr` (`/usr/include/linux/bpf.h`).
+#[repr(C, align(8))]
+#[derive(Default)]
+struct TestRunAttr {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+    batch_size: u32,
+    /// Explicit tail padding: the kernel rejects non-zero bytes past `batch_size`.
+    _pad: u32,
+}
+
+/// `struct xdp_md` as a test-run context.
+#[repr(C)]
+#[derive(Default)]
+struct XdpMd {
+    data: u32,
+    data_end: u32,
+    data_meta: u32,
+    ingress_ifindex: u32,
+    rx_queue_index: u32,
+    egress_ifindex: u32,
+}
+
+/// `BPF_PROG_TEST_RUN` of XDP program `prog_fd` over `frame`, as if received on `ifindex`
+/// queue 0, `repeat` times (`flags`/`batch`: live-frames mode). With `out`, the frame as the
+/// program left it is copied there (not in live mode). Returns the last verdict and the
+/// output length.
+pub fn xdp_test_run(
+    prog_fd: RawFd,
+    frame: &[u8],
+    ifindex: u32,
+    repeat: u32,
+    flags: u32,
+    batch: u32,
+    out: Option<&mut [u8]>,
+) -> io::Result<(u32, usize)> {
+    let ctx = XdpMd { data_end: frame.len() as u32, ingress_ifindex: ifindex, ..Default::default() };
+    let (out_ptr, out_len) = out.map_or((0, 0), |o| (o.as_mut_ptr() as u64, o.len() as u32));
+    let mut attr = TestRunAttr {
+        prog_fd: prog_fd as u32,
+        data_size_in: frame.len() as u32,
+        data_in: frame.as_ptr() as u64,
+        data_size_out: out_len,
+        data_out: out_ptr,
+        repeat,
+        ctx_size_in: std::mem::size_of::<XdpMd>() as u32,
+        ctx_in: &ctx as *const XdpMd as u64,
+        flags,
+        batch_size: batch,
+        ..Default::default()
+    };
+    // SAFETY: `attr` is a valid `bpf_attr.test` of the size we pass; `data_in`/`ctx_in` point
+    // to `frame` and `ctx`, `data_out` (if set) to `out` with its length, all alive for the
+    // whole call; the kernel writes only `retval`, `data_size_out`, `duration` and `out`.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_TEST_RUN,
+            &mut attr as *mut TestRunAttr,
+            std::mem::size_of::<TestRunAttr>() as libc::c_uint,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((attr.retval, attr.data_size_out as usize))
+}
