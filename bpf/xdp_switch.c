@@ -347,6 +347,47 @@ static __always_inline int parse(void *data, void *end, struct xkey *k)
 	return PARSE_FULL;
 }
 
+/* Removes the outer tag (the caller checked there is one); nonzero: the frame is unchanged. */
+static __always_inline int pop_tag(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u8 macs[12];
+	if (data + 18 > end)
+		return -1;
+	__builtin_memcpy(macs, data, 12);
+	if (bpf_xdp_adjust_head(ctx, 4))
+		return -1;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	if (data + 12 > end)
+		return -1; /* cannot happen: the frame had 18 bytes */
+	__builtin_memcpy(data, macs, 12);
+	return 0;
+}
+
+/* Inserts a tag (network-order TPID and TCI) after the addresses; nonzero: the frame is
+ * unchanged. */
+static __always_inline int push_tag(struct xdp_md *ctx, __u16 tpid, __u16 tci)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u8 macs[12];
+	if (data + 14 > end)
+		return -1;
+	__builtin_memcpy(macs, data, 12);
+	if (bpf_xdp_adjust_head(ctx, -4))
+		return -1;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	if (data + 16 > end)
+		return -1; /* cannot happen: 4 bytes were just pushed */
+	__builtin_memcpy(data, macs, 12);
+	*(__u16 *)(data + 12) = tpid;
+	*(__u16 *)(data + 14) = tci;
+	return 0;
+}
+
 /* Runs `a` on the frame; returns the XDP verdict, or -1 to hand the (unchanged) frame to
  * user space. */
 static __always_inline void count_port(__u32 port, __u64 bytes, int tx)
@@ -371,37 +412,25 @@ static __always_inline int execute(struct xdp_md *ctx, struct xaction *a, __u32 
 	}
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
-	__u8 macs[12];
 	__u16 ops = a->ops;
 
 	if (ops & (OP_POP_VLAN | OP_PUSH_VLAN)) {
 		if (data + 18 > end)
 			goto error;
-		__builtin_memcpy(macs, data, 12);
 		int tagged = is_vlan(bpf_ntohs(*(__u16 *)(data + 12)));
 		/* Pop then push is a rewrite of the tag in place. */
 		if ((ops & OP_POP_VLAN) && (ops & OP_PUSH_VLAN) && tagged) {
 			*(__u16 *)(data + 12) = a->vlan_tpid;
 			*(__u16 *)(data + 14) = a->vlan_tci;
 		} else if ((ops & OP_POP_VLAN) && tagged) {
-			if (bpf_xdp_adjust_head(ctx, 4))
+			if (pop_tag(ctx))
 				goto error;
-			data = (void *)(long)ctx->data;
-			end = (void *)(long)ctx->data_end;
-			if (data + 12 > end)
-				goto error;
-			__builtin_memcpy(data, macs, 12);
 		} else if (ops & OP_PUSH_VLAN) {
-			if (bpf_xdp_adjust_head(ctx, -4))
+			if (push_tag(ctx, a->vlan_tpid, a->vlan_tci))
 				goto error;
-			data = (void *)(long)ctx->data;
-			end = (void *)(long)ctx->data_end;
-			if (data + 16 > end)
-				goto error;
-			__builtin_memcpy(data, macs, 12);
-			*(__u16 *)(data + 12) = a->vlan_tpid;
-			*(__u16 *)(data + 14) = a->vlan_tci;
 		}
+		data = (void *)(long)ctx->data;
+		end = (void *)(long)ctx->data_end;
 	}
 	if (data + 14 > end)
 		goto error;
@@ -491,30 +520,17 @@ static __always_inline int normal(struct xdp_md *ctx, __u32 in_port, __u64 len)
 	}
 	int want_tag = vout->mode == VLAN_TRUNK && vlan != 0;
 	__u16 out_tci = bpf_htons((tci & 0xe000) | vlan);
-	__u8 macs[12];
 	if (tagged && want_tag) {
 		*(__u16 *)(p + 14) = out_tci;
 	} else if (tagged) {
-		__builtin_memcpy(macs, p, 12);
-		if (bpf_xdp_adjust_head(ctx, 4))
+		if (pop_tag(ctx))
 			return -1;
-		data = (void *)(long)ctx->data;
-		end = (void *)(long)ctx->data_end;
-		if (data + 12 > end)
-			return XDP_DROP; /* cannot happen: the frame had 18 bytes */
-		__builtin_memcpy(data, macs, 12);
 	} else if (want_tag) {
-		__builtin_memcpy(macs, p, 12);
-		if (bpf_xdp_adjust_head(ctx, -4))
+		if (push_tag(ctx, bpf_htons(ETH_P_8021Q), out_tci))
 			return -1;
-		data = (void *)(long)ctx->data;
-		end = (void *)(long)ctx->data_end;
-		if (data + 16 > end)
-			return XDP_DROP; /* cannot happen: 4 bytes were just pushed */
-		__builtin_memcpy(data, macs, 12);
-		*(__u16 *)(data + 12) = bpf_htons(ETH_P_8021Q);
-		*(__u16 *)(data + 14) = out_tci;
 	}
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
 	count_port(in_port, len, 0);
 	count(ST_HIT, len);
 	count_port(out, end - data, 1);
