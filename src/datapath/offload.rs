@@ -333,8 +333,10 @@ impl Offloader {
     /// Re-reads which ports take redirected frames; a port that stopped leaves the devmap
     /// and its kernel flows are removed.
     fn check_ports(&mut self) {
+        let first = self.last_port_check.is_none();
         self.last_port_check = Some(Instant::now());
         let mut lost = Vec::new();
+        let mut changed = false;
         for p in &mut self.ports {
             if !p.in_bridge {
                 continue;
@@ -343,6 +345,12 @@ impl Offloader {
                 Some(f) => f.get(p.ifindex).is_ok_and(|x| x & XDP_ACT_NDO_XMIT != 0),
                 None => false,
             };
+            if first && !ready {
+                tracing::info!(
+                    port = %p.no,
+                    "XDP offload: the kernel cannot redirect frames to the port: its flows stay in user space (for veth: its peer needs an XDP program or GRO on)"
+                );
+            }
             if ready == p.tx {
                 continue;
             }
@@ -356,6 +364,7 @@ impl Offloader {
                         if ready { "" } else { " (for veth: its peer needs an XDP program or GRO on)" }
                     );
                     p.tx = ready;
+                    changed = true;
                     if !ready {
                         lost.push(p.no);
                     }
@@ -367,7 +376,9 @@ impl Offloader {
             }
         }
         // Flows that were not offloadable may be now (or the other way round).
-        self.rejected.clear();
+        if changed {
+            self.rejected.clear();
+        }
         if !lost.is_empty() {
             let ids: Vec<_> = self
                 .flows
@@ -501,6 +512,12 @@ impl Offloader {
                 return;
             }
         };
+        if c.action.ops == op::NORMAL && !self.ports.iter().any(|p| p.tx) {
+            // NORMAL in the kernel could forward to no port: every frame would come back.
+            self.rejected.insert(mf.id);
+            self.stats.unsupported += 1;
+            return;
+        }
         if self.flows.len() >= self.max_flows || self.free_slots.is_empty() {
             self.stats.table_full += 1;
             self.warn_full("the flow map is full");
