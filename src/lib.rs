@@ -29,3 +29,4 @@ pub mod ofproto;
 pub mod packet;
 pub mod pktgen;
 pub mod run;
+pub mod vswitchd;
