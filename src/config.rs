@@ -45,6 +45,9 @@ pub enum PortKind {
     Patch { peer: String },
     /// A GRE tunnel (`local_ip` resolved against the underlays).
     Gre(TunnelConfig),
+    /// A tap device the switch creates (Open vSwitch's `internal` interfaces other than the
+    /// bridge's own, which is its LOCAL port).
+    Internal,
 }
 
 impl PortKind {
@@ -54,6 +57,7 @@ impl PortKind {
             PortKind::Afxdp => "afxdp",
             PortKind::Patch { .. } => "patch",
             PortKind::Gre(_) => "gre",
+            PortKind::Internal => "internal",
         }
     }
 }
@@ -78,7 +82,7 @@ impl PortConfig {
             KeyMode::Flow => "flow".to_string(),
         };
         match &self.kind {
-            PortKind::Afxdp => None,
+            PortKind::Afxdp | PortKind::Internal => None,
             PortKind::Patch { peer } => Some(format!("peer={peer}")),
             PortKind::Gre(g) => {
                 let keys = if g.in_key == g.out_key {
@@ -334,7 +338,8 @@ fn parse_port(bridge: &str, spec: &str) -> Result<RawPort, String> {
                 "afxdp" | "system" => kind = Some("afxdp"),
                 "patch" => kind = Some("patch"),
                 "gre" => kind = Some("gre"),
-                _ => return Err(err(k, format!("{v:?}: expected afxdp, patch or gre"))),
+                "internal" => kind = Some("internal"),
+                _ => return Err(err(k, format!("{v:?}: expected afxdp, internal, patch or gre"))),
             },
             "peer" => p.peer = Some(v.clone()),
             "ofport" => {
@@ -560,6 +565,7 @@ impl Config {
                             tos: p.tos,
                         })
                     }
+                    "internal" => PortKind::Internal,
                     _ => PortKind::Afxdp,
                 };
                 b.ports.push(PortConfig { name: p.name.clone(), ofport, kind, vlan: p.vlan.clone() });
@@ -747,6 +753,11 @@ gateway = "192.0.2.254"
         // ofport=1 is taken by e2, so e1 gets the next free number.
         assert_eq!(c.bridges[0].ports.iter().map(|p| p.ofport).collect::<Vec<_>>(), [2, 1]);
         assert!(c.bridges[0].ports[0].vlan.is_some());
+        let c = Config::parse("[[bridge]]\nname=\"b\"\nports=[\"vm-tap:type=internal:tag=3\"]").unwrap();
+        assert_eq!(
+            (&c.bridges[0].ports[0].kind, c.bridges[0].ports[0].kind.type_name()),
+            (&PortKind::Internal, "internal")
+        );
     }
 
     fn err(text: &str) -> String {
@@ -760,7 +771,7 @@ gateway = "192.0.2.254"
         assert_eq!(err(&b("\"e1:colour=red\"")), "bridge br0: port e1: colour: unknown option");
         assert_eq!(
             err(&b("\"e1:type=vxlan\"")),
-            "bridge br0: port e1: type: \"vxlan\": expected afxdp, patch or gre"
+            "bridge br0: port e1: type: \"vxlan\": expected afxdp, internal, patch or gre"
         );
         assert_eq!(
             err(&b("\"e1:remote_ip=1.2.3.4\"")),

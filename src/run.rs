@@ -272,6 +272,10 @@ impl Switch {
                         AfXdpPort::open_with(&p.name, &afxdp, program.as_ref())
                             .with_context(|| format!("bridge {}: port {}", b.name, p.name))?,
                     ),
+                    PortKind::Internal => Arc::new(
+                        TapPort::open(&p.name)
+                            .with_context(|| format!("bridge {}: port {}", b.name, p.name))?,
+                    ),
                     PortKind::Patch { peer } => {
                         let (pb, pj) = cfg.find_port(peer).context("patch peer vanished")?;
                         layout.patches.push((no, numbers[pb][pj]));
