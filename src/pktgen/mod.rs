@@ -233,13 +233,7 @@ pub struct RedirectArgs {
 /// Loads the XDP program `name` of `ebpf` (read from the object file `obj`, named in errors)
 /// into the kernel, ready to attach or run.
 fn load_xdp<'a>(ebpf: &'a mut aya::Ebpf, obj: &str, name: &str) -> Result<&'a mut aya::programs::Xdp, Error> {
-    let prog: &mut aya::programs::Xdp = ebpf
-        .program_mut(name)
-        .ok_or_else(|| Error::Bpf(format!("{obj} has no program {name:?}")))?
-        .try_into()
-        .map_err(|e| Error::Bpf(format!("{name}: {e}")))?;
-    prog.load().map_err(|e| Error::Bpf(format!("loading XDP program {name}: {e}")))?;
-    Ok(prog)
+    crate::netdev::afxdp::xdp::load_xdp(ebpf, name).map_err(|e| Error::Bpf(format!("{obj}: {e}")))
 }
 
 /// `xdpswitch pktgen ...` subcommands.

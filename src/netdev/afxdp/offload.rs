@@ -15,7 +15,7 @@ use aya::programs::Xdp;
 use aya::Ebpf;
 use bytemuck::{Pod, Zeroable};
 
-use super::xdp::{attach_with_fallback, Attached};
+use super::xdp::{attach_with_fallback, load_xdp, Attached};
 use super::XdpMode;
 use crate::netdev::Error;
 
@@ -263,12 +263,7 @@ impl SwitchProgram {
         let port_stats = PerCpuArray::try_from(take("port_stats")?).map_err(map_err("port_stats"))?;
         let fdb = HashMap::try_from(take("fdb")?).map_err(map_err("fdb"))?;
         let vlan_ports = Array::try_from(take("vlan_ports")?).map_err(map_err("vlan_ports"))?;
-        let prog: &mut Xdp = ebpf
-            .program_mut("xdp_switch")
-            .ok_or_else(|| err("no xdp_switch program in object".into()))?
-            .try_into()
-            .map_err(|e| err(format!("xdp_switch: {e}")))?;
-        prog.load().map_err(|e| err(format!("verifier: {e}")))?;
+        load_xdp(&mut ebpf, "xdp_switch").map_err(err)?;
         let n_cpus = aya::util::nr_cpus().map_err(|(_, e)| err(format!("possible CPUs: {e}")))?;
         let mut maps = Maps {
             xsks,

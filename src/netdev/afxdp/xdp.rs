@@ -32,6 +32,18 @@ impl Attached {
     }
 }
 
+/// Loads the XDP program `name` of an object into the kernel (through the verifier), ready to
+/// attach or run; the error is the reason, for the caller to wrap.
+pub(crate) fn load_xdp<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp, String> {
+    let prog: &mut Xdp = ebpf
+        .program_mut(name)
+        .ok_or_else(|| format!("no {name} program in object"))?
+        .try_into()
+        .map_err(|e| format!("{name}: {e}"))?;
+    prog.load().map_err(|e| format!("verifier: {e}"))?;
+    Ok(prog)
+}
+
 /// Attaches a loaded XDP program to `ifindex` in the modes `mode` allows, native first; says
 /// which one took (and warns once about generic mode's limits).
 pub(crate) fn attach_with_fallback(
@@ -84,12 +96,7 @@ impl XdpProgram {
         let mut ebpf = Ebpf::load(PROGRAM).map_err(|e| err(format!("load object: {e}")))?;
         let map = ebpf.take_map("xsks_map").ok_or_else(|| err("no xsks_map in object".into()))?;
         let map = XskMap::try_from(map).map_err(|e| err(format!("xsks_map: {e}")))?;
-        let prog: &mut Xdp = ebpf
-            .program_mut("xsk_redirect")
-            .ok_or_else(|| err("no xsk_redirect program in object".into()))?
-            .try_into()
-            .map_err(|e| err(format!("xsk_redirect: {e}")))?;
-        prog.load().map_err(|e| err(format!("verifier: {e}")))?;
+        let prog = load_xdp(&mut ebpf, "xsk_redirect").map_err(err)?;
         let (attached, _link) = attach_with_fallback(prog, name, ifindex, mode)?;
         Ok(XdpProgram { map, ebpf, attached })
     }
