@@ -384,10 +384,11 @@ fn if_counter(host: Option<&Host>, ifname: &str, name: &str) -> u64 {
 
 /// The controller sends packet-outs to port 1 as fast as the socket takes them while a
 /// numbered stream runs from port 2 to port 3. Asserted: the stream loses nothing; the
-/// connection stays up (an echo is answered right after the flood); every packet-out is
-/// accounted for by the switch: sent = transmitted on port 1 + its tx drops + the execute
-/// queue's drops + frames it could not allocate; and what port 1 transmitted reached the
-/// host except what the kernel's veth counted as dropped.
+/// connection stays up (an echo is answered right after the flood) and refuses nothing;
+/// every packet-out is accounted for by the switch: sent = transmitted on port 1 + its tx
+/// drops + the execute queue's drops (`slow_path.execute_dropped`) + frames it could not
+/// allocate (`action_dropped`); and what port 1 transmitted reached the host (counted by the
+/// kernel for a packet socket) except what the kernel's veth counted as dropped.
 #[test]
 fn packet_out_flood_keeps_forwarding_and_counts_every_packet() {
     if skip() {
@@ -466,8 +467,15 @@ fn packet_out_flood_keeps_forwarding_and_counts_every_packet() {
         (count.sent, count.sent),
         "the stream lost datagrams: {count:?}"
     );
-    assert_eq!(executed + exec_dropped, n, "packet-outs neither executed nor counted as dropped");
-    assert_eq!(tx + tx_dropped + no_frame, executed, "executed packet-outs neither sent nor counted");
+    // Only packet-outs go to port 1. (`executed` also counts the stream's upcalls, which the
+    // poll thread runs the same way, so it is not compared exactly; a dropped upcall would
+    // have lost a datagram of the stream, checked above.)
+    assert_eq!(
+        tx + tx_dropped + no_frame + exec_dropped,
+        n,
+        "packet-outs neither sent nor counted as dropped (executed {executed})"
+    );
+    assert!(executed >= tx + tx_dropped + no_frame, "more sent than executed");
     assert_eq!(received + kernel_dropped, tx, "frames port 1 sent neither arrived nor were counted by veth");
 }
 
