@@ -345,7 +345,6 @@ fn real_main(cmd: Cmd, config: Option<xdpswitch::config::Config>) -> anyhow::Res
                     probe_interval: Duration::from_secs(inactivity_probe),
                     max_backoff: Duration::from_secs(max_backoff),
                     tls,
-                    ..AgentConfig::default()
                 },
             };
             match config {
