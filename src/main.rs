@@ -148,6 +148,10 @@ enum Cmd {
         /// request (and as long again before giving up on it).
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
         inactivity_probe: u64,
+        /// Longest wait, in seconds, between attempts to reconnect to a controller: the wait
+        /// starts at 1 s and doubles up to this (OVS max_backoff).
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
+        max_backoff: u64,
         /// Most packet-ins per second sent to controllers (beyond it they are dropped and
         /// counted; forwarding is never held up).
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
@@ -260,6 +264,7 @@ fn real_main(cmd: Cmd, config: Option<xdpswitch::config::Config>) -> anyhow::Res
             bridge,
             of_versions,
             inactivity_probe,
+            max_backoff,
             packet_in_rate,
             mac_aging,
             mac_table_size,
@@ -338,8 +343,8 @@ fn real_main(cmd: Cmd, config: Option<xdpswitch::config::Config>) -> anyhow::Res
                         })
                         .collect(),
                     probe_interval: Duration::from_secs(inactivity_probe),
+                    max_backoff: Duration::from_secs(max_backoff),
                     tls,
-                    ..AgentConfig::default()
                 },
             };
             match config {

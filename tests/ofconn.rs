@@ -14,24 +14,19 @@
 
 mod support;
 
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use support::dut::{skip_unless_tools, Dut, DutOptions, Kind, Of};
-use support::ofraw::{OfRaw, Recv};
+use support::ofraw::{controller_listener, flow_mod, in_port, OfRaw, Recv};
 use support::*;
-use xdpswitch::ofp::flow::{OFPFC_ADD, OFPFC_DELETE, OFPTT_ALL};
+use xdpswitch::ofp::flow::{OFPFC_ADD, OFPFC_DELETE};
 use xdpswitch::ofp::msg::{OFPCR_ROLE_MASTER, OFPCR_ROLE_NOCHANGE, OFPCR_ROLE_SLAVE};
-use xdpswitch::ofp::port::{OFPP_ANY, OFPP_CONTROLLER, OFP_NO_BUFFER};
+use xdpswitch::ofp::port::{OFPP_CONTROLLER, OFP_NO_BUFFER};
 use xdpswitch::ofp::{
-    v10, Action, AsyncConfig, Body, FlowMod, Instruction, Message, Oxm, OxmField, Role, SwitchConfig,
-    OFP10_VERSION, OFP13_VERSION,
+    v10, Action, AsyncConfig, Body, Message, Oxm, OxmField, Role, SwitchConfig, OFP10_VERSION, OFP13_VERSION,
 };
 
-/// `OFPG_ANY`.
-const OFPG_ANY: u32 = 0xffff_ffff;
 /// `OFPET_BAD_REQUEST`, and its codes used here.
 const OFPET_BAD_REQUEST: u16 = 1;
 const OFPBRC_BAD_VERSION: u16 = 0;
@@ -61,35 +56,6 @@ fn mesh(n: usize) -> Vec<Host> {
 
 fn ports(h: &[Host]) -> Vec<&str> {
     h.iter().map(|x| x.sw_if.as_str()).collect()
-}
-
-/// A controller address the switch will connect to: a listener on loopback.
-fn controller_listener() -> (TcpListener, String) {
-    let l = TcpListener::bind("127.0.0.1:0").expect("a controller port");
-    let target = format!("tcp:{}", l.local_addr().unwrap());
-    (l, target)
-}
-
-/// A flow-mod in table 0 of OpenFlow 1.3: `command`, `priority`, `match_`, and (for adds)
-/// apply-actions output to `out`.
-fn flow_mod(command: u8, priority: u16, match_: Vec<Oxm>, out: Option<u32>) -> Body {
-    Body::FlowMod(FlowMod {
-        table_id: if command == OFPFC_DELETE { OFPTT_ALL } else { 0 },
-        command,
-        priority,
-        buffer_id: OFP_NO_BUFFER,
-        out_port: OFPP_ANY,
-        out_group: OFPG_ANY,
-        match_,
-        instructions: out
-            .map(|port| vec![Instruction::ApplyActions(vec![Action::Output { port, max_len: 0xffff }])])
-            .unwrap_or_default(),
-        ..FlowMod::default()
-    })
-}
-
-fn in_port(p: u32) -> Vec<Oxm> {
-    vec![Oxm::exact(OxmField::InPort, u128::from(p))]
 }
 
 /// The (type, code) of an `OFPT_ERROR`, if `m` is one.
@@ -130,28 +96,6 @@ fn wait_msg(
         }
         assert!(Instant::now() < deadline, "never got {what}");
     }
-}
-
-/// Python in `host`: send 8-byte UDP datagrams to `dst:dport` for at most `secs`
-/// seconds and at most `count` of them, from a different destination port each time when
-/// `vary`, pausing `gap_ms` between them (0: as fast as possible). Send errors (a full
-/// buffer) are counted, not fatal.
-fn udp_stream(host: &Host, dst: &str, dport: u16, count: usize, secs: f64, gap_ms: u32, vary: bool) -> Child {
-    let code = format!(
-        "import socket,time\n\
-         s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
-         s.setblocking(False)\n\
-         end=time.time()+{secs}\n\
-         i=0\n\
-         while i<{count} and time.time()<end:\n\
-         \x20 d=({dport}+i%20000) if {vary} else {dport}\n\
-         \x20 try: s.sendto(bytes(8),('{dst}',d))\n\
-         \x20 except OSError: pass\n\
-         \x20 i+=1\n\
-         \x20 if {gap_ms}: time.sleep({gap_ms}/1000)\n",
-        vary = if vary { "True" } else { "False" }
-    );
-    host.command("python3").args(["-c", &code]).stdout(Stdio::null()).spawn().expect("python3 sender")
 }
 
 /// The `--ctl` socket of the xdpswitch serving `bridge` (found in its command line).

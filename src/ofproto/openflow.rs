@@ -76,6 +76,9 @@ impl Bridge {
                 self.conns.connect(id, kind, version, peer, sink);
                 // Table misses may now go to this controller (OpenFlow 1.0).
                 self.dirty = true;
+                // A controller back ends fail-open mode now, not at the next timer tick: its
+                // first barrier reply then already means "forwarding by the flow tables".
+                self.run_fail_mode();
             }
             AgentEvent::Disconnected { id } => {
                 if let Some(c) = self.conns.disconnect(id, Instant::now()) {
@@ -506,6 +509,13 @@ impl Bridge {
             // Link state from sysfs, once a second: a few file reads per port.
             self.refresh_port_state(dp);
         }
+        self.run_fail_mode();
+        self.flush_changes(dp);
+    }
+
+    /// Enters or leaves fail-open mode as the connection manager decides; the megaflows are
+    /// re-translated at the next flush.
+    fn run_fail_mode(&mut self) {
         if let Some(open) = self.conns.run_fail_mode(Instant::now()) {
             if open {
                 tracing::warn!(bridge = %self.name, "no controller: acting as a learning switch (fail-mode standalone)");
@@ -514,7 +524,6 @@ impl Bridge {
             }
             self.dirty = true;
         }
-        self.flush_changes(dp);
     }
 
     /// Applies `OFPT_PACKET_OUT`.

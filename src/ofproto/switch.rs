@@ -708,4 +708,61 @@ mod tests {
         assert!(m.is_tunnel(1) && !m.is_tunnel(DpPortNo::LOCAL.0) && !m.is_identity());
         assert!(PortMap::identity([DpPortNo(1), DpPortNo::LOCAL]).is_identity());
     }
+
+    struct NoSink;
+    impl crate::ofproto::connmgr::ConnSink for NoSink {
+        fn reply(&self, _: Vec<crate::ofp::Message>) {}
+        fn send_async(&self, _: crate::ofp::Message) -> bool {
+            true
+        }
+    }
+
+    /// Standalone and failed open: a controller that connects ends fail-open mode at once, so
+    /// the first request it sends (and the barrier after it) is served by the flow tables,
+    /// not by the fallback learning switch of the next timer tick.
+    #[test]
+    fn a_controller_back_ends_fail_open_before_its_first_request() {
+        use crate::ofproto::connmgr::{AgentEvent, ConnId, ConnType};
+        let p1 = MemPort::new("p1", 1);
+        let ports = vec![DpPort { no: DpPortNo(1), port: Arc::new(p1) as Arc<dyn Port> }];
+        let mut dp = Datapath::start(&DatapathConfig::default(), ports).unwrap();
+        let names: PortNames = [("p1", 1)].into_iter().collect();
+        let cfg = BridgeConfig {
+            fail_mode: FailMode::Standalone,
+            has_controllers: true,
+            fail_open_after: Duration::ZERO,
+            ..BridgeConfig::default()
+        };
+        let map = PortMap::new(vec![(1, DpPortNo(1))]);
+        let mut b = Bridge::new("br", 0, cfg, Pipeline::new(), names, map, &mut dp);
+        b.run_timers(&mut dp);
+        assert!(b.conns.is_fail_open(), "no controller ever connected: standalone fails open");
+        let connected = |id| AgentEvent::Connected {
+            id: ConnId(id),
+            kind: ConnType::Primary,
+            version: crate::ofp::OFP13_VERSION,
+            peer: "127.0.0.1:6653".into(),
+            sink: Box::new(NoSink),
+        };
+        // A service connection (ovs-ofctl) does not end it.
+        b.handle_agent_event(
+            &mut dp,
+            AgentEvent::Connected {
+                id: ConnId(9),
+                kind: ConnType::Service,
+                version: crate::ofp::OFP13_VERSION,
+                peer: "127.0.0.1:40000".into(),
+                sink: Box::new(NoSink),
+            },
+        );
+        assert!(b.conns.is_fail_open());
+        b.handle_agent_event(&mut dp, connected(1));
+        assert!(!b.conns.is_fail_open(), "still failed open after a controller connected");
+        // Gone again: the clock (zero here) decides at the next tick.
+        b.handle_agent_event(&mut dp, AgentEvent::Disconnected { id: ConnId(1) });
+        b.last_timers = None;
+        b.run_timers(&mut dp);
+        assert!(b.conns.is_fail_open());
+        dp.shutdown();
+    }
 }

@@ -189,7 +189,7 @@ pub struct SwitchProc {
     pub child: Option<Child>,
     pub ctl: PathBuf,
     pub ports: Vec<String>,
-    _flows: tempfile_path::TempPath,
+    _flows: Option<tempfile_path::TempPath>,
 }
 
 mod tempfile_path {
@@ -212,46 +212,125 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_xdpswitch")
 }
 
+/// The command line of an `xdpswitch run` that a test may start more than once (a restart
+/// with the same arguments): the flow file, control socket and bridge (LOCAL tap) name stay
+/// the same across starts. Each start's stderr goes to its own log file when `log_dir` is
+/// set.
+pub struct SwitchArgs {
+    pub ports: Vec<String>,
+    pub extra: Vec<String>,
+    pub ctl: PathBuf,
+    pub bridge: String,
+    /// `--log` level.
+    pub log: &'static str,
+    /// Where each start's stderr goes (`<dir>/<bridge>.<n>.log`); inherited when `None`.
+    pub log_dir: Option<PathBuf>,
+    flows: tempfile_path::TempPath,
+    starts: std::cell::Cell<u32>,
+}
+
+impl SwitchArgs {
+    /// Ports, flows and extra arguments as [`SwitchProc::start`] takes them; a fresh control
+    /// socket and bridge name.
+    pub fn new(ports: &[&str], flows: &str, extra: &[&str]) -> SwitchArgs {
+        let t = tag('s');
+        let flow_path = std::env::temp_dir().join(format!("xs-{t}.flows"));
+        std::fs::write(&flow_path, flows).unwrap();
+        let bridge = extra
+            .windows(2)
+            .find(|w| w[0] == "--bridge")
+            .map_or_else(|| format!("xsb{t}"), |w| w[1].to_string());
+        SwitchArgs {
+            ports: ports.iter().map(|s| s.to_string()).collect(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            ctl: std::env::temp_dir().join(format!("xs-{t}.ctl")),
+            bridge,
+            log: "warn",
+            log_dir: None,
+            flows: tempfile_path::TempPath(flow_path),
+            starts: std::cell::Cell::new(0),
+        }
+    }
+
+    /// The log file of start `n` (0 = the first), when logs go to files.
+    pub fn log_file(&self, n: u32) -> Option<PathBuf> {
+        self.log_dir.as_ref().map(|d| d.join(format!("{}.{n}.log", self.bridge)))
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(bin());
+        cmd.args(["--log", self.log, "run"]).arg("--flows").arg(&self.flows.0).arg("--ctl").arg(&self.ctl);
+        cmd.args(&self.extra);
+        if !self.extra.iter().any(|a| a == "--fail-mode") {
+            cmd.args(["--fail-mode", "secure"]);
+        }
+        if offload_off() && !self.extra.iter().any(|a| a == "--offload") {
+            cmd.args(["--offload", "off"]);
+        }
+        if !self.extra.iter().any(|a| a == "--bridge") {
+            // Its own LOCAL tap name, so switches of parallel tests don't collide on the default.
+            cmd.args(["--bridge", &self.bridge]);
+        }
+        for p in &self.ports {
+            cmd.args(["--port", p]);
+        }
+        cmd
+    }
+}
+
 impl SwitchProc {
     /// Starts the switch over `ports` with `flows` and extra arguments; waits for its socket.
     /// It forwards by `flows` only (`--fail-mode secure`: no NORMAL rule of its own) unless
     /// `extra` names a fail mode.
     pub fn start(ports: &[&str], flows: &str, extra: &[&str]) -> SwitchProc {
-        let t = tag('s');
-        let flow_path = std::env::temp_dir().join(format!("xs-{t}.flows"));
-        std::fs::write(&flow_path, flows).unwrap();
-        let ctl = std::env::temp_dir().join(format!("xs-{t}.ctl"));
-        let mut cmd = Command::new(bin());
-        cmd.args(["--log", "warn", "run"]).arg("--flows").arg(&flow_path).arg("--ctl").arg(&ctl).args(extra);
-        if !extra.contains(&"--fail-mode") {
-            cmd.args(["--fail-mode", "secure"]);
-        }
-        if offload_off() && !extra.contains(&"--offload") {
-            cmd.args(["--offload", "off"]);
-        }
-        if !extra.contains(&"--bridge") {
-            // Its own LOCAL tap name, so switches of parallel tests don't collide on the default.
-            cmd.args(["--bridge", &format!("xsb{t}")]);
-        }
-        for p in ports {
-            cmd.args(["--port", p]);
+        let args = SwitchArgs::new(ports, flows, extra);
+        let mut sw = SwitchProc::spawn(&args);
+        sw._flows = Some(args.flows);
+        sw
+    }
+
+    /// Starts `xdpswitch run` with `args` and waits for its control socket; panics if it
+    /// exits first or does not answer within 20 s.
+    pub fn spawn(args: &SwitchArgs) -> SwitchProc {
+        let mut cmd = args.command();
+        let n = args.starts.get();
+        args.starts.set(n + 1);
+        if let Some(path) = args.log_file(n) {
+            let f = std::fs::File::create(&path).expect("a log file");
+            cmd.stderr(f);
         }
         let child = cmd.stdin(Stdio::null()).spawn().expect("starting xdpswitch");
-        let sw = SwitchProc {
+        let mut sw = SwitchProc {
             child: Some(child),
-            ctl,
+            ctl: args.ctl.clone(),
             // The interface names, without any `:tag=...` settings after them.
-            ports: ports.iter().map(|s| s.split(':').next().unwrap_or(s).to_string()).collect(),
-            _flows: tempfile_path::TempPath(flow_path),
+            ports: args.ports.iter().map(|s| s.split(':').next().unwrap_or(s).to_string()).collect(),
+            _flows: None,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if sw.try_ctl(&["version"]).is_some() {
                 return sw;
             }
+            if let Some(st) = sw.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                sw.child = None;
+                panic!("xdpswitch exited at start ({st})");
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("xdpswitch did not come up");
+    }
+
+    /// The process id (while it runs).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Kills the switch with SIGKILL (no chance to clean up) and reaps it.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     /// Starts `xdpswitch run --config FILE` with `config` (TOML; a `ctl = ...` line naming a
@@ -273,7 +352,7 @@ impl SwitchProc {
             child: Some(child),
             ctl,
             ports: ports.iter().map(|s| s.to_string()).collect(),
-            _flows: tempfile_path::TempPath(path),
+            _flows: Some(tempfile_path::TempPath(path)),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
@@ -400,6 +479,134 @@ pub fn udp_send(host: &Host, dst: &str, dport: u16, sport: u16, count: usize, le
          for i in range({count}): s.sendto(bytes({len}),('{dst}',{dport}))\n"
     );
     host.exec(&["python3", "-c", &code]).expect("python3 sender");
+}
+
+/// Python in `host`: send 8-byte UDP datagrams to `dst:dport` for at most `secs`
+/// seconds and at most `count` of them, from a different destination port each time when
+/// `vary`, pausing `gap_ms` between them (0: as fast as possible). Send errors (a full
+/// buffer) are counted, not fatal.
+pub fn udp_stream(
+    host: &Host,
+    dst: &str,
+    dport: u16,
+    count: usize,
+    secs: f64,
+    gap_ms: u32,
+    vary: bool,
+) -> Child {
+    let code = format!(
+        "import socket,time\n\
+         s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+         s.setblocking(False)\n\
+         end=time.time()+{secs}\n\
+         i=0\n\
+         while i<{count} and time.time()<end:\n\
+         \x20 d=({dport}+i%20000) if {vary} else {dport}\n\
+         \x20 try: s.sendto(bytes(8),('{dst}',d))\n\
+         \x20 except OSError: pass\n\
+         \x20 i+=1\n\
+         \x20 if {gap_ms}: time.sleep({gap_ms}/1000)\n",
+        vary = if vary { "True" } else { "False" }
+    );
+    host.command("python3").args(["-c", &code]).stdout(Stdio::null()).spawn().expect("python3 sender")
+}
+
+/// A steady stream of numbered UDP datagrams (8-byte big-endian sequence numbers) from one
+/// host to another at a fixed rate, and a receiver on the other side counting what arrives:
+/// the tool of the fault tests, which assert that every datagram sent arrived.
+pub struct SeqStream {
+    sender: Option<Child>,
+    receiver: Option<Child>,
+}
+
+/// What a [`SeqStream`] sent and what arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeqCount {
+    /// Datagrams the sender's socket accepted (a blocking socket: none refused).
+    pub sent: u64,
+    /// Datagrams received, duplicates included.
+    pub received: u64,
+    /// Distinct sequence numbers received.
+    pub unique: u64,
+    /// Times a sequence number came below the highest one seen so far (reordering).
+    pub reordered: u64,
+}
+
+impl SeqStream {
+    /// Starts the receiver in `to` on UDP `port`, then the sender in `from`: `pps` datagrams
+    /// a second for `secs` seconds (paced against the clock, so a late wake-up sends a short
+    /// burst rather than fewer datagrams).
+    pub fn start(from: &Host, to: &Host, port: u16, pps: u32, secs: f64) -> SeqStream {
+        // The receiver stops 3 s after the last datagram, or `secs + 30` s after it starts.
+        let rx = format!(
+            "import socket,struct,time\n\
+             s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+             s.setsockopt(socket.SOL_SOCKET,33,8<<20)\n\
+             s.bind(('0.0.0.0',{port}))\n\
+             print('ready',flush=True)\n\
+             end=time.time()+{secs}+30\n\
+             seen=set(); n=0; top=-1; back=0\n\
+             s.settimeout(1.0)\n\
+             last=None\n\
+             while time.time()<end:\n\
+             \x20 try:\n\
+             \x20   d=s.recv(64)\n\
+             \x20 except socket.timeout:\n\
+             \x20   if last is not None and time.time()-last>3: break\n\
+             \x20   continue\n\
+             \x20 last=time.time()\n\
+             \x20 if len(d)!=8: continue\n\
+             \x20 q=struct.unpack('!Q',d)[0]; n+=1; seen.add(q)\n\
+             \x20 if q<top: back+=1\n\
+             \x20 top=max(top,q)\n\
+             print('received',n,len(seen),back,flush=True)\n"
+        );
+        let receiver = spawn_reader(to.command("python3").args(["-c", &rx]));
+        let tx = format!(
+            "import socket,struct,time\n\
+             s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+             t0=time.time(); n=int({pps}*{secs})\n\
+             for i in range(n):\n\
+             \x20 w=t0+i/{pps}-time.time()\n\
+             \x20 if w>0: time.sleep(w)\n\
+             \x20 s.sendto(struct.pack('!Q',i),('{dst}',{port}))\n\
+             print('sent',n,flush=True)\n",
+            dst = to.addr()
+        );
+        let sender =
+            from.command("python3").args(["-c", &tx]).stdout(Stdio::piped()).spawn().expect("python3 sender");
+        SeqStream { sender: Some(sender), receiver: Some(receiver) }
+    }
+
+    /// Waits for the sender to finish and the receiver to go quiet; returns the counts.
+    pub fn finish(mut self) -> SeqCount {
+        let sender = self.sender.take().expect("running");
+        let out = sender.wait_with_output().expect("the stream's sender");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let sent = text
+            .lines()
+            .find_map(|l| l.strip_prefix("sent "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("the stream's sender failed: {text}"));
+        let lines = receiver_lines(self.receiver.take().expect("running"));
+        let nums: Vec<u64> = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("received "))
+            .map(|l| l.split_whitespace().filter_map(|v| v.parse().ok()).collect())
+            .unwrap_or_default();
+        assert_eq!(nums.len(), 3, "the stream's receiver said {lines:?}");
+        SeqCount { sent, received: nums[0], unique: nums[1], reordered: nums[2] }
+    }
+}
+
+impl Drop for SeqStream {
+    fn drop(&mut self) {
+        for c in [self.sender.take(), self.receiver.take()].into_iter().flatten() {
+            let mut c = c;
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
 /// Python: send raw Ethernet frames (hex strings) out of `eth0`.

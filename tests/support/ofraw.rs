@@ -13,7 +13,47 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use xdpswitch::ofp::{decode, encode, Body, Decoded, Hello, Message, Xid};
+use xdpswitch::ofp::flow::{OFPFC_DELETE, OFPTT_ALL};
+use xdpswitch::ofp::multipart::FlowStats;
+use xdpswitch::ofp::port::{OFPP_ANY, OFP_NO_BUFFER};
+use xdpswitch::ofp::{
+    decode, encode, Action, Body, Decoded, FlowMod, Hello, Instruction, Message, MultipartReplyBody,
+    MultipartRequest, MultipartRequestBody, Oxm, OxmField, Xid,
+};
+
+/// `OFPG_ANY`.
+pub const OFPG_ANY: u32 = 0xffff_ffff;
+
+/// A controller address the switch will connect to: a listener on loopback, and its
+/// `tcp:IP:PORT` target.
+pub fn controller_listener() -> (TcpListener, String) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("a controller port");
+    let target = format!("tcp:{}", l.local_addr().unwrap());
+    (l, target)
+}
+
+/// A flow-mod in table 0 of OpenFlow 1.3: `command`, `priority`, `match_`, and (for adds)
+/// apply-actions output to `out`. A delete covers every table.
+pub fn flow_mod(command: u8, priority: u16, match_: Vec<Oxm>, out: Option<u32>) -> Body {
+    Body::FlowMod(FlowMod {
+        table_id: if command == OFPFC_DELETE { OFPTT_ALL } else { 0 },
+        command,
+        priority,
+        buffer_id: OFP_NO_BUFFER,
+        out_port: OFPP_ANY,
+        out_group: OFPG_ANY,
+        match_,
+        instructions: out
+            .map(|port| vec![Instruction::ApplyActions(vec![Action::Output { port, max_len: 0xffff }])])
+            .unwrap_or_default(),
+        ..FlowMod::default()
+    })
+}
+
+/// An exact `in_port` match.
+pub fn in_port(p: u32) -> Vec<Oxm> {
+    vec![Oxm::exact(OxmField::InPort, u128::from(p))]
+}
 
 /// What a receive found.
 #[derive(Debug)]
@@ -217,6 +257,33 @@ impl OfRaw {
         let (m, before) = self.until_xid(xid);
         assert_eq!(m.body, Body::BarrierReply, "barrier answered with {m:?}");
         before
+    }
+
+    /// Every flow of every table (OpenFlow 1.3 `OFPMP_FLOW`, all parts of the reply).
+    pub fn flow_stats(&mut self) -> Vec<FlowStats> {
+        let req = MultipartRequestBody::Flow(xdpswitch::ofp::multipart::FlowStatsRequest {
+            table_id: OFPTT_ALL,
+            out_port: OFPP_ANY,
+            out_group: OFPG_ANY,
+            ..Default::default()
+        });
+        let xid = self.send(Body::MultipartRequest(MultipartRequest { flags: 0, body: req }));
+        let mut flows = Vec::new();
+        loop {
+            let (m, _) = self.until_xid(xid);
+            match m.body {
+                Body::MultipartReply(r) => {
+                    let MultipartReplyBody::Flow(part) = r.body else {
+                        panic!("flow stats answered with {r:?}")
+                    };
+                    flows.extend(part);
+                    if r.flags & xdpswitch::ofp::multipart::OFPMPF_MORE == 0 {
+                        return flows;
+                    }
+                }
+                other => panic!("flow stats answered with {other:?}"),
+            }
+        }
     }
 
     /// An echo round trip works.
