@@ -10,6 +10,9 @@
 //!
 //! The database side never touches ports or threads; the switch side never parses JSON.
 
+pub mod db;
+pub mod model;
+
 use crate::config::Config;
 use crate::netdev::PortStats;
 
