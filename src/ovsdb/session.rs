@@ -281,6 +281,42 @@ mod tests {
         assert_eq!(s.replica().row("Open_vSwitch", ovs).unwrap()["next_cfg"].as_int(), Some(1));
     }
 
+    /// Bytes `ovsdb-server` 3.1 sent (captured; also the fuzz seeds): the monitor reply after
+    /// `add-br br0 -- add-port br0 eth1 -- set port eth1 tag=5 -- set-controller ...`, then
+    /// the update for `add-port br0 g1 (gre) -- set port eth1 trunks=1,2 -- del-controller`.
+    #[test]
+    fn follows_captured_ovsdb_server_messages() {
+        let t0 = Instant::now();
+        let mut s = Session::new("Open_vSwitch", t0);
+        sent(&mut s);
+        feed(&mut s, t0, r#"{"id":1,"result":{"name":"Open_vSwitch","version":"8.3.1"},"error":null}"#);
+        s.handle_input(t0, include_bytes!("../../fuzz/seeds/ovsdb/monitor-reply.json")).unwrap();
+        assert_eq!(s.poll_event(), Some(Event::Ready));
+        let r = s.replica();
+        fn name(r: &Replica, t: &str) -> Vec<String> {
+            let mut v: Vec<String> =
+                r.table(t).filter_map(|(_, row)| row.get("name")?.as_str().map(String::from)).collect();
+            v.sort();
+            v
+        }
+        assert_eq!(name(r, "Interface"), ["br0", "eth1"]);
+        assert_eq!(r.table("Controller").count(), 1);
+        let eth1 = r.table("Port").find(|(_, p)| p["name"].as_str() == Some("eth1")).unwrap().1;
+        assert_eq!(eth1["tag"].as_int(), Some(5));
+        s.handle_input(t0, include_bytes!("../../fuzz/seeds/ovsdb/update.json")).unwrap();
+        assert_eq!(s.poll_event(), Some(Event::Changed));
+        let r = s.replica();
+        assert_eq!(name(r, "Interface"), ["br0", "eth1", "g1"]);
+        assert_eq!(r.table("Controller").count(), 0);
+        let g1 = r.table("Interface").find(|(_, i)| i["name"].as_str() == Some("g1")).unwrap().1;
+        assert_eq!(
+            (g1["type"].as_str(), g1["options"].get_str("remote_ip")),
+            (Some("gre"), Some("192.0.2.2"))
+        );
+        let eth1 = r.table("Port").find(|(_, p)| p["name"].as_str() == Some("eth1")).unwrap().1;
+        assert_eq!(eth1["trunks"].atoms().len(), 2);
+    }
+
     #[test]
     fn answers_echo_and_reports_transactions() {
         let t0 = Instant::now();
