@@ -11,7 +11,7 @@ use xdpswitch::ovsdb::{Datum, Session};
 fuzz_target!(|data: &[u8]| {
     let now = Instant::now();
     let cut = data.first().map_or(0, |&b| usize::from(b)).min(data.len());
-    let mut s = Session::new("Open_vSwitch", now);
+    let mut s = Session::new("Open_vSwitch", Some("ovs_vswitchd"), now);
     if s.handle_input(now, &data[..cut]).is_ok() {
         let _ = s.handle_input(now, &data[cut..]);
     }

@@ -23,9 +23,12 @@ pub enum Event {
     Changed,
     /// The answer to [`Session::transact`] `id`: the operations' results or why it failed.
     TransactDone { id: u64, result: Result<Vec<Value>, String> },
+    /// The lock of [`Session::new`] was granted (true) or taken by another client (false).
+    Lock(bool),
 }
 
 enum Pending {
+    Lock,
     Schema,
     Monitor,
     Transact,
@@ -50,12 +53,15 @@ pub struct Session {
     schema_version: Option<String>,
     last_rx: Instant,
     echo_sent: Option<Instant>,
+    lock: Option<String>,
+    locked: bool,
 }
 
 impl Session {
-    /// A session with database `db` on a fresh connection, opened at `now`: the schema and
-    /// monitor requests are queued already.
-    pub fn new(db: &str, now: Instant) -> Session {
+    /// A session with database `db` on a fresh connection, opened at `now`: the lock
+    /// request (when `lock` names one: `ovs-vswitchd` takes `ovs_vswitchd`, so two daemons
+    /// never configure one database), the schema and monitor requests are queued already.
+    pub fn new(db: &str, lock: Option<&str>, now: Instant) -> Session {
         let mut s = Session {
             db: db.to_string(),
             decoder: Decoder::new(),
@@ -68,7 +74,12 @@ impl Session {
             schema_version: None,
             last_rx: now,
             echo_sent: None,
+            lock: lock.map(String::from),
+            locked: false,
         };
+        if let Some(l) = lock {
+            s.request("lock", vec![json!(l)], Pending::Lock);
+        }
         s.request("get_schema", vec![json!(db)], Pending::Schema);
         s.request("monitor", vec![json!(db), json!(MONITOR_ID), monitor_requests()], Pending::Monitor);
         s
@@ -85,6 +96,11 @@ impl Session {
     /// The tables as the server last described them.
     pub fn replica(&self) -> &Replica {
         &self.replica
+    }
+
+    /// Whether this session holds its lock (false when it asked for none).
+    pub fn has_lock(&self) -> bool {
+        self.locked
     }
 
     /// Whether the monitor's initial contents have arrived.
@@ -138,7 +154,15 @@ impl Session {
                     self.events.push_back(Event::Changed);
                 }
             }
-            // Other notifications (`locked`, `stolen`, ...) concern requests we never make.
+            Message::Notification { method, params } if method == "locked" || method == "stolen" => {
+                let ours =
+                    self.lock.as_deref().is_some_and(|l| params.first().and_then(Value::as_str) == Some(l));
+                let now_locked = method == "locked";
+                if ours && self.locked != now_locked {
+                    self.locked = now_locked;
+                    self.events.push_back(Event::Lock(now_locked));
+                }
+            }
             Message::Notification { .. } => {}
             Message::Response { id, result, error } => {
                 let Some(kind) = id.as_u64().and_then(|n| self.pending.remove(&n).map(|k| (n, k))) else {
@@ -148,6 +172,13 @@ impl Session {
                 let (n, kind) = kind;
                 let failed = (!error.is_null()).then(|| error_text(&error));
                 match kind {
+                    Pending::Lock => {
+                        if let Some(e) = failed {
+                            return Err(Error::Server(format!("lock: {e}")));
+                        }
+                        self.locked = result.get("locked").and_then(Value::as_bool) == Some(true);
+                        self.events.push_back(Event::Lock(self.locked));
+                    }
                     Pending::Schema => {
                         if let Some(e) = failed {
                             return Err(Error::Server(format!("get_schema {}: {e}", self.db)));
@@ -251,7 +282,7 @@ mod tests {
     #[test]
     fn monitors_then_follows_updates() {
         let t0 = Instant::now();
-        let mut s = Session::new("Open_vSwitch", t0);
+        let mut s = Session::new("Open_vSwitch", None, t0);
         let reqs = sent(&mut s);
         assert_eq!(reqs.len(), 2);
         let Message::Request { method, params, .. } = &reqs[1] else { panic!("{reqs:?}") };
@@ -287,7 +318,7 @@ mod tests {
     #[test]
     fn follows_captured_ovsdb_server_messages() {
         let t0 = Instant::now();
-        let mut s = Session::new("Open_vSwitch", t0);
+        let mut s = Session::new("Open_vSwitch", None, t0);
         sent(&mut s);
         feed(&mut s, t0, r#"{"id":1,"result":{"name":"Open_vSwitch","version":"8.3.1"},"error":null}"#);
         s.handle_input(t0, include_bytes!("../../fuzz/seeds/ovsdb/monitor-reply.json")).unwrap();
@@ -320,7 +351,7 @@ mod tests {
     #[test]
     fn answers_echo_and_reports_transactions() {
         let t0 = Instant::now();
-        let mut s = Session::new("Open_vSwitch", t0);
+        let mut s = Session::new("Open_vSwitch", None, t0);
         sent(&mut s);
         feed(&mut s, t0, r#"{"id":"echo","method":"echo","params":[]}"#);
         assert_eq!(
@@ -352,20 +383,37 @@ mod tests {
     #[test]
     fn a_failed_monitor_or_garbage_fails_the_session() {
         let t0 = Instant::now();
-        let mut s = Session::new("nope", t0);
+        let mut s = Session::new("nope", None, t0);
         let e = s.handle_input(
             t0,
             br#"{"id":2,"result":null,"error":{"error":"unknown database","details":"nope"}}"#,
         );
         assert!(matches!(e, Err(Error::Server(ref m)) if m.contains("unknown database")), "{e:?}");
-        let mut s = Session::new("Open_vSwitch", t0);
+        let mut s = Session::new("Open_vSwitch", None, t0);
         assert!(s.handle_input(t0, b"]").is_err());
+    }
+
+    #[test]
+    fn takes_the_lock_and_notices_when_it_is_stolen() {
+        let t0 = Instant::now();
+        let mut s = Session::new("Open_vSwitch", Some("ovs_vswitchd"), t0);
+        let reqs = sent(&mut s);
+        let Message::Request { method, params, .. } = &reqs[0] else { panic!() };
+        assert_eq!((method.as_str(), &params[..]), ("lock", &[json!("ovs_vswitchd")][..]));
+        feed(&mut s, t0, r#"{"id":1,"result":{"locked":false},"error":null}"#);
+        assert_eq!((s.poll_event(), s.has_lock()), (Some(Event::Lock(false)), false));
+        feed(&mut s, t0, r#"{"id":null,"method":"locked","params":["ovs_vswitchd"]}"#);
+        assert_eq!((s.poll_event(), s.has_lock()), (Some(Event::Lock(true)), true));
+        feed(&mut s, t0, r#"{"id":null,"method":"stolen","params":["other"]}"#);
+        assert_eq!(s.poll_event(), None);
+        feed(&mut s, t0, r#"{"id":null,"method":"stolen","params":["ovs_vswitchd"]}"#);
+        assert_eq!((s.poll_event(), s.has_lock()), (Some(Event::Lock(false)), false));
     }
 
     #[test]
     fn probes_a_silent_server() {
         let t0 = Instant::now();
-        let mut s = Session::new("Open_vSwitch", t0);
+        let mut s = Session::new("Open_vSwitch", None, t0);
         sent(&mut s);
         s.handle_timeout(t0 + Duration::from_secs(1)).unwrap();
         assert!(sent(&mut s).is_empty());

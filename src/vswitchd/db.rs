@@ -30,6 +30,9 @@ use crate::ovsdb::{transact, Atom, Datum, Event, Replica, Row, Session, Uuid};
 
 /// The database `ovs-vswitchd` uses.
 pub const DB_NAME: &str = "Open_vSwitch";
+/// The lock `ovs-vswitchd` takes, so that only one daemon configures a database; whoever
+/// does not hold it applies and writes nothing until it does.
+pub const LOCK_NAME: &str = "ovs_vswitchd";
 
 /// The Open vSwitch release whose schema and behaviour this follows (`ovs_version`; tools
 /// such as Neutron's agent read it to decide which features to use).
@@ -195,7 +198,7 @@ impl Daemon<'_> {
     /// One connection, until it fails or `stop` is set; `Ok(true)` when the replica was
     /// complete at some point (the backoff then starts over).
     fn session(&mut self, mut stream: Stream, stop: &AtomicBool) -> anyhow::Result<bool> {
-        let mut s = Session::new(DB_NAME, Instant::now());
+        let mut s = Session::new(DB_NAME, Some(LOCK_NAME), Instant::now());
         let mut out = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
         let mut dirty: Option<Instant> = None;
@@ -237,9 +240,16 @@ impl Daemon<'_> {
                         tracing::debug!("writing the state to the database: {e}")
                     }
                     Event::TransactDone { .. } => {}
+                    Event::Lock(true) => {
+                        tracing::info!("holding the database lock {LOCK_NAME}");
+                        dirty.get_or_insert(now);
+                    }
+                    Event::Lock(false) => tracing::warn!(
+                        "another ovs-vswitchd holds the database lock {LOCK_NAME}: configuring nothing until it goes away"
+                    ),
                 }
             }
-            if in_flight.is_none() && dirty.is_some_and(|t| now >= t + self.opts.debounce) {
+            if s.has_lock() && in_flight.is_none() && dirty.is_some_and(|t| now >= t + self.opts.debounce) {
                 dirty = None;
                 let m = model::build(s.replica(), &self.opts.base);
                 self.log_warnings(&m);
@@ -260,7 +270,7 @@ impl Daemon<'_> {
                 }
                 model = Some(m);
             }
-            if now >= next_status {
+            if now >= next_status && s.has_lock() {
                 next_status = now + self.opts.status_interval;
                 if let Some(m) = &model {
                     let st = self.control.status();
