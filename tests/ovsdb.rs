@@ -467,8 +467,9 @@ fn skip_e2e() -> bool {
     skip_unless_root() || !have_ovsdb() || !which("ovs-ofctl")
 }
 
-/// A minimal OpenFlow controller: accepts connections and answers HELLO (enough for the
-/// switch to count it connected), so `Controller.is_connected` can be checked.
+/// A minimal OpenFlow 1.3 controller: accepts connections, says HELLO and answers echo
+/// requests (enough for the switch to count it connected and keep it), so
+/// `Controller.is_connected` can be checked.
 fn fake_controller() -> (u16, Arc<AtomicBool>) {
     use std::io::{Read, Write};
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -480,8 +481,24 @@ fn fake_controller() -> (u16, Arc<AtomicBool>) {
             let Ok(mut c) = c else { return };
             s2.store(true, Ordering::Relaxed);
             let _ = c.write_all(&[4, 0, 0, 8, 0, 0, 0, 1]);
-            let mut buf = [0u8; 4096];
-            std::thread::spawn(move || while c.read(&mut buf).is_ok_and(|n| n > 0) {});
+            std::thread::spawn(move || loop {
+                let mut head = [0u8; 8];
+                if c.read_exact(&mut head).is_err() {
+                    return;
+                }
+                let len = usize::from(u16::from_be_bytes([head[2], head[3]])).max(8);
+                let mut body = vec![0u8; len - 8];
+                if c.read_exact(&mut body).is_err() {
+                    return;
+                }
+                if head[1] == 2 {
+                    // ECHO_REQUEST -> ECHO_REPLY with the same xid and data.
+                    let mut reply = head.to_vec();
+                    reply[1] = 3;
+                    reply.extend_from_slice(&body);
+                    let _ = c.write_all(&reply);
+                }
+            });
         }
     });
     (port, seen)

@@ -152,26 +152,13 @@ pub enum Datum {
     Map(Vec<(Atom, Atom)>),
 }
 
+/// A value for an error message, cut to 60 characters.
 fn short(v: &Value) -> String {
     let s = v.to_string();
-    if s.len() > 60 {
-        format!("{}...", &s[..s.floor_char_boundary_compat(60)])
+    if s.chars().count() > 60 {
+        format!("{}...", s.chars().take(60).collect::<String>())
     } else {
         s
-    }
-}
-
-/// `str::floor_char_boundary` is unstable; this is the same for our use.
-trait FloorBoundary {
-    fn floor_char_boundary_compat(&self, i: usize) -> usize;
-}
-
-impl FloorBoundary for str {
-    fn floor_char_boundary_compat(&self, mut i: usize) -> usize {
-        while !self.is_char_boundary(i) {
-            i -= 1;
-        }
-        i
     }
 }
 
@@ -267,7 +254,6 @@ impl Datum {
     pub fn get(&self, key: &str) -> Option<&Atom> {
         match self {
             Datum::Map(m) => m.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v),
-            Datum::Set(s) if s.is_empty() => None,
             Datum::Set(_) => None,
         }
     }
