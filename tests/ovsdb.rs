@@ -34,10 +34,16 @@ fn have_ovsdb() -> bool {
 struct DbServer {
     dir: PathBuf,
     child: Option<Child>,
+    /// More `--remote` options (e.g. `ptcp:PORT:127.0.0.1`).
+    remotes: Vec<String>,
 }
 
 impl DbServer {
     fn start() -> DbServer {
+        DbServer::start_with(&[])
+    }
+
+    fn start_with(remotes: &[String]) -> DbServer {
         let dir = std::env::temp_dir().join(format!("xs-ovsdb-{}", tag('d')));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -49,7 +55,7 @@ impl DbServer {
             .status()
             .unwrap();
         assert!(st.success(), "ovsdb-tool create");
-        let mut s = DbServer { dir, child: None };
+        let mut s = DbServer { dir, child: None, remotes: remotes.to_vec() };
         s.resume();
         s
     }
@@ -73,6 +79,7 @@ impl DbServer {
             .arg(format!("--pidfile={}", d.join("ovsdb-server.pid").display()))
             .arg(format!("--log-file={}", d.join("ovsdb-server.log").display()))
             .args(["--no-chdir", "-vconsole:off"])
+            .args(self.remotes.iter().map(|r| format!("--remote={r}")))
             .stdin(Stdio::null())
             .spawn()
             .expect("starting ovsdb-server");
@@ -338,6 +345,20 @@ fn ovs_vsctl_drives_the_database_side() {
 
     db.vsctl(&["del-br", "br0"]);
     assert!(again.last().bridges.is_empty());
+}
+
+#[test]
+fn over_tcp() {
+    if !have_ovsdb() {
+        return;
+    }
+    let port = support::dut::free_port();
+    let db = DbServer::start_with(&[format!("ptcp:{port}:127.0.0.1")]);
+    let side = DbSide::start(&format!("tcp:127.0.0.1:{port}"));
+    db.vsctl(&["init"]);
+    db.vsctl(&["add-br", "br0", "--", "add-port", "br0", "eth1"]);
+    assert_eq!(port_numbers(&side.last(), "br0"), [("eth1".into(), 1)]);
+    assert_eq!(db.vsctl(&["get", "interface", "eth1", "ofport"]), "1");
 }
 
 #[test]
