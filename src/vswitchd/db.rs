@@ -249,7 +249,10 @@ impl Daemon<'_> {
                     ),
                 }
             }
-            if s.has_lock() && in_flight.is_none() && dirty.is_some_and(|t| now >= t + self.opts.debounce) {
+            // Never from a replica still incomplete (the lock can come before the monitor's
+            // initial contents): an empty replica would unconfigure the switch.
+            let due = dirty.is_some_and(|t| now >= t + self.opts.debounce);
+            if due && s.is_ready() && s.has_lock() && in_flight.is_none() {
                 dirty = None;
                 let m = model::build(s.replica(), &self.opts.base);
                 self.log_warnings(&m);

@@ -1,5 +1,7 @@
 //! Tests of the write-back (what goes into the database after an apply and from status).
 
+use std::io::{Read, Write};
+
 use serde_json::json;
 
 use super::*;
@@ -169,4 +171,82 @@ fn remotes() {
     assert_eq!("tcp:127.0.0.1".parse::<Remote>().unwrap(), Remote::Tcp("127.0.0.1:6640".parse().unwrap()));
     assert!("ssl:1.2.3.4:6640".parse::<Remote>().is_err());
     assert!("unix:".parse::<Remote>().is_err());
+}
+
+/// A switch side that records the bridges of every configuration it is given.
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<Vec<String>>>>);
+
+impl SwitchControl for Recorder {
+    fn apply(&mut self, cfg: &Config) -> ApplyReport {
+        self.0.lock().unwrap().push(cfg.bridges.iter().map(|b| b.name.clone()).collect());
+        ApplyReport::default()
+    }
+
+    fn status(&mut self) -> SwitchStatus {
+        SwitchStatus::default()
+    }
+}
+
+/// A scripted server: grants the lock at once but sends the monitor's initial contents only
+/// after `delay`; answers every transaction with success.
+fn slow_server(listener: std::os::unix::net::UnixListener, delay: Duration) {
+    use crate::ovsdb::{Decoder, Message};
+    let Ok((mut c, _)) = listener.accept() else { return };
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut d = Decoder::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = match c.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        d.push(&buf[..n]);
+        while let Ok(Some(Message::Request { id, method, params })) = d.next_message() {
+            let result = match method.as_str() {
+                "lock" => json!({"locked": true}),
+                "get_schema" => json!({"name": "Open_vSwitch", "version": "8.3.1"}),
+                "monitor" => {
+                    std::thread::sleep(delay);
+                    json!({
+                        "Open_vSwitch": {OVS: {"new": {"bridges": ["uuid", BR], "next_cfg": 1, "cur_cfg": 0}}},
+                        "Bridge": {BR: {"new": {"name": "br0", "ports": ["set", []]}}}
+                    })
+                }
+                "transact" => json!(vec![json!({}); params.len().saturating_sub(1)]),
+                _ => Value::Null,
+            };
+            let mut out = Vec::new();
+            Message::Response { id, result, error: Value::Null }.encode(&mut out);
+            if c.write_all(&out).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[test]
+fn nothing_is_applied_before_the_replica_is_complete() {
+    let path = std::env::temp_dir().join(format!("xs-dbtest-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let server = std::thread::spawn(move || slow_server(listener, Duration::from_millis(400)));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut rec = Recorder(seen.clone());
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let seen2 = seen.clone();
+    let watcher = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while seen2.lock().unwrap().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // A little longer, to catch a second apply.
+        std::thread::sleep(Duration::from_millis(200));
+        stop2.store(true, Ordering::Relaxed);
+    });
+    serve(&format!("unix:{}", path.display()), &ServeOptions::default(), &mut rec, &stop).unwrap();
+    watcher.join().unwrap();
+    let _ = server.join();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(*seen.lock().unwrap(), [vec!["br0".to_string()]]);
 }
