@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs each fuzz target for SECONDS (default 20; CI passes 20, so the 5 targets take ~100 s
+# Runs each fuzz target for SECONDS (default 20; CI passes 20, so the 6 targets take ~120 s
 # plus the build) on stable Rust (RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z flags).
 # Exits non-zero if a target crashes; the crashing input lands in fuzz/artifacts/<target>/.
 # Seeds are read from fuzz/seeds/<target>/ (committed, small; refreshed by
@@ -8,12 +8,13 @@
 #   fuzz/run.sh [SECONDS] [TARGET...]      (no TARGET: all of them)
 # Targets: decode (ofp::decode), channel (ofp::Channel), flowsyntax (ovs-ofctl flow syntax),
 # extract (flow-key extraction and the packet views), gre_decap (underlay classification and
-# GRE decapsulation). See docs/reliability.md.
+# GRE decapsulation), ovsdb (the OVSDB client Session and datum round trip). See
+# docs/reliability.md.
 set -euo pipefail
 secs="${1:-20}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(decode channel flowsyntax extract gre_decap)
+[ ${#targets[@]} -gt 0 ] || targets=(decode channel flowsyntax extract gre_decap ovsdb)
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
 export RUSTC_BOOTSTRAP=1

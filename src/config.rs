@@ -110,7 +110,7 @@ impl PortConfig {
 }
 
 /// One bridge.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct BridgeConf {
     pub name: String,
     pub ports: Vec<PortConfig>,
@@ -144,7 +144,7 @@ impl UnderlayConf {
 }
 
 /// A checked configuration.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub cores: Option<usize>,
     pub ctl: Option<PathBuf>,

@@ -26,6 +26,7 @@ pub mod netdev;
 pub mod netns;
 pub mod ofp;
 pub mod ofproto;
+pub mod ovsdb;
 pub mod packet;
 pub mod pktgen;
 pub mod run;

@@ -62,13 +62,23 @@ enum Cmd {
         /// underlay ports (see the README); the other options then only give defaults.
         #[arg(long, value_name = "FILE", conflicts_with_all = ["ports", "flows", "controllers", "listen", "bridge"])]
         config: Option<PathBuf>,
+        /// Run as the `ovs-vswitchd` of an Open vSwitch database: `unix:PATH` or
+        /// `tcp:IP[:PORT]` of a stock `ovsdb-server`; bridges, ports and controllers then
+        /// come from the database (`ovs-vsctl`), and the other options only give defaults.
+        #[arg(long, value_name = "unix:PATH|tcp:IP[:PORT]",
+              conflicts_with_all = ["config", "ports", "flows", "controllers", "listen", "bridge"])]
+        ovsdb: Option<String>,
+        /// With --ovsdb: where each bridge's management socket `<BRIDGE>.mgmt` goes (what
+        /// `ovs-ofctl dump-flows BRIDGE` connects to).
+        #[arg(long, value_name = "DIR", default_value = "/var/run/openvswitch")]
+        rundir: PathBuf,
         /// An interface to switch between (repeat for each port), with its NORMAL VLAN options
         /// as Open vSwitch's Port columns: `vm1:tag=10`, `uplink:trunks=10,20`,
         /// `eth1:vlan_mode=native-untagged:tag=5:trunks=6,7`.
         #[arg(
             long = "port",
             value_name = "IFACE[:tag=VID][:trunks=VID,..][:vlan_mode=MODE]",
-            required_unless_present = "config"
+            required_unless_present_any = ["config", "ovsdb"]
         )]
         ports: Vec<String>,
         /// Rules in `ovs-ofctl add-flows` syntax, one per line.
@@ -242,6 +252,8 @@ fn real_main(cmd: Cmd, config: Option<xdpswitch::config::Config>) -> anyhow::Res
     match cmd {
         Cmd::Run {
             config: _,
+            ovsdb,
+            rundir,
             ports,
             flows,
             cores,
@@ -347,6 +359,10 @@ fn real_main(cmd: Cmd, config: Option<xdpswitch::config::Config>) -> anyhow::Res
                     tls,
                 },
             };
+            if let Some(db) = ovsdb {
+                run_ovsdb(&db, &rundir, &opts, xdp_mode, cores)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             match config {
                 Some(cfg) => xdpswitch::run::run_config(&cfg, &opts)?,
                 None => xdpswitch::run::run(&opts)?,
@@ -376,6 +392,37 @@ fn real_main(cmd: Cmd, config: Option<xdpswitch::config::Config>) -> anyhow::Res
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `run --ovsdb DB`: the database side drives the switch side until SIGINT/SIGTERM.
+fn run_ovsdb(
+    db: &str,
+    rundir: &std::path::Path,
+    opts: &RunOptions,
+    xdp_mode: ModeArg,
+    cores: u16,
+) -> anyhow::Result<()> {
+    use xdpswitch::vswitchd::db::{serve, Remote, ServeOptions};
+    db.parse::<Remote>()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    let mut base = xdpswitch::vswitchd::model::empty_config();
+    base.cores = Some(cores as usize);
+    base.ctl = Some(opts.ctl_path.clone());
+    base.xdp_mode = Some(
+        match xdp_mode {
+            ModeArg::Auto => "auto",
+            ModeArg::Native => "native",
+            ModeArg::Generic => "generic",
+        }
+        .to_string(),
+    );
+    base.offload = Some(opts.offload);
+    base.pmd_cpus = opts.datapath.pmd_cpus.clone();
+    let mut switch = xdpswitch::vswitchd::live_switch(opts, rundir)?;
+    serve(db, &ServeOptions { base, ..ServeOptions::default() }, &mut *switch, &stop)
 }
 
 fn fwd(ports: &[String], duration: Option<u64>, xdp_mode: XdpMode) -> anyhow::Result<()> {

@@ -10,6 +10,9 @@
 //!
 //! The database side never touches ports or threads; the switch side never parses JSON.
 
+pub mod db;
+pub mod model;
+
 use crate::config::Config;
 use crate::netdev::PortStats;
 
@@ -85,4 +88,17 @@ pub struct ControllerStatus {
     pub connected: bool,
     /// `master`, `slave` or `other` (OVS's `Controller.role`).
     pub role: String,
+}
+
+/// The switch side for `xdpswitch run --ovsdb`: a running switch with no bridges yet, built
+/// from the command line's options, whose management sockets (`<rundir>/<bridge>.mgmt`)
+/// go in `rundir`.
+///
+/// LEAD: replace this body with the switch side's constructor (branch `reconf`); until it
+/// is merged, `run --ovsdb` stops here with this error.
+pub fn live_switch(
+    _opts: &crate::run::RunOptions,
+    _rundir: &std::path::Path,
+) -> anyhow::Result<Box<dyn SwitchControl>> {
+    anyhow::bail!("run --ovsdb: the switch side is not merged yet (vswitchd::live_switch)")
 }
