@@ -275,6 +275,14 @@ impl Daemon<'_> {
             }
             if now >= next_status && s.has_lock() {
                 next_status = now + self.opts.status_interval;
+                // As OVS retries on every reconfiguration: a port or bridge that could not be
+                // opened (say, its interface does not exist yet) is tried again each interval.
+                if self.report.ports.iter().any(|p| p.error.is_some())
+                    || self.report.bridges.iter().any(|b| b.error.is_some())
+                {
+                    self.applied = None;
+                    dirty.get_or_insert(now);
+                }
                 if let Some(m) = &model {
                     let st = self.control.status();
                     let ops = status_ops(s.replica(), m, &st);
