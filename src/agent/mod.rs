@@ -175,6 +175,54 @@ pub struct Agent {
     thread: Option<std::thread::JoinHandle<()>>,
     /// Where the listeners actually listen (port 0 resolved).
     pub listening: Vec<SocketAddr>,
+    /// Per target (in configuration order), its connections now.
+    slots: Arc<[TargetSlot]>,
+    targets: Vec<Target>,
+}
+
+/// Connection ids are unique in the process, so that a bridge whose agent is replaced never
+/// mistakes a new connection for an old one.
+static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+
+/// One target's connections, as the agent's tasks see them (two atomics per target).
+#[derive(Debug, Default)]
+struct TargetSlot {
+    /// The id of the target's newest connection that is open (0: none).
+    conn: AtomicU64,
+    /// How many connections of the target are open (active targets: 0 or 1).
+    open: AtomicU64,
+}
+
+impl TargetSlot {
+    fn opened(&self, id: ConnId) {
+        self.conn.store(id.0, Relaxed);
+        self.open.fetch_add(1, Relaxed);
+    }
+    fn closed(&self, id: ConnId) {
+        let _ = self.conn.compare_exchange(id.0, 0, Relaxed, Relaxed);
+        self.open.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Ends a connection's accounting in its target's slot, however its task ends (a stopped
+/// agent aborts its tasks).
+struct SlotGuard(Arc<[TargetSlot]>, usize, ConnId);
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.0[self.1].closed(self.2);
+    }
+}
+
+/// One target's state, as [`Agent::target_states`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetState {
+    pub target: Target,
+    /// Its newest open connection (the bridge knows whether it finished negotiation, and
+    /// its role); `None` when it has none.
+    pub conn: Option<ConnId>,
+    /// Open connections (active targets: 0 or 1; listeners: their clients).
+    pub open: u64,
 }
 
 impl Agent {
@@ -196,14 +244,17 @@ impl Agent {
         let listening = listeners.iter().filter_map(|(l, _)| l.local_addr().ok()).collect();
         let log = Arc::new(LogLimit::default());
         let (stop, stop_rx) = watch::channel(false);
-        let next_id = Arc::new(AtomicU64::new(1));
+        let slots: Arc<[TargetSlot]> = cfg.targets.iter().map(|_| TargetSlot::default()).collect();
+        let targets = cfg.targets.clone();
+        let slots2 = slots.clone();
         let thread = std::thread::Builder::new()
             .name("of-agent".into())
             .spawn(move || {
                 rt.block_on(async move {
                     let mut tasks = tokio::task::JoinSet::new();
-                    let ctx = Ctx { cfg: cfg.clone(), events, next_id, log };
-                    for (l, tls) in listeners {
+                    let ctx = Ctx { cfg: cfg.clone(), events, log, slots: slots2 };
+                    let passive = cfg.targets.iter().enumerate().filter(|(_, t)| !t.is_active());
+                    for ((l, tls), (slot, _)) in listeners.into_iter().zip(passive) {
                         let l = match TcpListener::from_std(l) {
                             Ok(l) => l,
                             Err(e) => {
@@ -211,10 +262,10 @@ impl Agent {
                                 continue;
                             }
                         };
-                        tasks.spawn(listen(l, tls, ctx.clone(), stop_rx.clone()));
+                        tasks.spawn(listen(l, tls, slot, ctx.clone(), stop_rx.clone()));
                     }
-                    for t in cfg.targets.iter().filter(|t| t.is_active()) {
-                        tasks.spawn(connect_loop(*t, ctx.clone(), stop_rx.clone()));
+                    for (slot, t) in cfg.targets.iter().enumerate().filter(|(_, t)| t.is_active()) {
+                        tasks.spawn(connect_loop(*t, slot, ctx.clone(), stop_rx.clone()));
                     }
                     let mut stop_rx = stop_rx;
                     stopped(&mut stop_rx).await;
@@ -222,7 +273,23 @@ impl Agent {
                 });
             })
             .context("spawning the agent thread")?;
-        Ok(Agent { stop, thread: Some(thread), listening })
+        Ok(Agent { stop, thread: Some(thread), listening, slots, targets })
+    }
+
+    /// Every target's connections now (cheap: two atomic loads per target).
+    pub fn target_states(&self) -> Vec<TargetState> {
+        self.targets
+            .iter()
+            .zip(self.slots.iter())
+            .map(|(t, s)| {
+                let conn = s.conn.load(Relaxed);
+                TargetState {
+                    target: *t,
+                    conn: (conn != 0).then_some(ConnId(conn)),
+                    open: s.open.load(Relaxed),
+                }
+            })
+            .collect()
     }
 }
 
@@ -240,14 +307,18 @@ impl Drop for Agent {
 struct Ctx {
     cfg: AgentConfig,
     events: Sender<AgentEvent>,
-    next_id: Arc<AtomicU64>,
     /// Limits the warnings about failed TLS handshakes.
     log: Arc<LogLimit>,
+    /// Per target, its open connections.
+    slots: Arc<[TargetSlot]>,
 }
 
 impl Ctx {
-    fn next_id(&self) -> ConnId {
-        ConnId(self.next_id.fetch_add(1, Relaxed))
+    /// A new connection of target `slot`, counted in its slot until the guard drops.
+    fn next_id(&self, slot: usize) -> (ConnId, SlotGuard) {
+        let id = ConnId(NEXT_CONN_ID.fetch_add(1, Relaxed));
+        self.slots[slot].opened(id);
+        (id, SlotGuard(self.slots.clone(), slot, id))
     }
 }
 
@@ -280,13 +351,19 @@ impl LogLimit {
     }
 }
 
-async fn listen(l: TcpListener, tls: Option<Arc<TlsConfig>>, ctx: Ctx, mut stop: watch::Receiver<bool>) {
+async fn listen(
+    l: TcpListener,
+    tls: Option<Arc<TlsConfig>>,
+    slot: usize,
+    ctx: Ctx,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut conns = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             r = l.accept() => match r {
                 Ok((s, peer)) => {
-                    let id = ctx.next_id();
+                    let (id, guard) = ctx.next_id(slot);
                     tracing::debug!(%peer, id = id.0, tls = tls.is_some(), "OpenFlow connection accepted");
                     let session = match tls.as_deref().map(TlsConfig::server).transpose() {
                         Ok(session) => session,
@@ -295,7 +372,11 @@ async fn listen(l: TcpListener, tls: Option<Arc<TlsConfig>>, ctx: Ctx, mut stop:
                             continue;
                         }
                     };
-                    conns.spawn(serve(s, session, id, ConnType::Service, ctx.clone()));
+                    let ctx = ctx.clone();
+                    conns.spawn(async move {
+                        let _guard = guard;
+                        serve(s, session, id, ConnType::Service, ctx).await
+                    });
                 }
                 Err(e) => {
                     tracing::warn!("accept: {e}");
@@ -309,7 +390,7 @@ async fn listen(l: TcpListener, tls: Option<Arc<TlsConfig>>, ctx: Ctx, mut stop:
     conns.shutdown().await;
 }
 
-async fn connect_loop(target: Target, ctx: Ctx, mut stop: watch::Receiver<bool>) {
+async fn connect_loop(target: Target, slot: usize, ctx: Ctx, mut stop: watch::Receiver<bool>) {
     let addr = target.addr();
     let tls = if target.is_tls() { ctx.cfg.tls.clone() } else { None };
     let mut backoff = Duration::from_secs(1);
@@ -319,7 +400,7 @@ async fn connect_loop(target: Target, ctx: Ctx, mut stop: watch::Receiver<bool>)
         tokio::select! {
             r = attempt => match r {
                 Ok(Ok(s)) => {
-                    let id = ctx.next_id();
+                    let (id, _guard) = ctx.next_id(slot);
                     tracing::info!(controller = %target, "connected to controller");
                     let session = match tls.as_deref().map(|t| t.client(addr.ip())).transpose() {
                         Ok(session) => session,

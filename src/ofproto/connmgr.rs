@@ -348,6 +348,24 @@ impl ConnMgr {
     pub fn is_fail_open(&self) -> bool {
         self.fail_open
     }
+
+    /// A new fail mode or set of controllers, keeping the connections (a reconfiguration of
+    /// a running bridge). The fail-mode clock runs on from where it was.
+    pub fn reconfigure(&mut self, fail_mode: FailMode, has_controllers: bool) {
+        self.fail_mode = fail_mode;
+        self.has_controllers = has_controllers;
+    }
+
+    /// Forgets every connection (their agent is gone and takes no more events for them):
+    /// dropping them closes their sockets. Returns how many there were.
+    pub fn clear(&mut self, now: Instant) -> usize {
+        let n = self.conns.len();
+        self.conns.clear();
+        if self.disconnected_since.is_none() {
+            self.disconnected_since = Some(now);
+        }
+        n
+    }
 }
 
 #[cfg(test)]
