@@ -20,13 +20,14 @@
 //! never stalls the bridge, let alone forwarding.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use crossbeam_channel::Sender;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
 
 use crate::ofp::channel::{Channel, ChannelConfig, ChannelEvent};
@@ -35,14 +36,14 @@ use crate::ofproto::connmgr::{AgentEvent, ConnId, ConnSink, ConnType};
 
 mod output;
 pub mod tls;
-pub use output::{Flushed, Output, Received, ASYNC_BACKLOG};
+pub use output::{Flushed, Output, Received, Sock, ASYNC_BACKLOG};
 pub use tls::{TlsConfig, TlsFiles};
 
 /// OpenFlow's IANA port.
 pub const DEFAULT_PORT: u16 = 6653;
 
 /// Where to connect or listen, as `ovs-vsctl set-controller` spells it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
     /// `tcp:IP[:PORT]`: connect out to a controller.
     Active(SocketAddr),
@@ -52,6 +53,9 @@ pub enum Target {
     Ssl(SocketAddr),
     /// `pssl:[PORT][:IP]`: listen for TLS clients (loopback when no IP is given).
     PSsl(SocketAddr),
+    /// `punix:PATH`: listen on a unix socket (a bridge's management socket,
+    /// `<rundir>/<bridge>.mgmt`, as `ovs-ofctl` finds it); the file is removed on stop.
+    PUnix(PathBuf),
 }
 
 impl Target {
@@ -65,10 +69,11 @@ impl Target {
         matches!(self, Target::Ssl(_) | Target::PSsl(_))
     }
 
-    /// The address connected to or listened on.
-    pub fn addr(&self) -> SocketAddr {
+    /// The address connected to or listened on (`None` for a unix socket).
+    pub fn addr(&self) -> Option<SocketAddr> {
         match *self {
-            Target::Active(a) | Target::Passive(a) | Target::Ssl(a) | Target::PSsl(a) => a,
+            Target::Active(a) | Target::Passive(a) | Target::Ssl(a) | Target::PSsl(a) => Some(a),
+            Target::PUnix(_) => None,
         }
     }
 }
@@ -76,7 +81,10 @@ impl Target {
 impl std::fmt::Display for Target {
     /// As OVS spells it: `tcp:IP:PORT`, `ptcp:PORT:IP`, `ssl:IP:PORT`, `pssl:PORT:IP`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let a = self.addr();
+        let a = match self {
+            Target::PUnix(path) => return write!(f, "punix:{}", path.display()),
+            Target::Active(a) | Target::Passive(a) | Target::Ssl(a) | Target::PSsl(a) => *a,
+        };
         let ip = match a.ip() {
             IpAddr::V6(ip) => format!("[{ip}]"),
             IpAddr::V4(ip) => ip.to_string(),
@@ -86,6 +94,7 @@ impl std::fmt::Display for Target {
             Target::Ssl(_) => write!(f, "ssl:{ip}:{}", a.port()),
             Target::Passive(_) => write!(f, "ptcp:{}:{ip}", a.port()),
             Target::PSsl(_) => write!(f, "pssl:{}:{ip}", a.port()),
+            Target::PUnix(_) => Ok(()),
         }
     }
 }
@@ -93,8 +102,8 @@ impl std::fmt::Display for Target {
 impl std::str::FromStr for Target {
     type Err = anyhow::Error;
 
-    /// Parses `tcp:IP[:PORT]`, `ssl:IP[:PORT]`, `ptcp:[PORT][:IP]` or `pssl:[PORT][:IP]`
-    /// (IPv6 in brackets).
+    /// Parses `tcp:IP[:PORT]`, `ssl:IP[:PORT]`, `ptcp:[PORT][:IP]`, `pssl:[PORT][:IP]`
+    /// (IPv6 in brackets) or `punix:PATH`.
     fn from_str(s: &str) -> anyhow::Result<Target> {
         let ip = |t: &str| -> anyhow::Result<IpAddr> {
             t.trim_start_matches('[')
@@ -124,7 +133,11 @@ impl std::str::FromStr for Target {
                 let addr = SocketAddr::new(ip, port(p)?);
                 Ok(if kind == "ptcp" { Target::Passive(addr) } else { Target::PSsl(addr) })
             }
-            _ => bail!("{s:?}: expected tcp:IP[:PORT], ssl:IP[:PORT], ptcp:[PORT][:IP] or pssl:[PORT][:IP]"),
+            "punix" if rest.is_empty() => bail!("{s:?}: punix: needs a socket path (punix:PATH)"),
+            "punix" => Ok(Target::PUnix(PathBuf::from(rest))),
+            _ => bail!(
+                "{s:?}: expected tcp:IP[:PORT], ssl:IP[:PORT], ptcp:[PORT][:IP], pssl:[PORT][:IP] or punix:PATH"
+            ),
         }
     }
 }
@@ -178,6 +191,8 @@ pub struct Agent {
     /// Per target (in configuration order), its connections now.
     slots: Arc<[TargetSlot]>,
     targets: Vec<Target>,
+    /// The unix sockets it listens on: removed when it stops.
+    unix_paths: Vec<PathBuf>,
 }
 
 /// Connection ids are unique in the process, so that a bridge whose agent is replaced never
@@ -235,13 +250,29 @@ impl Agent {
             bail!("{t}: TLS needs a key, a certificate and a CA (--private-key, --certificate, --ca-cert)");
         }
         let mut listeners = Vec::new();
+        let mut unix_paths = Vec::new();
         for t in cfg.targets.iter().filter(|t| !t.is_active()) {
-            let std_l = std::net::TcpListener::bind(t.addr()).with_context(|| format!("--listen {t}"))?;
-            std_l.set_nonblocking(true)?;
             let tls = if t.is_tls() { cfg.tls.clone() } else { None };
-            listeners.push((std_l, tls));
+            let l = match (t, t.addr()) {
+                (Target::PUnix(path), _) => {
+                    let l = bind_unix(path).with_context(|| format!("--listen {t}"))?;
+                    unix_paths.push(path.clone());
+                    StdListener::Unix(l)
+                }
+                (_, Some(addr)) => StdListener::Tcp(
+                    std::net::TcpListener::bind(addr).with_context(|| format!("--listen {t}"))?,
+                ),
+                (_, None) => bail!("--listen {t}: no address"),
+            };
+            listeners.push((l, tls));
         }
-        let listening = listeners.iter().filter_map(|(l, _)| l.local_addr().ok()).collect();
+        let listening = listeners
+            .iter()
+            .filter_map(|(l, _)| match l {
+                StdListener::Tcp(l) => l.local_addr().ok(),
+                StdListener::Unix(_) => None,
+            })
+            .collect();
         let log = Arc::new(LogLimit::default());
         let (stop, stop_rx) = watch::channel(false);
         let slots: Arc<[TargetSlot]> = cfg.targets.iter().map(|_| TargetSlot::default()).collect();
@@ -255,7 +286,7 @@ impl Agent {
                     let ctx = Ctx { cfg: cfg.clone(), events, log, slots: slots2 };
                     let passive = cfg.targets.iter().enumerate().filter(|(_, t)| !t.is_active());
                     for ((l, tls), (slot, _)) in listeners.into_iter().zip(passive) {
-                        let l = match TcpListener::from_std(l) {
+                        let l = match l.into_tokio() {
                             Ok(l) => l,
                             Err(e) => {
                                 tracing::error!("listener: {e}");
@@ -265,7 +296,7 @@ impl Agent {
                         tasks.spawn(listen(l, tls, slot, ctx.clone(), stop_rx.clone()));
                     }
                     for (slot, t) in cfg.targets.iter().enumerate().filter(|(_, t)| t.is_active()) {
-                        tasks.spawn(connect_loop(*t, slot, ctx.clone(), stop_rx.clone()));
+                        tasks.spawn(connect_loop(t.clone(), slot, ctx.clone(), stop_rx.clone()));
                     }
                     let mut stop_rx = stop_rx;
                     stopped(&mut stop_rx).await;
@@ -273,7 +304,7 @@ impl Agent {
                 });
             })
             .context("spawning the agent thread")?;
-        Ok(Agent { stop, thread: Some(thread), listening, slots, targets })
+        Ok(Agent { stop, thread: Some(thread), listening, slots, targets, unix_paths })
     }
 
     /// Every target's connections now (cheap: two atomic loads per target).
@@ -284,7 +315,7 @@ impl Agent {
             .map(|(t, s)| {
                 let conn = s.conn.load(Relaxed);
                 TargetState {
-                    target: *t,
+                    target: t.clone(),
                     conn: (conn != 0).then_some(ConnId(conn)),
                     open: s.open.load(Relaxed),
                 }
@@ -298,6 +329,109 @@ impl Drop for Agent {
         let _ = self.stop.send(true);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+        for p in &self.unix_paths {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Binds a unix socket at `path`, replacing a stale socket file (left by a crashed run) but
+/// refusing one that still answers.
+fn bind_unix(path: &Path) -> anyhow::Result<std::os::unix::net::UnixListener> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            bail!("{} is in use", path.display());
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing the stale {}", path.display()))?;
+    }
+    let l = std::os::unix::net::UnixListener::bind(path)?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+/// A listening socket before the agent's runtime takes it.
+enum StdListener {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+}
+
+impl StdListener {
+    fn into_tokio(self) -> std::io::Result<Listener> {
+        Ok(match self {
+            StdListener::Tcp(l) => {
+                l.set_nonblocking(true)?;
+                Listener::Tcp(TcpListener::from_std(l)?)
+            }
+            StdListener::Unix(l) => Listener::Unix(UnixListener::from_std(l)?),
+        })
+    }
+}
+
+/// A passive target's listening socket.
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl Listener {
+    /// The next client and its name for the logs.
+    async fn accept(&self) -> std::io::Result<(Stream, String)> {
+        match self {
+            Listener::Tcp(l) => l.accept().await.map(|(s, peer)| (Stream::Tcp(s), peer.to_string())),
+            Listener::Unix(l) => l.accept().await.map(|(s, _)| (Stream::Unix(s), "unix".to_string())),
+        }
+    }
+}
+
+/// One connection's socket, as the connection's task reads it.
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    /// This socket for the task, and a second handle on it for the control thread's writes.
+    fn split(self) -> std::io::Result<(Stream, Sock)> {
+        match self {
+            Stream::Tcp(s) => {
+                let _ = s.set_nodelay(true);
+                let s = s.into_std()?;
+                let writer = s.try_clone()?;
+                Ok((Stream::Tcp(TcpStream::from_std(s)?), Sock::Tcp(writer)))
+            }
+            Stream::Unix(s) => {
+                let s = s.into_std()?;
+                let writer = s.try_clone()?;
+                Ok((Stream::Unix(UnixStream::from_std(s)?), Sock::Unix(writer)))
+            }
+        }
+    }
+    async fn readable(&self) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.readable().await,
+            Stream::Unix(s) => s.readable().await,
+        }
+    }
+    async fn writable(&self) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.writable().await,
+            Stream::Unix(s) => s.writable().await,
+        }
+    }
+    fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_read(buf),
+            Stream::Unix(s) => s.try_read(buf),
+        }
+    }
+    fn try_write(&self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_write(buf),
+            Stream::Unix(s) => s.try_write(buf),
         }
     }
 }
@@ -352,7 +486,7 @@ impl LogLimit {
 }
 
 async fn listen(
-    l: TcpListener,
+    l: Listener,
     tls: Option<Arc<TlsConfig>>,
     slot: usize,
     ctx: Ctx,
@@ -391,7 +525,7 @@ async fn listen(
 }
 
 async fn connect_loop(target: Target, slot: usize, ctx: Ctx, mut stop: watch::Receiver<bool>) {
-    let addr = target.addr();
+    let Some(addr) = target.addr() else { return };
     let tls = if target.is_tls() { ctx.cfg.tls.clone() } else { None };
     let mut backoff = Duration::from_secs(1);
     loop {
@@ -411,7 +545,7 @@ async fn connect_loop(target: Target, slot: usize, ctx: Ctx, mut stop: watch::Re
                     };
                     let mut stop2 = stop.clone();
                     tokio::select! {
-                        _ = serve(s, session, id, ConnType::Primary, ctx.clone()) => {}
+                        _ = serve(Stream::Tcp(s), session, id, ConnType::Primary, ctx.clone()) => {}
                         _ = stopped(&mut stop2) => return,
                     }
                     tracing::warn!(controller = %target, "controller connection closed");
@@ -447,29 +581,25 @@ impl ConnSink for Sink {
     }
 }
 
-/// Serves one connection until it closes, over TCP, or over TLS when `session` is given.
-async fn serve(stream: TcpStream, session: Option<rustls::Connection>, id: ConnId, kind: ConnType, ctx: Ctx) {
+/// Serves one connection until it closes, over TCP or a unix socket, or over TLS when
+/// `session` is given.
+async fn serve(stream: Stream, session: Option<rustls::Connection>, id: ConnId, kind: ConnType, ctx: Ctx) {
     let Ctx { cfg, events, log, .. } = ctx;
-    let _ = stream.set_nodelay(true);
-    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let peer = match &stream {
+        Stream::Tcp(s) => s.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
+        Stream::Unix(_) => "unix".to_string(),
+    };
     // A second handle on the socket for the control thread's writes.
-    let shared = match stream.into_std().and_then(|s| Ok((s.try_clone()?, s))) {
-        Ok((writer, s)) => match TcpStream::from_std(s) {
-            Ok(s) => (s, writer),
-            Err(e) => {
-                tracing::warn!(%peer, "OpenFlow connection: {e}");
-                return;
-            }
-        },
+    let (stream, writer) = match stream.split() {
+        Ok(pair) => pair,
         Err(e) => {
             tracing::warn!(%peer, "OpenFlow connection: {e}");
             return;
         }
     };
-    let (stream, writer) = shared;
-    let out = Arc::new(match session {
-        Some(session) => Output::new_tls(writer, session),
-        None => Output::new(writer),
+    let out = Arc::new(match (session, writer) {
+        (Some(session), Sock::Tcp(w)) => Output::new_tls(w, session),
+        (_, w) => Output::new(w),
     });
     let ccfg = ChannelConfig {
         versions: cfg.versions.clone(),
@@ -564,7 +694,7 @@ async fn serve(stream: TcpStream, session: Option<rustls::Connection>, id: ConnI
 }
 
 /// Writes the backlog out before a close (for at most a second).
-async fn drain(stream: &TcpStream, out: &Output) {
+async fn drain(stream: &Stream, out: &Output) {
     let give_up = tokio::time::sleep(Duration::from_secs(1));
     tokio::pin!(give_up);
     while out.has_backlog() {

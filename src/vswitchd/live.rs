@@ -243,9 +243,12 @@ impl LiveSwitch {
         self.running.is_some()
     }
 
-    /// The targets bridge `b`'s agent serves: its controllers and listeners.
+    /// The targets bridge `b`'s agent serves: its controllers and listeners, and its
+    /// management socket.
     fn targets_of(&self, b: &BridgeConf) -> Vec<Target> {
-        b.targets.clone()
+        let mut t = b.targets.clone();
+        t.push(Target::PUnix(self.mgmt_path(&b.name)));
+        t
     }
 
     /// Whether a port or bridge that failed last time should be tried again.
@@ -605,7 +608,8 @@ impl SwitchControl for LiveSwitch {
                     });
                 }
                 let Some((_, ts)) = targets.iter().find(|(n, _)| n == b.name()) else { continue };
-                for t in ts {
+                // The management socket is the switch's own, not a controller.
+                for t in ts.iter().filter(|t| !matches!(t.target, Target::PUnix(_))) {
                     let role = t.conn.and_then(|id| b.conn_role(id));
                     // Listeners are reported only while a client is connected.
                     if !t.target.is_active() && role.is_none() {
