@@ -66,6 +66,10 @@ fn a_running_switch_follows_its_configuration() {
     if skip_unless_root() {
         return;
     }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("XS_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
     let h = hosts(4, 1);
     let t = tag('r');
     let dir = run_dir(&t);

@@ -233,7 +233,8 @@ impl LiveSwitch {
         self.rebuilds
     }
 
-    /// How long the last rebuild took (switch stopped to new switch serving).
+    /// How long the last rebuild stopped forwarding: from stopping the old switch to the
+    /// new one serving (the offload program is loaded before, while the old one forwards).
     pub fn last_rebuild(&self) -> Option<Duration> {
         self.last_rebuild
     }
@@ -310,11 +311,16 @@ impl LiveSwitch {
     /// Stops the running switch (if any) and builds one for `cfg`, putting the bridges'
     /// OpenFlow state back.
     fn rebuild(&mut self, cfg: &Config, why: &str) {
+        let started = Instant::now();
+        // The offload program is verified and loaded while the old switch still forwards
+        // (it takes most of a rebuild's time, and touches no interface).
+        let setup = (!cfg.bridges.is_empty()).then(|| Switch::datapath_setup(cfg, &self.base));
         let t0 = Instant::now();
         let mut states: HashMap<String, BridgeState> = match self.running.take() {
             Some(r) => r.stop().into_iter().collect(),
             None => HashMap::new(),
         };
+        let stopped = t0.elapsed();
         let mut cleared = Vec::new();
         self.sync_agents(cfg, |b| cleared.push(b.to_string()));
         for b in cleared {
@@ -324,12 +330,13 @@ impl LiveSwitch {
         }
         self.failed_ports.clear();
         self.failed_bridges.clear();
-        if cfg.bridges.is_empty() {
+        let Some(setup) = setup else {
             tracing::info!("no bridges: the switch is stopped");
             return;
-        }
-        let setup = Switch::datapath_setup(cfg, &self.base);
+        };
+        let t1 = Instant::now();
         let (devices, built) = self.open_devices(cfg, &setup);
+        let opened = t1.elapsed();
         if built.bridges.is_empty() {
             return;
         }
@@ -374,7 +381,14 @@ impl LiveSwitch {
         self.rebuilds += 1;
         let took = t0.elapsed();
         self.last_rebuild = Some(took);
-        tracing::info!(why, took_ms = took.as_millis() as u64, "switch (re)built");
+        tracing::info!(
+            why,
+            gap_ms = took.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            stop_ms = stopped.as_millis() as u64,
+            open_ms = opened.as_millis() as u64,
+            "switch (re)built"
+        );
     }
 
     /// Serves `sw` on its own thread.
