@@ -871,6 +871,59 @@ mod tests {
     }
 
     #[test]
+    fn punix_targets_parse_and_print() {
+        let t: Target = "punix:/var/run/openvswitch/br0.mgmt".parse().unwrap();
+        assert_eq!(t, Target::PUnix(PathBuf::from("/var/run/openvswitch/br0.mgmt")));
+        assert_eq!(t.to_string(), "punix:/var/run/openvswitch/br0.mgmt");
+        assert!(!t.is_active() && !t.is_tls() && t.addr().is_none());
+        let e = "punix:".parse::<Target>().unwrap_err().to_string();
+        assert!(e.contains("needs a socket path"), "{e}");
+    }
+
+    #[test]
+    fn a_punix_listener_serves_a_client_reports_it_and_removes_its_file() {
+        let dir = std::env::temp_dir().join(format!("xs-punix-{}", std::process::id()));
+        let path = dir.join("br0.mgmt");
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        // A controller nobody listens on (the port was free a moment ago).
+        let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let targets = vec![Target::Active(gone), Target::PUnix(path.clone())];
+        let agent = Agent::start(AgentConfig { targets, ..AgentConfig::default() }, tx).unwrap();
+        // A second agent on the same live socket is refused.
+        let (tx2, _rx2) = crossbeam_channel::bounded(1);
+        let cfg2 = AgentConfig { targets: vec![Target::PUnix(path.clone())], ..AgentConfig::default() };
+        assert!(Agent::start(cfg2, tx2).is_err());
+        let mut c = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        send(&mut c, OFP13_VERSION, 1, Body::Hello(Hello::with_versions(&[OFP13_VERSION])));
+        assert!(matches!(read_msg(&mut c).body, Body::Hello(_)));
+        let (id, sink) = match rx.recv_timeout(Duration::from_secs(10)).unwrap() {
+            AgentEvent::Connected { id, kind, sink, .. } => {
+                assert_eq!(kind, ConnType::Service);
+                (id, sink)
+            }
+            _ => panic!("expected Connected"),
+        };
+        send(&mut c, OFP13_VERSION, 9, Body::BarrierRequest);
+        assert!(matches!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), AgentEvent::Message { .. }));
+        sink.reply(vec![Message { version: OFP13_VERSION, xid: Xid(9), body: Body::BarrierReply }]);
+        assert_eq!(read_msg(&mut c).body, Body::BarrierReply);
+        // The controller is not connected (nobody listens); the unix client is.
+        let st = agent.target_states();
+        assert_eq!((st[0].open, st[0].conn), (0, None));
+        assert_eq!((st[1].open, st[1].conn), (1, Some(id)));
+        drop(c);
+        match rx.recv_timeout(Duration::from_secs(10)).unwrap() {
+            AgentEvent::Disconnected { id: got } => assert_eq!(got, id),
+            _ => panic!("expected Disconnected"),
+        }
+        assert_eq!(agent.target_states()[1].open, 0);
+        drop(agent);
+        assert!(!path.exists(), "the socket file stays after the agent stopped");
+        let _ = std::fs::remove_dir(&dir);
+    }
+
+    #[test]
     fn tls_warnings_are_limited_and_count_what_they_left_out() {
         let l = LogLimit::default();
         let t0 = Instant::now();

@@ -405,6 +405,22 @@ mod tests {
     }
 
     #[test]
+    fn reconfigured_modes_apply_to_the_running_clock_and_clear_forgets_everyone() {
+        let t0 = Instant::now();
+        let (mut m, ..) = mgr(t0);
+        // Secure never fails open; made standalone, it does once the controllers are gone
+        // for long enough, counting from when they went.
+        assert_eq!(m.clear(t0), 3);
+        assert_eq!(m.iter().count(), 0);
+        assert_eq!(m.run_fail_mode(t0 + Duration::from_secs(20)), None);
+        m.reconfigure(FailMode::Standalone, true);
+        assert_eq!(m.run_fail_mode(t0 + Duration::from_secs(20)), Some(true));
+        // No controllers configured any more: nothing to fail.
+        m.reconfigure(FailMode::Standalone, false);
+        assert_eq!(m.run_fail_mode(t0 + Duration::from_secs(21)), Some(false));
+    }
+
+    #[test]
     fn one_master_at_a_time_and_stale_generations_refused() {
         let now = Instant::now();
         let (mut m, ..) = mgr(now);

@@ -148,3 +148,129 @@ fn default_datapath_id(b: &Bridge, dp: &Datapath) -> u64 {
         u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]])
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datapath::dpif::{DatapathConfig, DpPort};
+    use crate::netdev::mem::MemPort;
+    use crate::netdev::Port;
+    use crate::ofp::{Body, Message};
+    use crate::ofproto::bridge::PortMap;
+    use crate::ofproto::connmgr::{ConnId, ConnSink, ConnType, FailMode};
+    use crate::ofproto::meter::{Band, BandKind, MeterMod, MeterModCommand};
+    use crate::ofproto::rule::PortNames;
+    use crate::ofproto::table::Pipeline;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Log(Arc<Mutex<Vec<Message>>>);
+
+    impl ConnSink for Log {
+        fn reply(&self, msgs: Vec<Message>) {
+            self.0.lock().unwrap().extend(msgs);
+        }
+        fn send_async(&self, msg: Message) -> bool {
+            self.0.lock().unwrap().push(msg);
+            true
+        }
+    }
+
+    /// A datapath over in-memory ports `names` (datapath numbers 1, 2, ...) and a bridge
+    /// over it numbering them the same, with `flows`.
+    fn switch(names: &[&str], flows: &str) -> (Datapath, Bridge) {
+        let ports: Vec<DpPort> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| DpPort {
+                no: DpPortNo(i as u32 + 1),
+                port: Arc::new(MemPort::new(n, 1)) as Arc<dyn Port>,
+            })
+            .collect();
+        let mut dp = Datapath::start(&DatapathConfig::default(), ports).unwrap();
+        let pn: PortNames = names.iter().enumerate().map(|(i, n)| (*n, i as u32 + 1)).collect();
+        let mut pipeline = Pipeline::new();
+        pipeline.add_flows_from_str(flows, &pn, Duration::ZERO).unwrap();
+        let map = PortMap::new((1..=names.len() as u32).map(|i| (i, DpPortNo(i))).collect());
+        let cfg = BridgeConfig { fail_mode: FailMode::Secure, ..BridgeConfig::default() };
+        let b = Bridge::new("br0", 0, cfg, pipeline, pn, map, &mut dp);
+        (dp, b)
+    }
+
+    #[test]
+    fn a_rebuild_keeps_flows_meters_and_connections_and_tells_of_the_ports() {
+        let (mut dp, mut old) = switch(&["p1", "p2"], "priority=5,in_port=1,actions=output:2");
+        let mm = MeterMod {
+            command: MeterModCommand::Add,
+            flags: 0,
+            meter_id: 7,
+            bands: vec![Band { kind: BandKind::Drop, rate: 1000, burst_size: 0 }],
+        };
+        old.model.meter_mod(mm, old.now()).unwrap();
+        old.sync_meters(&mut dp);
+        let log = Log::default();
+        old.conns.connect(
+            ConnId(42),
+            ConnType::Primary,
+            crate::ofp::OFP13_VERSION,
+            "c".into(),
+            Box::new(log.clone()),
+        );
+        let state = old.take_state(&mut dp);
+        assert_eq!(state.n_flows(), 1);
+        assert_eq!(old.model.pipeline.table_stats().iter().map(|t| t.active).sum::<u32>(), 0, "taken out");
+        dp.shutdown();
+        drop((old, dp));
+
+        // The new switch has a third port and none of the old flows of its own.
+        let (mut dp, mut new) = switch(&["p1", "p2", "p3"], "");
+        new.restore_state(&mut dp, state);
+        let dump = new.model.pipeline.dump(&new.ports, new.now());
+        assert_eq!(dump.len(), 1, "{dump:?}");
+        assert!(dump[0].contains("in_port=p1") || dump[0].contains("in_port=1"), "{dump:?}");
+        assert_eq!(dp.meter_ids(), vec![7], "the meter is in the new datapath");
+        assert!(new.conn_role(ConnId(42)).is_some(), "the controller connection goes on");
+        // The controller hears of the new port.
+        let sent = log.0.lock().unwrap().clone();
+        let added: Vec<u32> = sent
+            .iter()
+            .filter_map(|m| match &m.body {
+                Body::PortStatus(ps) if ps.reason == crate::ofp::port::OFPPR_ADD => Some(ps.desc.port_no),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(added, vec![3], "{sent:?}");
+        dp.shutdown();
+    }
+
+    #[test]
+    fn reconfigure_changes_settings_and_keeps_the_tables() {
+        let (mut dp, mut b) = switch(&["p1", "p2"], "priority=5,in_port=1,actions=output:2");
+        let cfg = BridgeConfig {
+            fail_mode: FailMode::Standalone,
+            has_controllers: true,
+            mac_aging: Duration::from_secs(42),
+            packet_in_rate: 3,
+            datapath_id: Some(0xabc),
+            ..BridgeConfig::default()
+        };
+        b.reconfigure(&dp, &cfg);
+        assert_eq!(b.datapath_id(), 0xabc);
+        assert_eq!(b.mac_aging(), Duration::from_secs(42));
+        assert_eq!(b.cfg.fail_mode, FailMode::Standalone);
+        assert_eq!(b.model.pipeline.dump(&b.ports, b.now()).len(), 1);
+        // Back to the default datapath_id: from the LOCAL port, or kept without one.
+        b.reconfigure(&dp, &BridgeConfig::default());
+        assert_eq!(b.datapath_id(), 0xabc, "no LOCAL port here: the id in use stays");
+        let log = Log::default();
+        b.conns.connect(ConnId(1), ConnType::Service, crate::ofp::OFP13_VERSION, "x".into(), Box::new(log));
+        b.clear_connections();
+        assert!(b.conn_role(ConnId(1)).is_none());
+        let st = b.port_status(&dp);
+        assert_eq!(
+            st.iter().map(|p| (p.name.as_str(), p.ofport)).collect::<Vec<_>>(),
+            [("p1", 1), ("p2", 2)]
+        );
+        dp.shutdown();
+    }
+}
