@@ -917,7 +917,15 @@ mod tests {
             AgentEvent::Disconnected { id: got } => assert_eq!(got, id),
             _ => panic!("expected Disconnected"),
         }
-        assert_eq!(agent.target_states()[1].open, 0);
+        // The slot is released as the connection's task ends, just after it said so.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while agent.target_states()[1].open != 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            agent.target_states()[1],
+            TargetState { target: Target::PUnix(path.clone()), conn: None, open: 0 }
+        );
         drop(agent);
         assert!(!path.exists(), "the socket file stays after the agent stopped");
         let _ = std::fs::remove_dir(&dir);
