@@ -137,17 +137,59 @@ fn a_running_switch_follows_its_configuration() {
     sw.apply(&cfg(&[p0, p1, p2, &missing], ""));
     assert!(eventually_pings(&h[0], &h[1], 10), "h0 untagged again does not reach h1");
 
-    // Controllers changed live: the new one is connected to, no rebuild.
+    // The missing interface appears: the next apply adds it (OVS retries on every
+    // reconfiguration), with the number the configuration gave it.
+    sh_ok(&["ip", "link", "add", &missing, "type", "veth", "peer", "name", &format!("{missing}p")]);
+    let _gone = DeleteLink(missing.clone());
+    sh_ok(&["ip", "link", "set", &missing, "up"]);
+    sh_ok(&["ip", "link", "set", &format!("{missing}p"), "up"]);
+    let n = sw.rebuilds();
+    let r = sw.apply(&cfg(&[p0, p1, p2, &missing], ""));
+    assert_eq!((port_error(&r, &missing), ofport(&r, &missing)), (None, Some(4)), "{r:?}");
+    assert_eq!(sw.rebuilds(), n + 1);
+    assert!(ofctl(&["dump-flows", &m]).contains("nw_dst=198.18.0.200"));
+    assert!(eventually_pings(&h[0], &h[2], 10));
+
+    // Controllers changed live: the new one is connected to, no rebuild; the status says
+    // it is connected once the OpenFlow hello is done, and gives each port's state.
     let ctrl = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = ctrl.local_addr().unwrap();
     let n = sw.rebuilds();
     sw.apply(&cfg(&[p0, p1, p2, &missing], &format!("controller = \"tcp:{addr}\"\n")));
     assert_eq!(sw.rebuilds(), n, "a controller change rebuilt the switch");
-    ctrl.set_nonblocking(false).unwrap();
-    let (_conn, _) = ctrl.accept().expect("the switch connects to the new controller");
-    let st = sw.status();
-    assert!(st.controllers.iter().any(|c| c.target == format!("tcp:{addr}")), "{st:?}");
-    assert!(st.ports.iter().any(|p| p.name == p0 && p.ofport == 1 && p.mtu > 0), "{st:?}");
+    let (mut conn, _) = ctrl.accept().expect("the switch connects to the new controller");
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    std::io::Write::write_all(&mut conn, &[4, 0, 0, 8, 0, 0, 0, 1]).unwrap(); // OFPT_HELLO, 1.3
+    let target = format!("tcp:{addr}");
+    let st = eventually(10, "the controller connected in the status", || {
+        let st = sw.status();
+        st.controllers.iter().any(|c| c.target == target && c.connected).then_some(st)
+    });
+    let c = st.controllers.iter().find(|c| c.target == target).unwrap();
+    assert_eq!((c.bridge.as_str(), c.role.as_str()), (br.as_str(), "other"), "{st:?}");
+    assert!(
+        !st.controllers.iter().any(|c| c.target.starts_with("punix:")),
+        "the mgmt socket is no controller"
+    );
+    let s0 = st.ports.iter().find(|p| p.name == p0).expect("port 1 in the status");
+    assert!(
+        s0.ofport == 1 && s0.admin_up && s0.link_up && s0.mtu == 1500 && s0.stats.rx_packets > 0,
+        "{s0:?}"
+    );
+    assert_eq!(s0.mac, mac_bytes(sh_ok(&["cat", &format!("/sys/class/net/{p0}/address")]).trim()));
+    assert!(st.ports.iter().any(|p| p.name == br && p.ofport == 0xffff_fffe), "LOCAL: {st:?}");
+    // Controller removed: its connection closes.
+    sw.apply(&cfg(&[p0, p1, p2, &missing], ""));
+    assert!(sw.status().controllers.is_empty());
+    let mut buf = [0u8; 64];
+    let closed = loop {
+        match std::io::Read::read(&mut conn, &mut buf) {
+            Ok(0) => break true,
+            Ok(_) => continue,
+            Err(_) => break false,
+        }
+    };
+    assert!(closed, "the removed controller's connection stays open");
 
     // Remove a port, and add a second bridge, then remove it.
     let br2 = format!("xq{t}");
@@ -170,10 +212,19 @@ fn a_running_switch_follows_its_configuration() {
     let r = sw.apply(&Config::parse("").unwrap_or_else(|_| empty_config()));
     assert!(r.bridges.is_empty() && r.ports.is_empty());
     assert!(!sw.is_running());
-    for p in [p0, p1, p2, p3] {
+    for p in [p0, p1, p2, p3, missing.as_str()] {
         assert!(!has_xdp(p), "{p} keeps an XDP program with no bridges");
     }
     assert!(!dir.0.join(format!("{br}.mgmt")).exists());
+}
+
+/// Deletes a link on drop.
+struct DeleteLink(String);
+
+impl Drop for DeleteLink {
+    fn drop(&mut self) {
+        let _ = xdpswitch::netns::sh(&["ip", "link", "del", &self.0]);
+    }
 }
 
 /// A configuration without bridges (the file format asks for one; the database may not).
