@@ -90,7 +90,10 @@ fn a_running_switch_follows_its_configuration() {
     assert_eq!((ofport(&r, p0), ofport(&r, p1)), (Some(1), Some(2)));
     assert!(r.bridges[0].error.is_none() && r.bridges[0].datapath_id != 0, "{r:?}");
     assert_eq!(sw.rebuilds(), 1);
+    let dpid = r.bridges[0].datapath_id;
     assert!(eventually_pings(&h[0], &h[1], 10), "h0 does not reach h1");
+    // The bridge's LOCAL port is configured by the operator (as br0 under OVS).
+    sh_ok(&["ip", "addr", "add", "192.0.2.77/32", "dev", &br]);
 
     // A controller's flow through the management socket (ovs-ofctl as against OVS).
     let m = mgmt(&dir.0, &br);
@@ -101,6 +104,10 @@ fn a_running_switch_follows_its_configuration() {
     let r = sw.apply(&cfg(&[p0, p1, p2], ""));
     assert_eq!(ofport(&r, p2), Some(3), "{r:?}");
     assert_eq!(sw.rebuilds(), 2);
+    // The LOCAL port lives on across the rebuild: same MAC, so same datapath_id, and its
+    // address stays.
+    assert_eq!(r.bridges[0].datapath_id, dpid, "the datapath_id changed in a rebuild");
+    assert!(sh_ok(&["ip", "addr", "show", "dev", &br]).contains("192.0.2.77/32"));
     eprintln!("rebuild took {:?}", sw.last_rebuild().unwrap());
     let flows = ofctl(&["dump-flows", &m]);
     assert!(flows.contains("nw_dst=198.18.0.200"), "the controller's flow is gone: {flows}");

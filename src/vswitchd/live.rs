@@ -64,6 +64,10 @@ pub struct LiveSwitch {
     /// Per bridge: its agent and the channel to its bridge (both survive rebuilds).
     links: HashMap<String, Link>,
     running: Option<Running>,
+    /// The tap devices (LOCAL and internal ports), kept across rebuilds: a tap disappears
+    /// when closed, and with it its address, MAC (the datapath_id comes from LOCAL's) and IP
+    /// configuration, which OVS keeps.
+    taps: HashMap<String, Arc<dyn Port>>,
     rebuilds: u64,
     last_rebuild: Option<Duration>,
 }
@@ -213,6 +217,7 @@ impl LiveSwitch {
             failed_bridges: HashMap::new(),
             links: HashMap::new(),
             running: None,
+            taps: HashMap::new(),
             rebuilds: 0,
             last_rebuild: None,
         })
@@ -331,6 +336,7 @@ impl LiveSwitch {
         self.failed_ports.clear();
         self.failed_bridges.clear();
         let Some(setup) = setup else {
+            self.taps.clear();
             tracing::info!("no bridges: the switch is stopped");
             return;
         };
@@ -412,10 +418,35 @@ impl LiveSwitch {
         setup: &DatapathSetup,
     ) -> (HashMap<String, Arc<dyn Port>>, Config) {
         let mut devices: HashMap<String, Arc<dyn Port>> = HashMap::new();
+        // Taps no longer wanted go before anything is opened (the name may be another
+        // kind of port now).
+        let wanted: Vec<&str> = cfg
+            .bridges
+            .iter()
+            .flat_map(|b| {
+                let internal = b.ports.iter().filter(|p| p.kind == PortKind::Internal);
+                std::iter::once(b.name.as_str()).chain(internal.map(|p| p.name.as_str()))
+            })
+            .collect();
+        self.taps.retain(|name, _| wanted.contains(&name.as_str()));
+        let taps = &mut self.taps;
+        let mut open = |kind: &PortKind, name: &str| -> Option<anyhow::Result<Arc<dyn Port>>> {
+            if *kind != PortKind::Internal {
+                return Switch::open_device(kind, name, setup);
+            }
+            if let Some(t) = taps.get(name) {
+                return Some(Ok(t.clone()));
+            }
+            let r = Switch::open_device(kind, name, setup)?;
+            if let Ok(t) = &r {
+                taps.insert(name.to_string(), t.clone());
+            }
+            Some(r)
+        };
         let mut built = cfg.clone();
         built.bridges.clear();
         for b in &cfg.bridges {
-            let local = Switch::open_device(&PortKind::Internal, &b.name, setup);
+            let local = open(&PortKind::Internal, &b.name);
             match local {
                 Some(Ok(p)) => {
                     devices.insert(b.name.clone(), p);
@@ -432,7 +463,7 @@ impl LiveSwitch {
             let mut nb = b.clone();
             nb.ports.clear();
             for p in &b.ports {
-                match Switch::open_device(&p.kind, &p.name, setup) {
+                match open(&p.kind, &p.name) {
                     Some(Err(e)) => {
                         let msg = open_error(&p.name, &e);
                         tracing::warn!(bridge = %b.name, port = %p.name, "{msg}");
@@ -449,7 +480,7 @@ impl LiveSwitch {
         }
         built.underlays.clear();
         for u in &cfg.underlays {
-            match Switch::open_device(&PortKind::Afxdp, &u.port, setup) {
+            match open(&PortKind::Afxdp, &u.port) {
                 Some(Ok(dev)) => {
                     devices.insert(u.port.clone(), dev);
                     built.underlays.push(u.clone());
