@@ -76,6 +76,10 @@ fn a_running_switch_follows_its_configuration() {
     let br = format!("xr{t}");
     let missing = format!("xsno{t}");
     let mut sw = LiveSwitch::new(&dir.0, base()).expect("live switch");
+    assert_eq!(sw.ctl_path(), dir.0.join("xdpswitch.ctl"));
+    // No configuration yet: the ctl socket answers, and says so.
+    let r = xdpswitch::ctl::call(sw.ctl_path(), &["dump-flows".to_string()], false).unwrap();
+    assert!(!r.ok && r.body.contains("not running"), "{r:?}");
     let cfg = |ports: &[&str], extra: &str| {
         let list: Vec<String> = ports.iter().map(|p| format!("{p:?}")).collect();
         let text = format!("[[bridge]]\nname = \"{br}\"\nports = [{}]\n{extra}", list.join(", "));
@@ -223,6 +227,10 @@ fn a_running_switch_follows_its_configuration() {
         assert!(!has_xdp(p), "{p} keeps an XDP program with no bridges");
     }
     assert!(!dir.0.join(format!("{br}.mgmt")).exists());
+    let r = xdpswitch::ctl::call(sw.ctl_path(), &["dump-flows".to_string()], false).unwrap();
+    assert!(!r.ok && r.body.contains("not running"), "{r:?}");
+    drop(sw);
+    assert!(!dir.0.join("xdpswitch.ctl").exists(), "the ctl socket stays after the switch went");
 }
 
 /// Deletes a link on drop.

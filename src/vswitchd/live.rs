@@ -64,6 +64,8 @@ pub struct LiveSwitch {
     /// Per bridge: its agent and the channel to its bridge (both survive rebuilds).
     links: HashMap<String, Link>,
     running: Option<Running>,
+    /// Answers the ctl socket while no switch runs.
+    idle: Option<Idle>,
     /// The tap devices (LOCAL and internal ports), kept across rebuilds: a tap disappears
     /// when closed, and with it its address, MAC (the datapath_id comes from LOCAL's) and IP
     /// configuration, which OVS keeps.
@@ -108,6 +110,49 @@ impl Running {
         // Wake the control thread if it is idle.
         let _ = self.control.send(Box::new(|_| {}));
         self.thread.join().unwrap_or_default()
+    }
+}
+
+/// Answers ctl calls while no switch runs (no configuration yet, or an empty one), so the
+/// operator gets an answer rather than a timeout.
+struct Idle {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Idle {
+    fn start(calls: Receiver<ctl::Call>) -> Idle {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("ctl-idle".into())
+            .spawn(move || {
+                while !stop2.load(Relaxed) {
+                    match calls.recv_timeout(Duration::from_millis(50)) {
+                        Ok(call) => {
+                            let r = match call.command.name {
+                                "bridge/list" => ctl::Response::ok(""),
+                                _ => ctl::Response::err("no bridges: the switch is not running"),
+                            };
+                            let _ = call.reply.send(r);
+                        }
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+            })
+            .ok();
+        Idle { stop, thread }
+    }
+}
+
+impl Drop for Idle {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -210,6 +255,7 @@ impl LiveSwitch {
             rundir: rundir.to_path_buf(),
             base,
             _ctl: server,
+            idle: Some(Idle::start(calls.clone())),
             calls,
             ctl_path,
             cfg: None,
@@ -528,7 +574,6 @@ impl LiveSwitch {
         let mut cleared = Vec::new();
         // Agents first: a bridge's old connections are forgotten before the new agent's
         // connections arrive (the control thread does it before we go on).
-        let links_before: Vec<String> = self.links.keys().cloned().collect();
         let control = running.control.clone();
         self.sync_agents(cfg, |b| {
             let (tx, rx) = bounded(1);
@@ -544,13 +589,19 @@ impl LiveSwitch {
             }
             cleared.push(b.to_string());
         });
-        let _ = links_before;
+        // Settings go to the bridges whose settings or controllers changed (a reconfigured
+        // bridge re-translates its megaflows: not for nothing).
         let base = self.base.clone();
-        let settings: Vec<(String, crate::ofproto::bridge::BridgeConfig)> =
-            cfg.bridges.iter().map(|b| (b.name.clone(), bridge_config(b, &base))).collect();
+        let settings: Vec<(String, crate::ofproto::bridge::BridgeConfig)> = cfg
+            .bridges
+            .iter()
+            .filter(|b| plan.settings.contains(&b.name) || cleared.contains(&b.name))
+            .map(|b| (b.name.clone(), bridge_config(b, &base)))
+            .collect();
         let vlans = plan.vlans.clone();
         let Some(running) = self.running.as_mut() else { return };
-        running.query(move |of| {
+        let changed = !settings.is_empty() || !vlans.is_empty();
+        let job = move |of: &mut Ofproto| {
             for (name, bcfg) in &settings {
                 let Some(i) = of.bridges().iter().position(|x| x.name() == name) else { continue };
                 let (b, dp) = of.bridge_mut(i);
@@ -561,7 +612,10 @@ impl LiveSwitch {
                 let (b, dp) = of.bridge_mut(i);
                 b.set_port_vlan(dp, ofport, vlan);
             }
-        });
+        };
+        if changed {
+            running.query(job);
+        }
         // The running switch's configuration follows (its layout is unchanged).
         let mut built = cfg.clone();
         for b in &mut built.bridges {
@@ -618,7 +672,13 @@ impl SwitchControl for LiveSwitch {
             p.rebuild = Some("retrying ports that failed".into());
         }
         match &p.rebuild {
-            Some(why) => self.rebuild(cfg, why),
+            Some(why) => {
+                self.idle = None;
+                self.rebuild(cfg, why);
+                if self.running.is_none() {
+                    self.idle = Some(Idle::start(self.calls.clone()));
+                }
+            }
             None => self.apply_live(cfg, &p),
         }
         self.cfg = Some(cfg.clone());
@@ -681,6 +741,7 @@ impl SwitchControl for LiveSwitch {
 
 impl Drop for LiveSwitch {
     fn drop(&mut self) {
+        self.idle = None;
         if let Some(r) = self.running.take() {
             drop(r.stop());
         }
