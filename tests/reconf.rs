@@ -202,6 +202,22 @@ fn a_running_switch_follows_its_configuration() {
     };
     assert!(closed, "the removed controller's connection stays open");
 
+    // A bridge that cannot be built (its LOCAL port's name is taken by a device that is no
+    // tap): its error, and the other bridge goes on.
+    let bad = Config::parse(&format!(
+        "[[bridge]]\nname = \"{br}\"\nports = [\"{p0}\", \"{p1}\"]\n[[bridge]]\nname = \"lo\"\nports = [\"{p3}\"]\n"
+    ))
+    .unwrap();
+    let r = sw.apply(&bad);
+    let lo = r.bridges.iter().find(|b| b.name == "lo").unwrap();
+    assert!(lo.error.as_deref().is_some_and(|e| e.contains("LOCAL port lo")), "{r:?}");
+    assert!(port_error(&r, p3).is_some() && ofport(&r, p3).is_none(), "{r:?}");
+    assert!(r.bridges.iter().find(|b| b.name == br).unwrap().error.is_none(), "{r:?}");
+    assert!(!has_xdp(p3), "a port of a bridge that failed keeps an XDP program");
+    assert!(!dir.0.join("lo.mgmt").exists(), "a bridge that failed has a management socket");
+    assert!(ofctl(&["dump-flows", &m]).contains("nw_dst=198.18.0.200"));
+    assert!(eventually_pings(&h[0], &h[1], 10));
+
     // Remove a port, and add a second bridge, then remove it.
     let br2 = format!("xq{t}");
     let two = Config::parse(&format!(
@@ -231,6 +247,32 @@ fn a_running_switch_follows_its_configuration() {
     assert!(!r.ok && r.body.contains("not running"), "{r:?}");
     drop(sw);
     assert!(!dir.0.join("xdpswitch.ctl").exists(), "the ctl socket stays after the switch went");
+}
+
+/// `xdpswitch run --listen punix:PATH`: ovs-ofctl reaches the switch on a unix socket, which
+/// is gone after the switch stops.
+#[test]
+fn the_cli_listens_on_a_unix_socket() {
+    if skip_unless_root() {
+        return;
+    }
+    let h = hosts(2, 1);
+    let t = tag('u');
+    let dir = run_dir(&t);
+    let path = dir.0.join("sw.mgmt");
+    let listen = format!("punix:{}", path.display());
+    let mut sw =
+        SwitchProc::start(&[&h[0].sw_if, &h[1].sw_if], "priority=3,actions=drop\n", &["--listen", &listen]);
+    let target = format!("unix:{}", path.display());
+    ofctl(&["add-flow", &target, "priority=9,in_port=1,actions=output:2"]);
+    let flows = ofctl(&["dump-flows", &target]);
+    assert!(
+        flows.contains("priority=9,in_port=1 actions=output:2") || flows.contains("in_port=1"),
+        "{flows}"
+    );
+    assert!(flows.contains("priority=3"), "{flows}");
+    assert!(sw.stop().success());
+    assert!(!path.exists(), "the unix socket stays after the switch stopped");
 }
 
 /// Deletes a link on drop.

@@ -350,8 +350,12 @@ impl ConnMgr {
     }
 
     /// A new fail mode or set of controllers, keeping the connections (a reconfiguration of
-    /// a running bridge). The fail-mode clock runs on from where it was.
-    pub fn reconfigure(&mut self, fail_mode: FailMode, has_controllers: bool) {
+    /// a running bridge). The fail-mode clock runs on from where it was, but controllers
+    /// configured where there were none get their full time to connect from `now`.
+    pub fn reconfigure(&mut self, fail_mode: FailMode, has_controllers: bool, now: Instant) {
+        if has_controllers && !self.has_controllers && self.disconnected_since.is_some() {
+            self.disconnected_since = Some(now);
+        }
         self.fail_mode = fail_mode;
         self.has_controllers = has_controllers;
     }
@@ -413,11 +417,15 @@ mod tests {
         assert_eq!(m.clear(t0), 3);
         assert_eq!(m.iter().count(), 0);
         assert_eq!(m.run_fail_mode(t0 + Duration::from_secs(20)), None);
-        m.reconfigure(FailMode::Standalone, true);
+        m.reconfigure(FailMode::Standalone, true, t0 + Duration::from_secs(1));
         assert_eq!(m.run_fail_mode(t0 + Duration::from_secs(20)), Some(true));
         // No controllers configured any more: nothing to fail.
-        m.reconfigure(FailMode::Standalone, false);
+        m.reconfigure(FailMode::Standalone, false, t0 + Duration::from_secs(21));
         assert_eq!(m.run_fail_mode(t0 + Duration::from_secs(21)), Some(false));
+        // Controllers configured again: they get their full time from then.
+        m.reconfigure(FailMode::Standalone, true, t0 + Duration::from_secs(30));
+        assert_eq!(m.run_fail_mode(t0 + Duration::from_secs(40)), None);
+        assert_eq!(m.run_fail_mode(t0 + Duration::from_secs(45)), Some(true));
     }
 
     #[test]

@@ -69,7 +69,7 @@ impl Bridge {
     /// on, and they hear about the ports that came and went.
     pub fn restore_state(&mut self, dp: &mut Datapath, state: BridgeState) {
         let BridgeState { model, started, mut conns, ports } = state;
-        conns.reconfigure(self.cfg.fail_mode, self.cfg.has_controllers);
+        conns.reconfigure(self.cfg.fail_mode, self.cfg.has_controllers, Instant::now());
         self.model = model;
         self.started = started;
         self.conns = conns;
@@ -91,7 +91,7 @@ impl Bridge {
     /// Applies the parts of `cfg` that change without a rebuild: fail mode, whether
     /// controllers are configured, MAC aging, the packet-in rate and the datapath_id.
     pub fn reconfigure(&mut self, dp: &Datapath, cfg: &BridgeConfig) {
-        self.conns.reconfigure(cfg.fail_mode, cfg.has_controllers);
+        self.conns.reconfigure(cfg.fail_mode, cfg.has_controllers, Instant::now());
         if cfg.packet_in_rate != self.cfg.packet_in_rate {
             self.pin_bucket = super::openflow::TokenBucket::new(cfg.packet_in_rate, Instant::now());
         }

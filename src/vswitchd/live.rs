@@ -675,6 +675,10 @@ impl SwitchControl for LiveSwitch {
             Some(why) => {
                 self.idle = None;
                 self.rebuild(cfg, why);
+                // A bridge that could not be built takes no OpenFlow connections (its
+                // management socket goes too); it is tried again on the next apply.
+                let failed = &self.failed_bridges;
+                self.links.retain(|name, _| !failed.contains_key(name));
                 if self.running.is_none() {
                     self.idle = Some(Idle::start(self.calls.clone()));
                 }
