@@ -32,11 +32,6 @@ impl BridgeState {
     pub fn n_flows(&self) -> usize {
         self.model.pipeline.table_stats().iter().map(|t| t.active as usize).sum()
     }
-
-    /// Forgets the connections (their agent was replaced while no switch ran).
-    pub fn clear_connections(&mut self) {
-        self.conns.clear(Instant::now());
-    }
 }
 
 /// One port of a bridge as [`Bridge::port_status`] reports it.

@@ -366,19 +366,14 @@ impl LiveSwitch {
         // The offload program is verified and loaded while the old switch still forwards
         // (it takes most of a rebuild's time, and touches no interface).
         let setup = (!cfg.bridges.is_empty()).then(|| Switch::datapath_setup(cfg, &self.base));
+        // Agents too, while the old switch still serves them.
+        self.restart_agents(cfg);
         let t0 = Instant::now();
-        let mut states: HashMap<String, BridgeState> = match self.running.take() {
+        let states: HashMap<String, BridgeState> = match self.running.take() {
             Some(r) => r.stop().into_iter().collect(),
             None => HashMap::new(),
         };
         let stopped = t0.elapsed();
-        let mut cleared = Vec::new();
-        self.sync_agents(cfg, |b| cleared.push(b.to_string()));
-        for b in cleared {
-            if let Some(s) = states.get_mut(&b) {
-                s.clear_connections();
-            }
-        }
         self.failed_ports.clear();
         self.failed_bridges.clear();
         let Some(setup) = setup else {
@@ -568,14 +563,16 @@ impl LiveSwitch {
         (devices, built)
     }
 
-    /// Applies what changes live on the running switch.
-    fn apply_live(&mut self, cfg: &Config, plan: &Plan) {
-        let Some(running) = self.running.as_ref() else { return };
+    /// Brings the agents to `cfg` (see [`sync_agents`](Self::sync_agents)) while the switch
+    /// (if any) runs: it drains the agents' events meanwhile (an agent blocked on a full
+    /// channel could not be stopped), and forgets a restarted agent's connections before the
+    /// new agent's arrive. Returns the bridges whose agent was restarted.
+    fn restart_agents(&mut self, cfg: &Config) -> Vec<String> {
         let mut cleared = Vec::new();
-        // Agents first: a bridge's old connections are forgotten before the new agent's
-        // connections arrive (the control thread does it before we go on).
-        let control = running.control.clone();
+        let control = self.running.as_ref().map(|r| r.control.clone());
         self.sync_agents(cfg, |b| {
+            cleared.push(b.to_string());
+            let Some(control) = &control else { return };
             let (tx, rx) = bounded(1);
             let name = b.to_string();
             let job: Control = Box::new(move |of| {
@@ -587,8 +584,16 @@ impl LiveSwitch {
             if control.send(job).is_ok() {
                 let _ = rx.recv_timeout(CONTROL_TIMEOUT);
             }
-            cleared.push(b.to_string());
         });
+        cleared
+    }
+
+    /// Applies what changes live on the running switch.
+    fn apply_live(&mut self, cfg: &Config, plan: &Plan) {
+        if self.running.is_none() {
+            return;
+        }
+        let cleared = self.restart_agents(cfg);
         // Settings go to the bridges whose settings or controllers changed (a reconfigured
         // bridge re-translates its megaflows: not for nothing).
         let base = self.base.clone();
