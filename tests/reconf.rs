@@ -166,8 +166,13 @@ fn a_running_switch_follows_its_configuration() {
     let ctrl = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = ctrl.local_addr().unwrap();
     let n = sw.rebuilds();
-    sw.apply(&cfg(&[p0, p1, p2, &missing], &format!("controller = \"tcp:{addr}\"\n")));
+    // A listener on a port already taken: the controller and the management socket go on.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port();
+    let extra = format!("controller = \"tcp:{addr}\"\nlisten = \"ptcp:{busy_port}\"\n");
+    sw.apply(&cfg(&[p0, p1, p2, &missing], &extra));
     assert_eq!(sw.rebuilds(), n, "a controller change rebuilt the switch");
+    assert!(ofctl(&["dump-flows", &m]).contains("nw_dst=198.18.0.200"), "no mgmt socket");
     let (mut conn, _) = ctrl.accept().expect("the switch connects to the new controller");
     conn.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
     std::io::Write::write_all(&mut conn, &[4, 0, 0, 8, 0, 0, 0, 1]).unwrap(); // OFPT_HELLO, 1.3
@@ -189,6 +194,7 @@ fn a_running_switch_follows_its_configuration() {
     );
     assert_eq!(s0.mac, mac_bytes(sh_ok(&["cat", &format!("/sys/class/net/{p0}/address")]).trim()));
     assert!(st.ports.iter().any(|p| p.name == br && p.ofport == 0xffff_fffe), "LOCAL: {st:?}");
+    drop(busy);
     // Controller removed: its connection closes.
     sw.apply(&cfg(&[p0, p1, p2, &missing], ""));
     assert!(sw.status().controllers.is_empty());

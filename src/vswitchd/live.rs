@@ -351,10 +351,24 @@ impl LiveSwitch {
             if targets.is_empty() {
                 continue;
             }
-            let acfg = AgentConfig { targets, tls: tls.clone(), ..self.base.agent.clone() };
+            let acfg = AgentConfig { targets: targets.clone(), tls: tls.clone(), ..self.base.agent.clone() };
             match Agent::start(acfg, link.tx.clone()) {
                 Ok(a) => link.agent = Some(a),
-                Err(e) => tracing::warn!(bridge = %b.name, "OpenFlow agent not started: {e:#}"),
+                Err(e) => {
+                    // A listener that cannot bind (or TLS without its files) must not cost
+                    // the bridge its controllers and management socket: those alone, then.
+                    tracing::warn!(bridge = %b.name, "OpenFlow agent: {e:#}; going on without its listeners");
+                    let fallback: Vec<Target> = targets
+                        .into_iter()
+                        .filter(|t| t.is_active() || matches!(t, Target::PUnix(_)))
+                        .filter(|t| !t.is_tls() || tls.is_some())
+                        .collect();
+                    let acfg = AgentConfig { targets: fallback, tls: tls.clone(), ..self.base.agent.clone() };
+                    match Agent::start(acfg, link.tx.clone()) {
+                        Ok(a) => link.agent = Some(a),
+                        Err(e) => tracing::warn!(bridge = %b.name, "OpenFlow agent not started: {e:#}"),
+                    }
+                }
             }
         }
     }
