@@ -66,10 +66,13 @@ pub struct LiveSwitch {
     running: Option<Running>,
     /// Answers the ctl socket while no switch runs.
     idle: Option<Idle>,
-    /// The tap devices (LOCAL and internal ports), kept across rebuilds: a tap disappears
-    /// when closed, and with it its address, MAC (the datapath_id comes from LOCAL's) and IP
-    /// configuration, which OVS keeps.
-    taps: HashMap<String, Arc<dyn Port>>,
+    /// Devices kept across rebuilds, by name. Taps (LOCAL and internal ports): a tap
+    /// disappears when closed, and with it its address, MAC (the datapath_id comes from
+    /// LOCAL's) and IP configuration, which OVS keeps. AF_XDP ports when the offload is off:
+    /// each has its own XDP program, whose loading would otherwise lengthen the gap.
+    kept: HashMap<String, Kept>,
+    /// The `xdp_mode` the kept AF_XDP ports were attached with.
+    kept_xdp_mode: Option<String>,
     rebuilds: u64,
     last_rebuild: Option<Duration>,
 }
@@ -229,6 +232,20 @@ fn layout_change(old: &Config, new: &Config) -> Option<String> {
     None
 }
 
+/// A device kept across rebuilds.
+struct Kept {
+    kind: PortKind,
+    /// The interface's index when it was opened (a new interface of the same name is
+    /// opened anew).
+    ifindex: Option<u32>,
+    port: Arc<dyn Port>,
+}
+
+/// Interface `name`'s index, from sysfs.
+fn ifindex(name: &str) -> Option<u32> {
+    std::fs::read_to_string(Path::new("/sys/class/net").join(name).join("ifindex")).ok()?.trim().parse().ok()
+}
+
 /// OVS's wording for a device that cannot be opened.
 fn open_error(name: &str, e: &anyhow::Error) -> String {
     if !Path::new("/sys/class/net").join(name).exists() {
@@ -263,7 +280,8 @@ impl LiveSwitch {
             failed_bridges: HashMap::new(),
             links: HashMap::new(),
             running: None,
-            taps: HashMap::new(),
+            kept: HashMap::new(),
+            kept_xdp_mode: None,
             rebuilds: 0,
             last_rebuild: None,
         })
@@ -391,7 +409,7 @@ impl LiveSwitch {
         self.failed_ports.clear();
         self.failed_bridges.clear();
         let Some(setup) = setup else {
-            self.taps.clear();
+            self.kept.clear();
             tracing::info!("no bridges: the switch is stopped");
             return;
         };
@@ -473,28 +491,38 @@ impl LiveSwitch {
         setup: &DatapathSetup,
     ) -> (HashMap<String, Arc<dyn Port>>, Config) {
         let mut devices: HashMap<String, Arc<dyn Port>> = HashMap::new();
-        // Taps no longer wanted go before anything is opened (the name may be another
-        // kind of port now).
-        let wanted: Vec<&str> = cfg
-            .bridges
-            .iter()
-            .flat_map(|b| {
-                let internal = b.ports.iter().filter(|p| p.kind == PortKind::Internal);
-                std::iter::once(b.name.as_str()).chain(internal.map(|p| p.name.as_str()))
-            })
-            .collect();
-        self.taps.retain(|name, _| wanted.contains(&name.as_str()));
-        let taps = &mut self.taps;
+        // Devices no longer wanted as they are go before anything is opened (the name may
+        // be another kind of port now, or the interface another one of the same name).
+        let own_programs = setup.program.is_none();
+        if self.kept_xdp_mode != cfg.xdp_mode {
+            self.kept.retain(|_, k| k.kind == PortKind::Internal);
+            self.kept_xdp_mode = cfg.xdp_mode.clone();
+        }
+        let mut wanted: Vec<(&str, PortKind)> = Vec::new();
+        for b in &cfg.bridges {
+            wanted.push((&b.name, PortKind::Internal));
+            for p in b.ports.iter().filter(|p| matches!(p.kind, PortKind::Internal | PortKind::Afxdp)) {
+                wanted.push((&p.name, p.kind.clone()));
+            }
+        }
+        wanted.extend(cfg.underlays.iter().map(|u| (u.port.as_str(), PortKind::Afxdp)));
+        self.kept.retain(|name, k| {
+            wanted.iter().any(|(n, kind)| n == name && *kind == k.kind)
+                && (k.kind == PortKind::Internal || (own_programs && ifindex(name) == k.ifindex))
+        });
+        let kept = &mut self.kept;
         let mut open = |kind: &PortKind, name: &str| -> Option<anyhow::Result<Arc<dyn Port>>> {
-            if *kind != PortKind::Internal {
+            let keep = *kind == PortKind::Internal || (*kind == PortKind::Afxdp && own_programs);
+            if !keep {
                 return Switch::open_device(kind, name, setup);
             }
-            if let Some(t) = taps.get(name) {
-                return Some(Ok(t.clone()));
+            if let Some(k) = kept.get(name) {
+                return Some(Ok(k.port.clone()));
             }
             let r = Switch::open_device(kind, name, setup)?;
-            if let Ok(t) = &r {
-                taps.insert(name.to_string(), t.clone());
+            if let Ok(port) = &r {
+                let k = Kept { kind: kind.clone(), ifindex: ifindex(name), port: port.clone() };
+                kept.insert(name.to_string(), k);
             }
             Some(r)
         };
