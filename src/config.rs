@@ -488,7 +488,7 @@ impl Config {
                     Ok(t) if !t.is_active() => targets.push(t),
                     Ok(_) => {
                         return Err(format!(
-                            "{what}: listen {t:?}: expected ptcp:[PORT][:IP] or pssl:[PORT][:IP]"
+                            "{what}: listen {t:?}: expected ptcp:[PORT][:IP], pssl:[PORT][:IP] or punix:PATH"
                         ))
                     }
                     Err(e) => return Err(format!("{what}: listen: {e}")),
@@ -834,7 +834,10 @@ gateway = "192.0.2.254"
         let e = Config::parse("[ssl]\nprivate_key = \"/k.pem\"\n[[bridge]]\nname = \"b\"\n").unwrap_err();
         assert!(e.starts_with("line 1: ") && e.contains("certificate"), "{e}");
         let e = Config::parse("[[bridge]]\nname = \"b\"\nlisten = \"ssl:1.2.3.4\"\n").unwrap_err();
-        assert_eq!(e, "bridge b: listen \"ssl:1.2.3.4\": expected ptcp:[PORT][:IP] or pssl:[PORT][:IP]");
+        assert_eq!(
+            e,
+            "bridge b: listen \"ssl:1.2.3.4\": expected ptcp:[PORT][:IP], pssl:[PORT][:IP] or punix:PATH"
+        );
     }
 
     #[test]

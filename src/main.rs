@@ -122,9 +122,9 @@ enum Cmd {
         /// (repeat for several).
         #[arg(long = "controller", value_name = "tcp|ssl:IP[:PORT]")]
         controllers: Vec<xdpswitch::agent::Target>,
-        /// Accept OpenFlow connections (ovs-ofctl) at ptcp:[PORT][:IP], or over TLS at
-        /// pssl:[PORT][:IP] (loopback without IP).
-        #[arg(long = "listen", value_name = "ptcp|pssl:[PORT][:IP]")]
+        /// Accept OpenFlow connections (ovs-ofctl) at ptcp:[PORT][:IP], over TLS at
+        /// pssl:[PORT][:IP] (loopback without IP), or on a unix socket at punix:PATH.
+        #[arg(long = "listen", value_name = "ptcp|pssl:[PORT][:IP]|punix:PATH")]
         listen: Vec<xdpswitch::agent::Target>,
         /// The switch's private key for ssl:/pssl: connections (PEM), as OVS's option.
         #[arg(long, value_name = "FILE", requires_all = ["certificate", "ca_cert"])]
@@ -285,7 +285,7 @@ fn real_main(cmd: Cmd, config: Option<xdpswitch::config::Config>) -> anyhow::Res
                 anyhow::bail!("--controller {t}: expected tcp: or ssl:IP[:PORT] (use --listen for {t})");
             }
             if let Some(t) = listen.iter().find(|t| t.is_active()) {
-                anyhow::bail!("--listen {t}: expected ptcp: or pssl:[PORT][:IP] (use --controller for {t})");
+                anyhow::bail!("--listen {t}: expected ptcp: or pssl:[PORT][:IP] or punix:PATH (use --controller for {t})");
             }
             let tls = match (private_key, certificate, ca_cert) {
                 (Some(private_key), Some(certificate), Some(ca_cert)) => {

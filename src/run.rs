@@ -1,6 +1,7 @@
 //! `xdpswitch run`: assembles a switch from its options — ports, flow file, datapath, bridge,
 //! control socket — and serves until stopped. Errors name what is wrong in one line.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use crate::agent::{Agent, AgentConfig, Target, TlsConfig};
-use crate::config::{Config, PortKind, UnderlayConf};
+use crate::config::{BridgeConf, Config, PortKind, UnderlayConf};
 use crate::ctl;
 use crate::datapath::dpif::{Datapath, DatapathConfig, DpBridge, DpLayout, DpPort};
 use crate::datapath::normal::PortVlan;
@@ -22,8 +23,9 @@ use crate::netdev::virt::VirtualPort;
 use crate::netdev::{DpPortNo, Port};
 use crate::ofproto::bridge::{Bridge, BridgeConfig, PortMap};
 use crate::ofproto::connmgr::AgentEvent;
+use crate::ofproto::reconf::BridgeState;
 use crate::ofproto::rule::PortNames;
-use crate::ofproto::switch::Ofproto;
+use crate::ofproto::switch::{Control, Ofproto};
 use crate::ofproto::table::Pipeline;
 use crate::ofproto::underlay::{Underlay, UnderlayConfig};
 
@@ -159,7 +161,59 @@ pub struct Switch {
     agents: Vec<Option<Agent>>,
     /// The underlay ports, as opened (for the tunnels' slow path).
     pub underlays: Vec<UnderlaySpec>,
-    _server: ctl::Server,
+    /// The ctl socket, when this switch started it (a `LiveSwitch` keeps its own).
+    _server: Option<ctl::Server>,
+}
+
+/// Where a switch's ctl calls come from.
+pub enum Ctl {
+    /// Start a ctl socket at this path.
+    Start(PathBuf),
+    /// Calls from a socket the caller runs (and keeps across rebuilds).
+    Calls(crossbeam_channel::Receiver<ctl::Call>),
+}
+
+/// Who runs the bridges' OpenFlow agents.
+pub enum Agents {
+    /// Start one per bridge with targets (dropped with the switch).
+    Start,
+    /// The caller runs them: each bridge's events arrive on its receiver, in bridge order.
+    Given(Vec<crossbeam_channel::Receiver<AgentEvent>>),
+}
+
+/// What [`Switch::from_config_with`] is given besides the configuration.
+#[derive(Default)]
+pub struct Prepared {
+    /// Datapath and AF_XDP settings and the offload program (default: from the configuration).
+    pub setup: Option<DatapathSetup>,
+    /// Devices already opened, by interface name (the others are opened as needed).
+    pub devices: HashMap<String, Arc<dyn Port>>,
+    /// The ctl calls of a socket the caller runs (default: start one at the configured path).
+    pub ctl: Option<crossbeam_channel::Receiver<ctl::Call>>,
+    /// Each bridge's agent events, in bridge order, from agents the caller runs.
+    pub agents: Option<Vec<crossbeam_channel::Receiver<AgentEvent>>>,
+    /// OpenFlow state to put back, by bridge name.
+    pub states: HashMap<String, BridgeState>,
+}
+
+/// The datapath's settings for a configuration, and its offload program.
+pub struct DatapathSetup {
+    pub datapath: DatapathConfig,
+    pub afxdp: AfXdpConfig,
+    pub program: Option<Arc<SwitchProgram>>,
+}
+
+/// The slow-path settings of bridge `b` (defaults from `base`).
+pub fn bridge_config(b: &BridgeConf, base: &RunOptions) -> BridgeConfig {
+    let mut bcfg = BridgeConfig { fail_mode: b.fail_mode, datapath_id: b.datapath_id, ..base.bridge.clone() };
+    if let Some(a) = b.mac_aging {
+        bcfg.mac_aging = a;
+    }
+    if let Some(r) = b.packet_in_rate {
+        bcfg.packet_in_rate = r;
+    }
+    bcfg.has_controllers = b.targets.iter().any(Target::is_active);
+    bcfg
 }
 
 /// An underlay port as opened: its datapath number, configuration, MAC and IP MTU.
@@ -184,6 +238,8 @@ pub struct BridgeSpec {
     /// What `dump-ports` adds about a port (patch peer, tunnel options), by OpenFlow number.
     pub notes: Vec<(u32, String)>,
     pub agent: AgentConfig,
+    /// OpenFlow state from before a rebuild, put back over `pipeline`.
+    pub state: Option<BridgeState>,
 }
 
 impl Switch {
@@ -222,6 +278,11 @@ impl Switch {
     /// GRE) and LOCAL tap, the underlay ports, one datapath over all of them. `base` gives
     /// what the file leaves out (datapath tunables, agent versions and probes, the ctl path).
     pub fn from_config(cfg: &Config, base: &RunOptions) -> anyhow::Result<Switch> {
+        Self::from_config_with(cfg, base, Prepared::default())
+    }
+
+    /// The datapath settings, AF_XDP settings and offload program (loaded here) for `cfg`.
+    pub fn datapath_setup(cfg: &Config, base: &RunOptions) -> DatapathSetup {
         let xdp_mode = match cfg.xdp_mode.as_deref() {
             Some("native") => XdpMode::Native,
             Some("generic") => XdpMode::Generic,
@@ -229,18 +290,6 @@ impl Switch {
             None => base.xdp_mode,
         };
         let afxdp = AfXdpConfig { xdp_mode, ..AfXdpConfig::default() };
-        // The file's [ssl] table, else the command line's --private-key/--certificate/--ca-cert.
-        let tls = match &cfg.ssl {
-            Some(files) => {
-                Some(TlsConfig::load_named(files, ["ssl.private_key", "ssl.certificate", "ssl.ca_cert"])?)
-            }
-            None => base.agent.tls.clone(),
-        };
-        for b in cfg.bridges.iter().filter(|_| tls.is_none()) {
-            if let Some(t) = b.targets.iter().find(|t| t.is_tls()) {
-                bail!("bridge {}: {t}: TLS needs an [ssl] table (private_key, certificate, ca_cert)", b.name);
-            }
-        }
         let mut dcfg = base.datapath.clone();
         if let Some(c) = cfg.cores {
             dcfg.n_pmds = c;
@@ -253,6 +302,56 @@ impl Switch {
             base_offload.offload = o;
         }
         let program = offload_program(&base_offload, &mut dcfg);
+        DatapathSetup { datapath: dcfg, afxdp, program }
+    }
+
+    /// Opens the device behind a port of a configuration: an AF_XDP interface or a tap
+    /// (`Internal`); `None` for ports that have no device (patch, GRE).
+    pub fn open_device(
+        kind: &PortKind,
+        name: &str,
+        setup: &DatapathSetup,
+    ) -> Option<anyhow::Result<Arc<dyn Port>>> {
+        match kind {
+            PortKind::Afxdp => Some(
+                AfXdpPort::open_with(name, &setup.afxdp, setup.program.as_ref())
+                    .map(|p| Arc::new(p) as Arc<dyn Port>)
+                    .map_err(anyhow::Error::from),
+            ),
+            PortKind::Internal => {
+                Some(TapPort::open(name).map(|p| Arc::new(p) as Arc<dyn Port>).map_err(anyhow::Error::from))
+            }
+            PortKind::Patch { .. } | PortKind::Gre(_) => None,
+        }
+    }
+
+    /// [`from_config`](Self::from_config) with what the caller prepared: devices already
+    /// opened (by interface name), the datapath setup, the ctl calls and agent channels of a
+    /// switch that lives on across rebuilds, and the OpenFlow state of bridges to put back.
+    pub fn from_config_with(cfg: &Config, base: &RunOptions, prep: Prepared) -> anyhow::Result<Switch> {
+        let Prepared { setup, mut devices, ctl, agents, mut states } = prep;
+        // The file's [ssl] table, else the command line's --private-key/--certificate/--ca-cert.
+        let tls = match &cfg.ssl {
+            Some(files) => {
+                Some(TlsConfig::load_named(files, ["ssl.private_key", "ssl.certificate", "ssl.ca_cert"])?)
+            }
+            None => base.agent.tls.clone(),
+        };
+        for b in cfg.bridges.iter().filter(|_| tls.is_none()) {
+            if let Some(t) = b.targets.iter().find(|t| t.is_tls()) {
+                bail!("bridge {}: {t}: TLS needs an [ssl] table (private_key, certificate, ca_cert)", b.name);
+            }
+        }
+        let setup = match setup {
+            Some(s) => s,
+            None => Self::datapath_setup(cfg, base),
+        };
+        let mut take = |kind: &PortKind, name: &str| -> Option<anyhow::Result<Arc<dyn Port>>> {
+            match devices.remove(name) {
+                Some(p) => Some(Ok(p)),
+                None => Self::open_device(kind, name, &setup),
+            }
+        };
         let (numbers, locals, underlay_nos) = cfg.datapath_numbers();
         let mut ports = Vec::new();
         let mut layout = DpLayout::default();
@@ -268,14 +367,9 @@ impl Switch {
             let (mut vlans, mut notes, mut tunnels) = (Vec::new(), Vec::new(), Vec::new());
             for (p, &no) in b.ports.iter().zip(&numbers[i]) {
                 let port: Arc<dyn Port> = match &p.kind {
-                    PortKind::Afxdp => Arc::new(
-                        AfXdpPort::open_with(&p.name, &afxdp, program.as_ref())
-                            .with_context(|| format!("bridge {}: port {}", b.name, p.name))?,
-                    ),
-                    PortKind::Internal => Arc::new(
-                        TapPort::open(&p.name)
-                            .with_context(|| format!("bridge {}: port {}", b.name, p.name))?,
-                    ),
+                    PortKind::Afxdp | PortKind::Internal => take(&p.kind, &p.name)
+                        .context("a device port")?
+                        .with_context(|| format!("bridge {}: port {}", b.name, p.name))?,
                     PortKind::Patch { peer } => {
                         let (pb, pj) = cfg.find_port(peer).context("patch peer vanished")?;
                         layout.patches.push((no, numbers[pb][pj]));
@@ -300,47 +394,56 @@ impl Switch {
                 }
             }
             // The bridge's LOCAL port: a tap with the bridge's name, OpenFlow port LOCAL.
-            let local = TapPort::open(&b.name).with_context(|| format!("bridge {}: LOCAL port", b.name))?;
-            ports.push(DpPort { no: locals[i], port: Arc::new(local) });
+            let local = take(&PortKind::Internal, &b.name)
+                .context("a tap")?
+                .with_context(|| format!("bridge {}: LOCAL port", b.name))?;
+            ports.push(DpPort { no: locals[i], port: local });
             layout.port_bridge.push((locals[i], bi));
             names.insert(&b.name, DpPortNo::LOCAL.0);
             pairs.push((DpPortNo::LOCAL.0, locals[i]));
             let mut opts = base.clone();
             opts.flows = b.flows.clone();
             opts.flow_text = None;
-            let pipeline = load_pipeline(&opts, &names).with_context(|| format!("bridge {}", b.name))?;
-            let mut bcfg =
-                BridgeConfig { fail_mode: b.fail_mode, datapath_id: b.datapath_id, ..base.bridge.clone() };
-            if let Some(a) = b.mac_aging {
-                bcfg.mac_aging = a;
-            }
-            if let Some(r) = b.packet_in_rate {
-                bcfg.packet_in_rate = r;
-            }
+            let state = states.remove(&b.name);
+            // A bridge whose state is put back keeps its tables: the flows file is for new ones.
+            let pipeline = if state.is_some() {
+                Pipeline::new()
+            } else {
+                load_pipeline(&opts, &names).with_context(|| format!("bridge {}", b.name))?
+            };
             specs.push(BridgeSpec {
                 name: b.name.clone(),
-                cfg: bcfg,
+                cfg: bridge_config(b, base),
                 pipeline,
                 names,
                 map: PortMap::new(pairs).with_tunnels(tunnels),
                 vlans,
                 notes,
                 agent: AgentConfig { targets: b.targets.clone(), tls: tls.clone(), ..base.agent.clone() },
+                state,
             });
         }
         let mut underlays = Vec::new();
         for (u, &no) in cfg.underlays.iter().zip(&underlay_nos) {
-            let port = AfXdpPort::open_with(&u.port, &afxdp, program.as_ref())
+            let port = take(&PortKind::Afxdp, &u.port)
+                .context("a device port")?
                 .with_context(|| format!("underlay {}", u.port))?;
             let (mac, link_mtu) = (port.mac(), port.link().mtu);
             let mtu = u.mtu.unwrap_or(u16::try_from(link_mtu).unwrap_or(1500).max(576));
             layout.underlays.push(UnderlayPort { port: no, ip: u.ip, mac });
-            ports.push(DpPort { no, port: Arc::new(port) });
+            ports.push(DpPort { no, port });
             underlays.push(UnderlaySpec { port: no, conf: u.clone(), mac, mtu });
         }
-        let dp = Datapath::start_layout(&dcfg, ports, layout).context("starting the datapath")?;
-        let ctl_path = cfg.ctl.clone().unwrap_or_else(|| base.ctl_path.clone());
-        let mut sw = Self::assemble(dp, specs, &ctl_path)?;
+        let dp = Datapath::start_layout(&setup.datapath, ports, layout).context("starting the datapath")?;
+        let ctl = match ctl {
+            Some(calls) => Ctl::Calls(calls),
+            None => Ctl::Start(cfg.ctl.clone().unwrap_or_else(|| base.ctl_path.clone())),
+        };
+        let agents = match agents {
+            Some(rx) => Agents::Given(rx),
+            None => Agents::Start,
+        };
+        let mut sw = Self::assemble_with(dp, specs, ctl, agents)?;
         if !underlays.is_empty() || !tunnel_ports.is_empty() {
             let cfgs = underlays
                 .iter()
@@ -386,16 +489,38 @@ impl Switch {
             vlans,
             notes: Vec::new(),
             agent: opts.agent.clone(),
+            state: None,
         };
         Self::assemble(dp, vec![spec], &opts.ctl_path)
     }
 
     /// The bridges over a started datapath, one agent per bridge that has controllers or
     /// listeners, and the ctl socket.
-    pub fn assemble(mut dp: Datapath, specs: Vec<BridgeSpec>, ctl_path: &Path) -> anyhow::Result<Switch> {
-        let (tx, calls) = crossbeam_channel::bounded(16);
-        let server =
-            ctl::Server::start(ctl_path, tx).with_context(|| format!("--ctl {}", ctl_path.display()))?;
+    pub fn assemble(dp: Datapath, specs: Vec<BridgeSpec>, ctl_path: &Path) -> anyhow::Result<Switch> {
+        Self::assemble_with(dp, specs, Ctl::Start(ctl_path.to_path_buf()), Agents::Start)
+    }
+
+    /// The bridges over a started datapath, with the ctl socket and the agents started here
+    /// or given by the caller (who then owns them).
+    pub fn assemble_with(
+        mut dp: Datapath,
+        specs: Vec<BridgeSpec>,
+        ctl: Ctl,
+        agents_mode: Agents,
+    ) -> anyhow::Result<Switch> {
+        let (calls, server) = match ctl {
+            Ctl::Start(path) => {
+                let (tx, calls) = crossbeam_channel::bounded(16);
+                let server =
+                    ctl::Server::start(&path, tx).with_context(|| format!("--ctl {}", path.display()))?;
+                (calls, Some(server))
+            }
+            Ctl::Calls(calls) => (calls, None),
+        };
+        let mut given = match agents_mode {
+            Agents::Given(rx) => Some(rx.into_iter()),
+            Agents::Start => None,
+        };
         let mut bridges = Vec::new();
         let (mut agents, mut agent_events, mut agent_tx) = (Vec::new(), Vec::new(), Vec::new());
         for (i, spec) in specs.into_iter().enumerate() {
@@ -409,7 +534,16 @@ impl Switch {
             for (no, note) in spec.notes {
                 bridge.set_port_note(no, note);
             }
+            if let Some(state) = spec.state {
+                bridge.restore_state(&mut dp, state);
+            }
             bridges.push(bridge);
+            if let Some(given) = &mut given {
+                let events = given.next().context("an agent channel per bridge")?;
+                agents.push(None);
+                agent_events.push(events);
+                continue;
+            }
             let (events_tx, events) = crossbeam_channel::bounded(AGENT_EVENTS);
             let agent = if spec.agent.targets.is_empty() {
                 None
@@ -442,6 +576,21 @@ impl Switch {
     /// Where bridge `i`'s passive OpenFlow listeners listen.
     pub fn listening_on(&self, i: usize) -> Vec<std::net::SocketAddr> {
         self.agents.get(i).and_then(Option::as_ref).map(|a| a.listening.clone()).unwrap_or_default()
+    }
+
+    /// Runs every [`Control`] sent on `rx` on the control thread while serving.
+    pub fn set_control(&mut self, rx: crossbeam_channel::Receiver<Control>) {
+        self.ofproto.set_control(rx);
+    }
+
+    /// Serves until `stop` is set (or `ctl exit`), then takes every bridge's OpenFlow state
+    /// out, by bridge name, and stops the poll threads; the ports are released on return.
+    pub fn serve_and_take(mut self, stop: &AtomicBool) -> Vec<(String, BridgeState)> {
+        self.ofproto.run(&self.calls, &self.agent_events, stop);
+        let states = self.ofproto.take_states();
+        self.agents.clear();
+        self.ofproto.shutdown();
+        states
     }
 
     /// Serves until `stop` is set (or `ctl exit`), then stops the poll threads.

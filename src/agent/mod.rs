@@ -20,13 +20,14 @@
 //! never stalls the bridge, let alone forwarding.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use crossbeam_channel::Sender;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
 
 use crate::ofp::channel::{Channel, ChannelConfig, ChannelEvent};
@@ -35,14 +36,14 @@ use crate::ofproto::connmgr::{AgentEvent, ConnId, ConnSink, ConnType};
 
 mod output;
 pub mod tls;
-pub use output::{Flushed, Output, Received, ASYNC_BACKLOG};
+pub use output::{Flushed, Output, Received, Sock, ASYNC_BACKLOG};
 pub use tls::{TlsConfig, TlsFiles};
 
 /// OpenFlow's IANA port.
 pub const DEFAULT_PORT: u16 = 6653;
 
 /// Where to connect or listen, as `ovs-vsctl set-controller` spells it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
     /// `tcp:IP[:PORT]`: connect out to a controller.
     Active(SocketAddr),
@@ -52,6 +53,9 @@ pub enum Target {
     Ssl(SocketAddr),
     /// `pssl:[PORT][:IP]`: listen for TLS clients (loopback when no IP is given).
     PSsl(SocketAddr),
+    /// `punix:PATH`: listen on a unix socket (a bridge's management socket,
+    /// `<rundir>/<bridge>.mgmt`, as `ovs-ofctl` finds it); the file is removed on stop.
+    PUnix(PathBuf),
 }
 
 impl Target {
@@ -65,10 +69,11 @@ impl Target {
         matches!(self, Target::Ssl(_) | Target::PSsl(_))
     }
 
-    /// The address connected to or listened on.
-    pub fn addr(&self) -> SocketAddr {
+    /// The address connected to or listened on (`None` for a unix socket).
+    pub fn addr(&self) -> Option<SocketAddr> {
         match *self {
-            Target::Active(a) | Target::Passive(a) | Target::Ssl(a) | Target::PSsl(a) => a,
+            Target::Active(a) | Target::Passive(a) | Target::Ssl(a) | Target::PSsl(a) => Some(a),
+            Target::PUnix(_) => None,
         }
     }
 }
@@ -76,7 +81,10 @@ impl Target {
 impl std::fmt::Display for Target {
     /// As OVS spells it: `tcp:IP:PORT`, `ptcp:PORT:IP`, `ssl:IP:PORT`, `pssl:PORT:IP`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let a = self.addr();
+        let a = match self {
+            Target::PUnix(path) => return write!(f, "punix:{}", path.display()),
+            Target::Active(a) | Target::Passive(a) | Target::Ssl(a) | Target::PSsl(a) => *a,
+        };
         let ip = match a.ip() {
             IpAddr::V6(ip) => format!("[{ip}]"),
             IpAddr::V4(ip) => ip.to_string(),
@@ -86,6 +94,7 @@ impl std::fmt::Display for Target {
             Target::Ssl(_) => write!(f, "ssl:{ip}:{}", a.port()),
             Target::Passive(_) => write!(f, "ptcp:{}:{ip}", a.port()),
             Target::PSsl(_) => write!(f, "pssl:{}:{ip}", a.port()),
+            Target::PUnix(_) => Ok(()),
         }
     }
 }
@@ -93,8 +102,8 @@ impl std::fmt::Display for Target {
 impl std::str::FromStr for Target {
     type Err = anyhow::Error;
 
-    /// Parses `tcp:IP[:PORT]`, `ssl:IP[:PORT]`, `ptcp:[PORT][:IP]` or `pssl:[PORT][:IP]`
-    /// (IPv6 in brackets).
+    /// Parses `tcp:IP[:PORT]`, `ssl:IP[:PORT]`, `ptcp:[PORT][:IP]`, `pssl:[PORT][:IP]`
+    /// (IPv6 in brackets) or `punix:PATH`.
     fn from_str(s: &str) -> anyhow::Result<Target> {
         let ip = |t: &str| -> anyhow::Result<IpAddr> {
             t.trim_start_matches('[')
@@ -124,7 +133,11 @@ impl std::str::FromStr for Target {
                 let addr = SocketAddr::new(ip, port(p)?);
                 Ok(if kind == "ptcp" { Target::Passive(addr) } else { Target::PSsl(addr) })
             }
-            _ => bail!("{s:?}: expected tcp:IP[:PORT], ssl:IP[:PORT], ptcp:[PORT][:IP] or pssl:[PORT][:IP]"),
+            "punix" if rest.is_empty() => bail!("{s:?}: punix: needs a socket path (punix:PATH)"),
+            "punix" => Ok(Target::PUnix(PathBuf::from(rest))),
+            _ => bail!(
+                "{s:?}: expected tcp:IP[:PORT], ssl:IP[:PORT], ptcp:[PORT][:IP], pssl:[PORT][:IP] or punix:PATH"
+            ),
         }
     }
 }
@@ -175,6 +188,56 @@ pub struct Agent {
     thread: Option<std::thread::JoinHandle<()>>,
     /// Where the listeners actually listen (port 0 resolved).
     pub listening: Vec<SocketAddr>,
+    /// Per target (in configuration order), its connections now.
+    slots: Arc<[TargetSlot]>,
+    targets: Vec<Target>,
+    /// The unix sockets it listens on: removed when it stops.
+    unix_paths: Vec<PathBuf>,
+}
+
+/// Connection ids are unique in the process, so that a bridge whose agent is replaced never
+/// mistakes a new connection for an old one.
+static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+
+/// One target's connections, as the agent's tasks see them (two atomics per target).
+#[derive(Debug, Default)]
+struct TargetSlot {
+    /// The id of the target's newest connection that is open (0: none).
+    conn: AtomicU64,
+    /// How many connections of the target are open (active targets: 0 or 1).
+    open: AtomicU64,
+}
+
+impl TargetSlot {
+    fn opened(&self, id: ConnId) {
+        self.conn.store(id.0, Relaxed);
+        self.open.fetch_add(1, Relaxed);
+    }
+    fn closed(&self, id: ConnId) {
+        let _ = self.conn.compare_exchange(id.0, 0, Relaxed, Relaxed);
+        self.open.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Ends a connection's accounting in its target's slot, however its task ends (a stopped
+/// agent aborts its tasks).
+struct SlotGuard(Arc<[TargetSlot]>, usize, ConnId);
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.0[self.1].closed(self.2);
+    }
+}
+
+/// One target's state, as [`Agent::target_states`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetState {
+    pub target: Target,
+    /// Its newest open connection (the bridge knows whether it finished negotiation, and
+    /// its role); `None` when it has none.
+    pub conn: Option<ConnId>,
+    /// Open connections (active targets: 0 or 1; listeners: their clients).
+    pub open: u64,
 }
 
 impl Agent {
@@ -187,34 +250,53 @@ impl Agent {
             bail!("{t}: TLS needs a key, a certificate and a CA (--private-key, --certificate, --ca-cert)");
         }
         let mut listeners = Vec::new();
+        let mut unix_paths = Vec::new();
         for t in cfg.targets.iter().filter(|t| !t.is_active()) {
-            let std_l = std::net::TcpListener::bind(t.addr()).with_context(|| format!("--listen {t}"))?;
-            std_l.set_nonblocking(true)?;
             let tls = if t.is_tls() { cfg.tls.clone() } else { None };
-            listeners.push((std_l, tls));
+            let l = match (t, t.addr()) {
+                (Target::PUnix(path), _) => {
+                    let l = bind_unix(path).with_context(|| format!("--listen {t}"))?;
+                    unix_paths.push(path.clone());
+                    StdListener::Unix(l)
+                }
+                (_, Some(addr)) => StdListener::Tcp(
+                    std::net::TcpListener::bind(addr).with_context(|| format!("--listen {t}"))?,
+                ),
+                (_, None) => bail!("--listen {t}: no address"),
+            };
+            listeners.push((l, tls));
         }
-        let listening = listeners.iter().filter_map(|(l, _)| l.local_addr().ok()).collect();
+        let listening = listeners
+            .iter()
+            .filter_map(|(l, _)| match l {
+                StdListener::Tcp(l) => l.local_addr().ok(),
+                StdListener::Unix(_) => None,
+            })
+            .collect();
         let log = Arc::new(LogLimit::default());
         let (stop, stop_rx) = watch::channel(false);
-        let next_id = Arc::new(AtomicU64::new(1));
+        let slots: Arc<[TargetSlot]> = cfg.targets.iter().map(|_| TargetSlot::default()).collect();
+        let targets = cfg.targets.clone();
+        let slots2 = slots.clone();
         let thread = std::thread::Builder::new()
             .name("of-agent".into())
             .spawn(move || {
                 rt.block_on(async move {
                     let mut tasks = tokio::task::JoinSet::new();
-                    let ctx = Ctx { cfg: cfg.clone(), events, next_id, log };
-                    for (l, tls) in listeners {
-                        let l = match TcpListener::from_std(l) {
+                    let ctx = Ctx { cfg: cfg.clone(), events, log, slots: slots2 };
+                    let passive = cfg.targets.iter().enumerate().filter(|(_, t)| !t.is_active());
+                    for ((l, tls), (slot, _)) in listeners.into_iter().zip(passive) {
+                        let l = match l.into_tokio() {
                             Ok(l) => l,
                             Err(e) => {
                                 tracing::error!("listener: {e}");
                                 continue;
                             }
                         };
-                        tasks.spawn(listen(l, tls, ctx.clone(), stop_rx.clone()));
+                        tasks.spawn(listen(l, tls, slot, ctx.clone(), stop_rx.clone()));
                     }
-                    for t in cfg.targets.iter().filter(|t| t.is_active()) {
-                        tasks.spawn(connect_loop(*t, ctx.clone(), stop_rx.clone()));
+                    for (slot, t) in cfg.targets.iter().enumerate().filter(|(_, t)| t.is_active()) {
+                        tasks.spawn(connect_loop(t.clone(), slot, ctx.clone(), stop_rx.clone()));
                     }
                     let mut stop_rx = stop_rx;
                     stopped(&mut stop_rx).await;
@@ -222,7 +304,23 @@ impl Agent {
                 });
             })
             .context("spawning the agent thread")?;
-        Ok(Agent { stop, thread: Some(thread), listening })
+        Ok(Agent { stop, thread: Some(thread), listening, slots, targets, unix_paths })
+    }
+
+    /// Every target's connections now (cheap: two atomic loads per target).
+    pub fn target_states(&self) -> Vec<TargetState> {
+        self.targets
+            .iter()
+            .zip(self.slots.iter())
+            .map(|(t, s)| {
+                let conn = s.conn.load(Relaxed);
+                TargetState {
+                    target: t.clone(),
+                    conn: (conn != 0).then_some(ConnId(conn)),
+                    open: s.open.load(Relaxed),
+                }
+            })
+            .collect()
     }
 }
 
@@ -232,6 +330,109 @@ impl Drop for Agent {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        for p in &self.unix_paths {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Binds a unix socket at `path`, replacing a stale socket file (left by a crashed run) but
+/// refusing one that still answers.
+fn bind_unix(path: &Path) -> anyhow::Result<std::os::unix::net::UnixListener> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            bail!("{} is in use", path.display());
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing the stale {}", path.display()))?;
+    }
+    let l = std::os::unix::net::UnixListener::bind(path)?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+/// A listening socket before the agent's runtime takes it.
+enum StdListener {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+}
+
+impl StdListener {
+    fn into_tokio(self) -> std::io::Result<Listener> {
+        Ok(match self {
+            StdListener::Tcp(l) => {
+                l.set_nonblocking(true)?;
+                Listener::Tcp(TcpListener::from_std(l)?)
+            }
+            StdListener::Unix(l) => Listener::Unix(UnixListener::from_std(l)?),
+        })
+    }
+}
+
+/// A passive target's listening socket.
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl Listener {
+    /// The next client and its name for the logs.
+    async fn accept(&self) -> std::io::Result<(Stream, String)> {
+        match self {
+            Listener::Tcp(l) => l.accept().await.map(|(s, peer)| (Stream::Tcp(s), peer.to_string())),
+            Listener::Unix(l) => l.accept().await.map(|(s, _)| (Stream::Unix(s), "unix".to_string())),
+        }
+    }
+}
+
+/// One connection's socket, as the connection's task reads it.
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    /// This socket for the task, and a second handle on it for the control thread's writes.
+    fn split(self) -> std::io::Result<(Stream, Sock)> {
+        match self {
+            Stream::Tcp(s) => {
+                let _ = s.set_nodelay(true);
+                let s = s.into_std()?;
+                let writer = s.try_clone()?;
+                Ok((Stream::Tcp(TcpStream::from_std(s)?), Sock::Tcp(writer)))
+            }
+            Stream::Unix(s) => {
+                let s = s.into_std()?;
+                let writer = s.try_clone()?;
+                Ok((Stream::Unix(UnixStream::from_std(s)?), Sock::Unix(writer)))
+            }
+        }
+    }
+    async fn readable(&self) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.readable().await,
+            Stream::Unix(s) => s.readable().await,
+        }
+    }
+    async fn writable(&self) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.writable().await,
+            Stream::Unix(s) => s.writable().await,
+        }
+    }
+    fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_read(buf),
+            Stream::Unix(s) => s.try_read(buf),
+        }
+    }
+    fn try_write(&self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_write(buf),
+            Stream::Unix(s) => s.try_write(buf),
+        }
     }
 }
 
@@ -240,14 +441,18 @@ impl Drop for Agent {
 struct Ctx {
     cfg: AgentConfig,
     events: Sender<AgentEvent>,
-    next_id: Arc<AtomicU64>,
     /// Limits the warnings about failed TLS handshakes.
     log: Arc<LogLimit>,
+    /// Per target, its open connections.
+    slots: Arc<[TargetSlot]>,
 }
 
 impl Ctx {
-    fn next_id(&self) -> ConnId {
-        ConnId(self.next_id.fetch_add(1, Relaxed))
+    /// A new connection of target `slot`, counted in its slot until the guard drops.
+    fn next_id(&self, slot: usize) -> (ConnId, SlotGuard) {
+        let id = ConnId(NEXT_CONN_ID.fetch_add(1, Relaxed));
+        self.slots[slot].opened(id);
+        (id, SlotGuard(self.slots.clone(), slot, id))
     }
 }
 
@@ -280,13 +485,19 @@ impl LogLimit {
     }
 }
 
-async fn listen(l: TcpListener, tls: Option<Arc<TlsConfig>>, ctx: Ctx, mut stop: watch::Receiver<bool>) {
+async fn listen(
+    l: Listener,
+    tls: Option<Arc<TlsConfig>>,
+    slot: usize,
+    ctx: Ctx,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut conns = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             r = l.accept() => match r {
                 Ok((s, peer)) => {
-                    let id = ctx.next_id();
+                    let (id, guard) = ctx.next_id(slot);
                     tracing::debug!(%peer, id = id.0, tls = tls.is_some(), "OpenFlow connection accepted");
                     let session = match tls.as_deref().map(TlsConfig::server).transpose() {
                         Ok(session) => session,
@@ -295,7 +506,11 @@ async fn listen(l: TcpListener, tls: Option<Arc<TlsConfig>>, ctx: Ctx, mut stop:
                             continue;
                         }
                     };
-                    conns.spawn(serve(s, session, id, ConnType::Service, ctx.clone()));
+                    let ctx = ctx.clone();
+                    conns.spawn(async move {
+                        let _guard = guard;
+                        serve(s, session, id, ConnType::Service, ctx).await
+                    });
                 }
                 Err(e) => {
                     tracing::warn!("accept: {e}");
@@ -309,8 +524,8 @@ async fn listen(l: TcpListener, tls: Option<Arc<TlsConfig>>, ctx: Ctx, mut stop:
     conns.shutdown().await;
 }
 
-async fn connect_loop(target: Target, ctx: Ctx, mut stop: watch::Receiver<bool>) {
-    let addr = target.addr();
+async fn connect_loop(target: Target, slot: usize, ctx: Ctx, mut stop: watch::Receiver<bool>) {
+    let Some(addr) = target.addr() else { return };
     let tls = if target.is_tls() { ctx.cfg.tls.clone() } else { None };
     let mut backoff = Duration::from_secs(1);
     loop {
@@ -319,7 +534,7 @@ async fn connect_loop(target: Target, ctx: Ctx, mut stop: watch::Receiver<bool>)
         tokio::select! {
             r = attempt => match r {
                 Ok(Ok(s)) => {
-                    let id = ctx.next_id();
+                    let (id, _guard) = ctx.next_id(slot);
                     tracing::info!(controller = %target, "connected to controller");
                     let session = match tls.as_deref().map(|t| t.client(addr.ip())).transpose() {
                         Ok(session) => session,
@@ -330,7 +545,7 @@ async fn connect_loop(target: Target, ctx: Ctx, mut stop: watch::Receiver<bool>)
                     };
                     let mut stop2 = stop.clone();
                     tokio::select! {
-                        _ = serve(s, session, id, ConnType::Primary, ctx.clone()) => {}
+                        _ = serve(Stream::Tcp(s), session, id, ConnType::Primary, ctx.clone()) => {}
                         _ = stopped(&mut stop2) => return,
                     }
                     tracing::warn!(controller = %target, "controller connection closed");
@@ -366,29 +581,25 @@ impl ConnSink for Sink {
     }
 }
 
-/// Serves one connection until it closes, over TCP, or over TLS when `session` is given.
-async fn serve(stream: TcpStream, session: Option<rustls::Connection>, id: ConnId, kind: ConnType, ctx: Ctx) {
+/// Serves one connection until it closes, over TCP or a unix socket, or over TLS when
+/// `session` is given.
+async fn serve(stream: Stream, session: Option<rustls::Connection>, id: ConnId, kind: ConnType, ctx: Ctx) {
     let Ctx { cfg, events, log, .. } = ctx;
-    let _ = stream.set_nodelay(true);
-    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let peer = match &stream {
+        Stream::Tcp(s) => s.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
+        Stream::Unix(_) => "unix".to_string(),
+    };
     // A second handle on the socket for the control thread's writes.
-    let shared = match stream.into_std().and_then(|s| Ok((s.try_clone()?, s))) {
-        Ok((writer, s)) => match TcpStream::from_std(s) {
-            Ok(s) => (s, writer),
-            Err(e) => {
-                tracing::warn!(%peer, "OpenFlow connection: {e}");
-                return;
-            }
-        },
+    let (stream, writer) = match stream.split() {
+        Ok(pair) => pair,
         Err(e) => {
             tracing::warn!(%peer, "OpenFlow connection: {e}");
             return;
         }
     };
-    let (stream, writer) = shared;
-    let out = Arc::new(match session {
-        Some(session) => Output::new_tls(writer, session),
-        None => Output::new(writer),
+    let out = Arc::new(match (session, writer) {
+        (Some(session), Sock::Tcp(w)) => Output::new_tls(w, session),
+        (_, w) => Output::new(w),
     });
     let ccfg = ChannelConfig {
         versions: cfg.versions.clone(),
@@ -483,7 +694,7 @@ async fn serve(stream: TcpStream, session: Option<rustls::Connection>, id: ConnI
 }
 
 /// Writes the backlog out before a close (for at most a second).
-async fn drain(stream: &TcpStream, out: &Output) {
+async fn drain(stream: &Stream, out: &Output) {
     let give_up = tokio::time::sleep(Duration::from_secs(1));
     tokio::pin!(give_up);
     while out.has_backlog() {
@@ -657,6 +868,67 @@ mod tests {
             assert_eq!(a(t).to_string(), t);
             assert_eq!(a(&a(t).to_string()), a(t));
         }
+    }
+
+    #[test]
+    fn punix_targets_parse_and_print() {
+        let t: Target = "punix:/var/run/openvswitch/br0.mgmt".parse().unwrap();
+        assert_eq!(t, Target::PUnix(PathBuf::from("/var/run/openvswitch/br0.mgmt")));
+        assert_eq!(t.to_string(), "punix:/var/run/openvswitch/br0.mgmt");
+        assert!(!t.is_active() && !t.is_tls() && t.addr().is_none());
+        let e = "punix:".parse::<Target>().unwrap_err().to_string();
+        assert!(e.contains("needs a socket path"), "{e}");
+    }
+
+    #[test]
+    fn a_punix_listener_serves_a_client_reports_it_and_removes_its_file() {
+        let dir = std::env::temp_dir().join(format!("xs-punix-{}", std::process::id()));
+        let path = dir.join("br0.mgmt");
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        // A controller nobody listens on (the port was free a moment ago).
+        let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let targets = vec![Target::Active(gone), Target::PUnix(path.clone())];
+        let agent = Agent::start(AgentConfig { targets, ..AgentConfig::default() }, tx).unwrap();
+        // A second agent on the same live socket is refused.
+        let (tx2, _rx2) = crossbeam_channel::bounded(1);
+        let cfg2 = AgentConfig { targets: vec![Target::PUnix(path.clone())], ..AgentConfig::default() };
+        assert!(Agent::start(cfg2, tx2).is_err());
+        let mut c = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        send(&mut c, OFP13_VERSION, 1, Body::Hello(Hello::with_versions(&[OFP13_VERSION])));
+        assert!(matches!(read_msg(&mut c).body, Body::Hello(_)));
+        let (id, sink) = match rx.recv_timeout(Duration::from_secs(10)).unwrap() {
+            AgentEvent::Connected { id, kind, sink, .. } => {
+                assert_eq!(kind, ConnType::Service);
+                (id, sink)
+            }
+            _ => panic!("expected Connected"),
+        };
+        send(&mut c, OFP13_VERSION, 9, Body::BarrierRequest);
+        assert!(matches!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), AgentEvent::Message { .. }));
+        sink.reply(vec![Message { version: OFP13_VERSION, xid: Xid(9), body: Body::BarrierReply }]);
+        assert_eq!(read_msg(&mut c).body, Body::BarrierReply);
+        // The controller is not connected (nobody listens); the unix client is.
+        let st = agent.target_states();
+        assert_eq!((st[0].open, st[0].conn), (0, None));
+        assert_eq!((st[1].open, st[1].conn), (1, Some(id)));
+        drop(c);
+        match rx.recv_timeout(Duration::from_secs(10)).unwrap() {
+            AgentEvent::Disconnected { id: got } => assert_eq!(got, id),
+            _ => panic!("expected Disconnected"),
+        }
+        // The slot is released as the connection's task ends, just after it said so.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while agent.target_states()[1].open != 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            agent.target_states()[1],
+            TargetState { target: Target::PUnix(path.clone()), conn: None, open: 0 }
+        );
+        drop(agent);
+        assert!(!path.exists(), "the socket file stays after the agent stopped");
+        let _ = std::fs::remove_dir(&dir);
     }
 
     #[test]

@@ -20,6 +20,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::Notify;
@@ -28,6 +29,47 @@ use crate::ofp::{self, Message};
 
 /// Backlog bytes beyond which asynchronous messages are dropped.
 pub const ASYNC_BACKLOG: usize = 1 << 20;
+
+/// The socket under a connection: TCP (`tcp:`, `ptcp:`, `ssl:`, `pssl:`) or a unix stream
+/// (`punix:`, the bridge's management socket).
+#[derive(Debug)]
+pub enum Sock {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Sock {
+    fn shutdown(&self) -> io::Result<()> {
+        match self {
+            Sock::Tcp(s) => s.shutdown(Shutdown::Both),
+            Sock::Unix(s) => s.shutdown(Shutdown::Both),
+        }
+    }
+}
+
+impl Write for &Sock {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => (&*s).write(buf),
+            Sock::Unix(s) => (&*s).write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl From<TcpStream> for Sock {
+    fn from(s: TcpStream) -> Sock {
+        Sock::Tcp(s)
+    }
+}
+
+impl From<UnixStream> for Sock {
+    fn from(s: UnixStream) -> Sock {
+        Sock::Unix(s)
+    }
+}
 
 /// The shared write side of one connection.
 #[derive(Debug)]
@@ -42,7 +84,7 @@ pub struct Output {
 #[derive(Debug)]
 struct State {
     /// The socket (non-blocking), a second handle on the task's.
-    sock: TcpStream,
+    sock: Sock,
     /// The TLS session, for a TLS connection.
     tls: Option<Box<rustls::Connection>>,
     /// Bytes queued and not yet written (over TLS: not yet handed to the session), oldest
@@ -84,18 +126,18 @@ pub enum Received {
 }
 
 impl Output {
-    /// Shares `sock`, which must be non-blocking (plain TCP).
-    pub fn new(sock: TcpStream) -> Output {
-        Output::with_session(sock, None)
+    /// Shares `sock`, which must be non-blocking (plain TCP or a unix stream).
+    pub fn new(sock: impl Into<Sock>) -> Output {
+        Output::with_session(sock.into(), None)
     }
 
     /// Shares `sock` (non-blocking) for a TLS connection run by `session`, which may still
     /// be before its handshake: bytes queued meanwhile wait in the session.
     pub fn new_tls(sock: TcpStream, session: rustls::Connection) -> Output {
-        Output::with_session(sock, Some(Box::new(session)))
+        Output::with_session(Sock::Tcp(sock), Some(Box::new(session)))
     }
 
-    fn with_session(sock: TcpStream, tls: Option<Box<rustls::Connection>>) -> Output {
+    fn with_session(sock: Sock, tls: Option<Box<rustls::Connection>>) -> Output {
         Output {
             tls: tls.is_some(),
             state: Mutex::new(State {
@@ -239,7 +281,7 @@ impl Output {
         }
         st.dead = true;
         st.backlog = Vec::new();
-        let _ = st.sock.shutdown(Shutdown::Both);
+        let _ = st.sock.shutdown();
     }
 
     /// Messages that could not be encoded (dropped).
@@ -258,20 +300,28 @@ impl State {
         }
     }
 
-    fn write_with(&mut self, mut write: impl FnMut(&mut TcpStream, &[u8]) -> io::Result<usize>) -> Flushed {
+    /// Writes what is queued: over TCP the backlog itself; over TLS the session's records
+    /// first, then more plaintext into the session. One place handles what the socket says.
+    fn write_with(&mut self, mut write: impl FnMut(&mut Sock, &[u8]) -> io::Result<usize>) -> Flushed {
         let mut done = 0;
         let result = loop {
             if self.dead {
                 break Flushed::Closed;
             }
-            if let Some(tls) = self.tls.as_deref_mut() {
-                // TLS records the session has ready go first, then more plaintext goes in.
-                if tls.wants_write() {
-                    match tls.write_tls(&mut WriteFn { sock: &mut self.sock, write: &mut write }) {
-                        Ok(0) => self.dead = true,
-                        Ok(_) => {}
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Flushed::Blocked,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // Bytes for the wire: the session's records, or the backlog on a plain socket.
+            let wire = match self.tls.as_deref_mut() {
+                Some(tls) if tls.wants_write() => {
+                    tls.write_tls(&mut WriteFn { sock: &mut self.sock, write: &mut write }).map(|n| (n, 0))
+                }
+                Some(tls) => {
+                    if done == self.backlog.len() {
+                        break Flushed::Done;
+                    }
+                    match tls.writer().write(&self.backlog[done..]) {
+                        // The session's buffer is full and it has nothing to send: its
+                        // handshake is still under way.
+                        Ok(0) => break Flushed::Blocked,
+                        Ok(n) => done += n,
                         Err(e) => {
                             tracing::debug!("OpenFlow connection write: {e}");
                             self.dead = true;
@@ -279,29 +329,12 @@ impl State {
                     }
                     continue;
                 }
-                if done == self.backlog.len() {
-                    break Flushed::Done;
-                }
-                match tls.writer().write(&self.backlog[done..]) {
-                    // The session's buffer is full and it has nothing to send: its handshake
-                    // is still under way.
-                    Ok(0) => break Flushed::Blocked,
-                    Ok(n) => done += n,
-                    Err(e) => {
-                        tracing::debug!("OpenFlow connection write: {e}");
-                        self.dead = true;
-                    }
-                }
-                continue;
-            }
-            if done == self.backlog.len() {
-                break Flushed::Done;
-            }
-            match write(&mut self.sock, &self.backlog[done..]) {
-                Ok(0) => {
-                    self.dead = true;
-                }
-                Ok(n) => done += n,
+                None if done == self.backlog.len() => break Flushed::Done,
+                None => write(&mut self.sock, &self.backlog[done..]).map(|n| (n, n)),
+            };
+            match wire {
+                Ok((0, _)) => self.dead = true,
+                Ok((_, consumed)) => done += consumed,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Flushed::Blocked,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -373,11 +406,11 @@ impl io::Read for ReadFn<'_> {
 
 /// `io::Write` over the socket and a write function, for rustls.
 struct WriteFn<'a, F> {
-    sock: &'a mut TcpStream,
+    sock: &'a mut Sock,
     write: &'a mut F,
 }
 
-impl<F: FnMut(&mut TcpStream, &[u8]) -> io::Result<usize>> io::Write for WriteFn<'_, F> {
+impl<F: FnMut(&mut Sock, &[u8]) -> io::Result<usize>> io::Write for WriteFn<'_, F> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         (self.write)(self.sock, buf)
     }

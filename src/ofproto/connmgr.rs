@@ -348,6 +348,28 @@ impl ConnMgr {
     pub fn is_fail_open(&self) -> bool {
         self.fail_open
     }
+
+    /// A new fail mode or set of controllers, keeping the connections (a reconfiguration of
+    /// a running bridge). The fail-mode clock runs on from where it was, but controllers
+    /// configured where there were none get their full time to connect from `now`.
+    pub fn reconfigure(&mut self, fail_mode: FailMode, has_controllers: bool, now: Instant) {
+        if has_controllers && !self.has_controllers && self.disconnected_since.is_some() {
+            self.disconnected_since = Some(now);
+        }
+        self.fail_mode = fail_mode;
+        self.has_controllers = has_controllers;
+    }
+
+    /// Forgets every connection (their agent is gone and takes no more events for them):
+    /// dropping them closes their sockets. Returns how many there were.
+    pub fn clear(&mut self, now: Instant) -> usize {
+        let n = self.conns.len();
+        self.conns.clear();
+        if self.disconnected_since.is_none() {
+            self.disconnected_since = Some(now);
+        }
+        n
+    }
 }
 
 #[cfg(test)]
@@ -384,6 +406,26 @@ mod tests {
         m.connect(ConnId(2), ConnType::Primary, OFP13_VERSION, "b".into(), Box::new(b.clone()));
         m.connect(ConnId(3), ConnType::Service, OFP13_VERSION, "s".into(), Box::new(s.clone()));
         (m, a, b, s)
+    }
+
+    #[test]
+    fn reconfigured_modes_apply_to_the_running_clock_and_clear_forgets_everyone() {
+        let t0 = Instant::now();
+        let (mut m, ..) = mgr(t0);
+        // Secure never fails open; made standalone, it does once the controllers are gone
+        // for long enough, counting from when they went.
+        assert_eq!(m.clear(t0), 3);
+        assert_eq!(m.iter().count(), 0);
+        assert_eq!(m.run_fail_mode(t0 + Duration::from_secs(20)), None);
+        m.reconfigure(FailMode::Standalone, true, t0 + Duration::from_secs(1));
+        assert_eq!(m.run_fail_mode(t0 + Duration::from_secs(20)), Some(true));
+        // No controllers configured any more: nothing to fail.
+        m.reconfigure(FailMode::Standalone, false, t0 + Duration::from_secs(21));
+        assert_eq!(m.run_fail_mode(t0 + Duration::from_secs(21)), Some(false));
+        // Controllers configured again: they get their full time from then.
+        m.reconfigure(FailMode::Standalone, true, t0 + Duration::from_secs(30));
+        assert_eq!(m.run_fail_mode(t0 + Duration::from_secs(40)), None);
+        assert_eq!(m.run_fail_mode(t0 + Duration::from_secs(45)), Some(true));
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub mod group;
 pub mod learn;
 pub mod meter;
 pub mod openflow;
+pub mod reconf;
 pub mod rule;
 pub mod switch;
 pub mod syntax;

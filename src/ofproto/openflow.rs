@@ -335,6 +335,11 @@ impl Bridge {
 
     fn send_port_status(&mut self, dp: &Datapath, no: u32, reason: u8) {
         let Some(desc) = self.port_desc(dp, no) else { return };
+        self.broadcast_port_status(desc, reason);
+    }
+
+    /// Sends `OFPT_PORT_STATUS` about `desc` to every connection that wants it.
+    pub(super) fn broadcast_port_status(&mut self, desc: ofp::Port, reason: u8) {
         self.conns.broadcast(AsyncKind::PortStatus, reason, |c| {
             let body = if c.version == OFP10_VERSION {
                 Body::V10(v10::Body::PortStatus { reason, desc: phy_port(&desc) })
@@ -657,7 +662,7 @@ impl Bridge {
     }
 
     /// Pushes the model's meters to the datapath.
-    fn sync_meters(&mut self, dp: &mut Datapath) {
+    pub(super) fn sync_meters(&mut self, dp: &mut Datapath) {
         let want = self.model.meters.datapath_config();
         let ns = |id: u32| dp_meter_id(self.index, id);
         for id in dp.meter_ids().into_iter().filter(|&id| id >> 24 == u32::from(self.index)) {

@@ -59,6 +59,10 @@ struct Tunnels {
     out: Vec<UnderlayOut>,
 }
 
+/// Work for the control thread from whoever runs the switch (a reconfiguration, a status
+/// query): run between two events, with the whole control plane lent to it.
+pub type Control = Box<dyn FnOnce(&mut Ofproto) + Send>;
+
 /// The datapath and every bridge over it.
 pub struct Ofproto {
     dp: Datapath,
@@ -66,6 +70,8 @@ pub struct Ofproto {
     /// Datapath port -> the bridge it belongs to (underlay ports belong to none).
     port_bridge: HashMap<DpPortNo, usize>,
     tunnels: Option<Tunnels>,
+    /// Reconfigurations and queries from the switch's owner (`vswitchd::live`).
+    control: Option<Receiver<Control>>,
     exit: bool,
 }
 
@@ -81,7 +87,7 @@ impl Ofproto {
                 port_bridge.insert(p, i);
             }
         }
-        Ofproto { dp, bridges, port_bridge, tunnels: None, exit: false }
+        Ofproto { dp, bridges, port_bridge, tunnels: None, control: None, exit: false }
     }
 
     /// Hands the tunnel endpoint's slow path (ARP, next hops, tunnel headers) to the control
@@ -159,6 +165,18 @@ impl Ofproto {
         }
     }
 
+    /// Runs every [`Control`] that arrives on `rx` on the control thread, between events.
+    pub fn set_control(&mut self, rx: Receiver<Control>) {
+        self.control = Some(rx);
+    }
+
+    /// Takes every bridge's OpenFlow state out, by bridge name (the switch is stopping for
+    /// a rebuild and the new one puts it back).
+    pub fn take_states(&mut self) -> Vec<(String, super::reconf::BridgeState)> {
+        let dp = &mut self.dp;
+        self.bridges.iter_mut().map(|b| (b.name.clone(), b.take_state(dp))).collect()
+    }
+
     /// The bridges, in configuration order.
     pub fn bridges(&self) -> &[Bridge] {
         &self.bridges
@@ -201,6 +219,8 @@ impl Ofproto {
         // Nothing arrives on these without underlay ports; selecting on them costs nothing.
         let i_underlay = sel.recv(&underlay_rx);
         let i_pending = sel.recv(&pending_rx);
+        let control = self.control.clone().unwrap_or_else(crossbeam_channel::never);
+        let i_control = sel.recv(&control);
         let mut last_revalidate = Instant::now();
         while !stop.load(Relaxed) && !self.exit {
             let op = sel.select();
@@ -241,6 +261,10 @@ impl Ofproto {
                     for p in std::iter::once(p).chain(pending_rx.try_iter().take(EVENT_BATCH)) {
                         self.underlay_step(|u, now, out| u.on_pending(p, now, out));
                     }
+                }
+            } else if i == i_control {
+                if let Ok(f) = op.recv(&control) {
+                    f(self);
                 }
             } else if let Some(b) = i_agents.iter().position(|&x| x == i) {
                 if let Ok(ev) = op.recv(&agents[b]) {

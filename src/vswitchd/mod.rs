@@ -16,6 +16,9 @@ pub mod model;
 use crate::config::Config;
 use crate::netdev::PortStats;
 
+pub mod live;
+pub use live::LiveSwitch;
+
 /// The switch as the database side drives it.
 pub trait SwitchControl {
     /// Brings the switch to `cfg`. Never fails as a whole: a port that cannot be opened, a
