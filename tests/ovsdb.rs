@@ -533,7 +533,6 @@ fn wait_ofport(db: &DbServer, iface: &str) -> String {
 }
 
 #[test]
-#[ignore = "needs the switch side (reconf branch)"]
 fn e2e_xdpswitch_as_the_vswitchd_of_ovsdb_server() {
     if skip_e2e() {
         return;
@@ -607,7 +606,6 @@ fn e2e_xdpswitch_as_the_vswitchd_of_ovsdb_server() {
 }
 
 #[test]
-#[ignore = "needs the switch side (reconf branch)"]
 fn e2e_unknown_and_missing_interfaces_are_reported_not_fatal() {
     if skip_e2e() {
         return;

@@ -96,12 +96,9 @@ pub struct ControllerStatus {
 /// The switch side for `xdpswitch run --ovsdb`: a running switch with no bridges yet, built
 /// from the command line's options, whose management sockets (`<rundir>/<bridge>.mgmt`)
 /// go in `rundir`.
-///
-/// LEAD: replace this body with the switch side's constructor (branch `reconf`); until it
-/// is merged, `run --ovsdb` stops here with this error.
 pub fn live_switch(
-    _opts: &crate::run::RunOptions,
-    _rundir: &std::path::Path,
+    opts: &crate::run::RunOptions,
+    rundir: &std::path::Path,
 ) -> anyhow::Result<Box<dyn SwitchControl>> {
-    anyhow::bail!("run --ovsdb: the switch side is not merged yet (vswitchd::live_switch)")
+    Ok(Box::new(LiveSwitch::new(rundir, opts.clone())?))
 }
