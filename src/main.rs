@@ -53,6 +53,9 @@ enum OfVersionArg {
     V13,
 }
 
+/// Where Open vSwitch keeps its sockets (`--rundir` of `run --ovsdb`).
+const OVS_RUNDIR: &str = "/var/run/openvswitch";
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a switch over network interfaces (ports are numbered 1, 2, ... in order), or the
@@ -70,7 +73,7 @@ enum Cmd {
         ovsdb: Option<String>,
         /// With --ovsdb: where each bridge's management socket `<BRIDGE>.mgmt` goes (what
         /// `ovs-ofctl dump-flows BRIDGE` connects to).
-        #[arg(long, value_name = "DIR", default_value = "/var/run/openvswitch")]
+        #[arg(long, value_name = "DIR", default_value = OVS_RUNDIR)]
         rundir: PathBuf,
         /// An interface to switch between (repeat for each port), with its NORMAL VLAN options
         /// as Open vSwitch's Port columns: `vm1:tag=10`, `uplink:trunks=10,20`,
@@ -369,7 +372,13 @@ fn real_main(cmd: Cmd, config: Option<xdpswitch::config::Config>) -> anyhow::Res
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Ctl { ctl, bridge, json, argv } => {
+        Cmd::Ctl { mut ctl, bridge, json, argv } => {
+            // A switch run with --ovsdb keeps its ctl socket in its rundir, as ovs-vswitchd
+            // keeps its ovs-appctl socket there: found without --ctl at the default rundir.
+            let ovs = std::path::Path::new(OVS_RUNDIR).join("xdpswitch.ctl");
+            if ctl == std::path::Path::new(xdpswitch::ctl::DEFAULT_PATH) && !ctl.exists() && ovs.exists() {
+                ctl = ovs;
+            }
             let r = xdpswitch::ctl::call_bridge(&ctl, bridge.as_deref(), &argv, json)?;
             if r.ok {
                 print!("{}", r.body);
