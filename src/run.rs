@@ -76,8 +76,9 @@ impl Default for RunOptions {
 }
 
 /// Loads the pipeline from the flow file and inline rules; errors name the file, line and field.
+/// Each table holds at most `opts.bridge.max_flows` rules.
 pub fn load_pipeline(opts: &RunOptions, names: &PortNames) -> anyhow::Result<Pipeline> {
-    let mut pipeline = Pipeline::new();
+    let mut pipeline = Pipeline::with_max_flows(opts.bridge.max_flows);
     if let Some(path) = &opts.flows {
         let text = std::fs::read_to_string(path).with_context(|| format!("--flows {}", path.display()))?;
         load_text(&mut pipeline, &text, names, &path.display().to_string())?;
@@ -308,9 +309,12 @@ impl Switch {
             let mut opts = base.clone();
             opts.flows = b.flows.clone();
             opts.flow_text = None;
+            if let Some(n) = b.max_flows {
+                opts.bridge.max_flows = n;
+            }
             let pipeline = load_pipeline(&opts, &names).with_context(|| format!("bridge {}", b.name))?;
             let mut bcfg =
-                BridgeConfig { fail_mode: b.fail_mode, datapath_id: b.datapath_id, ..base.bridge.clone() };
+                BridgeConfig { fail_mode: b.fail_mode, datapath_id: b.datapath_id, ..opts.bridge.clone() };
             if let Some(a) = b.mac_aging {
                 bcfg.mac_aging = a;
             }

@@ -16,6 +16,7 @@ use crossbeam_channel::{tick, Receiver, Select};
 
 use super::bridge::{fdb_ref_of, Bridge, BridgeStats};
 use super::connmgr::AgentEvent;
+use super::limits::{format_limits, Limit, LimitLog, LimitReading};
 use super::underlay::{Underlay, UnderlayOut};
 use crate::ctl::{Call, Response};
 use crate::datapath::actions::{self, DpAction};
@@ -33,6 +34,8 @@ const EVENT_BATCH: usize = 256;
 
 /// How often the tunnel endpoint's timers run (ARP retries, neighbour aging).
 const UNDERLAY_TICK: Duration = Duration::from_millis(100);
+/// How often the limit counters are read for the limits log.
+const LIMITS_EVERY: Duration = Duration::from_secs(1);
 /// At most one log line per kind of tunnel drop this often.
 const TUNNEL_LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -67,6 +70,9 @@ pub struct Ofproto {
     port_bridge: HashMap<DpPortNo, usize>,
     tunnels: Option<Tunnels>,
     exit: bool,
+    /// What has been logged about the resource limits, and when they were last read.
+    limit_log: LimitLog,
+    last_limits: Option<Instant>,
 }
 
 impl Ofproto {
@@ -81,7 +87,15 @@ impl Ofproto {
                 port_bridge.insert(p, i);
             }
         }
-        Ofproto { dp, bridges, port_bridge, tunnels: None, exit: false }
+        Ofproto {
+            dp,
+            bridges,
+            port_bridge,
+            tunnels: None,
+            exit: false,
+            limit_log: LimitLog::new(),
+            last_limits: None,
+        }
     }
 
     /// Hands the tunnel endpoint's slow path (ARP, next hops, tunnel headers) to the control
@@ -156,6 +170,75 @@ impl Ofproto {
                 tracing::warn!(kind = TUNNEL_DROPS[i].0, total = n, new = n - *seen, "{}", TUNNEL_DROPS[i].1);
                 (*seen, *last) = (n, Some(now));
             }
+        }
+    }
+
+    /// Every resource limit with its value and how often it was hit: the datapath's
+    /// (megaflows, upcall and packet-in queues) once, the bridges' (flows per table, MAC
+    /// entries, packet-in rate) once per bridge.
+    pub fn limit_readings(&self) -> Vec<LimitReading> {
+        let pmds = self.dp.pmd_stats();
+        let (upcall_dropped, userspace_dropped) =
+            pmds.iter().fold((0, 0), |(u, p), s| (u + s.upcall_dropped, p + s.userspace_dropped));
+        let bridge = |b: &Bridge| Some(b.name.clone());
+        let mut out = Vec::new();
+        for l in Limit::ALL {
+            match l {
+                Limit::FlowsPerTable => out.extend(self.bridges.iter().map(|b| LimitReading {
+                    limit: l,
+                    bridge: bridge(b),
+                    value: b.model.pipeline.max_flows() as u64,
+                    hits: b.model.pipeline.table_full_count(),
+                })),
+                Limit::Megaflows => out.push(LimitReading {
+                    limit: l,
+                    bridge: None,
+                    value: self.dp.megaflows_ref().capacity() as u64,
+                    hits: self.bridges.iter().map(|b| b.stats.megaflow_table_full).sum(),
+                }),
+                Limit::MacEntries => out.extend(self.bridges.iter().map(|b| {
+                    let fdb = fdb_ref_of(&self.dp, b.index);
+                    let st = fdb.stats();
+                    LimitReading {
+                        limit: l,
+                        bridge: bridge(b),
+                        value: fdb.max_entries() as u64,
+                        hits: st.evicted + st.full,
+                    }
+                })),
+                Limit::UpcallQueue => out.push(LimitReading {
+                    limit: l,
+                    bridge: None,
+                    value: self.dp.upcalls().capacity().unwrap_or(0) as u64,
+                    hits: upcall_dropped,
+                }),
+                Limit::PacketInQueue => out.push(LimitReading {
+                    limit: l,
+                    bridge: None,
+                    value: self.dp.packet_ins().capacity().unwrap_or(0) as u64,
+                    hits: userspace_dropped,
+                }),
+                Limit::PacketInRate => out.extend(self.bridges.iter().map(|b| LimitReading {
+                    limit: l,
+                    bridge: bridge(b),
+                    value: u64::from(b.cfg.packet_in_rate),
+                    hits: b.stats.packet_in_dropped,
+                })),
+            }
+        }
+        out
+    }
+
+    /// Reads the limit counters (once a second) and logs what the limits log says is due.
+    fn limits_timer(&mut self) {
+        let now = Instant::now();
+        if self.last_limits.is_some_and(|t| now.duration_since(t) < LIMITS_EVERY) {
+            return;
+        }
+        self.last_limits = Some(now);
+        let readings = self.limit_readings();
+        for ev in self.limit_log.observe(now, &readings) {
+            ev.log();
         }
     }
 
@@ -257,6 +340,7 @@ impl Ofproto {
                 b.run_timers(&mut self.dp);
             }
             self.underlay_timers();
+            self.limits_timer();
             if last_revalidate.elapsed() >= interval {
                 // Kernel counters first (folded into the megaflows), then credit and expiry.
                 self.dp.offload_tick();
@@ -313,6 +397,14 @@ impl Ofproto {
                 });
             }
             "dpctl/dump-flows" => return Response::ok(dump_megaflows(&self.dp, call.json)),
+            "limits/show" => {
+                let readings = self.limit_readings();
+                return Response::ok(if call.json {
+                    serde_json::to_string_pretty(&readings).unwrap_or_default() + "\n"
+                } else {
+                    format_limits(&readings)
+                });
+            }
             "datapath/pmd-stats-show" => return Response::ok(pmd_stats(&self.dp, &self.bridges, call.json)),
             "datapath/pmd-stats-clear" => {
                 self.dp.clear_pmd_stats();
@@ -394,6 +486,7 @@ fn sum_stats(bridges: &[Bridge]) -> BridgeStats {
         t.megaflows_revalidated += s.megaflows_revalidated;
         t.packet_ins += s.packet_ins;
         t.packet_in_dropped += s.packet_in_dropped;
+        t.flow_table_full += b.model.pipeline.table_full_count();
     }
     t
 }
@@ -529,7 +622,7 @@ fn pmd_stats(dp: &Datapath, bridges: &[Bridge], json: bool) -> String {
     let sp = &sum_stats(bridges);
     let _ = writeln!(
         s,
-        "slow path: upcalls {}, megaflows installed {} (now {}), expired {}, revalidated {}, table full {}, execute dropped {}, translation errors {}, packet-ins {} (rate-limited {})",
+        "slow path: upcalls {}, megaflows installed {} (now {}), expired {}, revalidated {}, table full {}, execute dropped {}, translation errors {}, packet-ins {} (rate-limited {}), flow adds refused (table full) {}",
         sp.upcalls,
         sp.megaflows_installed,
         dp.megaflows_ref().len(),
@@ -539,7 +632,8 @@ fn pmd_stats(dp: &Datapath, bridges: &[Bridge], json: bool) -> String {
         sp.execute_dropped,
         sp.xlate_errors,
         sp.packet_ins,
-        sp.packet_in_dropped
+        sp.packet_in_dropped,
+        sp.flow_table_full
     );
     if dp.ports().iter().any(|p| p.port.kind() == "gre") {
         let sum = |f: fn(&crate::datapath::pmd::PmdStatsSnapshot) -> u64| stats.iter().map(f).sum::<u64>();
