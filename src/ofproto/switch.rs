@@ -789,6 +789,78 @@ mod tests {
     }
 
     #[test]
+    fn limits_count_flows_megaflows_and_mac_entries_hit_by_real_traffic() {
+        use crate::ofproto::rule::FlowMod;
+        use crate::ofproto::syntax::parse_flow;
+        let (a1, b1) = (MemPort::new("a1", 1), MemPort::new("b1", 1));
+        let ports = vec![
+            DpPort { no: DpPortNo(1), port: Arc::new(a1.clone()) as Arc<dyn Port> },
+            DpPort { no: DpPortNo(2), port: Arc::new(b1.clone()) },
+        ];
+        let dcfg = DatapathConfig { max_megaflows: 1, mac_table_size: 2, ..DatapathConfig::default() };
+        let mut dp = Datapath::start(&dcfg, ports).unwrap();
+        let names: PortNames = [("a1", 1), ("b1", 2)].into_iter().collect();
+        let mut pipeline = Pipeline::new();
+        let flows = "priority=10,udp,tp_dst=1,actions=NORMAL\npriority=5,actions=NORMAL\n";
+        pipeline.add_flows_from_str(flows, &names, Duration::ZERO).unwrap();
+        let cfg = BridgeConfig { fail_mode: FailMode::Secure, max_flows: 2, ..BridgeConfig::default() };
+        let map = PortMap::new(vec![(1, DpPortNo(1)), (2, DpPortNo(2))]);
+        let mut br = Bridge::new("br0", 0, cfg, pipeline, names.clone(), map, &mut dp);
+        // A third rule does not fit table 0 (2 rules at most) and changes nothing.
+        let third = FlowMod::add(parse_flow("priority=7,tcp,actions=drop", &names).unwrap());
+        let e = br.model.flow_mod(third, &[1, 2], Duration::ZERO).unwrap_err();
+        assert_eq!(e.code(), crate::ofp::ErrorCode::OFPFMFC_TABLE_FULL);
+        assert_eq!(br.model.pipeline.n_rules(), 2);
+        let mut of = Ofproto::new(dp, vec![br]);
+        let (tx, calls) = crossbeam_channel::bounded(4);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let t = std::thread::spawn(move || {
+            of.run(&calls, &[], &stop2);
+            of.shutdown();
+        });
+        // Four source MACs into a table of two; two destination ports, two megaflows into a
+        // table of one.
+        for i in 0..4u8 {
+            let spec = crate::packet::build::Udp4Spec {
+                src_mac: [2, 0, 0, 0, 0xaa, 1 + i],
+                dport: 1 + u16::from(i % 2),
+                ..crate::packet::build::Udp4Spec::default()
+            };
+            assert!(a1.inject(crate::packet::build::udp4(&spec)));
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        let hits = |text: &str, name: &str| -> u64 {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().last())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut text = String::new();
+        while Instant::now() < deadline {
+            text = call(&tx, None, &["limits"]).body;
+            if hits(&text, "megaflows") > 0 && hits(&text, "mac-entries") > 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(hits(&text, "flows-per-table"), 1, "{text}");
+        assert!(hits(&text, "megaflows") >= 1, "{text}");
+        assert_eq!(hits(&text, "mac-entries"), 2, "{text}");
+        assert_eq!(hits(&text, "upcall-queue"), 0, "{text}");
+        let row = text.lines().find(|l| l.starts_with("flows-per-table")).unwrap();
+        assert!(row.contains("br0") && row.contains("--max-flows") && row.contains(" 2 "), "{row}");
+        // Every packet was still forwarded (flooded by NORMAL: the table has room for two).
+        let stats = call(&tx, None, &["pmd-stats"]).body;
+        assert!(stats.contains("flow adds refused (table full) 1"), "{stats}");
+        assert_eq!(b1.stats().tx_packets, 4, "{stats}");
+        stop.store(true, Relaxed);
+        t.join().unwrap();
+    }
+
+    #[test]
     fn meters_are_namespaced_by_bridge() {
         assert_eq!(super::super::bridge::dp_meter_id(0, 5), 5);
         assert_eq!(super::super::bridge::dp_meter_id(2, 5), (2 << 24) | 5);
