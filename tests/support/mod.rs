@@ -6,6 +6,7 @@
 pub mod dut;
 pub mod gre;
 pub mod l2;
+pub mod markers;
 pub mod ofraw;
 
 use std::path::PathBuf;
@@ -190,6 +191,8 @@ pub struct SwitchProc {
     pub ctl: PathBuf,
     pub ports: Vec<String>,
     _flows: tempfile_path::TempPath,
+    /// Where its stderr (the log) goes, when started with [`SwitchProc::start_logged`].
+    log: Option<tempfile_path::TempPath>,
 }
 
 mod tempfile_path {
@@ -217,6 +220,38 @@ impl SwitchProc {
     /// It forwards by `flows` only (`--fail-mode secure`: no NORMAL rule of its own) unless
     /// `extra` names a fail mode.
     pub fn start(ports: &[&str], flows: &str, extra: &[&str]) -> SwitchProc {
+        SwitchProc::start_inner(ports, flows, extra, false)
+    }
+
+    /// As [`SwitchProc::start`], with the switch's log (stderr, `--log warn`) kept in a file
+    /// that [`SwitchProc::log`] reads.
+    pub fn start_logged(ports: &[&str], flows: &str, extra: &[&str]) -> SwitchProc {
+        SwitchProc::start_inner(ports, flows, extra, true)
+    }
+
+    /// The log so far (empty unless started with [`SwitchProc::start_logged`]).
+    pub fn log(&self) -> String {
+        self.log.as_ref().and_then(|p| std::fs::read_to_string(&p.0).ok()).unwrap_or_default()
+    }
+
+    /// The resident set size of the switch process, in KiB (`VmRSS`).
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    fn start_inner(ports: &[&str], flows: &str, extra: &[&str], logged: bool) -> SwitchProc {
         let t = tag('s');
         let flow_path = std::env::temp_dir().join(format!("xs-{t}.flows"));
         std::fs::write(&flow_path, flows).unwrap();
@@ -236,6 +271,10 @@ impl SwitchProc {
         for p in ports {
             cmd.args(["--port", p]);
         }
+        let log = logged.then(|| std::env::temp_dir().join(format!("xs-{t}.log")));
+        if let Some(path) = &log {
+            cmd.stderr(std::fs::File::create(path).expect("a log file"));
+        }
         let child = cmd.stdin(Stdio::null()).spawn().expect("starting xdpswitch");
         let sw = SwitchProc {
             child: Some(child),
@@ -243,6 +282,7 @@ impl SwitchProc {
             // The interface names, without any `:tag=...` settings after them.
             ports: ports.iter().map(|s| s.split(':').next().unwrap_or(s).to_string()).collect(),
             _flows: tempfile_path::TempPath(flow_path),
+            log: log.map(tempfile_path::TempPath),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
@@ -274,6 +314,7 @@ impl SwitchProc {
             ctl,
             ports: ports.iter().map(|s| s.to_string()).collect(),
             _flows: tempfile_path::TempPath(path),
+            log: None,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
