@@ -109,10 +109,13 @@ def main():
 
         def ctl_json(*argv):
             r = subprocess.run([p2p.XS, "ctl", "--ctl", ctl, "--json", *argv], capture_output=True, text=True)
-            return json.loads(r.stdout) if r.returncode == 0 else None
+            try:
+                return json.loads(r.stdout) if r.returncode == 0 else None
+            except ValueError:
+                return None
 
         for _ in range(100):
-            if ctl_json("version") is not None or os.path.exists(ctl):
+            if subprocess.run([p2p.XS, "ctl", "--ctl", ctl, "version"], capture_output=True).returncode == 0:
                 break
             time.sleep(0.2)
         time.sleep(1)

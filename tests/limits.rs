@@ -239,7 +239,7 @@ fn packet_in_rate_drops_packet_ins_not_forwarding() {
     eprintln!("packet-ins {pins}, rate drops {rate_hits}, queue drops {queue_hits}");
     assert_eq!(rate, 20);
     // A burst of a second's worth (20) passes, then a few as tokens come back.
-    assert!(pins >= 20 && pins < 100, "{pins} packet-ins");
+    assert!((20..100).contains(&pins), "{pins} packet-ins");
     assert_eq!(pins as u64 + rate_hits + queue_hits, 3000, "each copy either sent or counted dropped");
     logged_once(&sw, "--packet-in-rate");
 }
