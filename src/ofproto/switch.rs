@@ -841,7 +841,7 @@ mod tests {
         let mut text = String::new();
         while Instant::now() < deadline {
             text = call(&tx, None, &["limits"]).body;
-            if hits(&text, "megaflows") > 0 && hits(&text, "mac-entries") > 0 {
+            if hits(&text, "megaflows") > 0 && hits(&text, "mac-entries") >= 2 && b1.stats().tx_packets >= 4 {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
