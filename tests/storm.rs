@@ -15,7 +15,9 @@
 //!
 //! Env: `XS_STORM_SECS` (default 5) seconds per storm, `XS_STORM_BATCH` (500) flow-mods
 //! between barriers, `XS_STORM_MARKERS` (5) markers per barrier, `XS_STORM_PPS` (2000)
-//! background datagrams per second. `benches/storm.sh` runs it for minutes.
+//! background datagrams per second, `XS_STORM_ARGS` more switch options; `XS_STORM_OPS` (which
+//! storm operations) and `XS_STORM_CHECK` (dump the marker rules after every barrier) help
+//! narrow a failure. `benches/storm.sh` runs it for minutes.
 //!
 //! Run as root: `cargo test --release --test storm -- --test-threads=1 --nocapture`.
 
@@ -360,7 +362,11 @@ fn flow_mod_storm_under_traffic_keeps_barriers_and_memory() {
     let port = free_port();
     let listen = format!("ptcp:{port}");
     let ports: Vec<&str> = h.iter().map(|x| x.sw_if.as_str()).collect();
-    let sw = SwitchProc::start_logged(&ports, "", &["--listen", &listen]);
+    // XS_STORM_ARGS: more `xdpswitch run` options (e.g. `--emc-entries 0`), to narrow a failure.
+    let more = std::env::var("XS_STORM_ARGS").unwrap_or_default();
+    let mut args = vec!["--listen", listen.as_str()];
+    args.extend(more.split_whitespace());
+    let sw = SwitchProc::start_logged(&ports, "", &args);
     let of = OfRaw::connect(([127, 0, 0, 1], port).into(), &[OFP13_VERSION]);
     let mut lab = Lab { of, sw, h };
 
