@@ -122,6 +122,8 @@ pub struct BridgeConf {
     pub mac_aging: Option<Duration>,
     pub mac_table_size: Option<usize>,
     pub packet_in_rate: Option<u32>,
+    /// Most rules per OpenFlow table (`max_flows`; default `--max-flows`).
+    pub max_flows: Option<usize>,
 }
 
 /// One underlay port: an interface that belongs to no bridge and carries the tunnels.
@@ -214,6 +216,7 @@ struct RawBridge {
     mac_aging: Option<u32>,
     mac_table_size: Option<usize>,
     packet_in_rate: Option<u32>,
+    max_flows: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -514,6 +517,9 @@ impl Config {
             if b.packet_in_rate == Some(0) {
                 return Err(format!("{what}: packet_in_rate: at least 1"));
             }
+            if b.max_flows.is_some_and(|n| n == 0 || n > u32::MAX as usize) {
+                return Err(format!("{what}: max_flows: 1 to 4294967295"));
+            }
             bridges.push(BridgeConf {
                 name: b.name,
                 ports: Vec::new(),
@@ -524,6 +530,7 @@ impl Config {
                 mac_aging: b.mac_aging.map(|s| Duration::from_secs(s.into())),
                 mac_table_size: b.mac_table_size,
                 packet_in_rate: b.packet_in_rate,
+                max_flows: b.max_flows,
             });
             raw_ports.push(ports);
         }
@@ -809,6 +816,14 @@ gateway = "192.0.2.254"
             err("[[bridge]]\nname = \"b\"\n[[underlay]]\nport = \"u\"\nip = \"10.0.0.1/24\"\ngateway = \"10.1.0.1\"\n"),
             "underlay u: gateway 10.1.0.1: not on 10.0.0.1/24"
         );
+    }
+
+    #[test]
+    fn max_flows_per_bridge() {
+        let c =
+            Config::parse("[[bridge]]\nname = \"a\"\nmax_flows = 500\n[[bridge]]\nname = \"b\"\n").unwrap();
+        assert_eq!((c.bridges[0].max_flows, c.bridges[1].max_flows), (Some(500), None));
+        assert_eq!(err("[[bridge]]\nname = \"b\"\nmax_flows = 0\n"), "bridge b: max_flows: 1 to 4294967295");
     }
 
     #[test]

@@ -115,6 +115,14 @@ enum Cmd {
         /// Most megaflows at once.
         #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u32).range(1..))]
         max_megaflows: u32,
+        /// Most rules per OpenFlow table; an add beyond it is refused (OFPFMFC_TABLE_FULL,
+        /// OpenFlow 1.0: ALL_TABLES_FULL) and counted.
+        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u32).range(1..))]
+        max_flows: u32,
+        /// Packet-in queue bound between the poll threads and the control thread (copies for
+        /// the controller beyond it are dropped and counted).
+        #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+        packet_in_queue: u32,
         /// Seconds an unused megaflow stays installed.
         #[arg(long, default_value_t = 10)]
         max_idle: u64,
@@ -268,6 +276,8 @@ fn real_main(cmd: Cmd, config: Option<xdpswitch::config::Config>) -> anyhow::Res
             emc_insert_inv_prob,
             upcall_queue,
             max_megaflows,
+            max_flows,
+            packet_in_queue,
             max_idle,
             pmd_cpus,
             controllers,
@@ -330,6 +340,7 @@ fn real_main(cmd: Cmd, config: Option<xdpswitch::config::Config>) -> anyhow::Res
                     emc_entries,
                     emc_insert_inv_prob,
                     upcall_queue: upcall_queue as usize,
+                    packet_in_queue: packet_in_queue as usize,
                     max_megaflows: max_megaflows as usize,
                     mac_table_size: mac_table_size as usize,
                     pmd_cpus,
@@ -342,6 +353,7 @@ fn real_main(cmd: Cmd, config: Option<xdpswitch::config::Config>) -> anyhow::Res
                         FailModeArg::Standalone => FailMode::Standalone,
                     },
                     packet_in_rate,
+                    max_flows: max_flows as usize,
                     mac_aging: Duration::from_secs(mac_aging.into()),
                     // OVS fails open after three probe intervals without a controller.
                     fail_open_after: Duration::from_secs(inactivity_probe * 3),

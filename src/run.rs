@@ -78,8 +78,9 @@ impl Default for RunOptions {
 }
 
 /// Loads the pipeline from the flow file and inline rules; errors name the file, line and field.
+/// Each table holds at most `opts.bridge.max_flows` rules.
 pub fn load_pipeline(opts: &RunOptions, names: &PortNames) -> anyhow::Result<Pipeline> {
-    let mut pipeline = Pipeline::new();
+    let mut pipeline = Pipeline::with_max_flows(opts.bridge.max_flows);
     if let Some(path) = &opts.flows {
         let text = std::fs::read_to_string(path).with_context(|| format!("--flows {}", path.display()))?;
         load_text(&mut pipeline, &text, names, &path.display().to_string())?;
@@ -211,6 +212,9 @@ pub fn bridge_config(b: &BridgeConf, base: &RunOptions) -> BridgeConfig {
     }
     if let Some(r) = b.packet_in_rate {
         bcfg.packet_in_rate = r;
+    }
+    if let Some(n) = b.max_flows {
+        bcfg.max_flows = n;
     }
     bcfg.has_controllers = b.targets.iter().any(Target::is_active);
     bcfg
@@ -404,10 +408,13 @@ impl Switch {
             let mut opts = base.clone();
             opts.flows = b.flows.clone();
             opts.flow_text = None;
+            if let Some(n) = b.max_flows {
+                opts.bridge.max_flows = n;
+            }
             let state = states.remove(&b.name);
             // A bridge whose state is put back keeps its tables: the flows file is for new ones.
             let pipeline = if state.is_some() {
-                Pipeline::new()
+                Pipeline::with_max_flows(opts.bridge.max_flows)
             } else {
                 load_pipeline(&opts, &names).with_context(|| format!("bridge {}", b.name))?
             };

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use support::dut::{skip_unless_tools, Dut, DutOptions, Kind, Of};
 use support::*;
-use xdpswitch::netns::{neighbours, Host};
+use xdpswitch::netns::neighbours;
 
 const PORT_TO_PORT: &str = "in_port=1,actions=output:2\nin_port=2,actions=output:1\n";
 
@@ -90,40 +90,6 @@ fn offload_off_keeps_everything_in_user_space() {
     assert!(sw.ctl(&["pmd-stats"]).contains("offload (XDP): off"));
 }
 
-/// Python in `host`: receive UDP on port 9000 for `secs` and print one JSON line with the
-/// number of background datagrams (payload `B...`) and of markers per phase (`M<phase>`).
-fn tagged_receiver(host: &Host, secs: f64) -> std::process::Child {
-    let code = format!(
-        "import socket,json,time\n\
-         s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
-         s.setsockopt(socket.SOL_SOCKET,33,8<<20)\n\
-         s.bind(('0.0.0.0',9000))\n\
-         s.settimeout(0.2)\n\
-         print('ready',flush=True)\n\
-         b=0;m={{}};end=time.time()+{secs}\n\
-         while time.time()<end:\n\
-         \x20 try: d=s.recv(2048)\n\
-         \x20 except socket.timeout: continue\n\
-         \x20 if d[:1]==b'B': b+=1\n\
-         \x20 else: k=d[1:].split(b' ')[0].decode(); m[k]=m.get(k,0)+1\n\
-         print(json.dumps({{'b':b,'m':m}}),flush=True)\n"
-    );
-    let mut c = host.command("python3");
-    c.args(["-c", &code]).stdout(std::process::Stdio::piped());
-    let mut child = c.spawn().expect("receiver");
-    // Wait for its socket before anything is sent.
-    let out = child.stdout.as_mut().unwrap();
-    let mut first = [0u8; 6];
-    std::io::Read::read_exact(out, &mut first).expect("receiver ready");
-    child
-}
-
-fn receiver_result(child: std::process::Child) -> serde_json::Value {
-    let out = child.wait_with_output().expect("receiver");
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.lines().last().unwrap_or("{}")).expect("receiver JSON")
-}
-
 #[test]
 fn rule_changes_under_traffic_lose_and_misdirect_nothing() {
     if skip_unless_root() || skip_unless_tools(Kind::Xdpswitch) {
@@ -144,54 +110,31 @@ fn rule_changes_under_traffic_lose_and_misdirect_nothing() {
     let sw = dut.xdpswitch().unwrap();
 
     let secs = 9.0;
-    let r1 = tagged_receiver(&h[1], secs + 3.0);
-    let r2 = tagged_receiver(&h[2], secs + 3.0);
-    // Background traffic: 50 datagrams every 10 ms (~5000/s) for `secs`; prints the count.
-    let sender = h[0]
-        .command("python3")
-        .args([
-            "-c",
-            &format!(
-                "import socket,time\n\
-                 s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
-                 n=0;end=time.time()+{secs}\n\
-                 while time.time()<end:\n\
-                 \x20 for i in range(50): s.sendto(b'B%d'%n+bytes(60),('{dst}',9000)); n+=1\n\
-                 \x20 time.sleep(0.01)\n\
-                 print(n,flush=True)\n",
-                dst = h[1].addr()
-            ),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("sender");
+    let r1 = markers::receiver(&h[1], 9000, secs + 3.0);
+    let r2 = markers::receiver(&h[2], 9000, secs + 3.0);
+    // Background traffic: 50 datagrams every 10 ms (~5000/s) for `secs`.
+    let sender = markers::background_sender(&h[0], h[1].addr(), 9000, secs, 50);
 
     // Flip the rule every 0.8 s (long enough for the flow to move into the kernel between
     // flips). `ovs-ofctl` returns after the switch's barrier reply: from then on, the new
     // rule is in effect in user space and in the kernel. Markers sent right after must all
     // land where the new rule says.
-    let markers = 30;
+    let n_markers = 30;
     let mut expect = Vec::new();
     for phase in 0..8 {
         std::thread::sleep(Duration::from_millis(800));
         let (rule, to) = if phase % 2 == 0 { (to_h2.as_str(), 2) } else { (to_h1, 1) };
         dut.ofctl(Of::V13, "add-flow", &[rule]);
-        let payload_code = format!(
-            "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
-             for i in range({markers}): s.sendto(b'M{phase} '+bytes(60),('{dst}',9000))\n",
-            dst = h[1].addr()
-        );
-        h[0].exec(&["python3", "-c", &payload_code]).expect("markers");
+        markers::send_markers(&h[0], h[1].addr(), 9000, &phase.to_string(), n_markers);
         expect.push((phase.to_string(), to));
     }
-    let sent: u64 =
-        String::from_utf8_lossy(&sender.wait_with_output().unwrap().stdout).trim().parse().unwrap();
-    let (g1, g2) = (receiver_result(r1), receiver_result(r2));
+    let sent = markers::background_sent(sender);
+    let (g1, g2) = (markers::received(r1), markers::received(r2));
 
     for (phase, to) in &expect {
         let (right, wrong) = if *to == 1 { (&g1, &g2) } else { (&g2, &g1) };
-        assert_eq!(right["m"][phase].as_u64().unwrap_or(0), markers, "phase {phase}: {g1} {g2}");
-        assert_eq!(wrong["m"][phase].as_u64().unwrap_or(0), 0, "phase {phase} misdirected: {g1} {g2}");
+        assert_eq!(markers::markers(right, phase), u64::from(n_markers), "phase {phase}: {g1} {g2}");
+        assert_eq!(markers::markers(wrong, phase), 0, "phase {phase} misdirected: {g1} {g2}");
     }
     // Nothing lost: every background datagram reached one of the two hosts, or the switch
     // counted it dropped (it has no reason to drop any here).
@@ -200,7 +143,7 @@ fn rule_changes_under_traffic_lose_and_misdirect_nothing() {
         + pmd_sum(&stats, "upcall_dropped")
         + offload_sum(&stats, "dropped")
         + pmd_sum(&stats, "tx_no_port");
-    let got = g1["b"].as_u64().unwrap() + g2["b"].as_u64().unwrap();
+    let got = markers::background(&g1) + markers::background(&g2);
     assert_eq!(got + counted_drops, sent, "sent {sent}, received {g1} {g2}, counted drops {counted_drops}");
     // And the flow did move: into the kernel and out of it again, more than once.
     if !offload_off() {

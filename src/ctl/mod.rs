@@ -88,6 +88,14 @@ pub const COMMANDS: &[Command] = &[
         help: "per poll thread: packets, cache hit rates, upcalls, drops, time per packet",
     },
     Command {
+        name: "limits/show",
+        alias: Some("limits"),
+        usage: "",
+        min_args: 0,
+        max_args: 0,
+        help: "every resource limit (flows per table, megaflows, MAC entries, upcall and packet-in queues, packet-in rate): its value and how often it was hit",
+    },
+    Command {
         name: "datapath/pmd-stats-clear",
         alias: Some("pmd-stats-clear"),
         usage: "",

@@ -21,7 +21,7 @@ use super::Model;
 use crate::ctl::{Call, Response};
 use crate::datapath::actions::DpAction;
 use crate::datapath::dpif::Datapath;
-use crate::datapath::fdb::{FdbFull, FdbWriter, Learned};
+use crate::datapath::fdb::FdbWriter;
 use crate::datapath::flow::{FlowKey, FlowMask};
 use crate::datapath::megaflow::{FlowStats, MegaflowId};
 use crate::datapath::normal::{parse_vid, Learn, NormalPorts, PortVlan, VID_MAX};
@@ -49,6 +49,9 @@ pub struct BridgeConfig {
     pub mac_aging: Duration,
     /// `datapath_id` (default: from the LOCAL port's MAC, as OVS).
     pub datapath_id: Option<u64>,
+    /// Most rules per OpenFlow table (`--max-flows`): adds beyond it are refused with
+    /// `OFPFMFC_TABLE_FULL` and counted.
+    pub max_flows: usize,
 }
 
 impl Default for BridgeConfig {
@@ -62,6 +65,7 @@ impl Default for BridgeConfig {
             packet_in_rate: 1000,
             mac_aging: Duration::from_secs(300),
             datapath_id: None,
+            max_flows: crate::ofproto::table::DEFAULT_MAX_FLOWS,
         }
     }
 }
@@ -101,6 +105,8 @@ pub struct BridgeStats {
     pub packet_ins: u64,
     /// Packet-ins dropped by the rate limit.
     pub packet_in_dropped: u64,
+    /// Flow adds refused because their table was full (`--max-flows`).
+    pub flow_table_full: u64,
 }
 
 /// A bridge's ports: OpenFlow number <-> datapath number. The legacy single-bridge CLI maps
@@ -216,8 +222,6 @@ pub struct Bridge {
     pub(super) vlans: HashMap<u32, PortVlan>,
     /// What `dump-ports` says about a port beyond its counters (patch peer, tunnel options).
     pub(super) port_notes: HashMap<u32, String>,
-    /// When a full MAC table was last logged (at most one line every 10 s).
-    last_fdb_warning: Option<Instant>,
     /// Whether megaflows match in_port exactly (when other bridges share the datapath).
     pub(super) exact_in_port: bool,
 }
@@ -245,6 +249,8 @@ impl Bridge {
                     u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]])
                 })
         });
+        let mut pipeline = pipeline;
+        pipeline.set_max_flows(cfg.max_flows);
         let mut b = Bridge {
             name: name.to_string(),
             index,
@@ -267,7 +273,6 @@ impl Bridge {
             last_aging: None,
             vlans: HashMap::new(),
             port_notes: HashMap::new(),
-            last_fdb_warning: None,
             exact_in_port: false,
         };
         b.refresh_port_state(dp);
@@ -544,27 +549,11 @@ impl Bridge {
         self.publish_normal_ports(dp);
     }
 
-    /// Learns one address a poll thread saw (the table evicts fairly when full).
+    /// Learns one address a poll thread saw (the table evicts fairly when full; evictions
+    /// and addresses not learned are counted in its stats and logged by the limits log).
     pub fn learn(&mut self, dp: &mut Datapath, ev: Learn) {
         let now_s = (dp.now_ms() / 1000) as u32;
-        let fdb = fdb_of(dp, self.index);
-        let evicted = fdb.stats().evicted;
-        let res = fdb.learn(ev.mac, ev.vlan, ev.port, now_s);
-        let full = matches!(res, Err(FdbFull));
-        if full || (res == Ok(Learned::New) && fdb.stats().evicted > evicted) {
-            let now = Instant::now();
-            if self.last_fdb_warning.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10)) {
-                self.last_fdb_warning = Some(now);
-                let w = fdb;
-                tracing::warn!(
-                    bridge = %self.name,
-                    entries = w.len(),
-                    evicted = w.stats().evicted,
-                    not_learned = w.stats().full,
-                    "MAC table full: evicting the oldest addresses of the port with the most (see fdb-stats)"
-                );
-            }
-        }
+        let _ = fdb_of(dp, self.index).learn(ev.mac, ev.vlan, ev.port, now_s);
     }
 
     /// A port given by name or number.

@@ -37,6 +37,7 @@ pub mod connmgr;
 pub mod convert;
 pub mod group;
 pub mod learn;
+pub mod limits;
 pub mod meter;
 pub mod openflow;
 pub mod reconf;

@@ -497,6 +497,7 @@ impl Bridge {
 
     /// Rule timeouts, port state, the fail mode.
     pub(super) fn run_timers(&mut self, dp: &mut Datapath) {
+        self.stats.flow_table_full = self.model.pipeline.table_full_count();
         let now = self.now();
         if self.last_timers.is_some_and(|t| now.saturating_sub(t) < Duration::from_millis(100)) {
             return;
@@ -768,7 +769,7 @@ impl Bridge {
                 if !set.is_empty() {
                     return Err(ErrorCode::OFPTFFC_EPERM);
                 }
-                MpRep::TableFeatures(table_features())
+                MpRep::TableFeatures(table_features(self.model.pipeline.max_flows()))
             }
             MpReq::Queue { port_no, .. } => {
                 if *port_no != OFPP_ANY && !self.xports.iter().any(|x| x.no == *port_no) {
@@ -909,7 +910,7 @@ impl Bridge {
                     table_id: 0,
                     name: "classifier".into(),
                     wildcards: 0x3f_ffff,
-                    max_entries: 1_000_000,
+                    max_entries: u32::try_from(self.model.pipeline.max_flows()).unwrap_or(u32::MAX),
                     active_count: t0.active,
                     lookup_count: t0.lookups,
                     matched_count: t0.matched,
@@ -1057,7 +1058,7 @@ fn type_ids(types: &[u16]) -> Vec<u8> {
 }
 
 /// `OFPMP_TABLE_FEATURES`: tables `0..N_OF_TABLES`, each with every property type.
-fn table_features() -> Vec<TableFeatures> {
+fn table_features(max_flows: usize) -> Vec<TableFeatures> {
     let matches = oxm_ids(MATCH_FIELDS);
     let sets = oxm_ids(SET_FIELDS);
     let instructions = type_ids(INSTRUCTIONS);
@@ -1072,7 +1073,7 @@ fn table_features() -> Vec<TableFeatures> {
                 metadata_match: u64::MAX,
                 metadata_write: u64::MAX,
                 config: 0,
-                max_entries: 1_000_000,
+                max_entries: u32::try_from(max_flows).unwrap_or(u32::MAX),
                 properties: vec![
                     prop(tfp::OFPTFPT_INSTRUCTIONS, &instructions),
                     prop(tfp::OFPTFPT_INSTRUCTIONS_MISS, &instructions),

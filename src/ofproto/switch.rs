@@ -16,6 +16,7 @@ use crossbeam_channel::{tick, Receiver, Select};
 
 use super::bridge::{fdb_ref_of, Bridge, BridgeStats};
 use super::connmgr::AgentEvent;
+use super::limits::{format_limits, Limit, LimitLog, LimitReading};
 use super::underlay::{Underlay, UnderlayOut};
 use crate::ctl::{Call, Response};
 use crate::datapath::actions::{self, DpAction};
@@ -33,6 +34,8 @@ const EVENT_BATCH: usize = 256;
 
 /// How often the tunnel endpoint's timers run (ARP retries, neighbour aging).
 const UNDERLAY_TICK: Duration = Duration::from_millis(100);
+/// How often the limit counters are read for the limits log.
+const LIMITS_EVERY: Duration = Duration::from_secs(1);
 /// At most one log line per kind of tunnel drop this often.
 const TUNNEL_LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -73,6 +76,9 @@ pub struct Ofproto {
     /// Reconfigurations and queries from the switch's owner (`vswitchd::live`).
     control: Option<Receiver<Control>>,
     exit: bool,
+    /// What has been logged about the resource limits, and when they were last read.
+    limit_log: LimitLog,
+    last_limits: Option<Instant>,
 }
 
 impl Ofproto {
@@ -87,7 +93,16 @@ impl Ofproto {
                 port_bridge.insert(p, i);
             }
         }
-        Ofproto { dp, bridges, port_bridge, tunnels: None, control: None, exit: false }
+        Ofproto {
+            dp,
+            bridges,
+            port_bridge,
+            tunnels: None,
+            control: None,
+            exit: false,
+            limit_log: LimitLog::new(),
+            last_limits: None,
+        }
     }
 
     /// Hands the tunnel endpoint's slow path (ARP, next hops, tunnel headers) to the control
@@ -175,6 +190,75 @@ impl Ofproto {
     pub fn take_states(&mut self) -> Vec<(String, super::reconf::BridgeState)> {
         let dp = &mut self.dp;
         self.bridges.iter_mut().map(|b| (b.name.clone(), b.take_state(dp))).collect()
+    }
+
+    /// Every resource limit with its value and how often it was hit: the datapath's
+    /// (megaflows, upcall and packet-in queues) once, the bridges' (flows per table, MAC
+    /// entries, packet-in rate) once per bridge.
+    pub fn limit_readings(&self) -> Vec<LimitReading> {
+        let pmds = self.dp.pmd_stats();
+        let (upcall_dropped, userspace_dropped) =
+            pmds.iter().fold((0, 0), |(u, p), s| (u + s.upcall_dropped, p + s.userspace_dropped));
+        let bridge = |b: &Bridge| Some(b.name.clone());
+        let mut out = Vec::new();
+        for l in Limit::ALL {
+            match l {
+                Limit::FlowsPerTable => out.extend(self.bridges.iter().map(|b| LimitReading {
+                    limit: l,
+                    bridge: bridge(b),
+                    value: b.model.pipeline.max_flows() as u64,
+                    hits: b.model.pipeline.table_full_count(),
+                })),
+                Limit::Megaflows => out.push(LimitReading {
+                    limit: l,
+                    bridge: None,
+                    value: self.dp.megaflows_ref().capacity() as u64,
+                    hits: self.bridges.iter().map(|b| b.stats.megaflow_table_full).sum(),
+                }),
+                Limit::MacEntries => out.extend(self.bridges.iter().map(|b| {
+                    let fdb = fdb_ref_of(&self.dp, b.index);
+                    let st = fdb.stats();
+                    LimitReading {
+                        limit: l,
+                        bridge: bridge(b),
+                        value: fdb.max_entries() as u64,
+                        hits: st.evicted + st.full,
+                    }
+                })),
+                Limit::UpcallQueue => out.push(LimitReading {
+                    limit: l,
+                    bridge: None,
+                    value: self.dp.upcalls().capacity().unwrap_or(0) as u64,
+                    hits: upcall_dropped,
+                }),
+                Limit::PacketInQueue => out.push(LimitReading {
+                    limit: l,
+                    bridge: None,
+                    value: self.dp.packet_ins().capacity().unwrap_or(0) as u64,
+                    hits: userspace_dropped,
+                }),
+                Limit::PacketInRate => out.extend(self.bridges.iter().map(|b| LimitReading {
+                    limit: l,
+                    bridge: bridge(b),
+                    value: u64::from(b.cfg.packet_in_rate),
+                    hits: b.stats.packet_in_dropped,
+                })),
+            }
+        }
+        out
+    }
+
+    /// Reads the limit counters (once a second) and logs what the limits log says is due.
+    fn limits_timer(&mut self) {
+        let now = Instant::now();
+        if self.last_limits.is_some_and(|t| now.duration_since(t) < LIMITS_EVERY) {
+            return;
+        }
+        self.last_limits = Some(now);
+        let readings = self.limit_readings();
+        for ev in self.limit_log.observe(now, &readings) {
+            ev.log();
+        }
     }
 
     /// The bridges, in configuration order.
@@ -281,6 +365,7 @@ impl Ofproto {
                 b.run_timers(&mut self.dp);
             }
             self.underlay_timers();
+            self.limits_timer();
             if last_revalidate.elapsed() >= interval {
                 // Kernel counters first (folded into the megaflows), then credit and expiry.
                 self.dp.offload_tick();
@@ -337,6 +422,14 @@ impl Ofproto {
                 });
             }
             "dpctl/dump-flows" => return Response::ok(dump_megaflows(&self.dp, call.json)),
+            "limits/show" => {
+                let readings = self.limit_readings();
+                return Response::ok(if call.json {
+                    serde_json::to_string_pretty(&readings).unwrap_or_default() + "\n"
+                } else {
+                    format_limits(&readings)
+                });
+            }
             "datapath/pmd-stats-show" => return Response::ok(pmd_stats(&self.dp, &self.bridges, call.json)),
             "datapath/pmd-stats-clear" => {
                 self.dp.clear_pmd_stats();
@@ -418,6 +511,7 @@ fn sum_stats(bridges: &[Bridge]) -> BridgeStats {
         t.megaflows_revalidated += s.megaflows_revalidated;
         t.packet_ins += s.packet_ins;
         t.packet_in_dropped += s.packet_in_dropped;
+        t.flow_table_full += b.model.pipeline.table_full_count();
     }
     t
 }
@@ -553,7 +647,7 @@ fn pmd_stats(dp: &Datapath, bridges: &[Bridge], json: bool) -> String {
     let sp = &sum_stats(bridges);
     let _ = writeln!(
         s,
-        "slow path: upcalls {}, megaflows installed {} (now {}), expired {}, revalidated {}, table full {}, execute dropped {}, translation errors {}, packet-ins {} (rate-limited {})",
+        "slow path: upcalls {}, megaflows installed {} (now {}), expired {}, revalidated {}, table full {}, execute dropped {}, translation errors {}, packet-ins {} (rate-limited {}), flow adds refused (table full) {}",
         sp.upcalls,
         sp.megaflows_installed,
         dp.megaflows_ref().len(),
@@ -563,7 +657,8 @@ fn pmd_stats(dp: &Datapath, bridges: &[Bridge], json: bool) -> String {
         sp.execute_dropped,
         sp.xlate_errors,
         sp.packet_ins,
-        sp.packet_in_dropped
+        sp.packet_in_dropped,
+        sp.flow_table_full
     );
     if dp.ports().iter().any(|p| p.port.kind() == "gre") {
         let sum = |f: fn(&crate::datapath::pmd::PmdStatsSnapshot) -> u64| stats.iter().map(f).sum::<u64>();
@@ -714,6 +809,78 @@ mod tests {
         assert!(!e.ok && e.body.contains("C: no such bridge"), "{e:?}");
         let e = call(&tx, None, &["tnl/neigh-show"]);
         assert!(!e.ok && e.body.contains("no tunnels"), "{e:?}");
+        stop.store(true, Relaxed);
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn limits_count_flows_megaflows_and_mac_entries_hit_by_real_traffic() {
+        use crate::ofproto::rule::FlowMod;
+        use crate::ofproto::syntax::parse_flow;
+        let (a1, b1) = (MemPort::new("a1", 1), MemPort::new("b1", 1));
+        let ports = vec![
+            DpPort { no: DpPortNo(1), port: Arc::new(a1.clone()) as Arc<dyn Port> },
+            DpPort { no: DpPortNo(2), port: Arc::new(b1.clone()) },
+        ];
+        let dcfg = DatapathConfig { max_megaflows: 1, mac_table_size: 2, ..DatapathConfig::default() };
+        let mut dp = Datapath::start(&dcfg, ports).unwrap();
+        let names: PortNames = [("a1", 1), ("b1", 2)].into_iter().collect();
+        let mut pipeline = Pipeline::new();
+        let flows = "priority=10,udp,tp_dst=1,actions=NORMAL\npriority=5,actions=NORMAL\n";
+        pipeline.add_flows_from_str(flows, &names, Duration::ZERO).unwrap();
+        let cfg = BridgeConfig { fail_mode: FailMode::Secure, max_flows: 2, ..BridgeConfig::default() };
+        let map = PortMap::new(vec![(1, DpPortNo(1)), (2, DpPortNo(2))]);
+        let mut br = Bridge::new("br0", 0, cfg, pipeline, names.clone(), map, &mut dp);
+        // A third rule does not fit table 0 (2 rules at most) and changes nothing.
+        let third = FlowMod::add(parse_flow("priority=7,tcp,actions=drop", &names).unwrap());
+        let e = br.model.flow_mod(third, &[1, 2], Duration::ZERO).unwrap_err();
+        assert_eq!(e.code(), crate::ofp::ErrorCode::OFPFMFC_TABLE_FULL);
+        assert_eq!(br.model.pipeline.n_rules(), 2);
+        let mut of = Ofproto::new(dp, vec![br]);
+        let (tx, calls) = crossbeam_channel::bounded(4);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let t = std::thread::spawn(move || {
+            of.run(&calls, &[], &stop2);
+            of.shutdown();
+        });
+        // Four source MACs into a table of two; two destination ports, two megaflows into a
+        // table of one.
+        for i in 0..4u8 {
+            let spec = crate::packet::build::Udp4Spec {
+                src_mac: [2, 0, 0, 0, 0xaa, 1 + i],
+                dport: 1 + u16::from(i % 2),
+                ..crate::packet::build::Udp4Spec::default()
+            };
+            assert!(a1.inject(crate::packet::build::udp4(&spec)));
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        let hits = |text: &str, name: &str| -> u64 {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().last())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut text = String::new();
+        while Instant::now() < deadline {
+            text = call(&tx, None, &["limits"]).body;
+            if hits(&text, "megaflows") > 0 && hits(&text, "mac-entries") >= 2 && b1.stats().tx_packets >= 4 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(hits(&text, "flows-per-table"), 1, "{text}");
+        assert!(hits(&text, "megaflows") >= 1, "{text}");
+        assert_eq!(hits(&text, "mac-entries"), 2, "{text}");
+        assert_eq!(hits(&text, "upcall-queue"), 0, "{text}");
+        let row = text.lines().find(|l| l.starts_with("flows-per-table")).unwrap();
+        assert!(row.contains("br0") && row.contains("--max-flows") && row.contains(" 2 "), "{row}");
+        // Every packet was still forwarded (flooded by NORMAL: the table has room for two).
+        let stats = call(&tx, None, &["pmd-stats"]).body;
+        assert!(stats.contains("flow adds refused (table full) 1"), "{stats}");
+        assert_eq!(b1.stats().tx_packets, 4, "{stats}");
         stop.store(true, Relaxed);
         t.join().unwrap();
     }

@@ -386,6 +386,7 @@ pub fn build(replica: &Replica, base: &Config) -> Model {
             mac_aging: None,
             mac_table_size: None,
             packet_in_rate: None,
+            max_flows: None,
         };
         if let Some(d) = map_str(brow, "other_config", "datapath-id") {
             match u64::from_str_radix(d, 16).ok().filter(|_| d.len() == 16) {

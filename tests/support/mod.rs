@@ -6,6 +6,7 @@
 pub mod dut;
 pub mod gre;
 pub mod l2;
+pub mod markers;
 pub mod ofraw;
 
 use std::path::PathBuf;
@@ -190,6 +191,8 @@ pub struct SwitchProc {
     pub ctl: PathBuf,
     pub ports: Vec<String>,
     _flows: Option<tempfile_path::TempPath>,
+    /// Where its stderr (the log) goes, when started with [`SwitchProc::start_logged`].
+    log: Option<tempfile_path::TempPath>,
 }
 
 mod tempfile_path {
@@ -289,6 +292,38 @@ impl SwitchProc {
         sw
     }
 
+    /// As [`SwitchProc::start`], with the switch's log (stderr, `--log warn`) kept in a file
+    /// that [`SwitchProc::log`] reads.
+    pub fn start_logged(ports: &[&str], flows: &str, extra: &[&str]) -> SwitchProc {
+        let mut args = SwitchArgs::new(ports, flows, extra);
+        args.log_dir = Some(std::env::temp_dir());
+        let mut sw = SwitchProc::spawn(&args);
+        sw.log = args.log_file(0).map(tempfile_path::TempPath);
+        sw._flows = Some(args.flows);
+        sw
+    }
+
+    /// The log so far (empty unless started with [`SwitchProc::start_logged`]).
+    pub fn log(&self) -> String {
+        self.log.as_ref().and_then(|p| std::fs::read_to_string(&p.0).ok()).unwrap_or_default()
+    }
+
+    /// The resident set size of the switch process, in KiB (`VmRSS`).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
     /// Starts `xdpswitch run` with `args` and waits for its control socket; panics if it
     /// exits first or does not answer within 20 s.
     pub fn spawn(args: &SwitchArgs) -> SwitchProc {
@@ -306,6 +341,7 @@ impl SwitchProc {
             // The interface names, without any `:tag=...` settings after them.
             ports: args.ports.iter().map(|s| s.split(':').next().unwrap_or(s).to_string()).collect(),
             _flows: None,
+            log: None,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
@@ -353,6 +389,7 @@ impl SwitchProc {
             ctl,
             ports: ports.iter().map(|s| s.to_string()).collect(),
             _flows: Some(tempfile_path::TempPath(path)),
+            log: None,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {

@@ -603,7 +603,16 @@ pub struct FlowFileError {
     pub source: SyntaxError,
 }
 
+/// Most rules per OpenFlow table unless configured otherwise (`--max-flows`; the figure
+/// OVS reports as a table's `max_entries`).
+pub const DEFAULT_MAX_FLOWS: usize = 1_000_000;
+
 /// The OpenFlow pipeline: tables `0..N_TABLES`, owned by the control thread.
+///
+/// Every table holds at most [`Pipeline::max_flows`] rules: an add that would make a new
+/// rule beyond it is refused with `OFPFMFC_TABLE_FULL` (OpenFlow 1.0: `ALL_TABLES_FULL`),
+/// changes nothing and is counted ([`Pipeline::table_full_count`]); an add that replaces a
+/// rule of the same match and priority is always allowed.
 ///
 /// Time is passed in as `now`, a [`Duration`] since any fixed epoch the caller picks (e.g.
 /// the bridge's start); nothing here reads a clock.
@@ -614,6 +623,10 @@ pub struct Pipeline {
     /// Per table: (lookups, matched).
     counters: Vec<(u64, u64)>,
     next_id: u64,
+    /// Most rules per table.
+    max_flows: usize,
+    /// Adds refused because their table was full.
+    table_full: u64,
 }
 
 impl Default for Pipeline {
@@ -630,7 +643,30 @@ impl Pipeline {
             table_of: FastMap::default(),
             counters: vec![(0, 0); N_TABLES],
             next_id: 1,
+            max_flows: DEFAULT_MAX_FLOWS,
+            table_full: 0,
         }
+    }
+
+    /// Empty tables holding at most `max_flows` rules each (at least 1).
+    pub fn with_max_flows(max_flows: usize) -> Pipeline {
+        Pipeline { max_flows: max_flows.max(1), ..Pipeline::new() }
+    }
+
+    /// Most rules per table.
+    pub fn max_flows(&self) -> usize {
+        self.max_flows
+    }
+
+    /// Changes the per-table limit (at least 1). Tables already beyond it keep their rules;
+    /// they only refuse new ones until they are below it again.
+    pub fn set_max_flows(&mut self, max_flows: usize) {
+        self.max_flows = max_flows.max(1);
+    }
+
+    /// How many adds were refused because their table held `max_flows` rules.
+    pub fn table_full_count(&self) -> u64 {
+        self.table_full
     }
 
     /// Table `t` (table 255, "all", is an empty table).
@@ -651,7 +687,8 @@ impl Pipeline {
     }
 
     /// Parses `text` (one flow per line, `#` comments and blank lines skipped) and adds every
-    /// flow, all or nothing: on an error nothing is added. Returns the number of flows.
+    /// flow; a syntax error adds nothing, a full table (`max_flows`) stops at the line that
+    /// did not fit. Returns the number of flows.
     /// `group:N` and `meter:N` are refused (a flows file has no groups or meters).
     pub fn add_flows_from_str(
         &mut self,
@@ -674,12 +711,18 @@ impl Pipeline {
                 line: i + 1,
                 source: SyntaxError { field: "actions".into(), reason: e.to_string() },
             })?;
-            specs.push(spec);
+            specs.push((i + 1, spec));
         }
         let n = specs.len();
-        for spec in specs {
-            // parse_flow only produces valid adds (table < 255, goto to a later table).
-            let _ = self.apply(FlowMod::add(spec), now);
+        for (line, spec) in specs {
+            // parse_flow only produces valid adds (table < 255, goto to a later table); what
+            // can still fail is a full table.
+            if let Err(e) = self.apply(FlowMod::add(spec), now) {
+                return Err(FlowFileError {
+                    line,
+                    source: SyntaxError { field: "table".into(), reason: e.to_string() },
+                });
+            }
         }
         Ok(n)
     }
@@ -780,11 +823,17 @@ impl Pipeline {
                 format!("table {}: overlaps a rule of priority {}", s.table, s.priority),
             ));
         }
-        let carried = table
-            .find_strict(&s.matches, s.priority)
-            .and_then(|id| table.get(id))
-            .filter(|_| s.flags & flags::RESET_COUNTS == 0)
-            .map_or((0, 0), |r| (r.n_packets, r.n_bytes));
+        let same = table.find_strict(&s.matches, s.priority).and_then(|id| table.get(id));
+        if same.is_none() && table.len() >= self.max_flows {
+            let n = table.len();
+            self.table_full += 1;
+            return Err(Error::new(
+                ErrorCode::OFPFMFC_TABLE_FULL,
+                format!("table {}: full ({n} flows, the limit is {})", s.table, self.max_flows),
+            ));
+        }
+        let carried =
+            same.filter(|_| s.flags & flags::RESET_COUNTS == 0).map_or((0, 0), |r| (r.n_packets, r.n_bytes));
         let id = RuleId(self.next_id);
         self.next_id += 1;
         let t = s.table;

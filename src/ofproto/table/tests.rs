@@ -279,3 +279,43 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_full_table_refuses_new_rules_and_changes_nothing() {
+    let mut p = Pipeline::with_max_flows(2);
+    add(&mut p, "priority=10,in_port=1 actions=output:2");
+    add(&mut p, "priority=10,in_port=2 actions=output:1");
+    let before = p.dump(&ports(), T0);
+    let e = p.apply(FlowMod::add(parse_flow("priority=10,in_port=3 actions=drop", &ports()).unwrap()), T0);
+    let code = e.unwrap_err().code();
+    assert_eq!(code, ErrorCode::OFPFMFC_TABLE_FULL);
+    assert_eq!(code.v13(), (5, 1));
+    // OpenFlow 1.0 has one code for it: OFPFMFC_ALL_TABLES_FULL (type 3, code 0).
+    assert_eq!(code.wire(crate::ofp::OFP10_VERSION), (3, 0));
+    assert_eq!((p.n_rules(), p.table_full_count()), (2, 1));
+    assert_eq!(p.dump(&ports(), T0), before);
+    // Replacing a rule (same match and priority) is not a new rule: allowed when full.
+    let c = add(&mut p, "priority=10,in_port=1 actions=output:3");
+    assert_eq!((c.added.len(), c.replaced.len(), p.n_rules()), (1, 1, 2));
+    // The limit is per table: table 1 still takes rules.
+    add(&mut p, "table=1,priority=10,in_port=3 actions=drop");
+    assert_eq!(p.n_rules(), 3);
+    // A modify that would add a missing rule (OpenFlow 1.0) is refused the same way.
+    let mut fm = sel(FlowModCommand::Modify, "table=0,priority=7,in_port=3 actions=drop");
+    fm.add_if_missing = true;
+    assert_eq!(p.apply(fm, T0).unwrap_err().code(), ErrorCode::OFPFMFC_TABLE_FULL);
+    assert_eq!(p.table_full_count(), 2);
+    // Room again after a delete.
+    p.apply(sel(FlowModCommand::DeleteStrict, "priority=10,in_port=2"), T0).unwrap();
+    add(&mut p, "priority=10,in_port=3 actions=drop");
+    assert_eq!((p.table(0).len(), p.table_full_count()), (2, 2));
+}
+
+#[test]
+fn a_flows_file_beyond_the_limit_names_the_line() {
+    let mut p = Pipeline::with_max_flows(1);
+    let e = p.add_flows_from_str("in_port=1 actions=2\n\nin_port=2 actions=1\n", &ports(), T0).unwrap_err();
+    assert_eq!(e.line, 3);
+    assert!(e.to_string().contains("OFPFMFC_TABLE_FULL"), "{e}");
+    assert_eq!(p.max_flows(), 1);
+}
