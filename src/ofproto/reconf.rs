@@ -66,6 +66,8 @@ impl Bridge {
         let BridgeState { model, started, mut conns, ports } = state;
         conns.reconfigure(self.cfg.fail_mode, self.cfg.has_controllers, Instant::now());
         self.model = model;
+        // The limit is the new configuration's, the flows the old bridge's.
+        self.model.pipeline.set_max_flows(self.cfg.max_flows);
         self.started = started;
         self.conns = conns;
         self.sync_meters(dp);

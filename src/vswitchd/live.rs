@@ -228,6 +228,9 @@ fn layout_change(old: &Config, new: &Config) -> Option<String> {
         if a.mac_table_size != b.mac_table_size {
             return Some(format!("bridge {}: mac_table_size changed", b.name));
         }
+        if a.max_flows != b.max_flows {
+            return Some(format!("bridge {}: max_flows changed", b.name));
+        }
     }
     None
 }
