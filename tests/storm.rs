@@ -5,7 +5,11 @@
 //! non-strict modify, modify-strict + delete-strict), sends a barrier, and once the barrier is
 //! answered sends marker datagrams (`support::markers`). The destinations rotate over three
 //! hosts that share one IP address, so a marker that went the *old* way (the rule before its
-//! barrier) is told apart from one that went the way of a *later* change.
+//! barrier) is told apart from one that went the way of a *later* change. A marker is
+//! "received" by the switch only when a poll thread reads it, which under load can be a few
+//! phases after the sender handed it to the kernel; so before the rotation comes back to the
+//! host a phase's rule replaced (two phases later), the test waits until that phase's
+//! markers have all arrived somewhere.
 //!
 //! Asserted: no marker took the rule its barrier replaced; no flow-mod was refused; the
 //! switch answers OpenFlow and ctl after the storm and exits cleanly; RSS after a second,
@@ -241,7 +245,7 @@ fn storm(lab: &mut Lab, seed: u64, secs: f64, max_phases: usize) -> StormResult 
     let ops: Vec<u8> = env("XS_STORM_OPS", "0123456789".to_string()).into_bytes();
     let check_tables = std::env::var("XS_STORM_CHECK").is_ok();
     let dst = lab.h[1].addr().to_string();
-    let rx: Vec<_> = (1..=3).map(|i| markers::receiver(&lab.h[i], PORT, secs + 6.0)).collect();
+    let rx: Vec<_> = (1..=3).map(|i| markers::LiveReceiver::start(&lab.h[i], PORT, secs + 6.0)).collect();
     let rx_end = Instant::now() + Duration::from_secs_f64(secs + 6.5);
     let bg = markers::background_sender(&lab.h[0], &dst, PORT, secs + 1.0, (pps / 100).max(1));
     let mut msend = MarkerSender::start(&lab.h[0], &dst, PORT);
@@ -296,6 +300,19 @@ fn storm(lab: &mut Lab, seed: u64, secs: f64, max_phases: usize) -> StormResult 
         }
         let before = model.effective();
         let next = before % 3 + 1;
+        // The destinations rotate with period 3, so phase p's rule sends to the host phase
+        // p-2's rule replaced: a marker of phase p-2 still queued in the kernel on its way
+        // into the switch (sent, not yet received by a poll thread) would take phase p's
+        // rule and look stale. So phase p-2's markers must all be in first (or, lost, be
+        // given up on after a while and counted missing at the end).
+        if let Some(p) = expect.len().checked_sub(2).map(|p| p.to_string()) {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while rx.iter().map(|r| r.markers_now(&p)).sum::<u64>() < u64::from(n_markers)
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
         r.flow_mods += flip(lab, &mut model, expect.len(), next);
         assert_eq!(model.effective(), next);
         r.errors.extend(lab.of.barrier());
@@ -320,7 +337,7 @@ fn storm(lab: &mut Lab, seed: u64, secs: f64, max_phases: usize) -> StormResult 
     let late = lab.of.collect(rx_end.saturating_duration_since(Instant::now()));
     r.errors.extend(late.into_iter().filter(|m| matches!(m.body, Body::Error(_))));
     r.bg_sent = markers::background_sent(bg);
-    let got: Vec<serde_json::Value> = rx.into_iter().map(markers::received).collect();
+    let got: Vec<serde_json::Value> = rx.into_iter().map(markers::LiveReceiver::finish).collect();
     r.bg_got = got.iter().map(markers::background).sum();
     for (phase, &(now, old)) in expect.iter().enumerate() {
         let p = phase.to_string();
@@ -373,7 +390,8 @@ fn flow_mod_storm_under_traffic_keeps_barriers_and_memory() {
     let first = storm(&mut lab, 7, secs, usize::MAX);
     std::thread::sleep(Duration::from_secs(1));
     let rss1 = lab.sw.rss_kib();
-    let second = storm(&mut lab, 7, secs + 5.0, first.phases);
+    // The same flow-mods again, however long they take (the time bound only guards a hang).
+    let second = storm(&mut lab, 7, secs * 2.0 + 5.0, first.phases);
     std::thread::sleep(Duration::from_secs(1));
     let rss2 = lab.sw.rss_kib();
 

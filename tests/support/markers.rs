@@ -139,3 +139,62 @@ impl Drop for MarkerSender {
         let _ = self.child.wait();
     }
 }
+
+/// A [`receiver`] whose markers are also counted as they arrive, so a test can wait until a
+/// phase's markers are all in before it changes the rules in a way that would make a late
+/// marker look like it took an old rule.
+pub struct LiveReceiver {
+    counts: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
+    reader: std::thread::JoinHandle<serde_json::Value>,
+}
+
+impl LiveReceiver {
+    /// Receives on `port` in `host` for `secs` (as [`receiver`]).
+    pub fn start(host: &Host, port: u16, secs: f64) -> LiveReceiver {
+        let code = format!(
+            "import socket,json,time\n\
+             s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+             s.setsockopt(socket.SOL_SOCKET,33,8<<20)\n\
+             s.bind(('0.0.0.0',{port}))\n\
+             s.settimeout(0.2)\n\
+             print('ready',flush=True)\n\
+             b=0;m={{}};end=time.time()+{secs}\n\
+             while time.time()<end:\n\
+             \x20 try: d=s.recv(2048)\n\
+             \x20 except socket.timeout: continue\n\
+             \x20 if d[:1]==b'B': b+=1\n\
+             \x20 else: k=d[1:].split(b' ')[0].decode(); m[k]=m.get(k,0)+1; print('m',k,flush=True)\n\
+             print(json.dumps({{'b':b,'m':m}}),flush=True)\n"
+        );
+        let mut child =
+            host.command("python3").args(["-c", &code]).stdout(Stdio::piped()).spawn().expect("receiver");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        out.read_line(&mut first).expect("receiver ready");
+        assert_eq!(first.trim(), "ready", "receiver: {first:?}");
+        let counts = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+        let seen = counts.clone();
+        let reader = std::thread::spawn(move || {
+            let mut last = serde_json::Value::Null;
+            for line in out.lines().map_while(Result::ok) {
+                match line.strip_prefix("m ") {
+                    Some(phase) => *seen.lock().unwrap().entry(phase.to_string()).or_insert(0) += 1,
+                    None => last = serde_json::from_str(&line).expect("receiver JSON"),
+                }
+            }
+            let _ = child.wait();
+            last
+        });
+        LiveReceiver { counts, reader }
+    }
+
+    /// Markers of `phase` received so far.
+    pub fn markers_now(&self, phase: &str) -> u64 {
+        self.counts.lock().unwrap().get(phase).copied().unwrap_or(0)
+    }
+
+    /// Waits for the receiver to finish: what it counted, as [`received`] gives it.
+    pub fn finish(self) -> serde_json::Value {
+        self.reader.join().expect("receiver thread")
+    }
+}
