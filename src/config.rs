@@ -229,12 +229,15 @@ struct RawUnderlay {
 }
 
 /// Whether `s` can name a network interface.
-fn valid_ifname(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 15 && !s.contains(['/', ' ', ':', ',', '='])
+pub(crate) fn valid_ifname(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 15
+        && !s.contains(['/', ' ', ':', ',', '='])
+        && !s.chars().any(char::is_control)
 }
 
 /// A port option's value as a boolean.
-fn parse_bool(v: &str) -> Option<bool> {
+pub(crate) fn parse_bool(v: &str) -> Option<bool> {
     match v {
         "true" | "yes" | "1" => Some(true),
         "false" | "no" | "0" => Some(false),
@@ -243,7 +246,7 @@ fn parse_bool(v: &str) -> Option<bool> {
 }
 
 /// A GRE key: a number (decimal or 0x hex) or `flow`.
-fn parse_key(v: &str) -> Option<KeyMode> {
+pub(crate) fn parse_key(v: &str) -> Option<KeyMode> {
     if v == "flow" {
         return Some(KeyMode::Flow);
     }
@@ -259,7 +262,7 @@ fn parse_u64(v: &str) -> Option<u64> {
 }
 
 /// `A.B.C.D/LEN`.
-fn parse_cidr(v: &str) -> Option<(Ipv4Addr, u8)> {
+pub(crate) fn parse_cidr(v: &str) -> Option<(Ipv4Addr, u8)> {
     let (ip, len) = v.split_once('/')?;
     let len: u8 = len.parse().ok().filter(|&l| l <= 32)?;
     Some((ip.parse().ok()?, len))
@@ -559,8 +562,9 @@ impl Config {
                     "patch" => PortKind::Patch { peer: p.peer.clone().unwrap_or_default() },
                     "gre" => {
                         let remote_ip = p.remote_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
-                        let local_ip = resolve_local_ip(&underlays, remote_ip, p.local_ip)
-                            .map_err(|e| format!("bridge {}: port {}: local_ip: {e}", b.name, p.name))?;
+                        let local_ip =
+                            resolve_local_ip(&underlays, remote_ip, p.local_ip, "[[underlay]] port and ip")
+                                .map_err(|e| format!("bridge {}: port {}: local_ip: {e}", b.name, p.name))?;
                         PortKind::Gre(TunnelConfig {
                             remote_ip,
                             local_ip,
@@ -625,25 +629,28 @@ impl Config {
 
 /// The underlay IP a tunnel to `remote` starts from: the one given (which must be an
 /// underlay's), else the underlay whose subnet holds `remote`, else the only underlay.
-fn resolve_local_ip(
+/// `source` says where underlays are configured, for the errors (`[[underlay]]` here, the
+/// database's `other_config` key under `run --ovsdb`).
+pub(crate) fn resolve_local_ip(
     underlays: &[UnderlayConf],
     remote: Ipv4Addr,
     given: Option<Ipv4Addr>,
+    source: &str,
 ) -> Result<Ipv4Addr, String> {
     if let Some(ip) = given {
         return if underlays.iter().any(|u| u.ip == ip) {
             Ok(ip)
         } else {
-            Err(format!("{ip} is no [[underlay]]'s ip"))
+            Err(format!("{ip} is no underlay's ip ({source})"))
         };
     }
     if let Some(u) = underlays.iter().find(|u| u.on_link(remote)) {
         return Ok(u.ip);
     }
     match underlays {
-        [] => Err("a GRE port needs an [[underlay]] (port and ip) to send from".into()),
+        [] => Err(format!("a GRE port needs an underlay to send from ({source})")),
         [u] => Ok(u.ip),
-        _ => Err(format!("no [[underlay]] subnet holds {remote}: give local_ip")),
+        _ => Err(format!("no underlay subnet holds {remote}: give local_ip ({source})")),
     }
 }
 
@@ -794,7 +801,7 @@ gateway = "192.0.2.254"
         );
         assert_eq!(
             err(&b("\"g:type=gre,remote_ip=1.2.3.4\"")),
-            "bridge br0: port g: local_ip: a GRE port needs an [[underlay]] (port and ip) to send from"
+            "bridge br0: port g: local_ip: a GRE port needs an underlay to send from ([[underlay]] port and ip)"
         );
         assert_eq!(err(&b("\"e1\", \"e1\"")), "bridge br0: port e1: the name e1 is used twice");
         assert_eq!(err(&b("\"br0\"")), "bridge br0: port br0: the name br0 is used twice");
@@ -899,11 +906,11 @@ gateway = "192.0.2.254"
         assert_eq!((local(0), local(1)), ("10.9.0.1".parse().unwrap(), "10.0.0.1".parse().unwrap()));
         assert_eq!(
             err(&cfg("\"g:type=gre,remote_ip=172.16.0.1\"")),
-            "bridge b: port g: local_ip: no [[underlay]] subnet holds 172.16.0.1: give local_ip"
+            "bridge b: port g: local_ip: no underlay subnet holds 172.16.0.1: give local_ip ([[underlay]] port and ip)"
         );
         assert_eq!(
             err(&cfg("\"g:type=gre,remote_ip=172.16.0.1,local_ip=10.0.0.2\"")),
-            "bridge b: port g: local_ip: 10.0.0.2 is no [[underlay]]'s ip"
+            "bridge b: port g: local_ip: 10.0.0.2 is no underlay's ip ([[underlay]] port and ip)"
         );
         assert!(Config::parse(&cfg("\"g:type=gre,remote_ip=172.16.0.1,local_ip=10.0.0.1\"")).is_ok());
         assert_eq!(

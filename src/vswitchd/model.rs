@@ -22,7 +22,10 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use crate::agent::{Target, TlsFiles};
-use crate::config::{BridgeConf, Config, PortConfig, PortKind, UnderlayConf};
+use crate::config::{
+    parse_bool, parse_cidr, parse_key, resolve_local_ip, valid_ifname, BridgeConf, Config, PortConfig,
+    PortKind, UnderlayConf,
+};
 use crate::datapath::normal::{PortVlan, VlanMode};
 use crate::datapath::tunnel::{KeyMode, TunnelConfig};
 use crate::ofproto::connmgr::FailMode;
@@ -74,13 +77,6 @@ impl Model {
     }
 }
 
-fn valid_ifname(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 15
-        && !s.contains(['/', ' ', ':', ',', '='])
-        && !s.chars().any(char::is_control)
-}
-
 fn col<'a>(row: &'a Row, c: &str) -> Option<&'a Datum> {
     row.get(c)
 }
@@ -93,27 +89,6 @@ fn map_str<'a>(row: &'a Row, c: &str, key: &str) -> Option<&'a str> {
     col(row, c).and_then(|d| d.get_str(key))
 }
 
-fn parse_bool(v: &str) -> Option<bool> {
-    match v {
-        "true" | "yes" | "1" => Some(true),
-        "false" | "no" | "0" => Some(false),
-        _ => None,
-    }
-}
-
-/// A GRE key option: a number (decimal or `0x` hex) or `flow`.
-fn parse_key(v: &str) -> Option<KeyMode> {
-    if v == "flow" {
-        return Some(KeyMode::Flow);
-    }
-    let n = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
-        Some(h) => u64::from_str_radix(h, 16).ok()?,
-        None => v.parse().ok()?,
-    };
-    // OVS takes 64-bit keys but GRE carries 32 bits.
-    u32::try_from(n).ok().map(KeyMode::Fixed)
-}
-
 /// `IFACE=IP/LEN[@GATEWAY]` entries, `;`-separated.
 pub fn parse_underlays(text: &str) -> (Vec<UnderlayConf>, Vec<String>) {
     let (mut out, mut warnings) = (Vec::<UnderlayConf>::new(), Vec::new());
@@ -124,15 +99,8 @@ pub fn parse_underlays(text: &str) -> (Vec<UnderlayConf>, Vec<String>) {
                 Some((c, g)) => (c, Some(g.trim().parse::<Ipv4Addr>().ok()?)),
                 None => (rest, None),
             };
-            let (ip, len) = cidr.trim().split_once('/')?;
-            let prefix_len: u8 = len.parse().ok().filter(|&l| l <= 32)?;
-            let u = UnderlayConf {
-                port: port.trim().to_string(),
-                ip: ip.parse().ok()?,
-                prefix_len,
-                gateway: gw,
-                mtu: None,
-            };
+            let (ip, prefix_len) = parse_cidr(cidr.trim())?;
+            let u = UnderlayConf { port: port.trim().to_string(), ip, prefix_len, gateway: gw, mtu: None };
             (valid_ifname(&u.port) && u.gateway.is_none_or(|g| u.on_link(g))).then_some(u)
         })();
         match parsed {
@@ -156,29 +124,6 @@ pub fn parse_cpu_mask(s: &str) -> Option<Vec<usize>> {
     }
     let m = u128::from_str_radix(h, 16).ok()?;
     Some((0..128).filter(|i| m >> i & 1 == 1).collect())
-}
-
-/// The underlay IP a tunnel to `remote` leaves from (as `config::Config::parse` resolves it).
-fn resolve_local_ip(
-    underlays: &[UnderlayConf],
-    remote: Ipv4Addr,
-    given: Option<Ipv4Addr>,
-) -> Result<Ipv4Addr, String> {
-    if let Some(ip) = given {
-        return if underlays.iter().any(|u| u.ip == ip) {
-            Ok(ip)
-        } else {
-            Err(format!("local_ip {ip} is no underlay's (Open_vSwitch other_config:xdpswitch-underlays)"))
-        };
-    }
-    if let Some(u) = underlays.iter().find(|u| u.on_link(remote)) {
-        return Ok(u.ip);
-    }
-    match underlays {
-        [] => Err("a GRE port needs an underlay: set Open_vSwitch other_config:xdpswitch-underlays".into()),
-        [u] => Ok(u.ip),
-        _ => Err(format!("no underlay subnet holds {remote}: give options:local_ip")),
-    }
 }
 
 /// An interface's kind from its `type` and `options`, or why it cannot be.
@@ -227,7 +172,12 @@ fn iface_kind(row: &Row, underlays: &[UnderlayConf], warnings: &mut Vec<String>)
                     .transpose()
             };
             let remote_ip = ip("remote_ip")?.ok_or("a GRE interface needs options:remote_ip")?;
-            let local_ip = resolve_local_ip(underlays, remote_ip, ip("local_ip")?)?;
+            let local_ip = resolve_local_ip(
+                underlays,
+                remote_ip,
+                ip("local_ip")?,
+                "Open_vSwitch other_config:xdpswitch-underlays",
+            )?;
             let key = |k: &str, dflt: KeyMode| -> Result<KeyMode, String> {
                 opt(k).map_or(Ok(dflt), |v| {
                     parse_key(v).ok_or(format!("options:{k} {v:?}: a 32-bit key or flow"))

@@ -10,10 +10,11 @@ use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 
 use xdpswitch::netns::Host;
 
-/// Python in `host`: receive UDP on `port` for `secs` and print one JSON line with the number
-/// of background datagrams (`b`) and of markers per phase (`m`: phase -> count).
-pub fn receiver(host: &Host, port: u16, secs: f64) -> Child {
-    let code = format!(
+/// The receivers' Python: counts background datagrams and markers per phase, prints `ready`
+/// once bound, one JSON line at the end, and with `live` also `m <phase>` per marker.
+fn receiver_code(port: u16, secs: f64, live: bool) -> String {
+    let echo = if live { "; print('m',k,flush=True)" } else { "" };
+    format!(
         "import socket,json,time\n\
          s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
          s.setsockopt(socket.SOL_SOCKET,33,8<<20)\n\
@@ -25,9 +26,15 @@ pub fn receiver(host: &Host, port: u16, secs: f64) -> Child {
          \x20 try: d=s.recv(2048)\n\
          \x20 except socket.timeout: continue\n\
          \x20 if d[:1]==b'B': b+=1\n\
-         \x20 else: k=d[1:].split(b' ')[0].decode(); m[k]=m.get(k,0)+1\n\
+         \x20 else: k=d[1:].split(b' ')[0].decode(); m[k]=m.get(k,0)+1{echo}\n\
          print(json.dumps({{'b':b,'m':m}}),flush=True)\n"
-    );
+    )
+}
+
+/// Python in `host`: receive UDP on `port` for `secs` and print one JSON line with the number
+/// of background datagrams (`b`) and of markers per phase (`m`: phase -> count).
+pub fn receiver(host: &Host, port: u16, secs: f64) -> Child {
+    let code = receiver_code(port, secs, false);
     let mut c = host.command("python3");
     c.args(["-c", &code]).stdout(Stdio::piped());
     let mut child = c.spawn().expect("receiver");
@@ -151,21 +158,7 @@ pub struct LiveReceiver {
 impl LiveReceiver {
     /// Receives on `port` in `host` for `secs` (as [`receiver`]).
     pub fn start(host: &Host, port: u16, secs: f64) -> LiveReceiver {
-        let code = format!(
-            "import socket,json,time\n\
-             s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
-             s.setsockopt(socket.SOL_SOCKET,33,8<<20)\n\
-             s.bind(('0.0.0.0',{port}))\n\
-             s.settimeout(0.2)\n\
-             print('ready',flush=True)\n\
-             b=0;m={{}};end=time.time()+{secs}\n\
-             while time.time()<end:\n\
-             \x20 try: d=s.recv(2048)\n\
-             \x20 except socket.timeout: continue\n\
-             \x20 if d[:1]==b'B': b+=1\n\
-             \x20 else: k=d[1:].split(b' ')[0].decode(); m[k]=m.get(k,0)+1; print('m',k,flush=True)\n\
-             print(json.dumps({{'b':b,'m':m}}),flush=True)\n"
-        );
+        let code = receiver_code(port, secs, true);
         let mut child =
             host.command("python3").args(["-c", &code]).stdout(Stdio::piped()).spawn().expect("receiver");
         let mut out = BufReader::new(child.stdout.take().unwrap());
