@@ -82,7 +82,7 @@ def main():
     csv_path = os.path.join(args.out, f"longrun-{stamp}.csv")
     tmp = tempfile.mkdtemp(prefix="xs-longrun-")
     t = f"{os.getpid() % 10000}"
-    hosts = {h: (f"lr{t}{h}", f"lr{t}{h}sw", f"10.99.0.{i + 1}") for i, h in enumerate("abc")}
+    hosts = {h: (f"lr{t}{h}", f"lr{t}{h}sw", f"198.19.99.{i + 1}") for i, h in enumerate("abc")}
     procs, sw = [], None
     try:
         for h, (ns, dev, ip) in hosts.items():
