@@ -14,8 +14,10 @@ const STATS_EVERY: u32 = 1024;
 /// The fill ring is topped up only when at least this many slots are free (amortizes the
 /// index store), or when it runs low.
 const FILL_BATCH: u32 = 32;
-/// `EBUSY` retries (10 ms apart) when binding a queue that was just closed.
-const BUSY_RETRIES: u32 = 50;
+/// `EBUSY` retries (10 ms apart) when binding a queue that was just closed: 2 s, since the
+/// kernel's deferred release waits for a busy system's workqueue (0.5 s was seen to be too
+/// short while two builds and traffic loaded both cores).
+const BUSY_RETRIES: u32 = 200;
 
 /// A network interface whose receive queues are steered to AF_XDP sockets.
 ///
