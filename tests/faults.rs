@@ -44,21 +44,6 @@ fn skip() -> bool {
     skip_unless_root() || skip_unless_tools(Kind::Xdpswitch)
 }
 
-/// `n` hosts with static neighbour entries between every pair.
-fn mesh(n: usize) -> Vec<Host> {
-    let h = hosts(n, 1);
-    for i in 0..n {
-        for j in i + 1..n {
-            neighbours(&h[i], &h[j]).unwrap();
-        }
-    }
-    h
-}
-
-fn ports(h: &[Host]) -> Vec<&str> {
-    h.iter().map(|x| x.sw_if.as_str()).collect()
-}
-
 /// Installs `in_port=a → b` and back, at priority 10, and waits for the barrier.
 fn program_pair(c: &mut OfRaw, a: u32, b: u32) {
     c.send(flow_mod(OFPFC_ADD, 10, in_port(a), Some(b)));

@@ -43,21 +43,6 @@ fn skip() -> bool {
     skip_unless_root() || skip_unless_tools(Kind::from_env())
 }
 
-/// `n` hosts with neighbour entries between every pair.
-fn mesh(n: usize) -> Vec<Host> {
-    let h = hosts(n, 1);
-    for i in 0..n {
-        for j in i + 1..n {
-            neighbours(&h[i], &h[j]).unwrap();
-        }
-    }
-    h
-}
-
-fn ports(h: &[Host]) -> Vec<&str> {
-    h.iter().map(|x| x.sw_if.as_str()).collect()
-}
-
 /// The (type, code) of an `OFPT_ERROR`, if `m` is one.
 fn error_of(m: &Message) -> Option<(u16, u16)> {
     match &m.body {

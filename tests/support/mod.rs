@@ -107,6 +107,22 @@ pub fn hosts(n: usize, queues: u32) -> Vec<Host> {
         .collect()
 }
 
+/// `n` hosts (one queue each) with static neighbour entries between every pair.
+pub fn mesh(n: usize) -> Vec<Host> {
+    let h = hosts(n, 1);
+    for i in 0..n {
+        for j in i + 1..n {
+            neighbours(&h[i], &h[j]).unwrap();
+        }
+    }
+    h
+}
+
+/// The switch-side interface names of `h`, as `--port` takes them.
+pub fn ports(h: &[Host]) -> Vec<&str> {
+    h.iter().map(|x| x.sw_if.as_str()).collect()
+}
+
 /// Starts Open vSwitch's daemons with everything of theirs in `dir`: a fresh database,
 /// `ovsdb-server` on `dir/db.sock`, the database initialised, `ovs-vswitchd`, each daemon
 /// detached with its pid and log file there. `run` runs one command wherever the caller's
